@@ -1,0 +1,490 @@
+//! Private, throwaway PostgreSQL clusters for tests and `pgvigil demo`: initdb in a temporary
+//! directory, a free port on 127.0.0.1, the unix socket inside that directory, password (SCRAM)
+//! authentication, pgvector required. The server can be stopped, restarted, paused (SIGSTOP)
+//! and resumed, and everything is removed on drop.
+//!
+//! PostgreSQL refuses to run as root, so when we are root the server runs as the `postgres`
+//! user in a directory it owns. A watchdog process removes the cluster if this process dies
+//! without dropping it (a static shared by a test binary, a panic that aborts, SIGKILL).
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::{Gid, Pid, Uid, User};
+use rand::RngExt;
+
+/// Something that stops a private cluster from existing or running.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(
+        "PostgreSQL server binaries not found (looked for initdb in $PGVIGIL_PG_BINDIR, \
+         /usr/lib/postgresql/*/bin and PATH); run scripts/setup-postgres.sh as root"
+    )]
+    NoBinaries,
+    #[error(
+        "pgvector is not installed for the PostgreSQL in {bindir}; run scripts/setup-postgres.sh as root"
+    )]
+    NoPgvector { bindir: String },
+    #[error(
+        "running as root but there is no `postgres` user to run the server as; install postgresql-15"
+    )]
+    NoPostgresUser,
+    #[error("{what} failed: {detail}")]
+    Command { what: String, detail: String },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Settings written into postgresql.conf before the first start.
+#[derive(Debug, Clone, Default)]
+pub struct ClusterOptions {
+    pub settings: Vec<(String, String)>,
+}
+
+impl ClusterOptions {
+    pub fn setting(mut self, name: &str, value: &str) -> Self {
+        self.settings.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// A private PostgreSQL server. The superuser is `postgres` with a random password.
+pub struct PrivateCluster {
+    dir: tempfile::TempDir,
+    bindir: PathBuf,
+    port: u16,
+    password: String,
+    run_as: Option<(Uid, Gid)>,
+    watchdog: Option<Child>,
+}
+
+impl PrivateCluster {
+    /// initdb and start, with pgvector checked.
+    pub fn start_new() -> Result<Self, ClusterError> {
+        Self::start_with(ClusterOptions::default())
+    }
+
+    pub fn start_with(options: ClusterOptions) -> Result<Self, ClusterError> {
+        let cluster = Self::init(options)?;
+        cluster.start()?;
+        cluster.require_pgvector()?;
+        Ok(cluster)
+    }
+
+    /// initdb only: the server is not running until [`start`](Self::start).
+    pub fn init(options: ClusterOptions) -> Result<Self, ClusterError> {
+        let bindir = find_bindir().ok_or(ClusterError::NoBinaries)?;
+        let run_as = if Uid::effective().is_root() {
+            let user = User::from_name("postgres")
+                .ok()
+                .flatten()
+                .ok_or(ClusterError::NoPostgresUser)?;
+            Some((user.uid, user.gid))
+        } else {
+            None
+        };
+        let dir = tempfile::Builder::new()
+            .prefix("pgvigil-pg-")
+            .tempdir()
+            .map_err(|e| io_err(Path::new("temporary directory"), e))?;
+        let password: String = {
+            let mut rng = rand::rng();
+            (0..24)
+                .map(|_| {
+                    let chars = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+                    chars[rng.random_range(0..chars.len())] as char
+                })
+                .collect()
+        };
+        let mut cluster = Self {
+            dir,
+            bindir,
+            port: free_port()?,
+            password,
+            run_as,
+            watchdog: None,
+        };
+        cluster.give_to_server_user(cluster.dir.path())?;
+        let pwfile = cluster.dir.path().join("pwfile");
+        cluster.write_owned(&pwfile, &cluster.password.clone())?;
+        cluster.run(
+            "initdb",
+            &[
+                "-D",
+                cluster.data_dir().to_str().expect("utf-8 temp path"),
+                "-U",
+                "postgres",
+                "--auth=scram-sha-256",
+                &format!("--pwfile={}", pwfile.display()),
+                "-E",
+                "UTF8",
+                "--locale=C",
+                "--no-sync",
+            ],
+        )?;
+        let _ = fs::remove_file(&pwfile);
+        let mut conf = format!(
+            "\n# pgvigil private cluster\nport = {}\nlisten_addresses = '127.0.0.1'\n\
+             unix_socket_directories = '{}'\nmax_connections = 300\nfsync = off\n\
+             synchronous_commit = off\nfull_page_writes = off\nlogging_collector = off\n\
+             log_min_messages = warning\n",
+            cluster.port,
+            cluster.dir.path().display()
+        );
+        for (name, value) in &options.settings {
+            conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
+        }
+        let conf_path = cluster.data_dir().join("postgresql.conf");
+        let mut existing = fs::read_to_string(&conf_path).map_err(|e| io_err(&conf_path, e))?;
+        existing.push_str(&conf);
+        fs::write(&conf_path, existing).map_err(|e| io_err(&conf_path, e))?;
+        cluster.watchdog = cluster.spawn_watchdog();
+        Ok(cluster)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    /// TCP URL for `database` as the superuser.
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/{database}",
+            self.password, self.port
+        )
+    }
+
+    /// Unix-socket URL for `database` as the superuser.
+    pub fn socket_url(&self, database: &str) -> String {
+        format!(
+            "postgres://postgres:{}@localhost:{}/{database}?host={}",
+            self.password,
+            self.port,
+            self.dir.path().display()
+        )
+    }
+
+    pub fn start(&self) -> Result<(), ClusterError> {
+        let log = self.log_path();
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data_dir().to_str().expect("utf-8 temp path"),
+                "-l",
+                log.to_str().expect("utf-8 temp path"),
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
+        )
+        .map_err(|e| self.with_log_tail(e))
+    }
+
+    /// Fast shutdown: sessions are terminated (57P01), the server stops accepting connections.
+    pub fn stop(&self) -> Result<(), ClusterError> {
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                self.data_dir().to_str().expect("utf-8 temp path"),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                "60",
+                "stop",
+            ],
+        )
+    }
+
+    pub fn restart(&self) -> Result<(), ClusterError> {
+        self.stop()?;
+        self.start()
+    }
+
+    /// Freezes the postmaster and every backend (SIGSTOP): connections stay open, nothing answers.
+    pub fn pause(&self) -> Result<(), ClusterError> {
+        let pids = self.server_pids()?;
+        for pid in &pids {
+            let _ = kill(*pid, Signal::SIGSTOP);
+        }
+        Ok(())
+    }
+
+    pub fn resume(&self) -> Result<(), ClusterError> {
+        let pids = self.server_pids()?;
+        for pid in pids.iter().rev() {
+            let _ = kill(*pid, Signal::SIGCONT);
+        }
+        Ok(())
+    }
+
+    pub fn is_running(&self) -> bool {
+        self.postmaster_pid()
+            .is_some_and(|pid| kill(pid, None).is_ok())
+    }
+
+    /// Runs SQL with psql as the superuser and returns its unaligned, tuples-only output.
+    pub fn psql(&self, database: &str, sql: &str) -> Result<String, ClusterError> {
+        let out = Command::new(self.bindir.join("psql"))
+            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+            .args(["-h", self.dir.path().to_str().expect("utf-8 temp path")])
+            .args([
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+                "-d",
+                database,
+            ])
+            .args(["-c", sql])
+            .env("PGPASSWORD", &self.password)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| io_err(&self.bindir.join("psql"), e))?;
+        if !out.status.success() {
+            return Err(ClusterError::Command {
+                what: format!("psql {sql:?}"),
+                detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn create_database(&self, name: &str) -> Result<(), ClusterError> {
+        self.psql("postgres", &format!("CREATE DATABASE \"{name}\""))
+            .map(|_| ())
+    }
+
+    fn require_pgvector(&self) -> Result<(), ClusterError> {
+        let found = self.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'",
+        )?;
+        if found != "1" {
+            return Err(ClusterError::NoPgvector {
+                bindir: self.bindir.display().to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    fn postmaster_pid(&self) -> Option<Pid> {
+        let text = fs::read_to_string(self.data_dir().join("postmaster.pid")).ok()?;
+        text.lines().next()?.trim().parse().ok().map(Pid::from_raw)
+    }
+
+    /// The postmaster first, then its children (backends and auxiliary processes).
+    fn server_pids(&self) -> Result<Vec<Pid>, ClusterError> {
+        let postmaster = self.postmaster_pid().ok_or_else(|| ClusterError::Command {
+            what: "find the postmaster".into(),
+            detail: "no postmaster.pid: the server is not running".into(),
+        })?;
+        let mut pids = vec![postmaster];
+        let proc_dir = Path::new("/proc");
+        for entry in fs::read_dir(proc_dir)
+            .map_err(|e| io_err(proc_dir, e))?
+            .flatten()
+        {
+            let Ok(stat) = fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...; comm may contain spaces, so split after the last ')'.
+            let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+                continue;
+            };
+            let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+            if ppid == Some(postmaster.as_raw()) {
+                if let Ok(pid) = entry.file_name().to_string_lossy().parse() {
+                    pids.push(Pid::from_raw(pid));
+                }
+            }
+        }
+        Ok(pids)
+    }
+
+    fn run(&self, program: &str, args: &[&str]) -> Result<(), ClusterError> {
+        let out_path = self.dir.path().join(format!("{program}.out"));
+        let out = fs::File::create(&out_path).map_err(|e| io_err(&out_path, e))?;
+        let err = out.try_clone().map_err(|e| io_err(&out_path, e))?;
+        let mut cmd = Command::new(self.bindir.join(program));
+        cmd.args(args)
+            .current_dir(self.dir.path())
+            .stdin(Stdio::null())
+            // A file, not a pipe: the daemonised server would hold a pipe open forever.
+            .stdout(out)
+            .stderr(err);
+        if let Some((uid, gid)) = self.run_as {
+            cmd.uid(uid.as_raw())
+                .gid(gid.as_raw())
+                .env("HOME", self.dir.path());
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| io_err(&self.bindir.join(program), e))?;
+        if status.success() {
+            Ok(())
+        } else {
+            let output = fs::read_to_string(&out_path).unwrap_or_default();
+            Err(ClusterError::Command {
+                what: format!("{program} {}", args.join(" ")),
+                detail: format!("{status}: {}", output.trim()),
+            })
+        }
+    }
+
+    fn with_log_tail(&self, err: ClusterError) -> ClusterError {
+        match err {
+            ClusterError::Command { what, detail } => {
+                let log = fs::read_to_string(self.log_path()).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(10).collect();
+                let tail: Vec<&str> = tail.into_iter().rev().collect();
+                ClusterError::Command {
+                    what,
+                    detail: format!("{detail}\nserver log:\n{}", tail.join("\n")),
+                }
+            }
+            other => other,
+        }
+    }
+
+    fn give_to_server_user(&self, path: &Path) -> Result<(), ClusterError> {
+        if let Some((uid, gid)) = self.run_as {
+            nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| io_err(path, e.into()))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|e| io_err(path, e))
+    }
+
+    fn write_owned(&self, path: &Path, contents: &str) -> Result<(), ClusterError> {
+        fs::write(path, contents).map_err(|e| io_err(path, e))?;
+        if let Some((uid, gid)) = self.run_as {
+            nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| io_err(path, e.into()))?;
+        }
+        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io_err(path, e))
+    }
+
+    /// A shell loop that outlives us only to clean up: once our pid is gone it stops the
+    /// server immediately (SIGCONT first, in case it was paused) and removes the directory.
+    fn spawn_watchdog(&self) -> Option<Child> {
+        let script = format!(
+            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
+             pid=$(head -n1 '{data}/postmaster.pid' 2>/dev/null); \
+             if [ -n \"$pid\" ]; then kill -CONT $pid 2>/dev/null; pkill -CONT -P $pid 2>/dev/null; \
+             kill -QUIT $pid 2>/dev/null; sleep 2; fi; rm -rf '{dir}'",
+            parent = std::process::id(),
+            data = self.data_dir().display(),
+            dir = self.dir.path().display(),
+        );
+        let mut cmd = Command::new("sh");
+        cmd.args(["-c", &script])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group: a Ctrl-C aimed at us must not kill the cleaner first.
+        cmd.process_group(0);
+        cmd.spawn().ok()
+    }
+}
+
+impl Drop for PrivateCluster {
+    fn drop(&mut self) {
+        if let Some(pid) = self.postmaster_pid() {
+            if let Ok(pids) = self.server_pids() {
+                for p in pids {
+                    let _ = kill(p, Signal::SIGCONT);
+                }
+            }
+            // Immediate shutdown: nothing here is worth a checkpoint.
+            let _ = kill(pid, Signal::SIGQUIT);
+            for _ in 0..100 {
+                if kill(pid, None).is_err() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+impl std::fmt::Debug for PrivateCluster {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PrivateCluster")
+            .field("dir", &self.dir.path())
+            .field("port", &self.port)
+            .finish_non_exhaustive()
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> ClusterError {
+    ClusterError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+fn free_port() -> Result<u16, ClusterError> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")
+        .map_err(|e| io_err(Path::new("127.0.0.1:0"), e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| io_err(Path::new("127.0.0.1:0"), e))?
+        .port();
+    Ok(port)
+}
+
+/// `$PGVIGIL_PG_BINDIR`, else the newest /usr/lib/postgresql/N/bin, else initdb on PATH.
+pub fn find_bindir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PGVIGIL_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        return dir.join("initdb").exists().then_some(dir);
+    }
+    let mut versions: Vec<(u32, PathBuf)> = fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let v = e.file_name().to_string_lossy().parse::<u32>().ok()?;
+            let bin = e.path().join("bin");
+            bin.join("initdb").exists().then_some((v, bin))
+        })
+        .collect();
+    versions.sort();
+    if let Some((_, bin)) = versions.pop() {
+        return Some(bin);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .find(|p| p.join("initdb").exists() && p.join("pg_ctl").exists())
+    })
+}

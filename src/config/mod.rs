@@ -1,0 +1,337 @@
+//! Configuration of the pool and its retries: defaults, a builder for applications that configure
+//! in code, and the layering of command-line flags over the environment over a .env file.
+//! Every error names the setting (variable, flag or file), the value it got and what is accepted.
+
+mod duration;
+mod sources;
+mod url;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
+pub use self::sources::{ConfigArgs, ConfigSources, Origin, SETTINGS};
+pub use self::url::{ACCEPTED_SSLMODES, DatabaseUrl, UrlError};
+
+/// Where a value came from, for error messages: `--pool-max-connections`, `POOL_MAX_CONNECTIONS`
+/// (environment) or `POOL_MAX_CONNECTIONS in ./.env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub name: String,
+    pub origin: Origin,
+}
+
+impl Setting {
+    fn code(var: &str) -> Self {
+        Self {
+            name: var.to_string(),
+            origin: Origin::Code,
+        }
+    }
+}
+
+impl fmt::Display for Setting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.origin {
+            Origin::Flag => write!(f, "{}", self.name),
+            Origin::Env => write!(f, "{} (environment)", self.name),
+            Origin::DotEnv(path) => write!(f, "{} in {}", self.name, path.display()),
+            Origin::Code => write!(f, "{} (set in code)", self.name),
+            Origin::Default => write!(f, "{} (default)", self.name),
+        }
+    }
+}
+
+/// A configuration a user can get wrong, named so it can be fixed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{setting} = `{value}` is not valid: expected {expected}")]
+    Invalid {
+        setting: Setting,
+        value: String,
+        expected: String,
+    },
+    #[error("{setting} is required: expected postgres://user:password@host:5432/database")]
+    Missing { setting: Setting },
+    #[error("{setting} {problem}")]
+    Url { setting: Setting, problem: UrlError },
+    #[error(
+        "{first} = {first_value} is greater than {second} = {second_value}: expected {first} <= {second}"
+    )]
+    Order {
+        first: Setting,
+        first_value: String,
+        second: Setting,
+        second_value: String,
+    },
+    #[error(
+        "--env-file {path}: cannot read it ({reason}); expected a readable file of KEY=value lines"
+    )]
+    EnvFile { path: String, reason: String },
+}
+
+/// How retry delays are randomised. Full jitter (a delay drawn from 0..=the capped exponential
+/// value) spreads a fleet of clients reconnecting at once; `None` gives the plain schedule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Jitter {
+    Full,
+    None,
+}
+
+/// Retry schedule for connecting: `initial * multiplier^n`, capped at `max_delay`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RetryPolicy {
+    /// Retries after the first attempt; `None` retries forever (the dashboard's mode).
+    pub max_retries: Option<u32>,
+    pub initial_delay: Duration,
+    pub max_delay: Duration,
+    pub multiplier: f64,
+    pub jitter: Jitter,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            max_retries: Some(5),
+            initial_delay: Duration::from_secs(1),
+            max_delay: Duration::from_secs(30),
+            multiplier: 2.0,
+            jitter: Jitter::Full,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The same schedule, never giving up.
+    pub fn unlimited(mut self) -> Self {
+        self.max_retries = None;
+        self
+    }
+}
+
+/// Everything the instrumented pool needs. Build it with [`PoolConfig::builder`] or
+/// [`PoolConfig::from_sources`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PoolConfig {
+    pub database_url: DatabaseUrl,
+    pub min_connections: u32,
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub max_lifetime: Option<Duration>,
+    pub saturation_warn: f64,
+    pub leak_threshold: Duration,
+    pub retry: RetryPolicy,
+    pub application_name: String,
+}
+
+impl PoolConfig {
+    pub fn builder(database_url: impl Into<String>) -> PoolConfigBuilder {
+        PoolConfigBuilder::new(database_url.into())
+    }
+}
+
+/// Builder with pgvigil's defaults: min 5, max 100, acquire and connect timeouts 30 s, idle
+/// timeout 10 min, max lifetime 30 min, saturation warning at 80 %, leak threshold 30 s, and
+/// 5 retries from 1 s doubling to a 30 s cap with full jitter.
+#[derive(Debug, Clone)]
+pub struct PoolConfigBuilder {
+    database_url: String,
+    min_connections: u32,
+    max_connections: u32,
+    acquire_timeout: Duration,
+    connect_timeout: Duration,
+    idle_timeout: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    saturation_warn: f64,
+    leak_threshold: Duration,
+    retry: RetryPolicy,
+    application_name: String,
+    /// Where each value came from, so validation errors name the right flag, variable or file.
+    origins: HashMap<&'static str, Setting>,
+}
+
+impl PoolConfigBuilder {
+    fn new(database_url: String) -> Self {
+        Self {
+            database_url,
+            min_connections: 5,
+            max_connections: 100,
+            acquire_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(30),
+            idle_timeout: Some(Duration::from_secs(600)),
+            max_lifetime: Some(Duration::from_secs(1800)),
+            saturation_warn: 0.80,
+            leak_threshold: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            application_name: "pgvigil".into(),
+            origins: HashMap::new(),
+        }
+    }
+
+    pub fn min_connections(mut self, n: u32) -> Self {
+        self.min_connections = n;
+        self
+    }
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n;
+        self
+    }
+    pub fn acquire_timeout(mut self, d: Duration) -> Self {
+        self.acquire_timeout = d;
+        self
+    }
+    pub fn connect_timeout(mut self, d: Duration) -> Self {
+        self.connect_timeout = d;
+        self
+    }
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.idle_timeout = d;
+        self
+    }
+    pub fn max_lifetime(mut self, d: Option<Duration>) -> Self {
+        self.max_lifetime = d;
+        self
+    }
+    pub fn saturation_warn(mut self, ratio: f64) -> Self {
+        self.saturation_warn = ratio;
+        self
+    }
+    pub fn leak_threshold(mut self, d: Duration) -> Self {
+        self.leak_threshold = d;
+        self
+    }
+    pub fn retry(mut self, policy: RetryPolicy) -> Self {
+        self.retry = policy;
+        self
+    }
+    pub fn max_retries(mut self, n: Option<u32>) -> Self {
+        self.retry.max_retries = n;
+        self
+    }
+    pub fn initial_delay(mut self, d: Duration) -> Self {
+        self.retry.initial_delay = d;
+        self
+    }
+    pub fn max_delay(mut self, d: Duration) -> Self {
+        self.retry.max_delay = d;
+        self
+    }
+    pub fn multiplier(mut self, m: f64) -> Self {
+        self.retry.multiplier = m;
+        self
+    }
+    pub fn jitter(mut self, j: Jitter) -> Self {
+        self.retry.jitter = j;
+        self
+    }
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    pub(crate) fn origin(mut self, var: &'static str, setting: Setting) -> Self {
+        self.origins.insert(var, setting);
+        self
+    }
+
+    fn setting(&self, var: &'static str) -> Setting {
+        self.origins
+            .get(var)
+            .cloned()
+            .unwrap_or_else(|| Setting::code(var))
+    }
+
+    fn invalid(&self, var: &'static str, value: impl fmt::Display, expected: &str) -> ConfigError {
+        ConfigError::Invalid {
+            setting: self.setting(var),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        }
+    }
+
+    /// Validates and produces the configuration.
+    pub fn build(self) -> Result<PoolConfig, ConfigError> {
+        let database_url =
+            DatabaseUrl::parse(&self.database_url).map_err(|problem| ConfigError::Url {
+                setting: self.setting("DATABASE_URL"),
+                problem,
+            })?;
+        if self.max_connections < 1 {
+            return Err(self.invalid(
+                "POOL_MAX_CONNECTIONS",
+                self.max_connections,
+                "a whole number of at least 1",
+            ));
+        }
+        if self.min_connections > self.max_connections {
+            return Err(ConfigError::Order {
+                first: self.setting("POOL_MIN_CONNECTIONS"),
+                first_value: self.min_connections.to_string(),
+                second: self.setting("POOL_MAX_CONNECTIONS"),
+                second_value: self.max_connections.to_string(),
+            });
+        }
+        let positive = "a duration greater than zero, ".to_string() + ACCEPTED_DURATION;
+        for (var, d) in [
+            ("POOL_ACQUIRE_TIMEOUT", Some(self.acquire_timeout)),
+            ("POOL_CONNECT_TIMEOUT", Some(self.connect_timeout)),
+            ("POOL_IDLE_TIMEOUT", self.idle_timeout),
+            ("POOL_MAX_LIFETIME", self.max_lifetime),
+            ("POOL_LEAK_THRESHOLD", Some(self.leak_threshold)),
+            ("RETRY_INITIAL_DELAY", Some(self.retry.initial_delay)),
+            ("RETRY_MAX_DELAY", Some(self.retry.max_delay)),
+        ] {
+            if d.is_some_and(|d| d.is_zero()) {
+                return Err(self.invalid(var, "0", &positive));
+            }
+        }
+        if self.retry.max_delay < self.retry.initial_delay {
+            return Err(ConfigError::Order {
+                first: self.setting("RETRY_INITIAL_DELAY"),
+                first_value: format_duration(self.retry.initial_delay),
+                second: self.setting("RETRY_MAX_DELAY"),
+                second_value: format_duration(self.retry.max_delay),
+            });
+        }
+        if !(self.retry.multiplier >= 1.0 && self.retry.multiplier.is_finite()) {
+            return Err(self.invalid(
+                "RETRY_MULTIPLIER",
+                self.retry.multiplier,
+                "a number of at least 1.0 (2.0 doubles each delay)",
+            ));
+        }
+        if !(self.saturation_warn > 0.0 && self.saturation_warn <= 1.0) {
+            return Err(self.invalid(
+                "POOL_SATURATION_WARN",
+                self.saturation_warn,
+                "a fraction above 0 and at most 1 (0.80 warns at 80 % of max)",
+            ));
+        }
+        if self.application_name.is_empty() || self.application_name.len() > 63 {
+            return Err(self.invalid(
+                "APPLICATION_NAME",
+                &self.application_name,
+                "1 to 63 characters (PostgreSQL truncates longer names)",
+            ));
+        }
+        Ok(PoolConfig {
+            database_url,
+            min_connections: self.min_connections,
+            max_connections: self.max_connections,
+            acquire_timeout: self.acquire_timeout,
+            connect_timeout: self.connect_timeout,
+            idle_timeout: self.idle_timeout,
+            max_lifetime: self.max_lifetime,
+            saturation_warn: self.saturation_warn,
+            leak_threshold: self.leak_threshold,
+            retry: self.retry,
+            application_name: self.application_name,
+        })
+    }
+}

@@ -1,0 +1,359 @@
+//! Layering of configuration sources, highest first: command-line flags, the process
+//! environment, a .env file. Values are collected without touching the process environment
+//! (so tests and embedding applications can build sources side by side) and then parsed, each
+//! remembering its origin so an error can say which flag, variable or file to fix.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::{ACCEPTED_DURATION, ConfigError, Jitter, PoolConfig, Setting, parse_duration};
+
+/// Every variable pgvigil reads, with its command-line flag.
+pub const SETTINGS: &[(&str, &str)] = &[
+    ("DATABASE_URL", "--database-url"),
+    ("POOL_MIN_CONNECTIONS", "--pool-min-connections"),
+    ("POOL_MAX_CONNECTIONS", "--pool-max-connections"),
+    ("POOL_ACQUIRE_TIMEOUT", "--pool-acquire-timeout"),
+    ("POOL_CONNECT_TIMEOUT", "--pool-connect-timeout"),
+    ("POOL_IDLE_TIMEOUT", "--pool-idle-timeout"),
+    ("POOL_MAX_LIFETIME", "--pool-max-lifetime"),
+    ("POOL_SATURATION_WARN", "--pool-saturation-warn"),
+    ("POOL_LEAK_THRESHOLD", "--pool-leak-threshold"),
+    ("RETRY_MAX_RETRIES", "--retry-max-retries"),
+    ("RETRY_INITIAL_DELAY", "--retry-initial-delay"),
+    ("RETRY_MAX_DELAY", "--retry-max-delay"),
+    ("RETRY_MULTIPLIER", "--retry-multiplier"),
+    ("RETRY_JITTER", "--retry-jitter"),
+    ("APPLICATION_NAME", "--application-name"),
+];
+
+/// Where a value came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    Flag,
+    Env,
+    DotEnv(PathBuf),
+    Code,
+    Default,
+}
+
+/// The connection flags shared by every pgvigil command. Each overrides its variable.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ConfigArgs {
+    /// Read variables from this file instead of ./.env (a missing ./.env is fine; a missing
+    /// --env-file is an error).
+    #[arg(long, value_name = "PATH", global = true)]
+    pub env_file: Option<PathBuf>,
+    /// PostgreSQL URL (DATABASE_URL): postgres://user:password@host:5432/db?sslmode=require
+    #[arg(long, value_name = "URL", global = true)]
+    pub database_url: Option<String>,
+    /// POOL_MIN_CONNECTIONS (default 5)
+    #[arg(long, value_name = "N", global = true)]
+    pub pool_min_connections: Option<String>,
+    /// POOL_MAX_CONNECTIONS (default 100)
+    #[arg(long, value_name = "N", global = true)]
+    pub pool_max_connections: Option<String>,
+    /// POOL_ACQUIRE_TIMEOUT (default 30s)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_acquire_timeout: Option<String>,
+    /// POOL_CONNECT_TIMEOUT, bound on each connect attempt (default 30s)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_connect_timeout: Option<String>,
+    /// POOL_IDLE_TIMEOUT (default 10m; `off` keeps idle connections)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_idle_timeout: Option<String>,
+    /// POOL_MAX_LIFETIME (default 30m; `off` for no limit)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_max_lifetime: Option<String>,
+    /// POOL_SATURATION_WARN, fraction of max in use that raises a warning (default 0.80)
+    #[arg(long, value_name = "RATIO", global = true)]
+    pub pool_saturation_warn: Option<String>,
+    /// POOL_LEAK_THRESHOLD, checkout age reported as a possible leak (default 30s)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_leak_threshold: Option<String>,
+    /// RETRY_MAX_RETRIES after the first connect attempt (default 5; `unlimited`)
+    #[arg(long, value_name = "N", global = true)]
+    pub retry_max_retries: Option<String>,
+    /// RETRY_INITIAL_DELAY (default 1s)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub retry_initial_delay: Option<String>,
+    /// RETRY_MAX_DELAY, cap of the exponential delay (default 30s)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub retry_max_delay: Option<String>,
+    /// RETRY_MULTIPLIER (default 2.0)
+    #[arg(long, value_name = "X", global = true)]
+    pub retry_multiplier: Option<String>,
+    /// RETRY_JITTER: full or none (default full)
+    #[arg(long, value_name = "full|none", global = true)]
+    pub retry_jitter: Option<String>,
+    /// APPLICATION_NAME shown in pg_stat_activity (default pgvigil)
+    #[arg(long, value_name = "NAME", global = true)]
+    pub application_name: Option<String>,
+}
+
+impl ConfigArgs {
+    fn flag_values(&self) -> [(&'static str, &Option<String>); 15] {
+        [
+            ("DATABASE_URL", &self.database_url),
+            ("POOL_MIN_CONNECTIONS", &self.pool_min_connections),
+            ("POOL_MAX_CONNECTIONS", &self.pool_max_connections),
+            ("POOL_ACQUIRE_TIMEOUT", &self.pool_acquire_timeout),
+            ("POOL_CONNECT_TIMEOUT", &self.pool_connect_timeout),
+            ("POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
+            ("POOL_MAX_LIFETIME", &self.pool_max_lifetime),
+            ("POOL_SATURATION_WARN", &self.pool_saturation_warn),
+            ("POOL_LEAK_THRESHOLD", &self.pool_leak_threshold),
+            ("RETRY_MAX_RETRIES", &self.retry_max_retries),
+            ("RETRY_INITIAL_DELAY", &self.retry_initial_delay),
+            ("RETRY_MAX_DELAY", &self.retry_max_delay),
+            ("RETRY_MULTIPLIER", &self.retry_multiplier),
+            ("RETRY_JITTER", &self.retry_jitter),
+            ("APPLICATION_NAME", &self.application_name),
+        ]
+    }
+}
+
+/// Raw values from the three sources, before parsing.
+#[derive(Debug, Clone, Default)]
+pub struct ConfigSources {
+    flags: BTreeMap<String, String>,
+    env: BTreeMap<String, String>,
+    dotenv: BTreeMap<String, String>,
+    dotenv_path: Option<PathBuf>,
+}
+
+impl ConfigSources {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Flags from the command line, the real process environment and the .env file
+    /// (`--env-file` or ./.env).
+    pub fn from_process(args: &ConfigArgs) -> Result<Self, ConfigError> {
+        let mut sources = Self::new().with_args(args);
+        for (var, _) in SETTINGS {
+            if let Ok(value) = std::env::var(var) {
+                sources = sources.env(var, value);
+            }
+        }
+        match &args.env_file {
+            Some(path) => sources.dotenv_file(path, true),
+            None => sources.dotenv_file(Path::new(".env"), false),
+        }
+    }
+
+    pub fn with_args(mut self, args: &ConfigArgs) -> Self {
+        for (var, value) in args.flag_values() {
+            if let Some(value) = value {
+                self.flags.insert(var.to_string(), value.clone());
+            }
+        }
+        self
+    }
+
+    /// A flag's value, keyed by its variable name (`POOL_MAX_CONNECTIONS`).
+    pub fn flag(mut self, var: &str, value: impl Into<String>) -> Self {
+        self.flags.insert(var.to_string(), value.into());
+        self
+    }
+
+    pub fn env(mut self, var: &str, value: impl Into<String>) -> Self {
+        self.env.insert(var.to_string(), value.into());
+        self
+    }
+
+    /// Reads KEY=value lines from `path`. When `explicit` is false a missing file is fine.
+    pub fn dotenv_file(mut self, path: &Path, explicit: bool) -> Result<Self, ConfigError> {
+        let file_error = |reason: String| ConfigError::EnvFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        let iter = match dotenvy::from_path_iter(path) {
+            Ok(iter) => iter,
+            Err(dotenvy::Error::Io(e)) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(self);
+            }
+            Err(e) => return Err(file_error(describe_dotenv_error(&e))),
+        };
+        for item in iter {
+            let (key, value) = item.map_err(|e| file_error(describe_dotenv_error(&e)))?;
+            self.dotenv.insert(key, value);
+        }
+        self.dotenv_path = Some(path.to_path_buf());
+        Ok(self)
+    }
+
+    /// The winning raw value of `var` and where it came from. Empty values count as unset.
+    pub fn lookup(&self, var: &'static str) -> Option<(String, Setting)> {
+        let flag = SETTINGS
+            .iter()
+            .find(|(v, _)| *v == var)
+            .map(|(_, f)| *f)
+            .unwrap_or(var);
+        let candidates = [
+            (self.flags.get(var), flag.to_string(), Origin::Flag),
+            (self.env.get(var), var.to_string(), Origin::Env),
+            (
+                self.dotenv.get(var),
+                var.to_string(),
+                Origin::DotEnv(self.dotenv_path.clone().unwrap_or_default()),
+            ),
+        ];
+        candidates.into_iter().find_map(|(value, name, origin)| {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (v.clone(), Setting { name, origin }))
+        })
+    }
+
+    /// Parses and validates all settings into a [`PoolConfig`].
+    pub fn build(&self) -> Result<PoolConfig, ConfigError> {
+        let Some((url, url_setting)) = self.lookup("DATABASE_URL") else {
+            return Err(ConfigError::Missing {
+                setting: Setting {
+                    name: "DATABASE_URL".into(),
+                    origin: Origin::Default,
+                },
+            });
+        };
+        let mut b = PoolConfig::builder(url).origin("DATABASE_URL", url_setting);
+        // Record every origin first, so cross-field errors (min > max) name the right source.
+        for (var, _) in SETTINGS {
+            if let Some((_, setting)) = self.lookup(var) {
+                b = b.origin(var, setting);
+            }
+        }
+        if let Some(n) = self.parse("POOL_MIN_CONNECTIONS", parse_count, COUNT)? {
+            b = b.min_connections(n);
+        }
+        if let Some(n) = self.parse("POOL_MAX_CONNECTIONS", parse_count, COUNT)? {
+            b = b.max_connections(n);
+        }
+        if let Some(d) = self.parse("POOL_ACQUIRE_TIMEOUT", parse_duration, ACCEPTED_DURATION)? {
+            b = b.acquire_timeout(d);
+        }
+        if let Some(d) = self.parse("POOL_CONNECT_TIMEOUT", parse_duration, ACCEPTED_DURATION)? {
+            b = b.connect_timeout(d);
+        }
+        let optional = format!("{ACCEPTED_DURATION}, or `off`");
+        if let Some(d) = self.parse("POOL_IDLE_TIMEOUT", parse_optional_duration, &optional)? {
+            b = b.idle_timeout(d);
+        }
+        if let Some(d) = self.parse("POOL_MAX_LIFETIME", parse_optional_duration, &optional)? {
+            b = b.max_lifetime(d);
+        }
+        if let Some(r) = self.parse("POOL_SATURATION_WARN", parse_ratio, RATIO)? {
+            b = b.saturation_warn(r);
+        }
+        if let Some(d) = self.parse("POOL_LEAK_THRESHOLD", parse_duration, ACCEPTED_DURATION)? {
+            b = b.leak_threshold(d);
+        }
+        if let Some(n) = self.parse("RETRY_MAX_RETRIES", parse_retries, RETRIES)? {
+            b = b.max_retries(n);
+        }
+        if let Some(d) = self.parse("RETRY_INITIAL_DELAY", parse_duration, ACCEPTED_DURATION)? {
+            b = b.initial_delay(d);
+        }
+        if let Some(d) = self.parse("RETRY_MAX_DELAY", parse_duration, ACCEPTED_DURATION)? {
+            b = b.max_delay(d);
+        }
+        if let Some(m) = self.parse("RETRY_MULTIPLIER", parse_multiplier, MULTIPLIER)? {
+            b = b.multiplier(m);
+        }
+        if let Some(j) = self.parse("RETRY_JITTER", parse_jitter, "full or none")? {
+            b = b.jitter(j);
+        }
+        if let Some((name, _)) = self.lookup("APPLICATION_NAME") {
+            b = b.application_name(name);
+        }
+        b.build()
+    }
+
+    fn parse<T>(
+        &self,
+        var: &'static str,
+        parse: fn(&str) -> Option<T>,
+        expected: &str,
+    ) -> Result<Option<T>, ConfigError> {
+        let Some((raw, setting)) = self.lookup(var) else {
+            return Ok(None);
+        };
+        match parse(&raw) {
+            Some(v) => Ok(Some(v)),
+            None => Err(ConfigError::Invalid {
+                setting,
+                value: raw,
+                expected: expected.to_string(),
+            }),
+        }
+    }
+}
+
+impl PoolConfig {
+    /// Configuration from flags, the process environment and .env (see [`ConfigSources`]).
+    pub fn from_sources(sources: &ConfigSources) -> Result<Self, ConfigError> {
+        sources.build()
+    }
+}
+
+const COUNT: &str = "a whole number from 0 to 100000";
+const RATIO: &str = "a fraction above 0 and at most 1 (`0.8`) or a percentage (`80%`)";
+const RETRIES: &str = "a whole number from 0 to 1000, or `unlimited`";
+const MULTIPLIER: &str = "a number of at least 1.0 (`2` doubles each delay)";
+
+fn parse_count(raw: &str) -> Option<u32> {
+    raw.trim().parse().ok().filter(|n| *n <= 100_000)
+}
+
+fn parse_optional_duration(raw: &str) -> Option<Option<Duration>> {
+    match raw.trim() {
+        "off" | "none" => Some(None),
+        other => parse_duration(other).map(Some),
+    }
+}
+
+fn parse_ratio(raw: &str) -> Option<f64> {
+    let raw = raw.trim();
+    let value = match raw.strip_suffix('%') {
+        Some(pct) => pct.trim().parse::<f64>().ok()? / 100.0,
+        None => raw.parse::<f64>().ok()?,
+    };
+    (value > 0.0 && value <= 1.0).then_some(value)
+}
+
+fn parse_retries(raw: &str) -> Option<Option<u32>> {
+    match raw.trim() {
+        "unlimited" | "inf" | "infinite" => Some(None),
+        n => n.parse().ok().filter(|n| *n <= 1000).map(Some),
+    }
+}
+
+fn parse_multiplier(raw: &str) -> Option<f64> {
+    raw.trim()
+        .parse::<f64>()
+        .ok()
+        .filter(|m| m.is_finite() && *m >= 1.0)
+}
+
+fn parse_jitter(raw: &str) -> Option<Jitter> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "full" => Some(Jitter::Full),
+        "none" | "off" => Some(Jitter::None),
+        _ => None,
+    }
+}
+
+/// dotenvy's parse errors quote the offending line, which may hold a password: keep only where.
+fn describe_dotenv_error(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::LineParse(_, index) => {
+            format!("a line could not be parsed near character {index}")
+        }
+        dotenvy::Error::Io(io) => io.to_string(),
+        other => {
+            let _ = other;
+            "it is not a valid .env file".into()
+        }
+    }
+}

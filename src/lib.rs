@@ -1,0 +1,12 @@
+//! pgvigil: live PostgreSQL pool and schema status for on-call engineers.
+//!
+//! The library is what an application embeds: a pool configured from the environment
+//! ([`config`]), connected with retries and instrumented ([`pool`]), and private throwaway
+//! PostgreSQL clusters for tests and demos ([`cluster`]).
+
+pub mod cluster;
+pub mod config;
+pub mod pool;
+
+pub use config::{ConfigError, DatabaseUrl, PoolConfig};
+pub use pool::{InstrumentedPool, PoolStats};

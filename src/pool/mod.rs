@@ -1,0 +1,320 @@
+//! The retrying, instrumented pool an application embeds. sqlx's pool exposes only its size and
+//! idle count, so every acquire goes through [`InstrumentedPool::acquire`], which times the wait,
+//! counts outcomes, tracks the checkout for leak detection and feeds the saturation alarm.
+//! [`InstrumentedPool::stats`] reads all of it without a database round trip.
+
+mod classify;
+mod leak;
+mod retry;
+mod saturation;
+mod wait;
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::ops::{Deref, DerefMut};
+use std::panic::Location;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::pool::PoolConnection;
+use sqlx::postgres::{PgConnection, PgPool, Postgres};
+
+pub use self::classify::{FailureKind, classify, classify_sqlstate};
+pub use self::leak::LeakedConnection;
+pub use self::retry::{
+    Backoff, ConnectError, Connector, LinkState, RetryNow, connect, connect_options, pool_options,
+};
+pub use self::saturation::saturation;
+pub use self::wait::{AcquireWait, WINDOW_SECS};
+
+use self::leak::LeakTracker;
+use self::saturation::SaturationAlarm;
+use self::wait::WaitRecorder;
+use crate::config::{PoolConfig, format_duration};
+
+/// Everything known about the pool at one instant, gathered without a database round trip.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PoolStats {
+    pub taken_at: DateTime<Utc>,
+    /// Open connections, idle included (sqlx's `size`).
+    pub size: u32,
+    pub idle: u32,
+    /// Connections checked out through this pool.
+    pub in_use: u32,
+    pub min: u32,
+    pub max: u32,
+    /// Tasks waiting in `acquire` right now.
+    pub waiters: u64,
+    /// in_use / max.
+    pub saturation: f64,
+    pub saturation_warn_at: f64,
+    pub saturation_warning: bool,
+    /// The warning clears only below this (hysteresis).
+    pub saturation_clear_below: f64,
+    pub saturation_warnings_total: u64,
+    pub acquire_wait: AcquireWait,
+    pub acquisitions_total: u64,
+    pub timeouts_total: u64,
+    /// Failed acquires by [`FailureKind`] label (timeouts included).
+    pub errors_total: BTreeMap<String, u64>,
+    pub leaked: Vec<LeakedConnection>,
+    pub leaks_total: u64,
+    pub closed: bool,
+}
+
+/// A failed acquire, classified. The message is scrubbed of the password.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("no connection from the pool after {waited_text} ({kind_label}): {message}")]
+pub struct AcquireError {
+    pub kind: FailureKind,
+    kind_label: &'static str,
+    pub waited: Duration,
+    waited_text: String,
+    pub message: String,
+}
+
+impl AcquireError {
+    pub fn is_timeout(&self) -> bool {
+        self.kind == FailureKind::Timeout
+    }
+}
+
+struct Shared {
+    pool: PgPool,
+    config: Arc<PoolConfig>,
+    waits: WaitRecorder,
+    leaks: LeakTracker,
+    alarm: SaturationAlarm,
+    waiters: AtomicU64,
+    acquisitions: AtomicU64,
+    timeouts: AtomicU64,
+    errors: Mutex<BTreeMap<FailureKind, u64>>,
+}
+
+/// sqlx's PgPool with the figures an on-call engineer needs. Cheap to clone.
+#[derive(Clone)]
+pub struct InstrumentedPool {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for InstrumentedPool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstrumentedPool")
+            .field("target", &self.shared.config.database_url)
+            .field("size", &self.shared.pool.size())
+            .finish()
+    }
+}
+
+impl InstrumentedPool {
+    /// Wraps an already connected pool. Starts the leak scanner on the current tokio runtime.
+    pub fn from_parts(pool: PgPool, config: Arc<PoolConfig>) -> Self {
+        let shared = Arc::new(Shared {
+            waits: WaitRecorder::new(),
+            leaks: LeakTracker::new(config.leak_threshold),
+            alarm: SaturationAlarm::new(config.saturation_warn),
+            waiters: AtomicU64::new(0),
+            acquisitions: AtomicU64::new(0),
+            timeouts: AtomicU64::new(0),
+            errors: Mutex::new(BTreeMap::new()),
+            pool,
+            config,
+        });
+        spawn_leak_scanner(Arc::downgrade(&shared));
+        Self { shared }
+    }
+
+    /// A pool that connects on first use instead of now: for callers that must start
+    /// without the database (the dashboard shows its own connection state).
+    pub fn lazy(config: PoolConfig) -> Self {
+        let pool = pool_options(&config).connect_lazy_with(connect_options(&config));
+        Self::from_parts(pool, Arc::new(config))
+    }
+
+    /// Checks out a connection, labelled with the caller's source location.
+    #[track_caller]
+    pub fn acquire(&self) -> impl Future<Output = Result<Checkout, AcquireError>> + Send + '_ {
+        let at = Location::caller();
+        self.acquire_labeled(format!("{}:{}", at.file(), at.line()))
+    }
+
+    /// Checks out a connection under a label shown in leak reports (`"report-job"`).
+    pub async fn acquire_labeled(
+        &self,
+        label: impl Into<Cow<'static, str>>,
+    ) -> Result<Checkout, AcquireError> {
+        let shared = &self.shared;
+        let waiter = WaiterGuard::enter(&shared.waiters);
+        let started = Instant::now();
+        let result = shared.pool.acquire().await;
+        let waited = started.elapsed();
+        drop(waiter);
+        match result {
+            Ok(conn) => {
+                shared.waits.record(waited);
+                shared.acquisitions.fetch_add(1, Ordering::Relaxed);
+                let (lease, in_use) = shared.leaks.checkout(label.into());
+                shared.alarm.observe(in_use, shared.config.max_connections);
+                Ok(Checkout {
+                    conn: Some(conn),
+                    lease,
+                    shared: self.shared.clone(),
+                })
+            }
+            Err(e) => {
+                let kind = classify(&e);
+                if kind == FailureKind::Timeout {
+                    shared.timeouts.fetch_add(1, Ordering::Relaxed);
+                }
+                *shared
+                    .errors
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(kind)
+                    .or_default() += 1;
+                Err(AcquireError {
+                    kind,
+                    kind_label: kind.label(),
+                    waited,
+                    waited_text: format_duration(waited),
+                    message: shared.config.database_url.scrub(&e.to_string()),
+                })
+            }
+        }
+    }
+
+    /// The pool's figures, read from memory.
+    pub fn stats(&self) -> PoolStats {
+        let s = &self.shared;
+        let in_use = s.leaks.in_use();
+        let max = s.config.max_connections;
+        let warning = s.alarm.observe(in_use, max);
+        let errors_total = s
+            .errors
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .map(|(k, v)| (k.label().to_string(), *v))
+            .collect();
+        PoolStats {
+            taken_at: Utc::now(),
+            size: s.pool.size(),
+            idle: s.pool.num_idle() as u32,
+            in_use: in_use as u32,
+            min: s.config.min_connections,
+            max,
+            waiters: s.waiters.load(Ordering::Relaxed),
+            saturation: saturation(in_use, max),
+            saturation_warn_at: s.alarm.warn_at(),
+            saturation_warning: warning,
+            saturation_clear_below: s.alarm.clear_below(),
+            saturation_warnings_total: s.alarm.raised_total(),
+            acquire_wait: s.waits.summary(),
+            acquisitions_total: s.acquisitions.load(Ordering::Relaxed),
+            timeouts_total: s.timeouts.load(Ordering::Relaxed),
+            errors_total,
+            leaked: s.leaks.leaked(),
+            leaks_total: s.leaks.leaks_total(),
+            closed: s.pool.is_closed(),
+        }
+    }
+
+    /// Cumulative acquire-wait counts at the given bounds (seconds): (counts, total, sum).
+    pub fn acquire_wait_histogram(&self, bounds_secs: &[f64]) -> (Vec<u64>, u64, f64) {
+        self.shared.waits.cumulative_at(bounds_secs)
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.shared.config
+    }
+
+    /// The underlying sqlx pool. Work done through it bypasses the instrumentation.
+    pub fn raw(&self) -> &PgPool {
+        &self.shared.pool
+    }
+
+    pub async fn close(&self) {
+        self.shared.pool.close().await;
+    }
+}
+
+/// A checked-out connection. Dereferences to `PgConnection`; returning it (drop) records the
+/// return for leak detection and saturation.
+pub struct Checkout {
+    conn: Option<PoolConnection<Postgres>>,
+    lease: u64,
+    shared: Arc<Shared>,
+}
+
+impl Checkout {
+    /// Closes this connection instead of returning it to the pool (after an error that leaves
+    /// the session in doubt).
+    pub async fn close(mut self) {
+        if let Some(conn) = self.conn.take() {
+            let _ = conn.close().await;
+        }
+    }
+}
+
+impl Deref for Checkout {
+    type Target = PgConnection;
+    fn deref(&self) -> &PgConnection {
+        self.conn.as_ref().expect("connection present until drop")
+    }
+}
+
+impl DerefMut for Checkout {
+    fn deref_mut(&mut self) -> &mut PgConnection {
+        self.conn.as_mut().expect("connection present until drop")
+    }
+}
+
+impl Drop for Checkout {
+    fn drop(&mut self) {
+        let in_use = self.shared.leaks.checkin(self.lease);
+        self.shared
+            .alarm
+            .observe(in_use, self.shared.config.max_connections);
+    }
+}
+
+/// Counts a task as waiting for as long as it is inside `acquire`, cancellation included.
+struct WaiterGuard<'a>(&'a AtomicU64);
+
+impl<'a> WaiterGuard<'a> {
+    fn enter(counter: &'a AtomicU64) -> Self {
+        counter.fetch_add(1, Ordering::Relaxed);
+        Self(counter)
+    }
+}
+
+impl Drop for WaiterGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn spawn_leak_scanner(shared: Weak<Shared>) {
+    let Some(threshold) = shared.upgrade().map(|s| s.leaks.threshold()) else {
+        return;
+    };
+    // A quarter of the threshold bounds how late a leak is reported.
+    let period = (threshold / 4).clamp(Duration::from_millis(50), Duration::from_secs(5));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if shared.pool.is_closed() {
+                return;
+            }
+            shared.leaks.scan();
+        }
+    });
+}

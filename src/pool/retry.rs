@@ -1,0 +1,392 @@
+//! Connecting with exponential backoff. Each attempt is bounded by POOL_CONNECT_TIMEOUT, so the
+//! worst case is predictable: attempts x connect timeout + the sum of the capped delays.
+//! Fatal failures (authentication, missing database, TLS, configuration) end the loop at once
+//! with what to fix; transient ones are retried, logged at WARN with the delay and the cause.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use rand::RngExt;
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::{Notify, watch};
+use tokio::time::Instant;
+
+use super::InstrumentedPool;
+use super::classify::{FailureKind, classify};
+use crate::config::{Jitter, PoolConfig, RetryPolicy, format_duration};
+
+/// The delay schedule: retry n (0-based) waits `min(initial * multiplier^n, max)`, randomised
+/// into `0..=that` under full jitter. Ends after `max_retries` items (never when unlimited).
+#[derive(Debug, Clone)]
+pub struct Backoff {
+    policy: RetryPolicy,
+    retries: u32,
+}
+
+impl Backoff {
+    pub fn new(policy: RetryPolicy) -> Self {
+        Self { policy, retries: 0 }
+    }
+
+    /// The capped exponential delay of retry `n`, before jitter.
+    pub fn ceiling(&self, n: u32) -> Duration {
+        let p = &self.policy;
+        let secs = p.initial_delay.as_secs_f64() * p.multiplier.powi(n.min(1024) as i32);
+        if !secs.is_finite() || secs >= p.max_delay.as_secs_f64() {
+            p.max_delay
+        } else {
+            Duration::from_secs_f64(secs)
+        }
+    }
+
+    /// Retries handed out so far.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+}
+
+impl Iterator for Backoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        if self
+            .policy
+            .max_retries
+            .is_some_and(|max| self.retries >= max)
+        {
+            return None;
+        }
+        let ceiling = self.ceiling(self.retries);
+        self.retries = self.retries.saturating_add(1);
+        Some(match self.policy.jitter {
+            Jitter::None => ceiling,
+            Jitter::Full => {
+                let nanos = ceiling.as_nanos().min(u64::MAX as u128) as u64;
+                Duration::from_nanos(rand::rng().random_range(0..=nanos))
+            }
+        })
+    }
+}
+
+/// Where the connection stands, for a dashboard header or a readiness probe.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum LinkState {
+    /// Attempt `attempt` (1-based) is under way.
+    Connecting {
+        attempt: u32,
+        max_attempts: Option<u32>,
+        since: DateTime<Utc>,
+    },
+    /// Attempt `attempt` failed; the next starts at `next_retry_at` unless cut short.
+    Waiting {
+        attempt: u32,
+        max_attempts: Option<u32>,
+        down_since: DateTime<Utc>,
+        next_retry_at: DateTime<Utc>,
+        kind: FailureKind,
+        last_error: String,
+    },
+    Connected {
+        since: DateTime<Utc>,
+    },
+    /// Gave up: a fatal failure or attempts exhausted.
+    Failed {
+        kind: FailureKind,
+        error: String,
+    },
+}
+
+/// Cuts the current wait between attempts short ("retry now"). Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct RetryNow(Arc<Notify>);
+
+impl RetryNow {
+    /// Starts the next attempt at once. Pressed during an attempt, it skips the next wait.
+    pub fn trigger(&self) {
+        self.0.notify_one();
+    }
+}
+
+/// Why connecting ended without a pool. Messages carry the redacted URL, never the password.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ConnectError {
+    #[error(
+        "cannot connect to {target} as user \"{user}\": {cause} ({kind_label}, not retried); {hint}"
+    )]
+    Fatal {
+        target: String,
+        user: String,
+        kind: FailureKind,
+        kind_label: &'static str,
+        cause: String,
+        hint: &'static str,
+        attempts: u32,
+    },
+    #[error(
+        "gave up connecting to {target} after {attempts} attempts in {elapsed}; last error: {cause}"
+    )]
+    Exhausted {
+        target: String,
+        attempts: u32,
+        elapsed: String,
+        kind: FailureKind,
+        cause: String,
+    },
+}
+
+impl ConnectError {
+    pub fn kind(&self) -> FailureKind {
+        match self {
+            Self::Fatal { kind, .. } | Self::Exhausted { kind, .. } => *kind,
+        }
+    }
+
+    pub fn attempts(&self) -> u32 {
+        match self {
+            Self::Fatal { attempts, .. } | Self::Exhausted { attempts, .. } => *attempts,
+        }
+    }
+}
+
+/// Connects a pool from a [`PoolConfig`] with the configured retries.
+pub struct Connector {
+    config: Arc<PoolConfig>,
+    retry_now: RetryNow,
+    state: watch::Sender<LinkState>,
+}
+
+impl Connector {
+    pub fn new(config: PoolConfig) -> Self {
+        let (state, _) = watch::channel(LinkState::Connecting {
+            attempt: 1,
+            max_attempts: config.retry.max_retries.map(|r| r + 1),
+            since: Utc::now(),
+        });
+        Self {
+            config: Arc::new(config),
+            retry_now: RetryNow::default(),
+            state,
+        }
+    }
+
+    pub fn config(&self) -> &PoolConfig {
+        &self.config
+    }
+
+    pub fn retry_now(&self) -> RetryNow {
+        self.retry_now.clone()
+    }
+
+    pub fn subscribe(&self) -> watch::Receiver<LinkState> {
+        self.state.subscribe()
+    }
+
+    /// Attempts until connected, a fatal failure, or the retries run out.
+    pub async fn connect(&self) -> Result<InstrumentedPool, ConnectError> {
+        let pool = self.retry(|| open_pool(&self.config)).await?;
+        Ok(InstrumentedPool::from_parts(pool, self.config.clone()))
+    }
+
+    /// The retry loop itself, around any attempt that reports a classified failure. `connect`
+    /// uses it with a real connection; tests drive it under tokio's paused clock.
+    pub async fn retry<T, F, Fut>(&self, mut attempt_once: F) -> Result<T, ConnectError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, (FailureKind, String)>>,
+    {
+        let config = &self.config;
+        let url = &config.database_url;
+        let max_attempts = config.retry.max_retries.map(|r| r + 1);
+        let mut backoff = Backoff::new(config.retry.clone());
+        let started = Instant::now();
+        let down_since = Utc::now();
+        let mut attempt = 1u32;
+        loop {
+            self.state.send_replace(LinkState::Connecting {
+                attempt,
+                max_attempts,
+                since: Utc::now(),
+            });
+            let (kind, cause) = match attempt_once().await {
+                Ok(value) => {
+                    if attempt > 1 {
+                        tracing::info!(
+                            target: "pgvigil::pool",
+                            "connected to {url} on attempt {attempt} after {}",
+                            format_duration(started.elapsed())
+                        );
+                    } else {
+                        tracing::info!(target: "pgvigil::pool", "connected to {url}");
+                    }
+                    self.state
+                        .send_replace(LinkState::Connected { since: Utc::now() });
+                    return Ok(value);
+                }
+                Err(failure) => failure,
+            };
+            let cause = url.scrub(&cause);
+            if !kind.is_retryable() {
+                let err = ConnectError::Fatal {
+                    target: url.to_string(),
+                    user: url.username(),
+                    kind,
+                    kind_label: kind.label(),
+                    cause,
+                    hint: kind.hint(),
+                    attempts: attempt,
+                };
+                tracing::error!(target: "pgvigil::pool", "{err}");
+                self.state.send_replace(LinkState::Failed {
+                    kind,
+                    error: err.to_string(),
+                });
+                return Err(err);
+            }
+            let Some(delay) = backoff.next() else {
+                let err = ConnectError::Exhausted {
+                    target: url.to_string(),
+                    attempts: attempt,
+                    elapsed: format_duration(started.elapsed()),
+                    kind,
+                    cause,
+                };
+                tracing::error!(target: "pgvigil::pool", "{err}");
+                self.state.send_replace(LinkState::Failed {
+                    kind,
+                    error: err.to_string(),
+                });
+                return Err(err);
+            };
+            let of = max_attempts.map_or("unlimited".to_string(), |m| m.to_string());
+            tracing::warn!(
+                target: "pgvigil::pool",
+                attempt,
+                delay_ms = delay.as_millis() as u64,
+                kind = kind.label(),
+                "connect attempt {attempt} of {of} to {url} failed: {cause}; retrying in {}",
+                format_duration(delay)
+            );
+            self.state.send_replace(LinkState::Waiting {
+                attempt,
+                max_attempts,
+                down_since,
+                next_retry_at: Utc::now()
+                    + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
+                kind,
+                last_error: cause,
+            });
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = self.retry_now.0.notified() => {
+                    tracing::info!(target: "pgvigil::pool", "retrying now (wait cut short)");
+                }
+            }
+            attempt += 1;
+        }
+    }
+}
+
+/// Connects once with the configured retries (see [`Connector`] for status and "retry now").
+pub async fn connect(config: PoolConfig) -> Result<InstrumentedPool, ConnectError> {
+    Connector::new(config).connect().await
+}
+
+/// The connect options every pool connection uses, application_name included.
+pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
+    config
+        .database_url
+        .connect_options()
+        .application_name(&config.application_name)
+        // sqlx logs every statement at INFO by default; the dashboard's log is for people.
+        .log_statements(tracing::log::LevelFilter::Trace)
+}
+
+/// The sqlx pool options derived from the configuration.
+pub fn pool_options(config: &PoolConfig) -> PgPoolOptions {
+    PgPoolOptions::new()
+        .min_connections(config.min_connections)
+        .max_connections(config.max_connections)
+        .acquire_timeout(config.acquire_timeout)
+        .idle_timeout(config.idle_timeout)
+        .max_lifetime(config.max_lifetime)
+        .test_before_acquire(true)
+}
+
+/// One attempt, bounded by the connect timeout as a whole. A single probe connection goes
+/// first because sqlx's pool silently retries "connection refused" until its own deadline,
+/// which would hide the cause; once the probe succeeds the pool opens its minimum.
+async fn open_pool(config: &PoolConfig) -> Result<PgPool, (FailureKind, String)> {
+    let options = connect_options(config);
+    let attempt = async {
+        let probe = sqlx::PgConnection::connect_with(&options).await?;
+        let _ = probe.close().await;
+        pool_options(config).connect_with(options.clone()).await
+    };
+    match tokio::time::timeout(config.connect_timeout, attempt).await {
+        Ok(Ok(pool)) => Ok(pool),
+        Ok(Err(e)) => Err((classify(&e), e.to_string())),
+        Err(_) => Err((
+            FailureKind::Timeout,
+            format!(
+                "no connection within POOL_CONNECT_TIMEOUT ({})",
+                format_duration(config.connect_timeout)
+            ),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(jitter: Jitter) -> RetryPolicy {
+        RetryPolicy {
+            jitter,
+            ..RetryPolicy::default()
+        }
+    }
+
+    #[test]
+    fn schedule_without_jitter_doubles_then_stops() {
+        let delays: Vec<u64> = Backoff::new(policy(Jitter::None))
+            .map(|d| d.as_secs())
+            .collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16]);
+    }
+
+    #[test]
+    fn schedule_is_capped_at_max_delay() {
+        let p = RetryPolicy {
+            max_retries: Some(8),
+            jitter: Jitter::None,
+            ..RetryPolicy::default()
+        };
+        let delays: Vec<u64> = Backoff::new(p).map(|d| d.as_secs()).collect();
+        assert_eq!(delays, vec![1, 2, 4, 8, 16, 30, 30, 30]);
+    }
+
+    #[test]
+    fn full_jitter_stays_within_each_bound() {
+        for _ in 0..200 {
+            let backoff = Backoff::new(policy(Jitter::Full));
+            let bounds: Vec<Duration> = (0..5).map(|n| backoff.ceiling(n)).collect();
+            let delays: Vec<Duration> = backoff.collect();
+            assert_eq!(delays.len(), 5);
+            for (d, bound) in delays.iter().zip(&bounds) {
+                assert!(d <= bound, "{d:?} > {bound:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn unlimited_never_ends_and_stays_capped() {
+        let mut b = Backoff::new(policy(Jitter::None).unlimited());
+        let last = b.by_ref().take(10_000).last().unwrap();
+        assert_eq!(last, Duration::from_secs(30));
+        assert!(b.next().is_some());
+    }
+}

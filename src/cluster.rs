@@ -321,10 +321,10 @@ impl PrivateCluster {
                 continue;
             };
             let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-            if ppid == Some(postmaster.as_raw()) {
-                if let Ok(pid) = entry.file_name().to_string_lossy().parse() {
-                    pids.push(Pid::from_raw(pid));
-                }
+            if ppid == Some(postmaster.as_raw())
+                && let Ok(pid) = entry.file_name().to_string_lossy().parse()
+            {
+                pids.push(Pid::from_raw(pid));
             }
         }
         Ok(pids)

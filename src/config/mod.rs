@@ -62,9 +62,9 @@ pub enum ConfigError {
         "{first} = {first_value} is greater than {second} = {second_value}: expected {first} <= {second}"
     )]
     Order {
-        first: Setting,
+        first: Box<Setting>,
         first_value: String,
-        second: Setting,
+        second: Box<Setting>,
         second_value: String,
     },
     #[error(
@@ -271,13 +271,13 @@ impl PoolConfigBuilder {
         }
         if self.min_connections > self.max_connections {
             return Err(ConfigError::Order {
-                first: self.setting("POOL_MIN_CONNECTIONS"),
+                first: Box::new(self.setting("POOL_MIN_CONNECTIONS")),
                 first_value: self.min_connections.to_string(),
-                second: self.setting("POOL_MAX_CONNECTIONS"),
+                second: Box::new(self.setting("POOL_MAX_CONNECTIONS")),
                 second_value: self.max_connections.to_string(),
             });
         }
-        let positive = "a duration greater than zero, ".to_string() + ACCEPTED_DURATION;
+        let positive = format!("a duration greater than zero: {ACCEPTED_DURATION}");
         for (var, d) in [
             ("POOL_ACQUIRE_TIMEOUT", Some(self.acquire_timeout)),
             ("POOL_CONNECT_TIMEOUT", Some(self.connect_timeout)),
@@ -293,9 +293,9 @@ impl PoolConfigBuilder {
         }
         if self.retry.max_delay < self.retry.initial_delay {
             return Err(ConfigError::Order {
-                first: self.setting("RETRY_INITIAL_DELAY"),
+                first: Box::new(self.setting("RETRY_INITIAL_DELAY")),
                 first_value: format_duration(self.retry.initial_delay),
-                second: self.setting("RETRY_MAX_DELAY"),
+                second: Box::new(self.setting("RETRY_MAX_DELAY")),
                 second_value: format_duration(self.retry.max_delay),
             });
         }

@@ -217,6 +217,7 @@ impl ConfigSources {
                 },
             });
         };
+        let positive = format!("a duration greater than zero: {ACCEPTED_DURATION}");
         let mut b = PoolConfig::builder(url).origin("DATABASE_URL", url_setting);
         // Record every origin first, so cross-field errors (min > max) name the right source.
         for (var, _) in SETTINGS {
@@ -230,13 +231,13 @@ impl ConfigSources {
         if let Some(n) = self.parse("POOL_MAX_CONNECTIONS", parse_count, COUNT)? {
             b = b.max_connections(n);
         }
-        if let Some(d) = self.parse("POOL_ACQUIRE_TIMEOUT", parse_duration, ACCEPTED_DURATION)? {
+        if let Some(d) = self.parse("POOL_ACQUIRE_TIMEOUT", parse_positive_duration, &positive)? {
             b = b.acquire_timeout(d);
         }
-        if let Some(d) = self.parse("POOL_CONNECT_TIMEOUT", parse_duration, ACCEPTED_DURATION)? {
+        if let Some(d) = self.parse("POOL_CONNECT_TIMEOUT", parse_positive_duration, &positive)? {
             b = b.connect_timeout(d);
         }
-        let optional = format!("{ACCEPTED_DURATION}, or `off`");
+        let optional = format!("{positive}, or `off`");
         if let Some(d) = self.parse("POOL_IDLE_TIMEOUT", parse_optional_duration, &optional)? {
             b = b.idle_timeout(d);
         }
@@ -246,16 +247,16 @@ impl ConfigSources {
         if let Some(r) = self.parse("POOL_SATURATION_WARN", parse_ratio, RATIO)? {
             b = b.saturation_warn(r);
         }
-        if let Some(d) = self.parse("POOL_LEAK_THRESHOLD", parse_duration, ACCEPTED_DURATION)? {
+        if let Some(d) = self.parse("POOL_LEAK_THRESHOLD", parse_positive_duration, &positive)? {
             b = b.leak_threshold(d);
         }
         if let Some(n) = self.parse("RETRY_MAX_RETRIES", parse_retries, RETRIES)? {
             b = b.max_retries(n);
         }
-        if let Some(d) = self.parse("RETRY_INITIAL_DELAY", parse_duration, ACCEPTED_DURATION)? {
+        if let Some(d) = self.parse("RETRY_INITIAL_DELAY", parse_positive_duration, &positive)? {
             b = b.initial_delay(d);
         }
-        if let Some(d) = self.parse("RETRY_MAX_DELAY", parse_duration, ACCEPTED_DURATION)? {
+        if let Some(d) = self.parse("RETRY_MAX_DELAY", parse_positive_duration, &positive)? {
             b = b.max_delay(d);
         }
         if let Some(m) = self.parse("RETRY_MULTIPLIER", parse_multiplier, MULTIPLIER)? {
@@ -306,10 +307,14 @@ fn parse_count(raw: &str) -> Option<u32> {
     raw.trim().parse().ok().filter(|n| *n <= 100_000)
 }
 
+fn parse_positive_duration(raw: &str) -> Option<Duration> {
+    parse_duration(raw).filter(|d| !d.is_zero())
+}
+
 fn parse_optional_duration(raw: &str) -> Option<Option<Duration>> {
     match raw.trim() {
         "off" | "none" => Some(None),
-        other => parse_duration(other).map(Some),
+        other => parse_positive_duration(other).map(Some),
     }
 }
 

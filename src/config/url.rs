@@ -57,12 +57,10 @@ impl DatabaseUrl {
         }
         for (key, value) in url.query_pairs() {
             match key.as_ref() {
-                "sslmode" | "ssl-mode" => {
-                    if PgSslMode::from_str(&value).is_err() {
-                        return Err(UrlError::SslMode {
-                            value: value.into_owned(),
-                        });
-                    }
+                "sslmode" | "ssl-mode" if PgSslMode::from_str(&value).is_err() => {
+                    return Err(UrlError::SslMode {
+                        value: value.into_owned(),
+                    });
                 }
                 "sslrootcert" | "ssl-root-cert" | "ssl-ca" => {
                     if let Err(e) = std::fs::File::open(value.as_ref()) {

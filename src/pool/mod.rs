@@ -44,6 +44,8 @@ pub struct PoolStats {
     pub idle: u32,
     /// Connections checked out through this pool.
     pub in_use: u32,
+    /// Highest `in_use` since the pool was created.
+    pub peak_in_use: u32,
     pub min: u32,
     pub max: u32,
     /// Tasks waiting in `acquire` right now.
@@ -89,6 +91,7 @@ struct Shared {
     leaks: LeakTracker,
     alarm: SaturationAlarm,
     waiters: AtomicU64,
+    peak_in_use: AtomicU64,
     acquisitions: AtomicU64,
     timeouts: AtomicU64,
     errors: Mutex<BTreeMap<FailureKind, u64>>,
@@ -117,6 +120,7 @@ impl InstrumentedPool {
             leaks: LeakTracker::new(config.leak_threshold),
             alarm: SaturationAlarm::new(config.saturation_warn),
             waiters: AtomicU64::new(0),
+            peak_in_use: AtomicU64::new(0),
             acquisitions: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             errors: Mutex::new(BTreeMap::new()),
@@ -157,6 +161,9 @@ impl InstrumentedPool {
                 shared.waits.record(waited);
                 shared.acquisitions.fetch_add(1, Ordering::Relaxed);
                 let (lease, in_use) = shared.leaks.checkout(label.into());
+                shared
+                    .peak_in_use
+                    .fetch_max(in_use as u64, Ordering::Relaxed);
                 shared.alarm.observe(in_use, shared.config.max_connections);
                 Ok(Checkout {
                     conn: Some(conn),
@@ -204,6 +211,7 @@ impl InstrumentedPool {
             size: s.pool.size(),
             idle: s.pool.num_idle() as u32,
             in_use: in_use as u32,
+            peak_in_use: s.peak_in_use.load(Ordering::Relaxed) as u32,
             min: s.config.min_connections,
             max,
             waiters: s.waiters.load(Ordering::Relaxed),
@@ -256,6 +264,14 @@ impl Checkout {
         if let Some(conn) = self.conn.take() {
             let _ = conn.close().await;
         }
+    }
+}
+
+impl std::fmt::Debug for Checkout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Checkout")
+            .field("lease", &self.lease)
+            .finish()
     }
 }
 

@@ -15,7 +15,8 @@ impl SaturationAlarm {
         Self {
             warn_at,
             // Ten points below the threshold, or half of it for very low thresholds.
-            clear_below: (warn_at - 0.10).max(warn_at / 2.0),
+            // Rounded so that 0.80 - 0.10 is 0.70, not 0.7000000000000001.
+            clear_below: ((warn_at - 0.10).max(warn_at / 2.0) * 1e6).round() / 1e6,
             raised: AtomicBool::new(false),
             raised_total: AtomicU64::new(0),
         }

@@ -259,10 +259,13 @@ mod tests {
         assert_eq!(s.max_ms, 2.0);
         assert_eq!(s.total_count, 2);
         assert_eq!(s.max_ever_ms, 5000.0);
-        // A slot reused 60 s later starts empty.
+        assert_eq!(rec.summary_at(t0 + Duration::from_secs(89)).window_count, 1);
+        // Second 90 reuses second 30's slot, which starts empty again.
         rec.record_at(t0 + Duration::from_secs(90), Duration::from_millis(1));
         let s = rec.summary_at(t0 + Duration::from_secs(90));
-        assert_eq!(s.window_count, 2);
+        assert_eq!(s.window_count, 1);
+        assert_eq!(s.max_ms, 1.0);
+        assert_eq!(s.total_count, 3);
     }
 
     #[test]

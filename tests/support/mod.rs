@@ -31,22 +31,54 @@ pub fn fresh_database(cluster: &PrivateCluster, prefix: &str) -> String {
     cluster.url(&name)
 }
 
-/// Everything logged while the guard lives, as text, on this thread (use current-thread
-/// runtimes so spawned tasks log here too).
+/// Everything logged on this thread while the guard lives (use current-thread runtimes so
+/// spawned tasks log here too). One global subscriber routes events to the capture installed
+/// on the emitting thread: per-thread default subscribers race with tracing's interest cache
+/// when tests run in parallel.
 #[derive(Clone, Default)]
 pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
 
+thread_local! {
+    static CURRENT: std::cell::RefCell<Option<LogCapture>> = const { std::cell::RefCell::new(None) };
+}
+
+pub struct CaptureGuard;
+
+impl Drop for CaptureGuard {
+    fn drop(&mut self) {
+        CURRENT.with(|c| c.borrow_mut().take());
+    }
+}
+
+struct ThreadWriter;
+
+impl Write for ThreadWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        CURRENT.with(|c| {
+            if let Some(capture) = c.borrow().as_ref() {
+                capture.0.lock().unwrap().extend_from_slice(buf);
+            }
+        });
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl LogCapture {
-    pub fn install() -> (Self, tracing::subscriber::DefaultGuard) {
+    pub fn install() -> (Self, CaptureGuard) {
+        static INIT: std::sync::Once = std::sync::Once::new();
+        INIT.call_once(|| {
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::DEBUG)
+                .with_ansi(false)
+                .with_writer(|| ThreadWriter)
+                .init();
+        });
         let capture = Self::default();
-        let writer = capture.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::DEBUG)
-            .with_ansi(false)
-            .with_writer(move || writer.clone())
-            .finish();
-        let guard = tracing::subscriber::set_default(subscriber);
-        (capture, guard)
+        CURRENT.with(|c| *c.borrow_mut() = Some(capture.clone()));
+        (capture, CaptureGuard)
     }
 
     pub fn text(&self) -> String {
@@ -59,15 +91,5 @@ impl LogCapture {
             .filter(|l| l.contains(needle))
             .map(str::to_string)
             .collect()
-    }
-}
-
-impl Write for LogCapture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
     }
 }

@@ -1,12 +1,22 @@
-//! The pgvigil command. Library errors are typed; this edge turns them into messages and exit
-//! codes with color-eyre.
+//! The pgvigil command. Library errors are typed; this edge turns them into messages and
+//! monitoring-style exit codes (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
 
+use std::io::IsTerminal;
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use pgvigil::PoolConfig;
-use pgvigil::config::{ConfigArgs, ConfigSources};
-use pgvigil::pool::Connector;
+use pgvigil::checks::schema::ExpectedSchema;
+use pgvigil::checks::{CheckOptions, CheckReport, Group, migrations, run_checks};
+use pgvigil::config::{ConfigArgs, ConfigSources, parse_duration};
+use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
+use pgvigil::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
+use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
+use sqlx::ConnectOptions;
+
+const UNKNOWN: u8 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,16 +27,96 @@ use pgvigil::pool::Connector;
 struct Cli {
     #[command(flatten)]
     config: ConfigArgs,
+    /// No colour (NO_COLOR in the environment does the same).
+    #[arg(long, global = true)]
+    no_color: bool,
     #[command(subcommand)]
     command: Command,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Verify pgvector, the schema, the migrations and the pool; exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    Check(CheckArgs),
+    /// Schema snapshots for servers where a scratch database cannot be created.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Migration tools that never change the database.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Print the configuration pgvigil would use (password redacted) as JSON.
     Config,
     /// Connect with the configured retries, run one query, print the pool's figures as JSON.
     Ping,
+}
+
+#[derive(Debug, Args)]
+struct MigrationsDir {
+    /// Directory of sqlx migrations.
+    #[arg(long, value_name = "DIR", default_value = "migrations")]
+    migrations: PathBuf,
+}
+
+#[derive(Debug, Args)]
+struct CheckArgs {
+    /// Print the report as JSON (format pgvigil.check/1, see docs/check-json.md).
+    #[arg(long)]
+    json: bool,
+    /// Run one group of checks only.
+    #[arg(long, value_enum)]
+    only: Option<Group>,
+    #[command(flatten)]
+    dir: MigrationsDir,
+    /// Expected schema from `pgvigil schema snapshot` instead of a scratch database.
+    #[arg(long, value_name = "FILE")]
+    expected: Option<PathBuf>,
+    /// Also report tables, enums and extensions the migrations do not create.
+    #[arg(long)]
+    strict: bool,
+    /// Number of KNN queries timed by the pgvector smoke test.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    knn_samples: usize,
+}
+
+#[derive(Debug, Subcommand)]
+enum SchemaCommand {
+    /// Write the schema the migrations produce (built in a scratch database on this server) to a
+    /// file for `pgvigil check --expected FILE`.
+    Snapshot {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        /// Output file.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum MigrateCommand {
+    /// Run each pending migration in a transaction that is always rolled back; report locks,
+    /// timings, errors and schema changes.
+    DryRun {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        #[arg(long)]
+        json: bool,
+        /// lock_timeout for the dry-run's statements.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+        lock_timeout: Duration,
+        /// statement_timeout for the dry-run's statements.
+        #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration_arg)]
+        statement_timeout: Duration,
+    },
+}
+
+fn duration_arg(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw).filter(|d| !d.is_zero()).ok_or_else(|| {
+        format!(
+            "`{raw}` is not valid: expected {}",
+            pgvigil::config::ACCEPTED_DURATION
+        )
+    })
 }
 
 fn main() -> ExitCode {
@@ -34,61 +124,200 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
+                .unwrap_or_else(|_| "warn,sqlx=error".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(colour_wanted(cli.no_color, std::io::stderr().is_terminal()))
         .init();
     let config =
         match ConfigSources::from_process(&cli.config).and_then(|s| PoolConfig::from_sources(&s)) {
             Ok(config) => config,
             Err(e) => {
                 eprintln!("pgvigil: {e}");
-                return ExitCode::from(3);
+                return ExitCode::from(UNKNOWN);
             }
         };
-    match cli.command {
-        Command::Config => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&config).expect("config serialises")
-            );
-            ExitCode::SUCCESS
+    let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let code = runtime.block_on(async move {
+        match cli.command {
+            Command::Config => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&config).expect("config serialises")
+                );
+                0
+            }
+            Command::Ping => ping(config).await,
+            Command::Check(args) => check(config, args, colour).await,
+            Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
+                snapshot(config, dir.migrations, output).await
+            }
+            Command::Migrate(MigrateCommand::DryRun {
+                dir,
+                json,
+                lock_timeout,
+                statement_timeout,
+            }) => {
+                let options = DryRunOptions {
+                    lock_timeout,
+                    statement_timeout,
+                };
+                migrate_dry_run(config, dir.migrations, json, options, colour).await
+            }
         }
-        Command::Ping => ping(config),
+    });
+    ExitCode::from(code)
+}
+
+/// One-shot commands need one connection, not the dashboard's minimum of five.
+async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, String> {
+    config.min_connections = config.min_connections.min(1);
+    Connector::new(config)
+        .connect()
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn ping(config: PoolConfig) -> u8 {
+    let pool = match connect_one_shot(config).await {
+        Ok(pool) => pool,
+        Err(e) => {
+            eprintln!("pgvigil: {e}");
+            return 2;
+        }
+    };
+    let result = async {
+        let mut conn = pool
+            .acquire_labeled("ping")
+            .await
+            .map_err(|e| e.to_string())?;
+        sqlx::query("SELECT 1")
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| pool.config().database_url.scrub(&e.to_string()))?;
+        Ok::<_, String>(())
+    }
+    .await;
+    if let Err(e) = result {
+        eprintln!("pgvigil: {e}");
+        return 2;
+    }
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&pool.stats()).expect("stats serialise")
+    );
+    pool.close().await;
+    0
+}
+
+async fn check(config: PoolConfig, args: CheckArgs, colour: bool) -> u8 {
+    let target = config.database_url.to_string();
+    let report = match connect_one_shot(config).await {
+        Ok(pool) => {
+            let options = CheckOptions {
+                only: args.only,
+                migrations_dir: args.dir.migrations,
+                expected_file: args.expected,
+                strict: args.strict,
+                knn_samples: args.knn_samples,
+                ..CheckOptions::default()
+            };
+            let report = run_checks(&pool, &options).await;
+            pool.close().await;
+            report
+        }
+        Err(e) => CheckReport::unknown(target, e),
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).expect("report serialises")
+        );
+    } else {
+        print!("{}", render_check(&report, colour));
+    }
+    report.exit_code
+}
+
+async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf) -> u8 {
+    let local = match migrations::load_local(&dir).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("pgvigil: {e}");
+            return UNKNOWN;
+        }
+    };
+    let options = connect_options(&config);
+    let mut conn = match options.connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "pgvigil: cannot connect to {}: {}",
+                config.database_url,
+                config.database_url.scrub(&e.to_string())
+            );
+            return UNKNOWN;
+        }
+    };
+    match ExpectedSchema::from_scratch(&mut conn, &options, &local).await {
+        Ok(expected) => {
+            if let Err(e) = expected.write(&output) {
+                eprintln!("pgvigil: --output {}: {e}", output.display());
+                return UNKNOWN;
+            }
+            let objects: usize = expected.objects_by_version.values().map(Vec::len).sum();
+            println!(
+                "wrote {}: {} migrations, {} tables, {objects} objects ({})",
+                output.display(),
+                expected.migrations.len(),
+                expected.snapshot.tables.len(),
+                expected.source
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+            2
+        }
     }
 }
 
-fn ping(config: PoolConfig) -> ExitCode {
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
-    runtime.block_on(async move {
-        let pool = match Connector::new(config).connect().await {
-            Ok(pool) => pool,
-            Err(e) => {
-                eprintln!("pgvigil: {e}");
-                return ExitCode::from(2);
+async fn migrate_dry_run(
+    config: PoolConfig,
+    dir: PathBuf,
+    json: bool,
+    options: DryRunOptions,
+    colour: bool,
+) -> u8 {
+    // A connection of its own, not a pooled one: if pgvigil dies mid-run, the server sees the
+    // connection close and rolls the transaction back.
+    let mut conn = match connect_options(&config).connect().await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!(
+                "pgvigil: cannot connect to {}: {}",
+                config.database_url,
+                config.database_url.scrub(&e.to_string())
+            );
+            return UNKNOWN;
+        }
+    };
+    match dry_run(&mut conn, config.database_url.to_string(), &dir, &options).await {
+        Ok(report) => {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&report).expect("report serialises")
+                );
+            } else {
+                print!("{}", render_dry_run(&report, colour));
             }
-        };
-        let result = async {
-            let mut conn = pool
-                .acquire_labeled("ping")
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1")
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| pool.config().database_url.scrub(&e.to_string()))?;
-            Ok::<_, String>(())
+            dry_run_exit_code(&report)
         }
-        .await;
-        if let Err(e) = result {
-            eprintln!("pgvigil: {e}");
-            return ExitCode::from(2);
+        Err(e) => {
+            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+            UNKNOWN
         }
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&pool.stats()).expect("stats serialise")
-        );
-        pool.close().await;
-        ExitCode::SUCCESS
-    })
+    }
 }

@@ -93,3 +93,44 @@ impl LogCapture {
             .collect()
     }
 }
+
+/// A fresh database with the reference migrations applied by sqlx's own migrator.
+pub async fn migrated_database(cluster: &PrivateCluster, prefix: &str) -> String {
+    let url = fresh_database(cluster, prefix);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .expect("connect");
+    let migrator = sqlx::migrate::Migrator::new(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"),
+    )
+    .await
+    .expect("read migrations/");
+    migrator.run(&mut conn).await.expect("apply migrations");
+    url
+}
+
+/// Runs SQL (several statements allowed) on `url`.
+pub async fn exec(url: &str, sql: &str) {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
+/// Copies migrations/ into a temporary directory tests can edit.
+pub fn migrations_copy() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for entry in std::fs::read_dir(src).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+pub fn migrations_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
+}

@@ -1,0 +1,332 @@
+//! A catalog snapshot of one database: extensions, enum types, tables with their columns,
+//! constraints, indexes and triggers. Read from pg_catalog in ONE statement (a JSON document
+//! built server-side), so a snapshot costs one round trip over a slow bastion link however many
+//! tables there are. Both sides of a schema comparison are snapshots of this shape.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+/// Version of the snapshot file format written by `pgvigil schema snapshot`.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaSnapshot {
+    pub server_version: String,
+    /// Extension name -> installed version.
+    pub extensions: BTreeMap<String, String>,
+    /// Enum type (schema-qualified unless in public) -> labels in sort order.
+    pub enums: BTreeMap<String, Vec<String>>,
+    /// Table (schema-qualified unless in public) -> its definition.
+    pub tables: BTreeMap<String, Table>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Table {
+    pub columns: BTreeMap<String, Column>,
+    pub constraints: BTreeMap<String, Constraint>,
+    pub indexes: BTreeMap<String, Index>,
+    pub triggers: BTreeMap<String, Trigger>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    pub position: i32,
+    /// `format_type(atttypid, atttypmod)`: `vector(3072)`, `timestamp with time zone`.
+    pub data_type: String,
+    pub not_null: bool,
+    pub default: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Constraint {
+    /// p primary key, u unique, f foreign key, c check, x exclusion, n not null (PG 17+)
+    pub kind: String,
+    pub definition: String,
+    pub validated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Index {
+    pub definition: String,
+    pub valid: bool,
+    pub unique: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trigger {
+    pub definition: String,
+    pub enabled: bool,
+}
+
+/// An object in a snapshot, named the way reports name it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "name", rename_all = "snake_case")]
+pub enum ObjectKey {
+    Extension(String),
+    Enum(String),
+    EnumLabel(String, String),
+    Table(String),
+    Column(String, String),
+    Constraint(String, String),
+    Index(String, String),
+    Trigger(String, String),
+}
+
+impl std::fmt::Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Extension(n) => write!(f, "extension {n}"),
+            Self::Enum(n) => write!(f, "enum {n}"),
+            Self::EnumLabel(e, l) => write!(f, "enum {e} label '{l}'"),
+            Self::Table(n) => write!(f, "table {n}"),
+            Self::Column(t, c) => write!(f, "column {t}.{c}"),
+            Self::Constraint(t, c) => write!(f, "constraint {c} on {t}"),
+            Self::Index(t, i) => write!(f, "index {i} on {t}"),
+            Self::Trigger(t, g) => write!(f, "trigger {g} on {t}"),
+        }
+    }
+}
+
+impl SchemaSnapshot {
+    /// Every object, for "which objects does this migration create" and partial-state checks.
+    pub fn objects(&self) -> Vec<ObjectKey> {
+        let mut out = Vec::new();
+        out.extend(self.extensions.keys().cloned().map(ObjectKey::Extension));
+        for (name, labels) in &self.enums {
+            out.push(ObjectKey::Enum(name.clone()));
+            out.extend(
+                labels
+                    .iter()
+                    .map(|l| ObjectKey::EnumLabel(name.clone(), l.clone())),
+            );
+        }
+        for (t, table) in &self.tables {
+            out.push(ObjectKey::Table(t.clone()));
+            out.extend(
+                table
+                    .columns
+                    .keys()
+                    .map(|c| ObjectKey::Column(t.clone(), c.clone())),
+            );
+            out.extend(
+                table
+                    .constraints
+                    .keys()
+                    .map(|c| ObjectKey::Constraint(t.clone(), c.clone())),
+            );
+            out.extend(
+                table
+                    .indexes
+                    .keys()
+                    .map(|i| ObjectKey::Index(t.clone(), i.clone())),
+            );
+            out.extend(
+                table
+                    .triggers
+                    .keys()
+                    .map(|g| ObjectKey::Trigger(t.clone(), g.clone())),
+            );
+        }
+        out
+    }
+
+    pub fn contains(&self, key: &ObjectKey) -> bool {
+        match key {
+            ObjectKey::Extension(n) => self.extensions.contains_key(n),
+            ObjectKey::Enum(n) => self.enums.contains_key(n),
+            ObjectKey::EnumLabel(e, l) => self.enums.get(e).is_some_and(|ls| ls.contains(l)),
+            ObjectKey::Table(t) => self.tables.contains_key(t),
+            ObjectKey::Column(t, c) => self
+                .tables
+                .get(t)
+                .is_some_and(|x| x.columns.contains_key(c)),
+            ObjectKey::Constraint(t, c) => self
+                .tables
+                .get(t)
+                .is_some_and(|x| x.constraints.contains_key(c)),
+            ObjectKey::Index(t, i) => self
+                .tables
+                .get(t)
+                .is_some_and(|x| x.indexes.contains_key(i)),
+            ObjectKey::Trigger(t, g) => self
+                .tables
+                .get(t)
+                .is_some_and(|x| x.triggers.contains_key(g)),
+        }
+    }
+}
+
+/// The single statement behind a snapshot. System schemas, extension-owned objects and sqlx's
+/// own ledger table are left out: they are not the application's schema.
+pub const SNAPSHOT_SQL: &str = r#"
+WITH
+user_ns AS (
+    SELECT oid, nspname FROM pg_namespace
+    WHERE nspname NOT IN ('pg_catalog', 'information_schema')
+      AND nspname NOT LIKE 'pg\_toast%' AND nspname NOT LIKE 'pg\_temp%'
+),
+ext_owned AS (
+    SELECT objid FROM pg_depend WHERE deptype = 'e'
+),
+rels AS (
+    SELECT c.oid,
+           CASE WHEN n.nspname = 'public' THEN c.relname ELSE n.nspname || '.' || c.relname END AS name
+    FROM pg_class c JOIN user_ns n ON n.oid = c.relnamespace
+    WHERE c.relkind IN ('r', 'p')
+      AND c.relname <> '_sqlx_migrations'
+      AND c.oid NOT IN (SELECT objid FROM ext_owned)
+)
+SELECT json_build_object(
+    'server_version', current_setting('server_version'),
+    'extensions', (SELECT coalesce(json_object_agg(extname, extversion ORDER BY extname), '{}')
+                   FROM pg_extension WHERE extname <> 'plpgsql'),
+    'enums', (SELECT coalesce(json_object_agg(name, labels ORDER BY name), '{}') FROM (
+                SELECT CASE WHEN n.nspname = 'public' THEN t.typname ELSE n.nspname || '.' || t.typname END AS name,
+                       json_agg(e.enumlabel ORDER BY e.enumsortorder) AS labels
+                FROM pg_type t
+                JOIN user_ns n ON n.oid = t.typnamespace
+                JOIN pg_enum e ON e.enumtypid = t.oid
+                WHERE t.oid NOT IN (SELECT objid FROM ext_owned)
+                GROUP BY 1) x),
+    'tables', (SELECT coalesce(json_agg(name ORDER BY name), '[]') FROM rels),
+    'columns', (SELECT coalesce(json_agg(json_build_object(
+                    'table', r.name, 'name', a.attname, 'position', a.attnum,
+                    'data_type', format_type(a.atttypid, a.atttypmod),
+                    'not_null', a.attnotnull,
+                    'default', pg_get_expr(d.adbin, d.adrelid))), '[]')
+                FROM rels r
+                JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum > 0 AND NOT a.attisdropped
+                LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum),
+    'constraints', (SELECT coalesce(json_agg(json_build_object(
+                    'table', r.name, 'name', k.conname, 'kind', k.contype::text,
+                    'definition', pg_get_constraintdef(k.oid), 'validated', k.convalidated)), '[]')
+                FROM rels r JOIN pg_constraint k ON k.conrelid = r.oid),
+    'indexes', (SELECT coalesce(json_agg(json_build_object(
+                    'table', r.name, 'name', ic.relname,
+                    'definition', pg_get_indexdef(i.indexrelid),
+                    'valid', i.indisvalid, 'unique', i.indisunique)), '[]')
+                FROM rels r JOIN pg_index i ON i.indrelid = r.oid
+                JOIN pg_class ic ON ic.oid = i.indexrelid),
+    'triggers', (SELECT coalesce(json_agg(json_build_object(
+                    'table', r.name, 'name', g.tgname,
+                    'definition', pg_get_triggerdef(g.oid), 'enabled', g.tgenabled <> 'D')), '[]')
+                FROM rels r JOIN pg_trigger g ON g.tgrelid = r.oid AND NOT g.tgisinternal)
+)::text
+"#;
+
+#[derive(Deserialize)]
+struct Raw {
+    server_version: String,
+    extensions: BTreeMap<String, String>,
+    enums: BTreeMap<String, Vec<String>>,
+    tables: Vec<String>,
+    columns: Vec<RawColumn>,
+    constraints: Vec<RawConstraint>,
+    indexes: Vec<RawIndex>,
+    triggers: Vec<RawTrigger>,
+}
+
+#[derive(Deserialize)]
+struct RawColumn {
+    table: String,
+    name: String,
+    position: i32,
+    data_type: String,
+    not_null: bool,
+    default: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawConstraint {
+    table: String,
+    name: String,
+    kind: String,
+    definition: String,
+    validated: bool,
+}
+
+#[derive(Deserialize)]
+struct RawIndex {
+    table: String,
+    name: String,
+    definition: String,
+    valid: bool,
+    unique: bool,
+}
+
+#[derive(Deserialize)]
+struct RawTrigger {
+    table: String,
+    name: String,
+    definition: String,
+    enabled: bool,
+}
+
+/// Takes a snapshot over `conn` (one statement).
+pub async fn snapshot(conn: &mut PgConnection) -> Result<SchemaSnapshot, sqlx::Error> {
+    let json: String = sqlx::query_scalar(SNAPSHOT_SQL).fetch_one(conn).await?;
+    parse_snapshot_json(&json).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+fn parse_snapshot_json(json: &str) -> Result<SchemaSnapshot, serde_json::Error> {
+    let raw: Raw = serde_json::from_str(json)?;
+    let mut tables: BTreeMap<String, Table> = raw
+        .tables
+        .into_iter()
+        .map(|t| (t, Table::default()))
+        .collect();
+    for c in raw.columns {
+        tables.entry(c.table).or_default().columns.insert(
+            c.name,
+            Column {
+                position: c.position,
+                data_type: c.data_type,
+                not_null: c.not_null,
+                default: c.default,
+            },
+        );
+    }
+    for k in raw.constraints {
+        tables.entry(k.table).or_default().constraints.insert(
+            k.name,
+            Constraint {
+                kind: k.kind,
+                // pg_get_constraintdef appends NOT VALID; `validated` already says so, and
+                // keeping it out lets a NOT VALID copy compare equal in definition.
+                definition: k
+                    .definition
+                    .strip_suffix(" NOT VALID")
+                    .map(str::to_string)
+                    .unwrap_or(k.definition),
+                validated: k.validated,
+            },
+        );
+    }
+    for i in raw.indexes {
+        tables.entry(i.table).or_default().indexes.insert(
+            i.name,
+            Index {
+                definition: i.definition,
+                valid: i.valid,
+                unique: i.unique,
+            },
+        );
+    }
+    for g in raw.triggers {
+        tables.entry(g.table).or_default().triggers.insert(
+            g.name,
+            Trigger {
+                definition: g.definition,
+                enabled: g.enabled,
+            },
+        );
+    }
+    Ok(SchemaSnapshot {
+        server_version: raw.server_version,
+        extensions: raw.extensions,
+        enums: raw.enums,
+        tables,
+    })
+}

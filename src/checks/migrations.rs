@@ -1,0 +1,477 @@
+//! Where the migrations stand: the local migrations directory against sqlx's ledger
+//! (`_sqlx_migrations`), plus the partial state sqlx itself cannot see on PostgreSQL (a failed
+//! migration leaves no ledger row): invalid indexes, unvalidated constraints, and objects of a
+//! pending migration that already exist.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+
+use super::Finding;
+use super::catalog::{ObjectKey, SchemaSnapshot};
+use super::schema::{ExpectedSchema, MigrationStamp};
+
+/// A migration file from the local directory, as sqlx reads it.
+#[derive(Debug, Clone)]
+pub struct LocalMigration {
+    pub version: i64,
+    pub description: String,
+    pub sql: String,
+    pub checksum: Vec<u8>,
+    pub no_tx: bool,
+}
+
+impl LocalMigration {
+    pub fn stamp(&self) -> MigrationStamp {
+        MigrationStamp {
+            version: self.version,
+            description: self.description.clone(),
+            checksum: hex(&self.checksum),
+        }
+    }
+}
+
+/// Reads the up-migrations of `dir` exactly as sqlx's migrator would (same checksums).
+pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, String> {
+    let migrator = sqlx::migrate::Migrator::new(dir.to_path_buf())
+        .await
+        .map_err(|e| {
+            format!(
+                "--migrations {}: {e}; expected a directory of <version>_<description>.sql files",
+                dir.display()
+            )
+        })?;
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| LocalMigration {
+            version: m.version,
+            description: m.description.to_string(),
+            sql: m.sql.as_str().to_string(),
+            checksum: m.checksum.to_vec(),
+            no_tx: m.no_tx,
+        })
+        .collect())
+}
+
+/// One row of `_sqlx_migrations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerRow {
+    pub version: i64,
+    pub description: String,
+    pub installed_on: DateTime<Utc>,
+    pub success: bool,
+    #[serde(skip)]
+    pub checksum: Vec<u8>,
+    /// sqlx records nanoseconds.
+    pub execution_time_ns: i64,
+}
+
+/// The ledger, or `None` when the table does not exist. Two statements.
+pub async fn read_ledger(conn: &mut PgConnection) -> Result<Option<Vec<LedgerRow>>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT version, description, installed_on, success, checksum, execution_time
+           FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerRow {
+                version: r.try_get("version")?,
+                description: r.try_get("description")?,
+                installed_on: r.try_get("installed_on")?,
+                success: r.try_get("success")?,
+                checksum: r.try_get("checksum")?,
+                execution_time_ns: r.try_get("execution_time")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map(Some)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MigrationStatus {
+    Applied,
+    Pending,
+    ChecksumMismatch,
+    MissingLocally,
+    Failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationEntry {
+    pub version: i64,
+    pub description: String,
+    pub status: MigrationStatus,
+    pub installed_on: Option<DateTime<Utc>>,
+    pub execution_ms: Option<f64>,
+    pub no_transaction: bool,
+    /// Short SHA-384 prefixes, for checksum mismatches.
+    pub local_checksum: Option<String>,
+    pub applied_checksum: Option<String>,
+}
+
+/// Partial state left by an interrupted or hand-run migration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum PartialState {
+    InvalidIndex { object: String, fix: String },
+    UnvalidatedConstraint { object: String, fix: String },
+    PendingObjectExists { version: i64, object: String },
+}
+
+impl std::fmt::Display for PartialState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InvalidIndex { object, .. } => write!(f, "{object} is INVALID"),
+            Self::UnvalidatedConstraint { object, .. } => {
+                write!(f, "{object} is NOT VALID (existing rows unchecked)")
+            }
+            Self::PendingObjectExists { version, object } => {
+                write!(
+                    f,
+                    "{object} already exists although migration {version} is pending"
+                )
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MigrationState {
+    pub ledger_present: bool,
+    /// Newest first.
+    pub entries: Vec<MigrationEntry>,
+    pub partial: Vec<PartialState>,
+    /// False when no expected schema was available to tell which objects pending migrations create.
+    pub pending_objects_checked: bool,
+}
+
+impl MigrationState {
+    pub fn count(&self, status: MigrationStatus) -> usize {
+        self.entries.iter().filter(|e| e.status == status).count()
+    }
+
+    pub fn pending(&self) -> impl Iterator<Item = &MigrationEntry> {
+        self.entries
+            .iter()
+            .filter(|e| e.status == MigrationStatus::Pending)
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn short(bytes: &[u8]) -> String {
+    hex(&bytes[..bytes.len().min(6)])
+}
+
+/// Puts the local directory, the ledger and the live catalog side by side.
+pub fn state(
+    local: &[LocalMigration],
+    ledger: Option<&[LedgerRow]>,
+    live: &SchemaSnapshot,
+    expected: Option<&ExpectedSchema>,
+) -> MigrationState {
+    let applied: BTreeMap<i64, &LedgerRow> = ledger
+        .unwrap_or(&[])
+        .iter()
+        .map(|r| (r.version, r))
+        .collect();
+    let mut entries = Vec::new();
+    for m in local {
+        let entry = match applied.get(&m.version) {
+            None => MigrationEntry {
+                version: m.version,
+                description: m.description.clone(),
+                status: MigrationStatus::Pending,
+                installed_on: None,
+                execution_ms: None,
+                no_transaction: m.no_tx,
+                local_checksum: Some(short(&m.checksum)),
+                applied_checksum: None,
+            },
+            Some(row) => {
+                let status = if !row.success {
+                    MigrationStatus::Failed
+                } else if row.checksum != m.checksum {
+                    MigrationStatus::ChecksumMismatch
+                } else {
+                    MigrationStatus::Applied
+                };
+                MigrationEntry {
+                    version: m.version,
+                    description: m.description.clone(),
+                    status,
+                    installed_on: Some(row.installed_on),
+                    execution_ms: Some(row.execution_time_ns as f64 / 1e6),
+                    no_transaction: m.no_tx,
+                    local_checksum: Some(short(&m.checksum)),
+                    applied_checksum: Some(short(&row.checksum)),
+                }
+            }
+        };
+        entries.push(entry);
+    }
+    for row in applied.values() {
+        if !local.iter().any(|m| m.version == row.version) {
+            entries.push(MigrationEntry {
+                version: row.version,
+                description: row.description.clone(),
+                status: if row.success {
+                    MigrationStatus::MissingLocally
+                } else {
+                    MigrationStatus::Failed
+                },
+                installed_on: Some(row.installed_on),
+                execution_ms: Some(row.execution_time_ns as f64 / 1e6),
+                no_transaction: false,
+                local_checksum: None,
+                applied_checksum: Some(short(&row.checksum)),
+            });
+        }
+    }
+    entries.sort_by_key(|e| std::cmp::Reverse(e.version));
+
+    let mut partial = Vec::new();
+    for (t, table) in &live.tables {
+        for (name, idx) in &table.indexes {
+            if !idx.valid {
+                partial.push(PartialState::InvalidIndex {
+                    object: ObjectKey::Index(t.clone(), name.clone()).to_string(),
+                    fix: format!("DROP INDEX CONCURRENTLY IF EXISTS {name}; then re-run the migration that creates it"),
+                });
+            }
+        }
+        for (name, con) in &table.constraints {
+            if !con.validated {
+                partial.push(PartialState::UnvalidatedConstraint {
+                    object: ObjectKey::Constraint(t.clone(), name.clone()).to_string(),
+                    fix: format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name};"),
+                });
+            }
+        }
+    }
+    if let Some(expected) = expected {
+        for e in entries
+            .iter()
+            .filter(|e| e.status == MigrationStatus::Pending)
+        {
+            for key in expected
+                .objects_by_version
+                .get(&e.version)
+                .into_iter()
+                .flatten()
+            {
+                // An enum label or a column appears with its parent; report the parent once.
+                let reported_parent = match key {
+                    ObjectKey::EnumLabel(en, _) => {
+                        live.contains(&ObjectKey::Enum(en.clone()))
+                            && expected.objects_by_version[&e.version]
+                                .contains(&ObjectKey::Enum(en.clone()))
+                    }
+                    ObjectKey::Column(t, _)
+                    | ObjectKey::Constraint(t, _)
+                    | ObjectKey::Index(t, _)
+                    | ObjectKey::Trigger(t, _) => {
+                        live.contains(&ObjectKey::Table(t.clone()))
+                            && expected.objects_by_version[&e.version]
+                                .contains(&ObjectKey::Table(t.clone()))
+                    }
+                    _ => false,
+                };
+                if live.contains(key) && !reported_parent {
+                    partial.push(PartialState::PendingObjectExists {
+                        version: e.version,
+                        object: key.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    MigrationState {
+        ledger_present: ledger.is_some(),
+        entries,
+        partial,
+        pending_objects_checked: expected.is_some(),
+    }
+}
+
+/// The findings for the report: ledger, pending, checksums, history and partial state.
+pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
+    use MigrationStatus::*;
+    let mut out = Vec::new();
+    let applied = state.count(Applied) + state.count(ChecksumMismatch);
+    let newest = state.entries.iter().find(|e| e.installed_on.is_some());
+    out.push(if state.ledger_present {
+        let mut f = Finding::pass(
+            "migrations.ledger",
+            format!("ledger present: {applied} applied"),
+        );
+        if let Some(n) = newest {
+            f.summary.push_str(&format!(
+                ", newest {} ({}) at {}",
+                n.version,
+                n.description,
+                n.installed_on
+                    .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                    .unwrap_or_default()
+            ));
+        }
+        f
+    } else {
+        Finding::warn(
+            "migrations.ledger",
+            "no _sqlx_migrations table: sqlx has never applied a migration to this database",
+        )
+    });
+    let pending: Vec<&MigrationEntry> = state.pending().collect();
+    out.push(if pending.is_empty() {
+        Finding::pass(
+            "migrations.pending",
+            format!(
+                "none pending ({} local in {})",
+                state.entries.len() - state.count(MissingLocally),
+                dir.display()
+            ),
+        )
+    } else {
+        Finding::warn("migrations.pending", format!("{} pending", pending.len()))
+            .details(pending.iter().rev().map(|e| {
+                format!(
+                    "{} {}{}",
+                    e.version,
+                    e.description,
+                    if e.no_transaction {
+                        " (no-transaction: dry-run on staging)"
+                    } else {
+                        ""
+                    }
+                )
+            }))
+            .fix("pgvigil migrate dry-run, then apply in the maintenance window")
+    });
+    let mismatched: Vec<&MigrationEntry> = state
+        .entries
+        .iter()
+        .filter(|e| e.status == ChecksumMismatch)
+        .collect();
+    out.push(if mismatched.is_empty() {
+        Finding::pass(
+            "migrations.checksums",
+            format!("{applied} applied migrations match their files"),
+        )
+    } else {
+        Finding::fail(
+            "migrations.checksums",
+            format!(
+                "{} applied migration(s) edited after they were applied",
+                mismatched.len()
+            ),
+        )
+        .details(mismatched.iter().map(|e| {
+            format!(
+                "{} {}: applied {} but the file is now {}",
+                e.version,
+                e.description,
+                e.applied_checksum.as_deref().unwrap_or("?"),
+                e.local_checksum.as_deref().unwrap_or("?")
+            )
+        }))
+        .fix("restore the applied file from version control; put the change in a new migration")
+    });
+    let missing: Vec<&MigrationEntry> = state
+        .entries
+        .iter()
+        .filter(|e| e.status == MissingLocally)
+        .collect();
+    let failed: Vec<&MigrationEntry> = state
+        .entries
+        .iter()
+        .filter(|e| e.status == Failed)
+        .collect();
+    out.push(if missing.is_empty() && failed.is_empty() {
+        Finding::pass(
+            "migrations.history",
+            "every applied version exists locally and succeeded",
+        )
+    } else {
+        let mut f = Finding::fail(
+            "migrations.history",
+            format!(
+                "{} applied but missing locally, {} recorded as failed",
+                missing.len(),
+                failed.len()
+            ),
+        );
+        for e in &missing {
+            f = f.detail(format!(
+                "{} {}: applied on the server, no such file in {} (wrong checkout or branch?)",
+                e.version,
+                e.description,
+                dir.display()
+            ));
+        }
+        for e in &failed {
+            f = f.detail(format!(
+                "{} {}: ledger row has success = false",
+                e.version, e.description
+            ));
+        }
+        f
+    });
+    let fails = state
+        .partial
+        .iter()
+        .filter(|p| !matches!(p, PartialState::UnvalidatedConstraint { .. }))
+        .count();
+    let mut partial = if state.partial.is_empty() {
+        Finding::pass(
+            "migrations.partial",
+            "no invalid indexes, unvalidated constraints or half-applied migrations",
+        )
+    } else if fails > 0 {
+        Finding::fail(
+            "migrations.partial",
+            format!(
+                "{} sign(s) of a half-applied migration",
+                state.partial.len()
+            ),
+        )
+    } else {
+        Finding::warn(
+            "migrations.partial",
+            format!("{} constraint(s) NOT VALID", state.partial.len()),
+        )
+    };
+    partial = partial.details(state.partial.iter().map(|p| match p {
+        PartialState::PendingObjectExists { .. } => p.to_string(),
+        PartialState::InvalidIndex { fix, .. }
+        | PartialState::UnvalidatedConstraint { fix, .. } => {
+            format!("{p}; fix: {fix}")
+        }
+    }));
+    if !state.pending_objects_checked
+        && !pending.is_empty()
+        && partial.status == super::Status::Pass
+    {
+        partial = Finding::unknown(
+            "migrations.partial",
+            "could not tell whether objects of the pending migrations already exist (no expected schema)",
+        );
+    }
+    out.push(partial);
+    out
+}

@@ -1,0 +1,207 @@
+//! Plain-text rendering of check and dry-run reports for a terminal or a log: one line per
+//! check, details and fixes under anything that is not a pass, a summary line last. Colour only
+//! when asked for (never with NO_COLOR, --no-color, or when the output is not a terminal).
+
+use std::fmt::Write;
+
+use crate::checks::schema::DiffKind;
+use crate::checks::{CheckReport, Status};
+use crate::config::format_duration;
+use crate::safety::dry_run::{DryRunReport, Outcome};
+
+/// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
+pub fn colour_wanted(no_color_flag: bool, is_terminal: bool) -> bool {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    !no_color_flag && !no_color_env && is_terminal
+}
+
+struct Paint(bool);
+
+impl Paint {
+    fn status(&self, s: Status) -> String {
+        let code = match s {
+            Status::Pass => "32",
+            Status::Warn => "33",
+            Status::Fail => "31;1",
+            Status::Unknown => "35",
+        };
+        self.wrap(code, &format!("{:<7}", s.label()))
+    }
+
+    fn wrap(&self, code: &str, text: &str) -> String {
+        if self.0 {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_string()
+        }
+    }
+
+    fn dim(&self, text: &str) -> String {
+        self.wrap("2", text)
+    }
+}
+
+pub fn render_check(report: &CheckReport, colour: bool) -> String {
+    let p = Paint(colour);
+    let mut out = String::new();
+    let version = report
+        .server_version
+        .as_deref()
+        .map(|v| format!(" (PostgreSQL {v})"))
+        .unwrap_or_default();
+    let _ = writeln!(out, "pgvigil check: {}{version}", report.target);
+    let width = report
+        .findings
+        .iter()
+        .map(|f| f.id.len())
+        .max()
+        .unwrap_or(10);
+    for f in &report.findings {
+        let _ = writeln!(
+            out,
+            "{} {:<width$}  {}",
+            p.status(f.status),
+            f.id,
+            f.summary
+        );
+        if f.status != Status::Pass {
+            for d in &f.details {
+                let _ = writeln!(out, "        {d}");
+            }
+            if let Some(fix) = &f.fix {
+                for (i, line) in fix.lines().enumerate() {
+                    let lead = if i == 0 { "fix: " } else { "     " };
+                    let _ = writeln!(out, "        {}", p.dim(&format!("{lead}{line}")));
+                }
+            }
+        }
+    }
+    let overall = report.overall();
+    let c = report.counts;
+    let _ = writeln!(
+        out,
+        "{}: {} failed, {} warning, {} unknown, {} passed in {:.0} ms",
+        p.wrap(
+            match overall {
+                Status::Pass => "32;1",
+                Status::Warn => "33;1",
+                Status::Fail => "31;1",
+                Status::Unknown => "35;1",
+            },
+            overall.monitoring_word()
+        ),
+        c.fail,
+        c.warn,
+        c.unknown,
+        c.pass,
+        report.duration_ms
+    );
+    out
+}
+
+/// Exit code of a dry-run: 0 all pending migrations succeeded, 1 some need a staging dry-run,
+/// 2 one failed (or the rollback left a trace).
+pub fn dry_run_exit_code(report: &DryRunReport) -> u8 {
+    if report.failed() > 0 || !report.left_no_trace {
+        2
+    } else if report
+        .migrations
+        .iter()
+        .any(|m| matches!(m.outcome, Outcome::NeedsStaging { .. }))
+    {
+        1
+    } else {
+        0
+    }
+}
+
+pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
+    let p = Paint(colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pgvigil migrate dry-run: {} (lock_timeout {}, statement_timeout {}; always rolled back)",
+        report.target,
+        format_duration(std::time::Duration::from_millis(
+            report.lock_timeout_ms as u64
+        )),
+        format_duration(std::time::Duration::from_millis(
+            report.statement_timeout_ms as u64
+        )),
+    );
+    if report.migrations.is_empty() {
+        let _ = writeln!(out, "no pending migrations");
+    }
+    for m in &report.migrations {
+        let (status, word) = match &m.outcome {
+            Outcome::Succeeded => (Status::Pass, "ok"),
+            Outcome::Failed { .. } => (Status::Fail, "failed"),
+            Outcome::NeedsStaging { .. } => (Status::Warn, "needs staging"),
+        };
+        let _ = writeln!(
+            out,
+            "{} {} {}: {word} in {:.1} ms",
+            p.status(status),
+            m.version,
+            m.description,
+            m.duration_ms
+        );
+        match &m.outcome {
+            Outcome::Failed {
+                error,
+                line,
+                column,
+                ..
+            } => {
+                let at = match (line, column) {
+                    (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
+                    _ => String::new(),
+                };
+                let _ = writeln!(out, "        error{at}: {error}");
+            }
+            Outcome::NeedsStaging { reason } => {
+                let _ = writeln!(out, "        {reason}");
+            }
+            Outcome::Succeeded => {}
+        }
+        if !m.locks.is_empty() {
+            let _ = writeln!(out, "        locks:");
+            for l in &m.locks {
+                let _ = writeln!(out, "          {l}");
+            }
+        }
+        if !m.changes.is_empty() {
+            let _ = writeln!(out, "        schema changes:");
+            for c in &m.changes {
+                let sign = match c.kind {
+                    DiffKind::Unexpected => "+",
+                    DiffKind::Missing => "-",
+                    DiffKind::Different => "~",
+                };
+                let detail = match c.kind {
+                    DiffKind::Unexpected => c.actual.clone().unwrap_or_default(),
+                    DiffKind::Missing => c.expected.clone().unwrap_or_default(),
+                    DiffKind::Different => format!(
+                        "{} -> {}",
+                        c.expected.as_deref().unwrap_or("?"),
+                        c.actual.as_deref().unwrap_or("?")
+                    ),
+                };
+                let _ = writeln!(out, "          {sign} {}: {detail}", c.object);
+            }
+        }
+    }
+    let _ = writeln!(
+        out,
+        "{}",
+        if report.left_no_trace {
+            "rolled back: schema and ledger identical before and after".to_string()
+        } else {
+            p.wrap(
+                "31;1",
+                "WARNING: schema or ledger differ after the rollback; investigate before migrating",
+            )
+        }
+    );
+    out
+}

@@ -11,7 +11,16 @@ use crate::safety::dry_run::{DryRunReport, Outcome};
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
 pub fn colour_wanted(no_color_flag: bool, is_terminal: bool) -> bool {
-    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    colour_decision(no_color_flag, std::env::var_os("NO_COLOR"), is_terminal)
+}
+
+/// The rule itself, apart from the process environment (see <https://no-color.org>).
+pub fn colour_decision(
+    no_color_flag: bool,
+    no_color_env: Option<std::ffi::OsString>,
+    is_terminal: bool,
+) -> bool {
+    let no_color_env = no_color_env.is_some_and(|v| !v.is_empty());
     !no_color_flag && !no_color_env && is_terminal
 }
 
@@ -204,4 +213,34 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
         }
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checks::Finding;
+
+    #[test]
+    fn no_color_and_the_flag_turn_colour_off() {
+        assert!(colour_decision(false, None, true));
+        assert!(!colour_decision(false, Some("1".into()), true));
+        assert!(
+            colour_decision(false, Some("".into()), true),
+            "empty NO_COLOR is unset"
+        );
+        assert!(!colour_decision(true, None, true));
+        assert!(!colour_decision(false, None, false), "pipes get no colour");
+    }
+
+    #[test]
+    fn report_has_escapes_only_with_colour() {
+        let mut r = CheckReport::unknown("postgres://u:***@h:5432/d".into(), "refused".into());
+        r.findings
+            .push(Finding::fail("pgvector.index", "missing").fix("CREATE INDEX ..."));
+        assert!(render_check(&r, true).contains('\x1b'));
+        let plain = render_check(&r, false);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("FAIL    pgvector.index"), "{plain}");
+        assert!(plain.contains("fix: CREATE INDEX ..."), "{plain}");
+    }
 }

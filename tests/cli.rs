@@ -1,0 +1,118 @@
+//! The `pgvigil check` command as a scheduler runs it: JSON, exit codes, no colour in pipes.
+
+mod support;
+
+use std::process::Command;
+
+use support::{cluster, exec, migrated_database, migrations_dir};
+
+fn pgvigil(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(args)
+        .arg("--migrations")
+        .arg(migrations_dir())
+        .env("DATABASE_URL", url)
+        .env("RETRY_MAX_RETRIES", "0")
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test]
+async fn json_report_is_stable_and_carries_the_exit_code() {
+    let url = migrated_database(cluster(), "clijson").await;
+    exec(&url, "ALTER TABLE documents ADD COLUMN language text").await;
+    let (code, stdout, stderr) = pgvigil(&url, &["check", "--json", "--knn-samples", "2"]);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["format"], "pgvigil.check/1");
+    assert_eq!(json["status"], "warning");
+    assert_eq!(json["exit_code"], 1);
+    assert_eq!(json["counts"]["warn"], 1);
+    assert!(json["target"].as_str().unwrap().contains(":***@"));
+    let diff = json["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "schema.diff")
+        .unwrap();
+    assert_eq!(diff["status"], "warn");
+    assert_eq!(
+        diff["data"]["entries"][0]["object"],
+        "column documents.language"
+    );
+    assert_eq!(diff["data"]["entries"][0]["kind"], "unexpected");
+    assert_eq!(json["migrations"]["entries"][0]["status"], "applied");
+    assert!(!stdout.contains(cluster().password()));
+}
+
+#[tokio::test]
+async fn human_report_has_one_line_per_check_and_no_colour_in_a_pipe() {
+    let url = migrated_database(cluster(), "clihuman").await;
+    let (code, stdout, _) = pgvigil(&url, &["check", "--knn-samples", "2"]);
+    assert_eq!(code, Some(0), "{stdout}");
+    assert!(!stdout.contains('\x1b'), "{stdout}");
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("pgvigil check: postgres://postgres:***@127.0.0.1:"),
+        "{}",
+        lines[0]
+    );
+    assert_eq!(lines.len(), 1 + 13 + 1, "{stdout}");
+    assert!(
+        lines[1..14].iter().all(|l| l.starts_with("PASS ")),
+        "{stdout}"
+    );
+    assert!(
+        lines[14].starts_with("OK: 0 failed, 0 warning, 0 unknown, 13 passed in "),
+        "{}",
+        lines[14]
+    );
+    let (code, stdout, _) = pgvigil(&url, &["check", "--only", "migrations"]);
+    assert_eq!(code, Some(0));
+    assert!(
+        stdout
+            .lines()
+            .skip(1)
+            .take(5)
+            .all(|l| l.contains("migrations.")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn unreachable_database_is_unknown() {
+    let (code, stdout, _) = pgvigil("postgres://app:s3cret@127.0.0.1:1/db", &["check", "--json"]);
+    assert_eq!(code, Some(3));
+    let json: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(json["status"], "unknown");
+    assert_eq!(json["findings"][0]["id"], "connection");
+    assert!(
+        json["findings"][0]["summary"]
+            .as_str()
+            .unwrap()
+            .contains("after 1 attempts")
+    );
+    assert!(!stdout.contains("s3cret"));
+}
+
+#[test]
+fn bad_configuration_is_unknown_and_named() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["check"])
+        .env("DATABASE_URL", "postgres://a@h/db")
+        .env("POOL_MAX_CONNECTIONS", "zero")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("POOL_MAX_CONNECTIONS (environment) = `zero` is not valid"),
+        "{stderr}"
+    );
+}

@@ -75,7 +75,7 @@ struct CheckArgs {
     #[arg(long)]
     strict: bool,
     /// Number of KNN queries timed by the pgvector smoke test.
-    #[arg(long, value_name = "N", default_value_t = 20)]
+    #[arg(long, value_name = "N", default_value_t = 10)]
     knn_samples: usize,
 }
 

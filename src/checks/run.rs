@@ -42,7 +42,7 @@ impl Default for CheckOptions {
             migrations_dir: PathBuf::from("migrations"),
             expected_file: None,
             strict: false,
-            knn_samples: 20,
+            knn_samples: 10,
             statement_timeout: Duration::from_secs(30),
         }
     }

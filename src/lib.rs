@@ -8,9 +8,12 @@
 pub mod checks;
 pub mod cluster;
 pub mod config;
+pub mod demo;
 pub mod pool;
 pub mod report;
 pub mod safety;
+pub mod server;
+pub mod tui;
 
 pub use config::{ConfigError, DatabaseUrl, PoolConfig};
 pub use pool::{InstrumentedPool, PoolStats};

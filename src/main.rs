@@ -11,9 +11,12 @@ use pgvigil::PoolConfig;
 use pgvigil::checks::schema::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, migrations, run_checks};
 use pgvigil::config::{ConfigArgs, ConfigSources, parse_duration};
+use pgvigil::demo::Demo;
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
 use pgvigil::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
 use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
+use pgvigil::tui::theme::{Glyphs, Theme};
+use pgvigil::tui::{DashboardOptions, run_dashboard};
 use sqlx::ConnectOptions;
 
 const UNKNOWN: u8 = 3;
@@ -22,7 +25,9 @@ const UNKNOWN: u8 = 3;
 #[command(
     name = "pgvigil",
     version,
-    about = "Live PostgreSQL pool and schema status for on-call engineers"
+    about = "Live PostgreSQL pool and schema status for on-call engineers",
+    long_about = "Live PostgreSQL pool and schema status for on-call engineers.\n\n\
+                  Without a command, opens the dashboard on DATABASE_URL."
 )]
 struct Cli {
     #[command(flatten)]
@@ -30,8 +35,36 @@ struct Cli {
     /// No colour (NO_COLOR in the environment does the same).
     #[arg(long, global = true)]
     no_color: bool,
+    #[command(flatten)]
+    dashboard: DashboardArgs,
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+struct DashboardArgs {
+    /// Dashboard refresh interval, 0.5s to 10s (+ and - change it while running).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = refresh_arg)]
+    refresh: Duration,
+    /// Colour theme: default, light, high-contrast, monochrome, or a path to a theme .toml.
+    #[arg(long, value_name = "NAME|PATH", default_value = "default")]
+    theme: String,
+    /// Migrations the dashboard's verify and dry-run keys use.
+    #[arg(long = "migrations", value_name = "DIR", default_value = "migrations")]
+    dashboard_migrations: PathBuf,
+    /// Expected schema file for the verify key (instead of a scratch database).
+    #[arg(long = "expected", value_name = "FILE")]
+    dashboard_expected: Option<PathBuf>,
+}
+
+fn refresh_arg(raw: &str) -> Result<Duration, String> {
+    parse_duration(raw)
+        .filter(|d| *d >= Duration::from_millis(500) && *d <= Duration::from_secs(10))
+        .ok_or_else(|| {
+            format!(
+                "`{raw}` is not valid: expected a duration from 0.5s to 10s (`500ms`, `1s`, `5s`)"
+            )
+        })
 }
 
 #[derive(Debug, Subcommand)]
@@ -45,6 +78,9 @@ enum Command {
     /// Migration tools that never change the database.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// The dashboard on a private PostgreSQL with pgvector, the reference schema, a few
+    /// thousand documents and a synthetic workload. Quitting removes everything.
+    Demo,
     /// Print the configuration pgvigil would use (password redacted) as JSON.
     Config,
     /// Connect with the configured retries, run one query, print the pool's figures as JSON.
@@ -121,14 +157,27 @@ fn duration_arg(raw: &str) -> Result<Duration, String> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
-                .unwrap_or_else(|_| "warn,sqlx=error".into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(colour_wanted(cli.no_color, std::io::stderr().is_terminal()))
-        .init();
+    let interactive = matches!(cli.command, None | Some(Command::Demo));
+    if interactive {
+        if let Err(e) = color_eyre::install() {
+            eprintln!("pgvigil: {e}");
+        }
+        init_tui_logging();
+    } else {
+        tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
+                    .unwrap_or_else(|_| "warn,sqlx=error".into()),
+            )
+            .with_writer(std::io::stderr)
+            .with_ansi(colour_wanted(cli.no_color, std::io::stderr().is_terminal()))
+            .init();
+    }
+    let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    if matches!(cli.command, Some(Command::Demo)) {
+        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color)));
+    }
     let config =
         match ConfigSources::from_process(&cli.config).and_then(|s| PoolConfig::from_sources(&s)) {
             Ok(config) => config,
@@ -137,28 +186,28 @@ fn main() -> ExitCode {
                 return ExitCode::from(UNKNOWN);
             }
         };
-    let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let code = runtime.block_on(async move {
         match cli.command {
-            Command::Config => {
+            None => dashboard(config, cli.dashboard, cli.no_color, None, None).await,
+            Some(Command::Demo) => unreachable!("handled above"),
+            Some(Command::Config) => {
                 println!(
                     "{}",
                     serde_json::to_string_pretty(&config).expect("config serialises")
                 );
                 0
             }
-            Command::Ping => ping(config).await,
-            Command::Check(args) => check(config, args, colour).await,
-            Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
+            Some(Command::Ping) => ping(config).await,
+            Some(Command::Check(args)) => check(config, args, colour).await,
+            Some(Command::Schema(SchemaCommand::Snapshot { dir, output })) => {
                 snapshot(config, dir.migrations, output).await
             }
-            Command::Migrate(MigrateCommand::DryRun {
+            Some(Command::Migrate(MigrateCommand::DryRun {
                 dir,
                 json,
                 lock_timeout,
                 statement_timeout,
-            }) => {
+            })) => {
                 let options = DryRunOptions {
                     lock_timeout,
                     statement_timeout,
@@ -168,6 +217,86 @@ fn main() -> ExitCode {
         }
     });
     ExitCode::from(code)
+}
+
+/// The dashboard logs into tui-logger's buffer (shown in its Log panel), never onto the screen.
+fn init_tui_logging() {
+    use tracing_subscriber::prelude::*;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
+        .unwrap_or_else(|_| "debug,sqlx=warn,hyper=warn".into());
+    let _ = tracing_subscriber::registry()
+        .with(filter)
+        .with(tui_logger::TuiTracingSubscriberLayer)
+        .try_init();
+    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    tui_logger::set_default_level(tui_logger::LevelFilter::Info);
+}
+
+fn theme_for(args: &DashboardArgs, no_color: bool) -> Result<Theme, String> {
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || no_color_env {
+        return Ok(Theme::builtin("monochrome"));
+    }
+    Theme::load(&args.theme).map_err(|e| e.to_string())
+}
+
+async fn dashboard(
+    config: PoolConfig,
+    args: DashboardArgs,
+    no_color: bool,
+    migrations: Option<PathBuf>,
+    pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
+) -> u8 {
+    let theme = match theme_for(&args, no_color) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("pgvigil: {e}");
+            return UNKNOWN;
+        }
+    };
+    let options = DashboardOptions {
+        refresh: args.refresh,
+        theme,
+        glyphs: Glyphs::from_env(),
+        migrations_dir: migrations.unwrap_or(args.dashboard_migrations),
+        expected_file: args.dashboard_expected,
+        pool_out,
+    };
+    match run_dashboard(config, options).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("pgvigil: terminal error: {e}");
+            1
+        }
+    }
+}
+
+async fn demo(args: DashboardArgs, no_color: bool) -> u8 {
+    eprintln!(
+        "pgvigil demo: starting a private PostgreSQL with pgvector and applying the reference migrations..."
+    );
+    let demo = match Demo::prepare().await {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pgvigil demo: {e}");
+            return UNKNOWN;
+        }
+    };
+    let (pool_tx, pool_rx) = tokio::sync::watch::channel(None);
+    let workload = tokio::spawn(pgvigil::demo::workload(demo.config.clone(), pool_rx));
+    let code = dashboard(
+        demo.config.clone(),
+        args,
+        no_color,
+        Some(demo.migrations_dir.clone()),
+        Some(pool_tx),
+    )
+    .await;
+    workload.abort();
+    let _ = workload.await;
+    drop(demo);
+    eprintln!("pgvigil demo: workload stopped, private cluster removed");
+    code
 }
 
 /// One-shot commands need one connection, not the dashboard's minimum of five.

@@ -162,7 +162,13 @@ async fn stress_200_tasks_x_50_queries_on_20_connections() {
 async fn saturation_warning_is_raised_at_85_percent_and_cleared_on_release() {
     let (capture, _g) = LogCapture::install();
     let url = fresh_database(cluster(), "saturation");
-    let pool = pool(config(&url).min_connections(0).max_connections(20)).await;
+    let pool = pool(
+        config(&url)
+            .min_connections(0)
+            .max_connections(20)
+            .saturation_hold(Duration::from_millis(300)),
+    )
+    .await;
     let mut held = Vec::new();
     for _ in 0..17 {
         held.push(pool.acquire_labeled("holder").await.unwrap());
@@ -179,6 +185,9 @@ async fn saturation_warning_is_raised_at_85_percent_and_cleared_on_release() {
     held.clear();
     let s = pool.stats();
     assert_eq!(s.in_use, 0);
+    assert!(s.saturation_warning, "cleared only after the hold time");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let s = pool.stats();
     assert!(!s.saturation_warning);
     assert_eq!(capture.lines_containing("pool saturation back to").len(), 1);
     let json = serde_json::to_value(&s).unwrap();

@@ -28,29 +28,36 @@ pub enum Group {
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
     pub only: Option<Group>,
+    /// Groups left out (the dashboard's automatic status read skips the schema).
+    pub skip: Vec<Group>,
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
     pub strict: bool,
     pub knn_samples: usize,
     pub statement_timeout: Duration,
+    /// May a scratch database be created to build the expected schema? The dashboard's
+    /// automatic status check says no: nothing pgvigil does on its own creates anything.
+    pub scratch: bool,
 }
 
 impl Default for CheckOptions {
     fn default() -> Self {
         Self {
             only: None,
+            skip: Vec::new(),
             migrations_dir: PathBuf::from("migrations"),
             expected_file: None,
             strict: false,
             knn_samples: 10,
             statement_timeout: Duration::from_secs(30),
+            scratch: true,
         }
     }
 }
 
 impl CheckOptions {
     fn wants(&self, g: Group) -> bool {
-        self.only.is_none_or(|o| o == g)
+        self.only.is_none_or(|o| o == g) && !self.skip.contains(&g)
     }
 }
 
@@ -63,7 +70,7 @@ pub struct Counts {
 }
 
 /// The whole report: what `--json` prints (format `pgvigil.check/1`).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
     pub format: &'static str,
     pub target: String,
@@ -138,21 +145,27 @@ impl CheckReport {
     }
 }
 
-/// Runs the requested checks against the pool's database.
+/// Runs the requested checks against the pool's database, on one of its connections.
 pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckReport {
-    let started = Instant::now();
-    let config = pool.config();
-    let mut report = CheckReport::new(config.database_url.to_string(), Utc::now());
     let mut conn = match pool.acquire_labeled("check").await {
         Ok(c) => c,
         Err(e) => {
-            report
-                .findings
-                .push(Finding::unknown("connection", e.to_string()));
-            report.finish(started);
-            return report;
+            return CheckReport::unknown(pool.config().database_url.to_string(), e.to_string());
         }
     };
+    run_checks_on(&mut conn, pool.config(), Some(pool), opts).await
+}
+
+/// Runs the checks over a given connection (the dashboard uses one of its own, so that Esc can
+/// cancel its query on the server). `pool` feeds the pool group when present.
+pub async fn run_checks_on(
+    conn: &mut PgConnection,
+    config: &crate::config::PoolConfig,
+    pool: Option<&InstrumentedPool>,
+    opts: &CheckOptions,
+) -> CheckReport {
+    let started = Instant::now();
+    let mut report = CheckReport::new(config.database_url.to_string(), Utc::now());
     let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
@@ -167,14 +180,17 @@ pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckRe
         (None, _) => None,
         (Some(_), Some(path)) => Some(ExpectedSchema::read(path).map_err(|e| e.to_string())),
         (Some(Err(e)), None) => Some(Err(e.clone())),
+        (Some(Ok(_)), None) if !opts.scratch => Some(Err(
+            "not built automatically (it needs a scratch database); press v to verify, or pass --expected FILE".to_string(),
+        )),
         (Some(Ok(local)), None) => Some(
-            ExpectedSchema::from_scratch(&mut conn, &connect_options(config), local)
+            ExpectedSchema::from_scratch(&mut *conn, &connect_options(config), local)
                 .await
                 .map_err(|e| scrub(&e)),
         ),
     };
 
-    if let Err(e) = begin_read_only(&mut conn, opts.statement_timeout).await {
+    if let Err(e) = begin_read_only(&mut *conn, opts.statement_timeout).await {
         report
             .findings
             .push(Finding::unknown("connection", scrub(&e)));
@@ -182,15 +198,17 @@ pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckRe
         return report;
     }
     if opts.wants(Group::Pool) {
-        report.findings.extend(pool_findings(&mut conn, pool).await);
+        report
+            .findings
+            .extend(pool_findings(&mut *conn, config, pool).await);
     }
     if opts.wants(Group::Pgvector) {
         report
             .findings
-            .extend(pgvector::check(&mut conn, opts.knn_samples).await);
+            .extend(pgvector::check(&mut *conn, opts.knn_samples).await);
     }
     let live: Option<Result<SchemaSnapshot, String>> = if needs_catalog {
-        Some(snapshot(&mut conn).await.map_err(|e| scrub(&e)))
+        Some(snapshot(&mut *conn).await.map_err(|e| scrub(&e)))
     } else {
         None
     };
@@ -224,7 +242,7 @@ pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckRe
                 "migrations.ledger",
                 format!("could not read the live catalog: {e}"),
             )),
-            (Some(Ok(local)), Some(Ok(live))) => match migrations::read_ledger(&mut conn).await {
+            (Some(Ok(local)), Some(Ok(live))) => match migrations::read_ledger(&mut *conn).await {
                 Err(e) => report.findings.push(Finding::unknown(
                     "migrations.ledger",
                     format!("could not read _sqlx_migrations: {}", scrub(&e)),
@@ -323,9 +341,13 @@ fn schema_finding(
     f.data(serde_json::json!({ "entries": d, "missing_or_different": missing_or_different }))
 }
 
-async fn pool_findings(conn: &mut PgConnection, pool: &InstrumentedPool) -> Vec<Finding> {
+async fn pool_findings(
+    conn: &mut PgConnection,
+    config: &crate::config::PoolConfig,
+    pool: Option<&InstrumentedPool>,
+) -> Vec<Finding> {
     let mut out = Vec::new();
-    let stats = pool.stats();
+    let stats = pool.map(InstrumentedPool::stats);
     let t0 = Instant::now();
     let row = sqlx::query(
         "SELECT current_setting('server_version') AS version,
@@ -342,7 +364,7 @@ async fn pool_findings(conn: &mut PgConnection, pool: &InstrumentedPool) -> Vec<
             "pool.server_connections",
             format!(
                 "could not read pg_stat_activity: {}",
-                pool.config().database_url.scrub(&e.to_string())
+                config.database_url.scrub(&e.to_string())
             ),
         )),
         Ok(row) => {
@@ -352,21 +374,30 @@ async fn pool_findings(conn: &mut PgConnection, pool: &InstrumentedPool) -> Vec<
             let reserved: i64 = row.get("reserved");
             let usable = (max - reserved).max(1);
             let ratio = clients as f64 / usable as f64;
-            out.push(Finding::pass(
-                "pool.connect",
-                format!(
-                    "connected to PostgreSQL {version}; round trip {:.1} ms; pool {} open / {} max, acquire p95 {:.1} ms",
-                    rtt.as_secs_f64() * 1000.0,
-                    stats.size,
-                    stats.max,
-                    stats.acquire_wait.p95_ms
-                ),
-            ).data(&stats));
+            let pool_text = stats
+                .as_ref()
+                .map(|s| {
+                    format!(
+                        "; pool {} open / {} max, acquire p95 {:.1} ms",
+                        s.size, s.max, s.acquire_wait.p95_ms
+                    )
+                })
+                .unwrap_or_default();
+            out.push(
+                Finding::pass(
+                    "pool.connect",
+                    format!(
+                        "connected to PostgreSQL {version}; round trip {:.1} ms{pool_text}",
+                        rtt.as_secs_f64() * 1000.0
+                    ),
+                )
+                .data(&stats),
+            );
             let summary = format!(
                 "{clients} client connections of {usable} usable ({max} max_connections - {reserved} reserved), {:.0}%",
                 ratio * 100.0
             );
-            let warn_at = pool.config().saturation_warn;
+            let warn_at = config.saturation_warn;
             out.push(if ratio >= 0.95 {
                 Finding::fail("pool.server_connections", summary)
             } else if ratio >= warn_at {

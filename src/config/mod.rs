@@ -125,9 +125,14 @@ pub struct PoolConfig {
     pub idle_timeout: Option<Duration>,
     pub max_lifetime: Option<Duration>,
     pub saturation_warn: f64,
+    /// How long saturation must stay clearly below the warning level before it clears.
+    pub saturation_hold: Duration,
     pub leak_threshold: Duration,
     pub retry: RetryPolicy,
     pub application_name: String,
+    /// Ping a connection before handing it out (sqlx's default). The dashboard turns it off so
+    /// that a poll costs exactly one round trip; a dead connection then fails the poll instead.
+    pub test_before_acquire: bool,
 }
 
 impl PoolConfig {
@@ -149,9 +154,11 @@ pub struct PoolConfigBuilder {
     idle_timeout: Option<Duration>,
     max_lifetime: Option<Duration>,
     saturation_warn: f64,
+    saturation_hold: Duration,
     leak_threshold: Duration,
     retry: RetryPolicy,
     application_name: String,
+    test_before_acquire: bool,
     /// Where each value came from, so validation errors name the right flag, variable or file.
     origins: HashMap<&'static str, Setting>,
 }
@@ -167,9 +174,11 @@ impl PoolConfigBuilder {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             saturation_warn: 0.80,
+            saturation_hold: Duration::from_secs(10),
             leak_threshold: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             application_name: "pgvigil".into(),
+            test_before_acquire: true,
             origins: HashMap::new(),
         }
     }
@@ -202,6 +211,10 @@ impl PoolConfigBuilder {
         self.saturation_warn = ratio;
         self
     }
+    pub fn saturation_hold(mut self, d: Duration) -> Self {
+        self.saturation_hold = d;
+        self
+    }
     pub fn leak_threshold(mut self, d: Duration) -> Self {
         self.leak_threshold = d;
         self
@@ -232,6 +245,11 @@ impl PoolConfigBuilder {
     }
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
+        self
+    }
+
+    pub fn test_before_acquire(mut self, test: bool) -> Self {
+        self.test_before_acquire = test;
         self
     }
 
@@ -329,9 +347,11 @@ impl PoolConfigBuilder {
             idle_timeout: self.idle_timeout,
             max_lifetime: self.max_lifetime,
             saturation_warn: self.saturation_warn,
+            saturation_hold: self.saturation_hold,
             leak_threshold: self.leak_threshold,
             retry: self.retry,
             application_name: self.application_name,
+            test_before_acquire: self.test_before_acquire,
         })
     }
 }

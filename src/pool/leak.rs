@@ -74,7 +74,6 @@ impl LeakTracker {
         if let Some(lease) = lease.filter(|l| l.reported) {
             tracing::info!(
                 target: "pgvigil::pool::leak",
-                label = %lease.label,
                 "leaked connection returned: checked out by {} for {}",
                 lease.label,
                 format_duration(lease.since.elapsed())
@@ -105,7 +104,6 @@ impl LeakTracker {
             self.leaks_total.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
                 target: "pgvigil::pool::leak",
-                label = %label,
                 "possible connection leak: checked out by {label} for {} (POOL_LEAK_THRESHOLD {})",
                 format_duration(age),
                 format_duration(self.threshold)

@@ -118,7 +118,7 @@ impl InstrumentedPool {
         let shared = Arc::new(Shared {
             waits: WaitRecorder::new(),
             leaks: LeakTracker::new(config.leak_threshold),
-            alarm: SaturationAlarm::new(config.saturation_warn),
+            alarm: SaturationAlarm::new(config.saturation_warn, config.saturation_hold),
             waiters: AtomicU64::new(0),
             peak_in_use: AtomicU64::new(0),
             acquisitions: AtomicU64::new(0),

@@ -109,6 +109,11 @@ impl RetryNow {
     pub fn trigger(&self) {
         self.0.notify_one();
     }
+
+    /// Resolves when `trigger` is called (or was called since the last wait).
+    pub async fn wait(&self) {
+        self.0.notified().await;
+    }
 }
 
 /// Why connecting ended without a pool. Messages carry the redacted URL, never the password.
@@ -264,9 +269,6 @@ impl Connector {
             let of = max_attempts.map_or("unlimited".to_string(), |m| m.to_string());
             tracing::warn!(
                 target: "pgvigil::pool",
-                attempt,
-                delay_ms = delay.as_millis() as u64,
-                kind = kind.label(),
                 "connect attempt {attempt} of {of} to {url} failed: {cause}; retrying in {}",
                 format_duration(delay)
             );
@@ -301,8 +303,13 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
         .database_url
         .connect_options()
         .application_name(&config.application_name)
-        // sqlx logs every statement at INFO by default; the dashboard's log is for people.
+        // sqlx logs every statement at INFO and slow ones (> 1 s, with the full SQL) at WARN;
+        // the dashboard's log is for people, and pgvigil reports slowness in its own words.
         .log_statements(tracing::log::LevelFilter::Trace)
+        .log_slow_statements(
+            tracing::log::LevelFilter::Debug,
+            std::time::Duration::from_secs(1),
+        )
 }
 
 /// The sqlx pool options derived from the configuration.
@@ -313,7 +320,7 @@ pub fn pool_options(config: &PoolConfig) -> PgPoolOptions {
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
         .max_lifetime(config.max_lifetime)
-        .test_before_acquire(true)
+        .test_before_acquire(config.test_before_acquire)
 }
 
 /// One attempt, bounded by the connect timeout as a whole. A single probe connection goes

@@ -87,7 +87,7 @@ pub struct MigrationDryRun {
     pub changes: SchemaDiff,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRunReport {
     pub format: &'static str,
     pub target: String,

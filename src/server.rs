@@ -1,0 +1,111 @@
+//! The server's side of the picture, read in ONE statement per dashboard tick: client
+//! connections grouped by application and state (and how many wait on a lock), the total against
+//! max_connections minus the reserved slots, the longest open transaction and the lock waiters.
+//! This is what shows how the production application's own pool behaves.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionGroup {
+    pub application: String,
+    /// active, idle, idle in transaction, idle in transaction (aborted), fastpath function call...
+    pub state: String,
+    pub count: i64,
+    /// Of those, waiting on a lock.
+    pub waiting_on_lock: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LongestTransaction {
+    pub pid: i32,
+    pub application: String,
+    pub state: String,
+    pub seconds: f64,
+    pub query: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LockWait {
+    pub pid: i32,
+    pub application: String,
+    pub seconds: f64,
+    pub blocked_by: Vec<i32>,
+    pub query: String,
+}
+
+/// One poll's view of the server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerView {
+    pub server_time: DateTime<Utc>,
+    pub version: String,
+    pub max_connections: i64,
+    pub reserved_connections: i64,
+    /// Client backends (all applications, pgvigil included).
+    pub total: i64,
+    pub groups: Vec<ConnectionGroup>,
+    pub longest_transaction: Option<LongestTransaction>,
+    pub lock_waiters: i64,
+    /// The longest lock waits (at most five), with the pids blocking them.
+    pub lock_waits: Vec<LockWait>,
+}
+
+impl ServerView {
+    /// Connections clients may use: max_connections minus the reserved slots.
+    pub fn usable(&self) -> i64 {
+        (self.max_connections - self.reserved_connections).max(1)
+    }
+
+    pub fn usage(&self) -> f64 {
+        self.total as f64 / self.usable() as f64
+    }
+
+    pub fn count_in_state(&self, state: &str) -> i64 {
+        self.groups
+            .iter()
+            .filter(|g| g.state == state)
+            .map(|g| g.count)
+            .sum()
+    }
+}
+
+pub const SERVER_VIEW_SQL: &str = r#"
+WITH a AS (
+    SELECT pid, coalesce(nullif(application_name, ''), '(unnamed)') AS application,
+           coalesce(state, 'unknown') AS state, wait_event_type, xact_start, query_start, query,
+           pg_blocking_pids(pid) AS blocked_by
+    FROM pg_stat_activity
+    WHERE backend_type = 'client backend'
+)
+SELECT json_build_object(
+    'server_time', now(),
+    'version', current_setting('server_version'),
+    'max_connections', current_setting('max_connections')::int8,
+    'reserved_connections', current_setting('superuser_reserved_connections')::int8
+        + coalesce(current_setting('reserved_connections', true)::int8, 0),
+    'total', (SELECT count(*) FROM a),
+    'groups', (SELECT coalesce(json_agg(g ORDER BY g.application, g.state), '[]') FROM (
+        SELECT application, state, count(*) AS count,
+               count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock
+        FROM a GROUP BY application, state) g),
+    'longest_transaction', (SELECT json_build_object(
+            'pid', pid, 'application', application, 'state', state,
+            'seconds', extract(epoch FROM now() - xact_start)::float8,
+            'query', left(regexp_replace(query, '\s+', ' ', 'g'), 200))
+        FROM a WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+        ORDER BY xact_start LIMIT 1),
+    'lock_waiters', (SELECT count(*) FROM a WHERE wait_event_type = 'Lock'),
+    'lock_waits', (SELECT coalesce(json_agg(w), '[]') FROM (
+        SELECT pid, application, extract(epoch FROM now() - query_start)::float8 AS seconds,
+               blocked_by, left(regexp_replace(query, '\s+', ' ', 'g'), 200) AS query
+        FROM a WHERE wait_event_type = 'Lock'
+        ORDER BY query_start LIMIT 5) w)
+)::text
+"#;
+
+/// Reads the server view (one statement).
+pub async fn server_view(conn: &mut PgConnection) -> Result<ServerView, sqlx::Error> {
+    let json: String = sqlx::query_scalar(SERVER_VIEW_SQL).fetch_one(conn).await?;
+    serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
+}

@@ -1,0 +1,146 @@
+//! The app loop: terminal in, events and snapshots to `update`, effects performed, frame drawn
+//! when something changed. The terminal is restored on every way out: quit, error, panic
+//! (ratatui's hook, chained after color-eyre's), SIGTERM and SIGHUP (an SSH link that drops).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{Local, Utc};
+use crossterm::event::{Event, EventStream, KeyEventKind};
+use futures_util::StreamExt;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::{mpsc, watch};
+
+use super::jobs::{JobRunner, JobSettings};
+use super::keymap::Action;
+use super::poller;
+use super::state::{Effect, Msg, State, update};
+use super::theme::{Glyphs, Theme};
+use super::ui::{self, Look};
+use crate::config::PoolConfig;
+use crate::pool::InstrumentedPool;
+
+pub struct DashboardOptions {
+    pub refresh: Duration,
+    pub theme: Theme,
+    pub glyphs: Glyphs,
+    pub migrations_dir: PathBuf,
+    pub expected_file: Option<PathBuf>,
+    /// Receives the current pool (for `pgvigil demo`'s workload).
+    pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
+}
+
+/// Restores the terminal when dropped, whatever path leaves the loop.
+struct TerminalGuard;
+
+impl Drop for TerminalGuard {
+    fn drop(&mut self) {
+        ratatui::restore();
+    }
+}
+
+/// Runs the dashboard until the engineer quits or the session ends. The caller has installed
+/// color-eyre's hooks and the tui-logger tracing layer.
+pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std::io::Result<()> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut terminal = ratatui::try_init()?;
+    let _guard = TerminalGuard;
+
+    let now = Utc::now();
+    let local = *Local::now().offset();
+    let mut state = State::new(
+        config.database_url.to_string(),
+        now,
+        local,
+        options.refresh,
+        config.saturation_warn,
+    );
+    let log_state = tui_logger::TuiWidgetState::new();
+    let look = Look {
+        theme: &options.theme,
+        glyphs: &options.glyphs,
+        log: Some(&log_state),
+    };
+
+    // The first frame, before anything touches the network.
+    terminal.draw(|f| ui::render(f, &state, &look))?;
+
+    let config = Arc::new(config);
+    let (snap_tx, mut snap_rx) = mpsc::channel(16);
+    let (msg_tx, mut msg_rx) = mpsc::channel(16);
+    let poller = poller::spawn(
+        (*config).clone(),
+        options.refresh,
+        snap_tx,
+        options.pool_out,
+    );
+    let mut jobs = JobRunner::new(
+        config.clone(),
+        JobSettings {
+            migrations_dir: options.migrations_dir,
+            expected_file: options.expected_file,
+        },
+        msg_tx,
+    );
+    let mut events = EventStream::new();
+    // The clock ticks on whole seconds so the header's time changes once a second, no more.
+    let mut clock = tokio::time::interval_at(next_second(), Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+
+    loop {
+        let effects = tokio::select! {
+            _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
+            Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
+            Some(msg) = msg_rx.recv() => update(&mut state, msg),
+            event = events.next() => match event {
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
+                Some(Ok(Event::Resize(_, _))) => Vec::new(),
+                Some(Ok(_)) => continue,
+                Some(Err(e)) => return Err(e),
+                None => break,
+            },
+            _ = sigterm.recv() => break,
+            _ = sighup.recv() => break,
+            _ = sigint.recv() => break,
+        };
+        let mut quit = false;
+        for effect in effects {
+            match effect {
+                Effect::StartJob { id, kind } => jobs.start(id, kind),
+                Effect::CancelJob { id } => jobs.cancel(id),
+                Effect::RetryNow => {
+                    tracing::info!(target: "pgvigil", "retry requested");
+                    poller.retry_now.trigger();
+                }
+                Effect::SetRefresh(d) => {
+                    let _ = poller.refresh.send(d);
+                }
+                Effect::SetPaused(p) => {
+                    let _ = poller.paused.send(p);
+                }
+                Effect::SetLogLevel(level) => tui_logger::set_default_level(level),
+                Effect::ScrollLog(action) => log_state.transition(match action {
+                    Action::ScrollUp | Action::PageUp => tui_logger::TuiWidgetEvent::PrevPageKey,
+                    _ => tui_logger::TuiWidgetEvent::NextPageKey,
+                }),
+                Effect::Quit => quit = true,
+            }
+        }
+        if quit {
+            break;
+        }
+        // ratatui writes only the cells that changed since the last frame.
+        terminal.draw(|f| ui::render(f, &state, &look))?;
+    }
+    poller.task.abort();
+    Ok(())
+}
+
+fn next_second() -> tokio::time::Instant {
+    let now = Utc::now();
+    let into = now.timestamp_subsec_millis() as u64;
+    tokio::time::Instant::now() + Duration::from_millis(1000 - into.min(999))
+}

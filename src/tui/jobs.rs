@@ -1,0 +1,160 @@
+//! Jobs run off the render loop, each on a connection of its own so that Esc can cancel its
+//! query on the server (pg_cancel_backend) and dropping it rolls back whatever it had open.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use sqlx::{ConnectOptions, Connection};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::state::{JobKind, JobOutcome, Msg};
+use crate::checks::{CheckOptions, run_checks_on};
+use crate::config::PoolConfig;
+use crate::pool::connect_options;
+use crate::safety::dry_run::{DryRunOptions, dry_run};
+
+#[derive(Debug, Clone)]
+pub struct JobSettings {
+    pub migrations_dir: PathBuf,
+    pub expected_file: Option<PathBuf>,
+}
+
+pub struct JobRunner {
+    config: Arc<PoolConfig>,
+    settings: JobSettings,
+    tx: mpsc::Sender<Msg>,
+    running: HashMap<u64, (JoinHandle<()>, Arc<AtomicI32>)>,
+}
+
+impl JobRunner {
+    pub fn new(config: Arc<PoolConfig>, settings: JobSettings, tx: mpsc::Sender<Msg>) -> Self {
+        Self {
+            config,
+            settings,
+            tx,
+            running: HashMap::new(),
+        }
+    }
+
+    pub fn start(&mut self, id: u64, kind: JobKind) {
+        self.running.retain(|_, (h, _)| !h.is_finished());
+        let pid = Arc::new(AtomicI32::new(0));
+        let (config, settings, tx, pid_slot) = (
+            self.config.clone(),
+            self.settings.clone(),
+            self.tx.clone(),
+            pid.clone(),
+        );
+        tracing::info!(target: "pgvigil::jobs", "{} started", kind.label());
+        let handle = tokio::spawn(async move {
+            let outcome = run(kind, &config, &settings, &pid_slot).await;
+            match &outcome {
+                JobOutcome::Failed(e) => {
+                    tracing::warn!(target: "pgvigil::jobs", "{} failed: {e}", kind.label())
+                }
+                JobOutcome::Checked(r) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "{} finished: {} ({} failed, {} warning, {} unknown)",
+                    kind.label(), r.overall().monitoring_word(), r.counts.fail, r.counts.warn, r.counts.unknown
+                ),
+                JobOutcome::DryRun(r) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "dry-run finished: {} migration(s), {} failed, rolled back (left no trace: {})",
+                    r.migrations.len(), r.failed(), r.left_no_trace
+                ),
+                JobOutcome::Cancelled => {}
+            }
+            let _ = tx.send(Msg::JobDone { id, outcome }).await;
+        });
+        self.running.insert(id, (handle, pid));
+    }
+
+    /// Stops the task and cancels its statement on the server.
+    pub fn cancel(&mut self, id: u64) {
+        let Some((handle, pid)) = self.running.remove(&id) else {
+            return;
+        };
+        handle.abort();
+        let pid = pid.load(Ordering::Acquire);
+        let (config, tx) = (self.config.clone(), self.tx.clone());
+        tracing::info!(target: "pgvigil::jobs", "job cancelled (backend {pid})");
+        tokio::spawn(async move {
+            if pid > 0 {
+                let cancel = async {
+                    let mut conn = connect_options(&config).connect().await?;
+                    sqlx::query("SELECT pg_cancel_backend($1)")
+                        .bind(pid)
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                };
+                if let Err(e) = cancel.await {
+                    tracing::warn!(target: "pgvigil::jobs", "could not cancel backend {pid}: {}", config.database_url.scrub(&e.to_string()));
+                }
+            }
+            let _ = tx
+                .send(Msg::JobDone {
+                    id,
+                    outcome: JobOutcome::Cancelled,
+                })
+                .await;
+        });
+    }
+}
+
+async fn run(
+    kind: JobKind,
+    config: &PoolConfig,
+    settings: &JobSettings,
+    pid: &AtomicI32,
+) -> JobOutcome {
+    let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
+    let mut conn = match connect_options(config).connect().await {
+        Ok(c) => c,
+        Err(e) => return JobOutcome::Failed(scrub(&e)),
+    };
+    match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+    {
+        Ok(p) => pid.store(p, Ordering::Release),
+        Err(e) => return JobOutcome::Failed(scrub(&e)),
+    }
+    let outcome = match kind {
+        JobKind::Status | JobKind::Verify => {
+            let options = CheckOptions {
+                migrations_dir: settings.migrations_dir.clone(),
+                expected_file: settings.expected_file.clone(),
+                // The automatic status read creates nothing and times no queries; the schema
+                // needs a scratch database, so it waits for `v`.
+                scratch: kind == JobKind::Verify,
+                skip: if kind == JobKind::Status {
+                    vec![crate::checks::Group::Schema]
+                } else {
+                    Vec::new()
+                },
+                knn_samples: if kind == JobKind::Verify { 10 } else { 0 },
+                ..CheckOptions::default()
+            };
+            JobOutcome::Checked(Box::new(
+                run_checks_on(&mut conn, config, None, &options).await,
+            ))
+        }
+        JobKind::DryRun => match dry_run(
+            &mut conn,
+            config.database_url.to_string(),
+            &settings.migrations_dir,
+            &DryRunOptions::default(),
+        )
+        .await
+        {
+            Ok(report) => JobOutcome::DryRun(Box::new(report)),
+            Err(e) => JobOutcome::Failed(scrub(&e)),
+        },
+    };
+    let _ = conn.close().await;
+    outcome
+}

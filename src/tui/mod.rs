@@ -1,0 +1,14 @@
+//! The dashboard. Data flows one way: the poller sends snapshots, `state::update` changes the
+//! state, `ui::render` draws it; keys become actions through the keymap, actions become jobs,
+//! job results come back as messages.
+
+pub mod app;
+pub mod jobs;
+pub mod keymap;
+pub mod poller;
+pub mod snapshot;
+pub mod state;
+pub mod theme;
+pub mod ui;
+
+pub use app::{DashboardOptions, run_dashboard};

@@ -1,0 +1,411 @@
+//! The dashboard's state and the one function that changes it. Messages come in (a poller
+//! snapshot, a key, the clock, a finished job); effects go out for the app loop to perform
+//! (start or cancel a job, change the refresh rate, retry now, quit). Nothing here does I/O,
+//! so every transition is a plain table test.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Duration;
+
+use chrono::{DateTime, FixedOffset, Utc};
+use crossterm::event::KeyEvent;
+
+use super::keymap::{Action, action_for};
+use super::snapshot::{Link, Snapshot};
+use crate::checks::{CheckReport, Status};
+use crate::pool::PoolStats;
+use crate::safety::dry_run::DryRunReport;
+use crate::server::ServerView;
+
+/// Samples kept for the sparklines (five minutes at one per second).
+pub const HISTORY: usize = 300;
+/// Refresh intervals `+` and `-` step through.
+pub const REFRESH_STEPS_MS: &[u64] = &[500, 1000, 2000, 5000, 10_000];
+pub const LOG_LEVELS: &[tui_logger::LevelFilter] = &[
+    tui_logger::LevelFilter::Error,
+    tui_logger::LevelFilter::Warn,
+    tui_logger::LevelFilter::Info,
+    tui_logger::LevelFilter::Debug,
+    tui_logger::LevelFilter::Trace,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Panel {
+    Pool,
+    Server,
+    Migrations,
+    Checks,
+    Jobs,
+    Log,
+}
+
+pub const PANELS: &[Panel] = &[
+    Panel::Pool,
+    Panel::Server,
+    Panel::Migrations,
+    Panel::Checks,
+    Panel::Jobs,
+    Panel::Log,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum JobKind {
+    /// Migration state read at connect (no scratch database: pgvigil creates nothing on its own).
+    Status,
+    /// `v`: pgvector + schema + migrations.
+    Verify,
+    /// `d`: dry-run of the pending migrations.
+    DryRun,
+}
+
+impl JobKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            JobKind::Status => "status",
+            JobKind::Verify => "verify",
+            JobKind::DryRun => "dry-run",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutcome {
+    Checked(Box<CheckReport>),
+    DryRun(Box<DryRunReport>),
+    Failed(String),
+    Cancelled,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunningJob {
+    pub id: u64,
+    pub kind: JobKind,
+    pub started: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LastJob {
+    pub finished: DateTime<Utc>,
+    pub seconds: f64,
+    pub status: Status,
+    pub summary: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Jobs {
+    pub running: Option<RunningJob>,
+    pub queued: Option<JobKind>,
+    pub next_id: u64,
+    pub last: BTreeMap<JobKind, LastJob>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Msg {
+    /// The clock (drives "checked 2 min ago", the retry countdown and the header time).
+    Tick(DateTime<Utc>),
+    Snapshot(Box<Snapshot>),
+    Key(KeyEvent),
+    JobDone {
+        id: u64,
+        outcome: JobOutcome,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    StartJob { id: u64, kind: JobKind },
+    CancelJob { id: u64 },
+    RetryNow,
+    SetRefresh(Duration),
+    SetPaused(bool),
+    SetLogLevel(tui_logger::LevelFilter),
+    ScrollLog(Action),
+    Quit,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct State {
+    pub now: DateTime<Utc>,
+    /// The engineer's local zone, shown next to UTC.
+    pub local: FixedOffset,
+    pub target: String,
+    pub warn_at: f64,
+    pub link: Link,
+    pub server: Option<ServerView>,
+    pub server_at: Option<DateTime<Utc>>,
+    pub pool: Option<PoolStats>,
+    pub in_use_history: VecDeque<u64>,
+    /// Acquire wait p95 per sample, in tenths of a millisecond.
+    pub wait_history: VecDeque<u64>,
+    pub paused: bool,
+    pub refresh: Duration,
+    pub focus: Panel,
+    pub scroll: BTreeMap<Panel, u16>,
+    pub help: bool,
+    pub jobs: Jobs,
+    pub checks: Option<(DateTime<Utc>, CheckReport)>,
+    pub dry_run: Option<(DateTime<Utc>, DryRunReport)>,
+    pub log_level: tui_logger::LevelFilter,
+    pub quitting: bool,
+}
+
+impl State {
+    pub fn new(
+        target: String,
+        now: DateTime<Utc>,
+        local: FixedOffset,
+        refresh: Duration,
+        warn_at: f64,
+    ) -> Self {
+        Self {
+            now,
+            local,
+            target,
+            warn_at,
+            link: Link::Connecting {
+                attempt: 1,
+                since: now,
+            },
+            server: None,
+            server_at: None,
+            pool: None,
+            in_use_history: VecDeque::with_capacity(HISTORY),
+            wait_history: VecDeque::with_capacity(HISTORY),
+            paused: false,
+            refresh,
+            focus: Panel::Pool,
+            scroll: BTreeMap::new(),
+            help: false,
+            jobs: Jobs::default(),
+            checks: None,
+            dry_run: None,
+            log_level: tui_logger::LevelFilter::Info,
+            quitting: false,
+        }
+    }
+
+    pub fn scroll_of(&self, panel: Panel) -> u16 {
+        self.scroll.get(&panel).copied().unwrap_or(0)
+    }
+}
+
+/// The one place state changes.
+pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+    match msg {
+        Msg::Tick(now) => {
+            state.now = now;
+            Vec::new()
+        }
+        Msg::Snapshot(snapshot) => on_snapshot(state, *snapshot),
+        Msg::Key(key) => match action_for(&key) {
+            Some(action) => on_action(state, action),
+            None => Vec::new(),
+        },
+        Msg::JobDone { id, outcome } => on_job_done(state, id, outcome),
+    }
+}
+
+fn on_snapshot(state: &mut State, snap: Snapshot) -> Vec<Effect> {
+    if state.paused {
+        // Frozen for reading: the picture does not move until resumed.
+        return Vec::new();
+    }
+    let was_connected = state.link.is_connected();
+    state.now = state.now.max(snap.taken_at);
+    state.link = snap.link;
+    if let Some(server) = snap.server {
+        state.server = Some(server);
+        state.server_at = Some(snap.taken_at);
+    }
+    if let Some(pool) = snap.pool {
+        push(&mut state.in_use_history, pool.in_use as u64);
+        push(
+            &mut state.wait_history,
+            (pool.acquire_wait.p95_ms * 10.0).round() as u64,
+        );
+        state.pool = Some(pool);
+    }
+    // First connection (or reconnection): read where the migrations stand, creating nothing.
+    if !was_connected && state.link.is_connected() && state.checks.is_none() {
+        return request_job(state, JobKind::Status);
+    }
+    Vec::new()
+}
+
+fn push(history: &mut VecDeque<u64>, value: u64) {
+    if history.len() == HISTORY {
+        history.pop_front();
+    }
+    history.push_back(value);
+}
+
+fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
+    if state.help && !matches!(action, Action::Help | Action::Cancel | Action::Quit) {
+        // The help screen is modal: any other key closes it and does nothing else.
+        state.help = false;
+        return Vec::new();
+    }
+    match action {
+        Action::Help => {
+            state.help = !state.help;
+            Vec::new()
+        }
+        Action::Quit => {
+            state.quitting = true;
+            let mut effects = Vec::new();
+            if let Some(job) = &state.jobs.running {
+                effects.push(Effect::CancelJob { id: job.id });
+            }
+            effects.push(Effect::Quit);
+            effects
+        }
+        Action::Cancel => {
+            if state.help {
+                state.help = false;
+                return Vec::new();
+            }
+            state.jobs.queued = None;
+            match &state.jobs.running {
+                Some(job) => vec![Effect::CancelJob { id: job.id }],
+                None => Vec::new(),
+            }
+        }
+        Action::FocusNext | Action::FocusPrev => {
+            let i = PANELS.iter().position(|p| *p == state.focus).unwrap_or(0);
+            let n = PANELS.len();
+            let next = if action == Action::FocusNext {
+                (i + 1) % n
+            } else {
+                (i + n - 1) % n
+            };
+            state.focus = PANELS[next];
+            Vec::new()
+        }
+        Action::ScrollUp | Action::ScrollDown | Action::PageUp | Action::PageDown => {
+            if state.focus == Panel::Log {
+                return vec![Effect::ScrollLog(action)];
+            }
+            let step: i32 = match action {
+                Action::ScrollUp => -1,
+                Action::ScrollDown => 1,
+                Action::PageUp => -10,
+                _ => 10,
+            };
+            let entry = state.scroll.entry(state.focus).or_insert(0);
+            *entry = (*entry as i32 + step).clamp(0, 500) as u16;
+            Vec::new()
+        }
+        Action::Verify => request_job(state, JobKind::Verify),
+        Action::DryRun => request_job(state, JobKind::DryRun),
+        Action::RetryNow => vec![Effect::RetryNow],
+        Action::TogglePause => {
+            state.paused = !state.paused;
+            vec![Effect::SetPaused(state.paused)]
+        }
+        Action::Faster | Action::Slower => {
+            let ms = state.refresh.as_millis() as u64;
+            let i = REFRESH_STEPS_MS.iter().position(|s| *s >= ms).unwrap_or(1);
+            let j = if action == Action::Faster {
+                i.saturating_sub(1)
+            } else {
+                (i + 1).min(REFRESH_STEPS_MS.len() - 1)
+            };
+            let next = Duration::from_millis(REFRESH_STEPS_MS[j]);
+            if next == state.refresh {
+                return Vec::new();
+            }
+            state.refresh = next;
+            vec![Effect::SetRefresh(next)]
+        }
+        Action::CycleLogLevel => {
+            let i = LOG_LEVELS
+                .iter()
+                .position(|l| *l == state.log_level)
+                .unwrap_or(2);
+            state.log_level = LOG_LEVELS[(i + 1) % LOG_LEVELS.len()];
+            vec![Effect::SetLogLevel(state.log_level)]
+        }
+    }
+}
+
+/// One slot (gitui's model): a kind already running is not started twice; while another kind
+/// runs, the request waits in the queue, and a newer request replaces a queued one.
+fn request_job(state: &mut State, kind: JobKind) -> Vec<Effect> {
+    match &state.jobs.running {
+        Some(job) if job.kind == kind => Vec::new(),
+        Some(_) => {
+            state.jobs.queued = Some(kind);
+            Vec::new()
+        }
+        None => start_job(state, kind),
+    }
+}
+
+fn start_job(state: &mut State, kind: JobKind) -> Vec<Effect> {
+    state.jobs.next_id += 1;
+    let id = state.jobs.next_id;
+    state.jobs.running = Some(RunningJob {
+        id,
+        kind,
+        started: state.now,
+    });
+    vec![Effect::StartJob { id, kind }]
+}
+
+fn on_job_done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
+    let Some(job) = state.jobs.running.take_if(|j| j.id == id) else {
+        return Vec::new();
+    };
+    let seconds = (state.now - job.started).num_milliseconds().max(0) as f64 / 1000.0;
+    let (status, summary) = match &outcome {
+        JobOutcome::Checked(report) => (
+            report.overall(),
+            format!(
+                "{}: {} failed, {} warning, {} unknown, {} passed",
+                report.overall().monitoring_word(),
+                report.counts.fail,
+                report.counts.warn,
+                report.counts.unknown,
+                report.counts.pass
+            ),
+        ),
+        JobOutcome::DryRun(report) => {
+            let n = report.migrations.len();
+            let failed = report.failed();
+            let status = match crate::report::dry_run_exit_code(report) {
+                0 => Status::Pass,
+                1 => Status::Warn,
+                _ => Status::Fail,
+            };
+            (
+                status,
+                format!("{n} pending dry-run, {failed} failed, rolled back"),
+            )
+        }
+        JobOutcome::Failed(e) => (Status::Unknown, format!("failed: {e}")),
+        JobOutcome::Cancelled => (Status::Unknown, "cancelled".to_string()),
+    };
+    state.jobs.last.insert(
+        job.kind,
+        LastJob {
+            finished: state.now,
+            seconds,
+            status,
+            summary,
+        },
+    );
+    match outcome {
+        JobOutcome::Checked(report) => {
+            // An automatic status check never replaces a full verification's findings.
+            let keep_full = job.kind == JobKind::Status && state.checks.is_some();
+            if !keep_full {
+                state.checks = Some((state.now, *report));
+            }
+        }
+        JobOutcome::DryRun(report) => state.dry_run = Some((state.now, *report)),
+        JobOutcome::Failed(_) | JobOutcome::Cancelled => {}
+    }
+    match state.jobs.queued.take() {
+        Some(kind) => start_job(state, kind),
+        None => Vec::new(),
+    }
+}

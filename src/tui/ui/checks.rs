@@ -1,0 +1,73 @@
+//! pgvector and schema panel: the latest check results with pass / warn / fail and their age.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+use super::{Look, ago, fit, local_time, status_span, styled};
+use crate::tui::state::{Panel, State};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let block = super::panel("pgvector & schema", Panel::Checks, state, look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let t = look.theme;
+    let width = inner.width as usize;
+    let Some((at, report)) = &state.checks else {
+        frame.render_widget(
+            Paragraph::new(styled("not checked yet: press v to verify", t.dim)),
+            inner,
+        );
+        return;
+    };
+    let mut lines = vec![Line::from(vec![
+        styled(
+            format!("checked {} ({}) ", ago(state, *at), local_time(state, *at)),
+            t.dim,
+        ),
+        status_span(report.overall(), look),
+        styled(format!(" {}", report.overall().monitoring_word()), t.text),
+    ])];
+    let skip = state.scroll_of(Panel::Checks) as usize;
+    let mut shown = 0;
+    for f in report.findings.iter().filter(|f| {
+        f.id.starts_with("pgvector.") || f.id.starts_with("schema.") || f.id == "connection"
+    }) {
+        if shown < skip {
+            shown += 1;
+            continue;
+        }
+        let id = f.id.trim_start_matches("pgvector.");
+        let text = format!(" {id:<9} {}", f.summary);
+        lines.push(Line::from(vec![
+            status_span(f.status, look),
+            styled(fit(&text, width.saturating_sub(1)), t.text),
+        ]));
+        if f.status != crate::checks::Status::Pass {
+            for d in f.details.iter().take(3) {
+                lines.push(Line::from(styled(fit(&format!("   {d}"), width), t.dim)));
+            }
+            if let Some(fix) = &f.fix {
+                lines.push(Line::from(styled(
+                    fit(
+                        &format!("   fix: {}", fix.lines().next().unwrap_or("")),
+                        width,
+                    ),
+                    t.info,
+                )));
+            }
+        }
+    }
+    if !report
+        .findings
+        .iter()
+        .any(|f| f.id.starts_with("pgvector."))
+    {
+        lines.push(Line::from(styled(
+            "pgvector and schema not checked: press v",
+            t.dim,
+        )));
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,90 @@
+//! Jobs panel: the running job with its elapsed time, what is queued, the last result of each
+//! kind, and the latest dry-run's per-migration outcome, duration and locks.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+use super::{Look, ago, fit, status_span, styled};
+use crate::safety::dry_run::Outcome;
+use crate::tui::state::{JobKind, Panel, State};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let block = super::panel("Jobs", Panel::Jobs, state, look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let t = look.theme;
+    let width = inner.width as usize;
+    let mut lines = Vec::new();
+    match &state.jobs.running {
+        Some(job) => {
+            let secs = (state.now - job.started).num_seconds().max(0);
+            lines.push(Line::from(styled(
+                fit(
+                    &format!("{} running {secs}s (Esc cancels)", job.kind.label()),
+                    width,
+                ),
+                t.warn,
+            )));
+        }
+        None => lines.push(Line::from(styled("idle: v verify, d dry-run", t.dim))),
+    }
+    if let Some(q) = state.jobs.queued {
+        lines.push(Line::from(styled(format!("queued: {}", q.label()), t.dim)));
+    }
+    for kind in [JobKind::Verify, JobKind::DryRun, JobKind::Status] {
+        if let Some(last) = state.jobs.last.get(&kind) {
+            let text = format!(
+                " {} {} ({:.1}s): {}",
+                kind.label(),
+                ago(state, last.finished),
+                last.seconds,
+                last.summary
+            );
+            lines.push(Line::from(vec![
+                status_span(last.status, look),
+                styled(fit(&text, width.saturating_sub(1)), t.text),
+            ]));
+        }
+    }
+    if let Some((_, report)) = &state.dry_run {
+        for m in report
+            .migrations
+            .iter()
+            .skip(state.scroll_of(Panel::Jobs) as usize)
+        {
+            let (word, style) = match &m.outcome {
+                Outcome::Succeeded => ("ok", t.ok),
+                Outcome::Failed { .. } => ("FAILED", t.danger),
+                Outcome::NeedsStaging { .. } => ("staging", t.warn),
+            };
+            lines.push(Line::from(styled(
+                fit(
+                    &format!(
+                        "{} {} {word} {:.0}ms",
+                        m.version, m.description, m.duration_ms
+                    ),
+                    width,
+                ),
+                style,
+            )));
+            if let Outcome::Failed { error, line, .. } = &m.outcome {
+                let at = line.map(|l| format!("line {l}: ")).unwrap_or_default();
+                lines.push(Line::from(styled(
+                    fit(&format!("  {at}{error}"), width),
+                    t.danger,
+                )));
+            }
+            for l in m.locks.iter().filter(|l| !l.created_here) {
+                let style = if l.mode == "ACCESS EXCLUSIVE" {
+                    t.danger
+                } else {
+                    t.text
+                };
+                lines.push(Line::from(styled(fit(&format!("  {l}"), width), style)));
+            }
+        }
+    }
+    frame.render_widget(Paragraph::new(lines), inner);
+}

@@ -1,0 +1,133 @@
+//! Migrations panel: applied / pending / mismatched / failed / partial, newest first.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::Line;
+use ratatui::widgets::Paragraph;
+
+use super::{Look, ago, fit, styled};
+use crate::checks::migrations::{MigrationStatus, PartialState};
+use crate::tui::state::{JobKind, Panel, State};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let block = super::panel("Migrations", Panel::Migrations, state, look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let t = look.theme;
+    let g = look.glyphs;
+    let width = inner.width as usize;
+    let Some((at, report)) = &state.checks else {
+        let text = if state
+            .jobs
+            .running
+            .as_ref()
+            .is_some_and(|j| j.kind == JobKind::Status)
+        {
+            "reading the ledger..."
+        } else {
+            "not read yet (v verifies)"
+        };
+        frame.render_widget(Paragraph::new(styled(text, t.dim)), inner);
+        return;
+    };
+    let Some(m) = &report.migrations else {
+        let why = report
+            .finding("migrations.ledger")
+            .map(|f| f.summary.clone())
+            .unwrap_or_else(|| "not checked".into());
+        frame.render_widget(Paragraph::new(styled(fit(&why, width), t.warn)), inner);
+        return;
+    };
+    let count = |s| m.count(s);
+    let pending = count(MigrationStatus::Pending);
+    let bad = count(MigrationStatus::ChecksumMismatch)
+        + count(MigrationStatus::Failed)
+        + count(MigrationStatus::MissingLocally);
+    let mut lines = vec![Line::from(vec![
+        styled(
+            format!("applied {} ", count(MigrationStatus::Applied)),
+            t.ok,
+        ),
+        styled(
+            format!("pending {} ", pending),
+            if pending > 0 { t.warn } else { t.text },
+        ),
+        styled(
+            format!("mismatched {} ", count(MigrationStatus::ChecksumMismatch)),
+            if bad > 0 { t.danger } else { t.text },
+        ),
+        styled(
+            format!("failed {} ", count(MigrationStatus::Failed)),
+            t.text,
+        ),
+        styled(
+            format!("partial {}", m.partial.len()),
+            if m.partial.is_empty() {
+                t.text
+            } else {
+                t.danger
+            },
+        ),
+    ])];
+    if !m.ledger_present {
+        lines.push(Line::from(styled("no _sqlx_migrations ledger", t.warn)));
+    }
+    for p in &m.partial {
+        let style = if matches!(p, PartialState::UnvalidatedConstraint { .. }) {
+            t.warn
+        } else {
+            t.danger
+        };
+        lines.push(Line::from(styled(
+            fit(&format!("{} {p}", g.warn), width),
+            style,
+        )));
+    }
+    let skip = state.scroll_of(Panel::Migrations) as usize;
+    for e in m.entries.iter().skip(skip) {
+        let (mark, style, note) = match e.status {
+            MigrationStatus::Applied => (
+                g.pass,
+                t.ok,
+                e.installed_on
+                    .map(|d| {
+                        d.with_timezone(&state.local)
+                            .format("%m-%d %H:%M")
+                            .to_string()
+                    })
+                    .unwrap_or_default(),
+            ),
+            MigrationStatus::Pending => (
+                "-",
+                t.warn,
+                if e.no_transaction {
+                    "pending, no-tx".into()
+                } else {
+                    "pending".into()
+                },
+            ),
+            MigrationStatus::ChecksumMismatch => (
+                g.fail,
+                t.danger,
+                format!(
+                    "edited {}!={}",
+                    e.applied_checksum.as_deref().unwrap_or("?"),
+                    e.local_checksum.as_deref().unwrap_or("?")
+                ),
+            ),
+            MigrationStatus::MissingLocally => (g.fail, t.danger, "not in local dir".into()),
+            MigrationStatus::Failed => (g.fail, t.danger, "FAILED".into()),
+        };
+        let left = format!("{mark} {} {}", e.version, e.description);
+        let room = width.saturating_sub(note.chars().count() + 1);
+        lines.push(Line::from(vec![
+            styled(format!("{:<room$} ", fit(&left, room)), style),
+            styled(note, style),
+        ]));
+    }
+    lines.push(Line::from(styled(
+        format!("read {}", ago(state, *at)),
+        t.dim,
+    )));
+    frame.render_widget(Paragraph::new(lines), inner);
+}

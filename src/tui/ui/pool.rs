@@ -1,0 +1,260 @@
+//! Pool panel: in use / idle / size / max as a gauge and numbers, saturation with its warning,
+//! in-use and acquire-wait sparklines, errors and timeouts, leaked connections. When the database
+//! is down it says so in words first: since when, which attempt, the next retry, the last error.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Sparkline, Wrap};
+
+use super::{Look, ago, fit, local_time, styled};
+use crate::tui::snapshot::Link;
+use crate::tui::state::{Panel, State};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let block = super::panel("Pool", Panel::Pool, state, look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let t = look.theme;
+    let width = inner.width as usize;
+    let mut lines: Vec<Line> = Vec::new();
+
+    match &state.link {
+        Link::Disconnected {
+            since,
+            attempt,
+            next_retry_at,
+            last_error,
+        } => {
+            let next = match next_retry_at {
+                Some(at) if *at > state.now => {
+                    let secs = (*at - state.now).num_milliseconds().max(0) as f64 / 1000.0;
+                    format!("next retry in {:.0}s", secs.ceil())
+                }
+                _ => "retrying now".into(),
+            };
+            lines.push(Line::from(styled(
+                fit(
+                    &format!(
+                        "DISCONNECTED since {} ({})",
+                        local_time(state, *since),
+                        ago(state, *since)
+                    ),
+                    width,
+                ),
+                t.danger,
+            )));
+            lines.push(Line::from(styled(
+                fit(&format!("attempt {attempt}, {next} (r: retry now)"), width),
+                t.warn,
+            )));
+            lines.push(Line::from(styled(
+                format!("last error: {last_error}"),
+                t.text,
+            )));
+            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+            return;
+        }
+        Link::Connecting { attempt, since } => {
+            lines.push(Line::from(styled(
+                format!(
+                    "connecting, attempt {attempt} (started {})",
+                    ago(state, *since)
+                ),
+                t.warn,
+            )));
+        }
+        Link::Unresponsive { since } => {
+            lines.push(Line::from(styled(
+                fit(
+                    &format!(
+                        "server not answering for {}; figures below are stale",
+                        ago(state, *since).trim_end_matches(" ago")
+                    ),
+                    width,
+                ),
+                t.danger,
+            )));
+        }
+        Link::Connected { .. } => {}
+    }
+    let Some(p) = &state.pool else {
+        lines.push(Line::from(styled("no pool figures yet", t.dim)));
+        frame.render_widget(Paragraph::new(lines), inner);
+        return;
+    };
+
+    // Gauge: in use of max, coloured by saturation.
+    let pct = (p.saturation * 100.0).round() as u32;
+    let gauge_style = if p.saturation_warning {
+        t.gauge_danger
+    } else if p.saturation >= p.saturation_warn_at * 0.9 {
+        t.gauge_warn
+    } else {
+        t.gauge
+    };
+    let label = format!("in use {:>3}/{:<3} ", p.in_use, p.max);
+    let tail = format!(" {pct:>3}%");
+    let bar_width = width.saturating_sub(label.len() + tail.len() + 2).min(40);
+    let filled = ((p.saturation.clamp(0.0, 1.0)) * bar_width as f64).round() as usize;
+    let mut gauge = vec![
+        styled(label, t.text),
+        styled(look.glyphs.gauge_filled.repeat(filled), gauge_style),
+        styled(look.glyphs.gauge_empty.repeat(bar_width - filled), t.dim),
+        styled(tail, gauge_style),
+    ];
+    if p.saturation_warning {
+        gauge.push(styled(format!(" {} SATURATED", look.glyphs.warn), t.danger));
+    }
+    lines.push(Line::from(gauge));
+    lines.push(Line::from(vec![
+        styled(
+            format!(
+                "size {}  idle {}  min {}  max {}  ",
+                p.size, p.idle, p.min, p.max
+            ),
+            t.text,
+        ),
+        styled(
+            format!("waiting {}", p.waiters),
+            if p.waiters > 0 { t.warn } else { t.text },
+        ),
+        styled(
+            format!("  warn at {:.0}%", p.saturation_warn_at * 100.0),
+            t.dim,
+        ),
+    ]));
+    let w = &p.acquire_wait;
+    lines.push(Line::from(styled(
+        fit(
+            &format!(
+                "wait p50 {} p95 {} p99 {} max {} ({}s)",
+                ms(w.p50_ms),
+                ms(w.p95_ms),
+                ms(w.p99_ms),
+                ms(w.max_ms),
+                w.window_secs
+            ),
+            width,
+        ),
+        t.text,
+    )));
+    let errors: u64 = p.errors_total.values().sum();
+    lines.push(Line::from(vec![
+        styled(format!("acquired {}  ", p.acquisitions_total), t.text),
+        styled(
+            format!("errors {errors}  "),
+            if errors > 0 { t.warn } else { t.text },
+        ),
+        styled(
+            format!("timeouts {}  ", p.timeouts_total),
+            if p.timeouts_total > 0 {
+                t.danger
+            } else {
+                t.text
+            },
+        ),
+        styled(
+            format!("leaks {}", p.leaked.len()),
+            if p.leaked.is_empty() {
+                t.text
+            } else {
+                t.danger
+            },
+        ),
+    ]));
+    let text_rows = lines.len() as u16;
+    let rest = inner.height.saturating_sub(text_rows);
+    let [text_area, spark_area] = Layout::vertical([
+        Constraint::Length(text_rows.min(inner.height)),
+        Constraint::Fill(1),
+    ])
+    .areas(inner);
+    frame.render_widget(Paragraph::new(lines), text_area);
+    if rest == 0 {
+        return;
+    }
+    // Sparklines share what is left: in use, then the p95 wait; leaks underneath when tall.
+    let leak_rows = if rest >= 5 {
+        p.leaked.len().min(2) as u16
+    } else {
+        0
+    };
+    let spark_rows = rest - leak_rows;
+    let in_use_rows = spark_rows.div_ceil(2);
+    let [a, b, c] = Layout::vertical([
+        Constraint::Length(in_use_rows),
+        Constraint::Length(spark_rows - in_use_rows),
+        Constraint::Length(leak_rows),
+    ])
+    .areas(spark_area);
+    sparkline(
+        frame,
+        a,
+        "in use",
+        &state.in_use_history,
+        Some(p.max as u64),
+        t.sparkline,
+        look,
+    );
+    sparkline(
+        frame,
+        b,
+        "p95 wt",
+        &state.wait_history,
+        None,
+        t.sparkline_wait,
+        look,
+    );
+    let leaks: Vec<Line> = p
+        .leaked
+        .iter()
+        .map(|l| {
+            Line::from(styled(
+                fit(&format!("leak: {} held {:.0}s", l.label, l.age_secs), width),
+                t.danger,
+            ))
+        })
+        .collect();
+    frame.render_widget(Paragraph::new(leaks), c);
+}
+
+fn sparkline(
+    frame: &mut Frame,
+    area: Rect,
+    label: &str,
+    history: &std::collections::VecDeque<u64>,
+    max: Option<u64>,
+    style: ratatui::style::Style,
+    look: &Look,
+) {
+    if area.height == 0 || area.width < 10 {
+        return;
+    }
+    let [label_area, chart] =
+        Layout::horizontal([Constraint::Length(7), Constraint::Fill(1)]).areas(area);
+    frame.render_widget(
+        Paragraph::new(Span::styled(label.to_string(), look.theme.dim)),
+        label_area,
+    );
+    let n = chart.width as usize;
+    let data: Vec<u64> = history.iter().rev().take(n).rev().copied().collect();
+    let mut s = Sparkline::default()
+        .data(&data)
+        .style(style)
+        .bar_set(look.glyphs.bars.clone());
+    if let Some(m) = max {
+        s = s.max(m.max(1));
+    }
+    frame.render_widget(s, chart);
+}
+
+fn ms(v: f64) -> String {
+    if v < 10.0 {
+        format!("{v:.1}ms")
+    } else if v < 10_000.0 {
+        format!("{v:.0}ms")
+    } else {
+        format!("{:.0}s", v / 1000.0)
+    }
+}

@@ -1,0 +1,149 @@
+//! Server connections panel: pg_stat_activity grouped by application and state, the total
+//! against max_connections minus the reserved slots, the longest transaction and lock waiters.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Rect};
+use ratatui::text::Line;
+use ratatui::widgets::{Cell, Paragraph, Row, Table};
+
+use super::{Look, ago, fit, styled};
+use crate::tui::state::{Panel, State};
+
+pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let block = super::panel("Server connections", Panel::Server, state, look);
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let t = look.theme;
+    let width = inner.width as usize;
+    let Some(s) = &state.server else {
+        frame.render_widget(Paragraph::new(styled("no server view yet", t.dim)), inner);
+        return;
+    };
+    let usage = s.usage();
+    let usage_style = if usage >= 0.95 {
+        t.danger
+    } else if usage >= state.warn_at {
+        t.warn
+    } else {
+        t.text
+    };
+    let mut lines = vec![Line::from(vec![
+        styled(
+            format!("clients {}/{} ({:.0}%)", s.total, s.usable(), usage * 100.0),
+            usage_style,
+        ),
+        styled(
+            format!("  lock waiters {}", s.lock_waiters),
+            if s.lock_waiters > 0 { t.warn } else { t.text },
+        ),
+        styled(
+            format!(
+                "  ({} max, {} reserved)",
+                s.max_connections, s.reserved_connections
+            ),
+            t.dim,
+        ),
+    ])];
+    match &s.longest_transaction {
+        Some(x) => lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "longest xact {:.0}s pid {} {} ({}): {}",
+                    x.seconds, x.pid, x.application, x.state, x.query
+                ),
+                width,
+            ),
+            if x.seconds >= 60.0 { t.warn } else { t.text },
+        ))),
+        None => lines.push(Line::from(styled("no open transactions", t.dim))),
+    }
+    if let Some(w) = s.lock_waits.first() {
+        lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "waiting {:.0}s pid {} ({}) blocked by {:?}",
+                    w.seconds, w.pid, w.application, w.blocked_by
+                ),
+                width,
+            ),
+            t.warn,
+        )));
+    }
+    if !state.link.is_connected()
+        && let Some(at) = state.server_at
+    {
+        lines.push(Line::from(styled(
+            format!("stale: as of {}", ago(state, at)),
+            t.danger,
+        )));
+    }
+    let header_rows = lines.len() as u16;
+    frame.render_widget(
+        Paragraph::new(lines),
+        Rect {
+            height: header_rows.min(inner.height),
+            ..inner
+        },
+    );
+    let table_area = Rect {
+        y: inner.y + header_rows,
+        height: inner.height.saturating_sub(header_rows),
+        ..inner
+    };
+    if table_area.height < 2 {
+        return;
+    }
+    // One row per application: active, idle, idle in transaction, waiting on a lock.
+    let mut apps: Vec<(String, [i64; 4])> = Vec::new();
+    for g in &s.groups {
+        let entry = match apps.iter_mut().find(|(a, _)| *a == g.application) {
+            Some(e) => e,
+            None => {
+                apps.push((g.application.clone(), [0; 4]));
+                apps.last_mut().expect("just pushed")
+            }
+        };
+        match g.state.as_str() {
+            "active" => entry.1[0] += g.count,
+            "idle" => entry.1[1] += g.count,
+            s if s.starts_with("idle in transaction") => entry.1[2] += g.count,
+            _ => entry.1[0] += g.count,
+        }
+        entry.1[3] += g.waiting_on_lock;
+    }
+    apps.sort_by(|a, b| {
+        b.1.iter()
+            .sum::<i64>()
+            .cmp(&a.1.iter().sum::<i64>())
+            .then(a.0.cmp(&b.0))
+    });
+    let skip = state.scroll_of(Panel::Server) as usize;
+    let rows = apps.iter().skip(skip).map(|(app, c)| {
+        Row::new(vec![
+            Cell::from(app.clone()),
+            Cell::from(c[0].to_string()),
+            Cell::from(c[1].to_string()),
+            Cell::from(styled(
+                c[2].to_string(),
+                if c[2] > 0 { t.warn } else { t.text },
+            )),
+            Cell::from(styled(
+                c[3].to_string(),
+                if c[3] > 0 { t.warn } else { t.text },
+            )),
+        ])
+    });
+    let table = Table::new(
+        rows,
+        [
+            Constraint::Fill(1),
+            Constraint::Length(6),
+            Constraint::Length(6),
+            Constraint::Length(8),
+            Constraint::Length(7),
+        ],
+    )
+    .header(Row::new(vec!["application", "active", "idle", "idle/tx", "locked"]).style(t.dim))
+    .style(t.text);
+    frame.render_widget(table, table_area);
+}

@@ -113,6 +113,24 @@ impl CheckReport {
         r
     }
 
+    /// A report from findings gathered elsewhere (fixtures, other front ends).
+    pub fn assemble(
+        target: String,
+        started_at: DateTime<Utc>,
+        duration_ms: f64,
+        findings: Vec<Finding>,
+        migrations: Option<MigrationState>,
+        schema_diff: Option<SchemaDiff>,
+    ) -> Self {
+        let mut r = Self::new(target, started_at);
+        r.findings = findings;
+        r.migrations = migrations;
+        r.schema_diff = schema_diff;
+        r.finish(Instant::now());
+        r.duration_ms = duration_ms;
+        r
+    }
+
     pub fn overall(&self) -> Status {
         // CRITICAL outranks UNKNOWN (something is known to be broken); UNKNOWN outranks WARNING.
         Status::worst(self.findings.iter().map(|f| f.status))

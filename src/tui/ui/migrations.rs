@@ -43,32 +43,54 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let bad = count(MigrationStatus::ChecksumMismatch)
         + count(MigrationStatus::Failed)
         + count(MigrationStatus::MissingLocally);
-    let mut lines = vec![Line::from(vec![
+    let failed = count(MigrationStatus::Failed);
+    let missing = count(MigrationStatus::MissingLocally);
+    let mut summary = vec![
         styled(
-            format!("applied {} ", count(MigrationStatus::Applied)),
+            format!("applied {}  ", count(MigrationStatus::Applied)),
             t.ok,
         ),
         styled(
-            format!("pending {} ", pending),
+            format!("pending {pending}  "),
             if pending > 0 { t.warn } else { t.text },
         ),
         styled(
-            format!("mismatched {} ", count(MigrationStatus::ChecksumMismatch)),
-            if bad > 0 { t.danger } else { t.text },
-        ),
-        styled(
-            format!("failed {} ", count(MigrationStatus::Failed)),
-            t.text,
-        ),
-        styled(
-            format!("partial {}", m.partial.len()),
+            format!("partial {}  ", m.partial.len()),
             if m.partial.is_empty() {
                 t.text
             } else {
                 t.danger
             },
         ),
-    ])];
+    ];
+    let second = vec![
+        styled(
+            format!("mismatched {}  ", count(MigrationStatus::ChecksumMismatch)),
+            if bad > 0 { t.danger } else { t.text },
+        ),
+        styled(
+            format!("failed {failed}  "),
+            if failed > 0 { t.danger } else { t.text },
+        ),
+        styled(
+            format!("missing {missing}"),
+            if missing > 0 { t.danger } else { t.text },
+        ),
+    ];
+    let mut lines = Vec::new();
+    if width >= 75 {
+        summary.extend(second);
+        lines.push(Line::from(summary));
+    } else if bad > 0 {
+        lines.push(Line::from(summary));
+        lines.push(Line::from(second));
+    } else {
+        // Nothing wrong with the history: one line, and the rest of the panel for entries.
+        if width >= 45 {
+            summary.push(styled("history ok", t.dim));
+        }
+        lines.push(Line::from(summary));
+    }
     if !m.ledger_present {
         lines.push(Line::from(styled("no _sqlx_migrations ledger", t.warn)));
     }

@@ -157,33 +157,50 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         })
         .unwrap_or_else(|| "PG ?".into());
     let sep = format!(" {} ", g.separator);
-    let mut spans = vec![
-        Span::styled(
-            " pgvigil",
-            style.add_modifier(ratatui::style::Modifier::BOLD),
-        ),
-        Span::styled(sep.clone(), style),
-        Span::styled(format!("{dot} {link_text}"), style),
-        Span::styled(sep.clone(), style),
-        Span::styled(
-            format!(
-                "{} local {} UTC",
-                local_time(state, state.now),
-                state.now.format("%H:%M:%S")
-            ),
-            style,
-        ),
-        Span::styled(sep.clone(), style),
-        Span::styled(format!("every {}", format_duration(state.refresh)), style),
+    let times = format!(
+        "{} / {}Z",
+        local_time(state, state.now),
+        state.now.format("%H:%M:%S")
+    );
+    let mut parts = vec![
+        format!("{dot} {link_text}"),
+        state.target.clone(),
+        times,
+        format!("every {}", format_duration(state.refresh)),
+        version,
     ];
-    if state.paused {
+    // Narrow terminals lose the product name first, then get the short target
+    // (user@host:port/db); the server version, last in line, is the first thing cut.
+    let mut lead = " pgvigil".to_string();
+    let total = |lead: &str, parts: &[String]| {
+        lead.len() + parts.iter().map(|p| p.chars().count() + 3).sum::<usize>()
+    };
+    if total(&lead, &parts) > area.width as usize {
+        lead = String::new();
+    }
+    if total(&lead, &parts) > area.width as usize {
+        parts[1] = short_target(&state.target);
+    }
+    let mut spans = Vec::new();
+    if !lead.is_empty() {
+        spans.push(Span::styled(
+            lead,
+            style.add_modifier(ratatui::style::Modifier::BOLD),
+        ));
         spans.push(Span::styled(sep.clone(), style));
+    } else {
+        spans.push(Span::styled(" ", style));
+    }
+    for (i, part) in parts.into_iter().enumerate() {
+        if i > 0 {
+            spans.push(Span::styled(sep.clone(), style));
+        }
+        spans.push(Span::styled(part, style));
+    }
+    if state.paused {
+        spans.push(Span::styled(sep, style));
         spans.push(Span::styled("PAUSED (p resumes)", t.header_alert));
     }
-    spans.push(Span::styled(sep.clone(), style));
-    spans.push(Span::styled(version, style));
-    spans.push(Span::styled(sep, style));
-    spans.push(Span::styled(state.target.clone(), style));
     frame.render_widget(Paragraph::new(Line::from(spans)).style(style), area);
 }
 
@@ -292,6 +309,21 @@ fn too_small(frame: &mut Frame, area: Rect, look: &Look) {
             .wrap(Wrap { trim: true }),
         rect,
     );
+}
+
+/// `user@host:port/db` from a redacted URL, for narrow headers.
+fn short_target(target: &str) -> String {
+    let rest = target.split_once("://").map(|(_, r)| r).unwrap_or(target);
+    let (user, host) = match rest.split_once('@') {
+        Some((u, h)) => (u.split(':').next().unwrap_or(u), h),
+        None => ("", rest),
+    };
+    let host = host.split('?').next().unwrap_or(host);
+    if user.is_empty() {
+        host.to_string()
+    } else {
+        format!("{user}@{host}")
+    }
 }
 
 /// Text that fits: cut with `~` when longer than `width` (character-safe).

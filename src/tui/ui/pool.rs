@@ -95,7 +95,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     };
     let label = format!("in use {:>3}/{:<3} ", p.in_use, p.max);
     let tail = format!(" {pct:>3}%");
-    let bar_width = width.saturating_sub(label.len() + tail.len() + 2).min(40);
+    // Leave room for the warning word: it must never be the part that gets cut.
+    let bar_width = width.saturating_sub(label.len() + tail.len() + 13).min(40);
     let filled = ((p.saturation.clamp(0.0, 1.0)) * bar_width as f64).round() as usize;
     let mut gauge = vec![
         styled(label, t.text),
@@ -109,10 +110,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     lines.push(Line::from(gauge));
     lines.push(Line::from(vec![
         styled(
-            format!(
-                "size {}  idle {}  min {}  max {}  ",
-                p.size, p.idle, p.min, p.max
-            ),
+            format!("size {}  idle {}  min {}  ", p.size, p.idle, p.min),
             t.text,
         ),
         styled(
@@ -120,20 +118,28 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             if p.waiters > 0 { t.warn } else { t.text },
         ),
         styled(
-            format!("  warn at {:.0}%", p.saturation_warn_at * 100.0),
+            if width >= 50 {
+                format!("  warns at {:.0}%", p.saturation_warn_at * 100.0)
+            } else {
+                String::new()
+            },
             t.dim,
         ),
     ]));
     let w = &p.acquire_wait;
+    let window = if width >= 50 {
+        format!(" (last {}s)", w.window_secs)
+    } else {
+        String::new()
+    };
     lines.push(Line::from(styled(
         fit(
             &format!(
-                "wait p50 {} p95 {} p99 {} max {} ({}s)",
+                "wait p50 {} p95 {} p99 {} max {}{window}",
                 ms(w.p50_ms),
                 ms(w.p95_ms),
                 ms(w.p99_ms),
-                ms(w.max_ms),
-                w.window_secs
+                ms(w.max_ms)
             ),
             width,
         ),
@@ -141,7 +147,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     )));
     let errors: u64 = p.errors_total.values().sum();
     lines.push(Line::from(vec![
-        styled(format!("acquired {}  ", p.acquisitions_total), t.text),
+        styled(format!("acq {}  ", p.acquisitions_total), t.text),
         styled(
             format!("errors {errors}  "),
             if errors > 0 { t.warn } else { t.text },

@@ -138,12 +138,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         [
             Constraint::Fill(1),
             Constraint::Length(6),
+            Constraint::Length(5),
+            Constraint::Length(5),
             Constraint::Length(6),
-            Constraint::Length(8),
-            Constraint::Length(7),
         ],
     )
-    .header(Row::new(vec!["application", "active", "idle", "idle/tx", "locked"]).style(t.dim))
+    .header(Row::new(vec!["application", "active", "idle", "in tx", "locked"]).style(t.dim))
     .style(t.text);
     frame.render_widget(table, table_area);
 }

@@ -1,0 +1,476 @@
+//! Rendering of fixture states with ratatui's TestBackend, pinned with insta snapshots at
+//! 80x24 and 120x40, plus one per theme file with colours, and the theme files themselves.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use chrono::{FixedOffset, TimeZone, Utc};
+use pgvigil::PoolStats;
+use pgvigil::checks::migrations::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
+use pgvigil::checks::{CheckReport, Finding, Status};
+use pgvigil::pool::{AcquireWait, LeakedConnection};
+use pgvigil::server::{ConnectionGroup, LongestTransaction, ServerView};
+use pgvigil::tui::snapshot::Link;
+use pgvigil::tui::state::{JobKind, LastJob, RunningJob, State};
+use pgvigil::tui::theme::{Glyphs, Theme};
+use pgvigil::tui::ui::{Look, render};
+use ratatui::Terminal;
+use ratatui::backend::TestBackend;
+
+fn t(s: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 14, 3, 0).unwrap() + chrono::Duration::seconds(s)
+}
+
+fn pool(in_use: u32) -> PoolStats {
+    let saturation = in_use as f64 / 20.0;
+    PoolStats {
+        taken_at: t(12),
+        size: 18,
+        idle: 18 - in_use.min(18),
+        in_use,
+        peak_in_use: 19,
+        min: 5,
+        max: 20,
+        waiters: if in_use >= 17 { 4 } else { 0 },
+        saturation,
+        saturation_warn_at: 0.8,
+        saturation_warning: saturation >= 0.8,
+        saturation_clear_below: 0.7,
+        saturation_warnings_total: 3,
+        acquire_wait: AcquireWait {
+            window_secs: 60,
+            window_count: 1200,
+            p50_ms: 0.4,
+            p95_ms: 12.5,
+            p99_ms: 48.0,
+            max_ms: 310.0,
+            total_count: 81234,
+            total_seconds: 42.0,
+            max_ever_ms: 900.0,
+        },
+        acquisitions_total: 81234,
+        timeouts_total: 0,
+        errors_total: BTreeMap::new(),
+        leaked: Vec::new(),
+        leaks_total: 0,
+        closed: false,
+    }
+}
+
+fn server() -> ServerView {
+    let g = |app: &str, state: &str, count, lock| ConnectionGroup {
+        application: app.into(),
+        state: state.into(),
+        count,
+        waiting_on_lock: lock,
+    };
+    ServerView {
+        server_time: t(12),
+        version: "15.20 (Debian 15.20-0+deb12u1)".into(),
+        max_connections: 300,
+        reserved_connections: 3,
+        total: 112,
+        groups: vec![
+            g("docs-api", "active", 21, 1),
+            g("docs-api", "idle", 64, 0),
+            g("docs-api", "idle in transaction", 2, 0),
+            g("docs-batch", "idle in transaction", 1, 0),
+            g("pgvigil", "active", 1, 0),
+            g("pgvigil", "idle", 4, 0),
+            g("psql", "idle", 1, 0),
+        ],
+        longest_transaction: Some(LongestTransaction {
+            pid: 48213,
+            application: "docs-batch".into(),
+            state: "idle in transaction".into(),
+            seconds: 187.0,
+            query: "UPDATE document_sources SET last_updated = now() WHERE source_name = $1".into(),
+        }),
+        lock_waiters: 1,
+        lock_waits: vec![],
+    }
+}
+
+fn migrations(pending: bool, mismatch: bool) -> MigrationState {
+    let entry = |v: i64, d: &str, status| MigrationEntry {
+        version: v,
+        description: d.into(),
+        status,
+        installed_on: if status == MigrationStatus::Pending {
+            None
+        } else {
+            Some(t(-86_400))
+        },
+        execution_ms: Some(12.0),
+        no_transaction: v == 20261101000004,
+        local_checksum: Some("a1b2c3d4e5f6".into()),
+        applied_checksum: Some(
+            if status == MigrationStatus::ChecksumMismatch {
+                "0f9e8d7c6b5a"
+            } else {
+                "a1b2c3d4e5f6"
+            }
+            .into(),
+        ),
+    };
+    let mut entries = vec![];
+    if pending {
+        entries.push(entry(
+            20261201000000,
+            "add language",
+            MigrationStatus::Pending,
+        ));
+    }
+    entries.push(entry(
+        20261101000004,
+        "documents embedding hnsw",
+        MigrationStatus::Applied,
+    ));
+    entries.push(entry(20261101000003, "documents", MigrationStatus::Applied));
+    entries.push(entry(
+        20261101000002,
+        "document sources",
+        if mismatch {
+            MigrationStatus::ChecksumMismatch
+        } else {
+            MigrationStatus::Applied
+        },
+    ));
+    entries.push(entry(
+        20261101000001,
+        "pgvector and doc type",
+        MigrationStatus::Applied,
+    ));
+    MigrationState {
+        ledger_present: true,
+        entries,
+        partial: if mismatch {
+            vec![PartialState::UnvalidatedConstraint {
+                object: "constraint documents_token_count_check on documents".into(),
+                fix: "ALTER TABLE documents VALIDATE CONSTRAINT documents_token_count_check;"
+                    .into(),
+            }]
+        } else {
+            vec![]
+        },
+        pending_objects_checked: true,
+    }
+}
+
+fn healthy_findings() -> Vec<Finding> {
+    vec![
+        Finding::pass(
+            "pgvector.extension",
+            "vector 0.8.0 installed (>= 0.7.0, no upgrade pending)",
+        ),
+        Finding::pass(
+            "pgvector.roundtrip",
+            "3072-dim vector and halfvec round trip; cosine distance 0.184327 as expected",
+        ),
+        Finding::pass("pgvector.column", "documents.embedding is vector(3072)"),
+        Finding::pass(
+            "pgvector.index",
+            "hnsw index documents_embedding_hnsw_idx on (embedding::halfvec(3072)) halfvec_cosine_ops, valid",
+        ),
+        Finding::pass(
+            "pgvector.knn",
+            "KNN plan uses documents_embedding_hnsw_idx (planner chooses it); p95 3.1 ms over 10 KNN queries",
+        ),
+        Finding::pass(
+            "schema.diff",
+            "matches the migrations (2 tables, 1 enums, 1 extensions; expected from scratch database on PostgreSQL 15.20)",
+        ),
+    ]
+}
+
+fn report(findings: Vec<Finding>, m: MigrationState) -> CheckReport {
+    CheckReport::assemble(
+        "postgres://app:***@db.internal:5432/prod".into(),
+        t(-120),
+        230.0,
+        findings,
+        Some(m),
+        None,
+    )
+}
+
+fn base() -> State {
+    let mut s = State::new(
+        "postgres://app:***@db.internal:5432/prod".into(),
+        t(12),
+        FixedOffset::east_opt(3600).unwrap(),
+        Duration::from_secs(1),
+        0.8,
+    );
+    s.link = Link::Connected { since: t(-3600) };
+    s.server = Some(server());
+    s.server_at = Some(t(12));
+    s.pool = Some(pool(9));
+    for i in 0..300u64 {
+        s.in_use_history.push_back(4 + (i * 7 % 11));
+        s.wait_history.push_back(i * 13 % 40);
+    }
+    s.checks = Some((
+        t(-120),
+        report(healthy_findings(), migrations(false, false)),
+    ));
+    s.jobs.last.insert(
+        JobKind::Verify,
+        LastJob {
+            finished: t(-120),
+            seconds: 0.4,
+            status: Status::Pass,
+            summary: "OK: 0 failed, 0 warning, 0 unknown, 13 passed".into(),
+        },
+    );
+    s
+}
+
+fn fixture(name: &str) -> State {
+    let mut s = base();
+    match name {
+        "healthy" => {}
+        "saturated" => {
+            s.pool = Some(pool(17));
+            if let Some(p) = s.pool.as_mut() {
+                p.leaked = vec![LeakedConnection {
+                    label: "report-export".into(),
+                    checked_out_at: t(-35),
+                    age_secs: 35.0,
+                }];
+                p.timeouts_total = 2;
+                p.errors_total.insert("timeout".into(), 2);
+            }
+            for v in s.in_use_history.iter_mut().rev().take(30) {
+                *v = 17;
+            }
+        }
+        "disconnected" => {
+            s.link = Link::Disconnected {
+                since: t(-125),
+                attempt: 4,
+                next_retry_at: Some(t(20)),
+                last_error: "error communicating with database: Connection refused (os error 111)"
+                    .into(),
+            };
+        }
+        "job_running" => {
+            s.jobs.running = Some(RunningJob {
+                id: 3,
+                kind: JobKind::Verify,
+                started: t(5),
+            });
+            s.jobs.queued = Some(JobKind::DryRun);
+        }
+        "job_failed" => {
+            s.jobs.last.insert(
+                JobKind::DryRun,
+                LastJob {
+                    finished: t(2),
+                    seconds: 1.2,
+                    status: Status::Unknown,
+                    summary: "failed: lock_timeout: another session holds a conflicting lock"
+                        .into(),
+                },
+            );
+        }
+        "migrations" => {
+            s.checks = Some((t(-30), report(healthy_findings(), migrations(true, true))));
+        }
+        "pgvector_missing" => {
+            let mut findings = vec![
+                Finding::fail(
+                    "pgvector.extension",
+                    "extension vector is not created in this database (server offers 0.8.0)",
+                )
+                .fix("CREATE EXTENSION vector;"),
+            ];
+            for id in [
+                "pgvector.roundtrip",
+                "pgvector.column",
+                "pgvector.index",
+                "pgvector.knn",
+            ] {
+                findings.push(Finding::unknown(
+                    id,
+                    "not checked: the vector extension is not usable in this database",
+                ));
+            }
+            s.checks = Some((t(-5), report(findings, migrations(false, false))));
+        }
+        other => panic!("no fixture {other}"),
+    }
+    s
+}
+
+fn draw(state: &State, theme: &Theme, w: u16, h: u16) -> Terminal<TestBackend> {
+    let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
+    let glyphs = Glyphs::unicode();
+    let look = Look {
+        theme,
+        glyphs: &glyphs,
+        log: None,
+    };
+    terminal.draw(|f| render(f, state, &look)).unwrap();
+    terminal
+}
+
+const FIXTURES: &[&str] = &[
+    "healthy",
+    "saturated",
+    "disconnected",
+    "job_running",
+    "job_failed",
+    "migrations",
+    "pgvector_missing",
+];
+
+#[test]
+fn fixtures_at_80x24_and_120x40() {
+    let theme = Theme::builtin("default");
+    for name in FIXTURES {
+        for (w, h) in [(80, 24), (120, 40)] {
+            let terminal = draw(&fixture(name), &theme, w, h);
+            insta::assert_snapshot!(format!("{name}_{w}x{h}"), terminal.backend().to_string());
+        }
+    }
+}
+
+#[test]
+fn one_snapshot_per_theme_file_with_colours() {
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/themes")).unwrap() {
+        let path = entry.unwrap().path();
+        let theme = Theme::load(path.to_str().unwrap()).unwrap();
+        let terminal = draw(&fixture("saturated"), &theme, 80, 24);
+        // The buffer's Debug form lists the styles per run of cells: colours are part of it.
+        insta::assert_snapshot!(
+            format!("theme_{}", theme.name),
+            format!("{:?}", terminal.backend().buffer())
+        );
+    }
+}
+
+#[test]
+fn saturation_warning_is_red_in_the_default_theme_and_reversed_in_monochrome() {
+    let cell_style = |theme: &Theme| {
+        let terminal = draw(&fixture("saturated"), theme, 120, 40);
+        let buffer = terminal.backend().buffer();
+        for y in 0..40u16 {
+            let row: Vec<&str> = (0..120u16).map(|x| buffer[(x, y)].symbol()).collect();
+            for x in 0..row.len() - 9 {
+                if row[x..x + 9].concat() == "SATURATED" {
+                    return buffer[(x as u16, y)].style();
+                }
+            }
+        }
+        panic!("no SATURATED on screen");
+    };
+    let default = cell_style(&Theme::builtin("default"));
+    assert_eq!(default.fg, Some(ratatui::style::Color::LightRed));
+    let mono = cell_style(&Theme::builtin("monochrome"));
+    assert!(
+        mono.add_modifier
+            .contains(ratatui::style::Modifier::REVERSED)
+    );
+    assert!(matches!(mono.fg, None | Some(ratatui::style::Color::Reset)));
+}
+
+#[test]
+fn small_windows_get_a_clear_message_never_a_panic() {
+    let theme = Theme::builtin("default");
+    for (w, h) in [(60, 20), (79, 24), (80, 23), (1, 1), (0, 0), (200, 3)] {
+        let terminal = draw(&fixture("healthy"), &theme, w, h);
+        if w >= 10 && h >= 1 {
+            let text = terminal.backend().to_string();
+            assert!(
+                text.contains(&format!("have {w}x{h}")) || w < 40,
+                "{w}x{h}: {text}"
+            );
+        }
+    }
+    let terminal = draw(&fixture("healthy"), &theme, 60, 20);
+    insta::assert_snapshot!("too_small_60x20", terminal.backend().to_string());
+    // Every size from tiny to large renders without panicking.
+    for w in (0..=130).step_by(7) {
+        for h in (0..=45).step_by(5) {
+            draw(&fixture("saturated"), &theme, w, h);
+        }
+    }
+}
+
+#[test]
+fn ascii_glyphs_contain_no_unicode_outside_text() {
+    let theme = Theme::builtin("default");
+    let mut terminal = Terminal::new(TestBackend::new(120, 40)).unwrap();
+    let glyphs = Glyphs::ascii();
+    let look = Look {
+        theme: &theme,
+        glyphs: &glyphs,
+        log: None,
+    };
+    terminal
+        .draw(|f| render(f, &fixture("saturated"), &look))
+        .unwrap();
+    let text = terminal.backend().to_string();
+    assert!(text.is_ascii(), "{text}");
+    assert!(text.contains("+--"), "{text}");
+}
+
+#[test]
+fn password_never_appears_on_screen() {
+    let mut s = fixture("disconnected");
+    let url = pgvigil::DatabaseUrl::parse("postgres://app:Sup3r-S3cret@db.internal/prod").unwrap();
+    s.target = url.to_string();
+    if let Link::Disconnected { last_error, .. } = &mut s.link {
+        *last_error =
+            url.scrub("password authentication failed for user \"app\" with Sup3r-S3cret");
+    }
+    let text = draw(&s, &Theme::builtin("default"), 120, 40)
+        .backend()
+        .to_string();
+    assert!(!text.contains("Sup3r-S3cret"), "{text}");
+    assert!(text.contains("app:***@db.internal:5432/prod"), "{text}");
+}
+
+#[test]
+fn every_theme_file_parses_and_a_broken_one_names_file_and_key() {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/themes");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let theme = Theme::load(path.to_str().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            format!("{}.toml", theme.name),
+            path.file_name().unwrap().to_str().unwrap()
+        );
+        names.push(theme.name);
+    }
+    names.sort();
+    assert_eq!(names, ["default", "high-contrast", "light", "monochrome"]);
+
+    let broken = tempfile::NamedTempFile::new().unwrap();
+    let text = std::fs::read_to_string(format!("{dir}/default.toml"))
+        .unwrap()
+        .replace("warn = \"yellow bold\"", "warn = \"mustard bold\"");
+    std::fs::write(broken.path(), text).unwrap();
+    let err = Theme::load(broken.path().to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains(&broken.path().display().to_string()), "{err}");
+    assert!(err.contains("styles.warn"), "{err}");
+    assert!(err.contains("mustard"), "{err}");
+
+    let missing_key = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(
+        missing_key.path(),
+        "name = \"x\"\n[styles]\ntext = \"reset\"\n",
+    )
+    .unwrap();
+    let err = Theme::load(missing_key.path().to_str().unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("styles.dim` is missing"), "{err}");
+
+    let err = Theme::load("solarized").unwrap_err().to_string();
+    assert!(err.starts_with("--theme solarized: no such theme"), "{err}");
+}

@@ -1,0 +1,302 @@
+//! The dashboard's update function as a table: messages in, state and effects out.
+
+use std::time::Duration;
+
+use chrono::{FixedOffset, TimeZone, Utc};
+use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+use pgvigil::checks::{CheckReport, Finding};
+use pgvigil::tui::keymap::Action;
+use pgvigil::tui::snapshot::{Link, Snapshot};
+use pgvigil::tui::state::{Effect, JobKind, JobOutcome, Msg, Panel, State, update};
+
+fn t(s: i64) -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap() + chrono::Duration::seconds(s)
+}
+
+fn state() -> State {
+    State::new(
+        "postgres://app:***@db:5432/prod".into(),
+        t(0),
+        FixedOffset::east_opt(3600).unwrap(),
+        Duration::from_secs(1),
+        0.8,
+    )
+}
+
+fn key(c: char) -> Msg {
+    Msg::Key(KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE))
+}
+
+fn code(c: KeyCode) -> Msg {
+    Msg::Key(KeyEvent::new(c, KeyModifiers::NONE))
+}
+
+fn connected_snapshot(at: i64) -> Msg {
+    Msg::Snapshot(Box::new(Snapshot {
+        taken_at: t(at),
+        link: Link::Connected { since: t(0) },
+        server: None,
+        pool: None,
+    }))
+}
+
+fn report() -> CheckReport {
+    CheckReport::assemble(
+        "x".into(),
+        t(0),
+        10.0,
+        vec![Finding::pass("pgvector.extension", "ok")],
+        None,
+        None,
+    )
+}
+
+#[test]
+fn two_v_presses_start_one_job() {
+    let mut s = state();
+    assert_eq!(
+        update(&mut s, key('v')),
+        vec![Effect::StartJob {
+            id: 1,
+            kind: JobKind::Verify
+        }]
+    );
+    assert_eq!(update(&mut s, key('v')), vec![]);
+    assert_eq!(s.jobs.running.as_ref().unwrap().kind, JobKind::Verify);
+    assert_eq!(s.jobs.queued, None);
+}
+
+#[test]
+fn a_request_of_another_kind_waits_and_the_newest_wins() {
+    let mut s = state();
+    update(&mut s, key('v'));
+    assert_eq!(update(&mut s, key('d')), vec![]);
+    assert_eq!(s.jobs.queued, Some(JobKind::DryRun));
+    // A later request replaces the queued one.
+    s.jobs.running.as_mut().unwrap().kind = JobKind::Status;
+    update(&mut s, key('v'));
+    assert_eq!(s.jobs.queued, Some(JobKind::Verify));
+    // When the running job ends, the queued one starts.
+    let effects = update(
+        &mut s,
+        Msg::JobDone {
+            id: 1,
+            outcome: JobOutcome::Checked(Box::new(report())),
+        },
+    );
+    assert_eq!(
+        effects,
+        vec![Effect::StartJob {
+            id: 2,
+            kind: JobKind::Verify
+        }]
+    );
+    assert_eq!(s.jobs.queued, None);
+}
+
+#[test]
+fn esc_cancels_the_running_job_and_drops_the_queue() {
+    let mut s = state();
+    update(&mut s, key('v'));
+    update(&mut s, key('d'));
+    assert_eq!(
+        update(&mut s, code(KeyCode::Esc)),
+        vec![Effect::CancelJob { id: 1 }]
+    );
+    assert_eq!(s.jobs.queued, None);
+    // The cancelled job reports back; nothing else starts.
+    assert_eq!(
+        update(
+            &mut s,
+            Msg::JobDone {
+                id: 1,
+                outcome: JobOutcome::Cancelled
+            }
+        ),
+        vec![]
+    );
+    assert!(s.jobs.running.is_none());
+    assert_eq!(s.jobs.last[&JobKind::Verify].summary, "cancelled");
+    // A stale result for a job that is no longer running changes nothing.
+    assert_eq!(
+        update(
+            &mut s,
+            Msg::JobDone {
+                id: 9,
+                outcome: JobOutcome::Cancelled
+            }
+        ),
+        vec![]
+    );
+}
+
+#[test]
+fn table_of_keys_to_effects() {
+    let table: Vec<(Msg, Vec<Effect>)> = vec![
+        (key('r'), vec![Effect::RetryNow]),
+        (key('p'), vec![Effect::SetPaused(true)]),
+        (key('p'), vec![Effect::SetPaused(false)]),
+        (
+            key('+'),
+            vec![Effect::SetRefresh(Duration::from_millis(500))],
+        ),
+        (key('+'), vec![]), // already the fastest
+        (key('-'), vec![Effect::SetRefresh(Duration::from_secs(1))]),
+        (key('-'), vec![Effect::SetRefresh(Duration::from_secs(2))]),
+        (
+            key('l'),
+            vec![Effect::SetLogLevel(tui_logger::LevelFilter::Debug)],
+        ),
+        (key('x'), vec![]),
+        (key('q'), vec![Effect::Quit]),
+    ];
+    let mut s = state();
+    for (i, (msg, want)) in table.into_iter().enumerate() {
+        assert_eq!(update(&mut s, msg), want, "row {i}");
+    }
+    assert!(s.quitting);
+}
+
+#[test]
+fn ctrl_c_quits_and_cancels_a_running_job() {
+    let mut s = state();
+    update(&mut s, key('d'));
+    let effects = update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),
+    );
+    assert_eq!(effects, vec![Effect::CancelJob { id: 1 }, Effect::Quit]);
+}
+
+#[test]
+fn focus_cycles_and_scrolling_follows_it() {
+    let mut s = state();
+    assert_eq!(s.focus, Panel::Pool);
+    update(&mut s, code(KeyCode::Tab));
+    assert_eq!(s.focus, Panel::Server);
+    update(&mut s, code(KeyCode::Down));
+    update(&mut s, code(KeyCode::PageDown));
+    assert_eq!(s.scroll_of(Panel::Server), 11);
+    update(&mut s, code(KeyCode::Up));
+    assert_eq!(s.scroll_of(Panel::Server), 10);
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
+    update(
+        &mut s,
+        Msg::Key(KeyEvent::new(KeyCode::BackTab, KeyModifiers::SHIFT)),
+    );
+    assert_eq!(s.focus, Panel::Log);
+    assert_eq!(
+        update(&mut s, code(KeyCode::PageUp)),
+        vec![Effect::ScrollLog(Action::PageUp)]
+    );
+}
+
+#[test]
+fn help_is_modal() {
+    let mut s = state();
+    update(&mut s, key('?'));
+    assert!(s.help);
+    // Any other key only closes it.
+    assert_eq!(update(&mut s, key('v')), vec![]);
+    assert!(!s.help);
+    assert!(s.jobs.running.is_none());
+}
+
+#[test]
+fn first_connection_reads_the_migration_status_once() {
+    let mut s = state();
+    assert_eq!(
+        update(&mut s, connected_snapshot(1)),
+        vec![Effect::StartJob {
+            id: 1,
+            kind: JobKind::Status
+        }]
+    );
+    assert_eq!(update(&mut s, connected_snapshot(2)), vec![]);
+    update(
+        &mut s,
+        Msg::JobDone {
+            id: 1,
+            outcome: JobOutcome::Checked(Box::new(report())),
+        },
+    );
+    assert!(s.checks.is_some());
+    // Losing and regaining the connection does not repeat it once results exist.
+    update(
+        &mut s,
+        Msg::Snapshot(Box::new(Snapshot {
+            taken_at: t(3),
+            link: Link::Disconnected {
+                since: t(3),
+                attempt: 1,
+                next_retry_at: None,
+                last_error: "refused".into(),
+            },
+            server: None,
+            pool: None,
+        })),
+    );
+    assert_eq!(update(&mut s, connected_snapshot(5)), vec![]);
+}
+
+#[test]
+fn snapshots_fill_history_and_pause_freezes_the_picture() {
+    let mut s = state();
+    let with_pool = |at: i64, in_use: u32| {
+        let mut pool = support_pool();
+        pool.in_use = in_use;
+        Msg::Snapshot(Box::new(Snapshot {
+            taken_at: t(at),
+            link: Link::Connected { since: t(0) },
+            server: None,
+            pool: Some(pool),
+        }))
+    };
+    update(&mut s, with_pool(1, 3));
+    update(&mut s, with_pool(2, 7));
+    assert_eq!(
+        s.in_use_history.iter().copied().collect::<Vec<_>>(),
+        vec![3, 7]
+    );
+    update(&mut s, key('p'));
+    update(&mut s, with_pool(3, 19));
+    assert_eq!(
+        s.pool.as_ref().unwrap().in_use,
+        7,
+        "paused: the snapshot is not applied"
+    );
+    update(&mut s, key('p'));
+    update(&mut s, with_pool(4, 19));
+    assert_eq!(s.pool.as_ref().unwrap().in_use, 19);
+    // The clock moves with ticks regardless.
+    update(&mut s, Msg::Tick(t(10)));
+    assert_eq!(s.now, t(10));
+}
+
+fn support_pool() -> pgvigil::PoolStats {
+    pgvigil::PoolStats {
+        taken_at: t(0),
+        size: 5,
+        idle: 5,
+        in_use: 0,
+        peak_in_use: 0,
+        min: 5,
+        max: 20,
+        waiters: 0,
+        saturation: 0.0,
+        saturation_warn_at: 0.8,
+        saturation_warning: false,
+        saturation_clear_below: 0.7,
+        saturation_warnings_total: 0,
+        acquire_wait: Default::default(),
+        acquisitions_total: 0,
+        timeouts_total: 0,
+        errors_total: Default::default(),
+        leaked: vec![],
+        leaks_total: 0,
+        closed: false,
+    }
+}

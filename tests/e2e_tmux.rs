@@ -1,0 +1,326 @@
+//! The real binary in a real terminal (tmux) against a real private cluster: what an on-call
+//! engineer would see, including the server going away, freezing and coming back.
+
+mod support;
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use pgvigil::cluster::PrivateCluster;
+
+/// A tmux server of our own with one session running pgvigil.
+struct Pane {
+    socket: String,
+    exit_file: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Pane {
+    fn start(name: &str, size: (u16, u16), env: &[(&str, &str)], args: &[&str]) -> Pane {
+        let dir = tempfile::tempdir().unwrap();
+        let exit_file = dir.path().join("exit");
+        let socket = format!("pgvigil-e2e-{}-{name}", std::process::id());
+        let mut cmdline = String::new();
+        for (k, v) in env {
+            cmdline.push_str(&format!("{k}='{v}' "));
+        }
+        cmdline.push_str(&format!("'{}'", env!("CARGO_BIN_EXE_pgvigil")));
+        for a in args {
+            cmdline.push_str(&format!(" '{a}'"));
+        }
+        cmdline.push_str(&format!("; echo $? > '{}'; sleep 30", exit_file.display()));
+        let status = Command::new("tmux")
+            .args([
+                "-L",
+                &socket,
+                "-f",
+                "/dev/null",
+                "new-session",
+                "-d",
+                "-s",
+                name,
+            ])
+            .args(["-x", &size.0.to_string(), "-y", &size.1.to_string()])
+            .arg(format!("LANG=C.UTF-8 TERM=xterm-256color {cmdline}"))
+            .status()
+            .expect("tmux is installed by scripts/setup-postgres.sh");
+        assert!(status.success());
+        Pane {
+            socket,
+            exit_file,
+            _dir: dir,
+        }
+    }
+
+    fn tmux(&self, args: &[&str]) -> String {
+        let out = Command::new("tmux")
+            .arg("-L")
+            .arg(&self.socket)
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn screen(&self) -> String {
+        self.tmux(&["capture-pane", "-p"])
+    }
+
+    fn screen_with_escapes(&self) -> String {
+        self.tmux(&["capture-pane", "-p", "-e"])
+    }
+
+    fn keys(&self, keys: &str) {
+        self.tmux(&["send-keys", keys]);
+    }
+
+    /// Waits until the screen contains `needle`; returns the screen and how long it took.
+    fn wait_for(&self, needle: &str, limit: Duration) -> (String, Duration) {
+        let started = Instant::now();
+        loop {
+            let screen = self.screen();
+            if screen.contains(needle) {
+                return (screen, started.elapsed());
+            }
+            if started.elapsed() > limit {
+                panic!("no {needle:?} on screen after {limit:?}:\n{screen}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn exit_code(&self, limit: Duration) -> Option<String> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            if let Ok(s) = std::fs::read_to_string(&self.exit_file) {
+                return Some(s.trim().to_string());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+}
+
+impl Drop for Pane {
+    fn drop(&mut self) {
+        let _ = Command::new("tmux")
+            .args(["-L", &self.socket, "kill-server"])
+            .status();
+    }
+}
+
+/// The header's clock (HH:MM:SS before the " / ").
+fn clock(screen: &str) -> String {
+    let first = screen.lines().next().unwrap_or("");
+    first
+        .split(" / ")
+        .next()
+        .and_then(|s| s.rsplit(' ').next())
+        .unwrap_or("")
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_survives_a_stopped_and_a_frozen_server() {
+    let cluster = PrivateCluster::start_new().expect("private cluster");
+    cluster.create_database("app").unwrap();
+    let url = cluster.url("app");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(support::migrations_dir())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let migrations = support::migrations_dir();
+    let pane = Pane::start(
+        "main",
+        (120, 40),
+        &[
+            ("DATABASE_URL", &url),
+            ("RETRY_MAX_DELAY", "2s"),
+            ("POOL_CONNECT_TIMEOUT", "3s"),
+        ],
+        &[
+            "--refresh",
+            "1s",
+            "--migrations",
+            migrations.to_str().unwrap(),
+        ],
+    );
+
+    // Connected figures: the pool gauge and the server's clients.
+    let (screen, _) = pane.wait_for("clients ", Duration::from_secs(20));
+    assert!(screen.contains("connected"), "{screen}");
+    assert!(screen.contains("in use"), "{screen}");
+    assert!(
+        screen.contains("postgres://postgres:***@127.0.0.1"),
+        "{screen}"
+    );
+    assert!(!screen.contains(cluster.password()), "{screen}");
+    // The automatic status read fills the migrations panel.
+    pane.wait_for("applied 4", Duration::from_secs(15));
+
+    // v: check results appear.
+    pane.keys("v");
+    let (screen, _) = pane.wait_for("schema.diff", Duration::from_secs(20));
+    assert!(screen.contains("extension vector 0.8"), "{screen}");
+    pane.wait_for("verify", Duration::from_secs(5));
+
+    // Stop the server: the disconnected state within 2 s, and the clock keeps moving.
+    cluster.stop().unwrap();
+    let (screen, took) = pane.wait_for("DISCONNECTED", Duration::from_secs(5));
+    assert!(
+        took <= Duration::from_secs(2),
+        "disconnected shown after {took:?}"
+    );
+    assert!(screen.contains("last error"), "{screen}");
+    let before = clock(&screen);
+    std::thread::sleep(Duration::from_millis(2100));
+    let after = clock(&pane.screen());
+    assert_ne!(
+        before, after,
+        "the clock must keep moving while the database is down"
+    );
+
+    // Start it again: the panels refill without a key press.
+    cluster.start().unwrap();
+    let (screen, took) = pane.wait_for("● connected", Duration::from_secs(15));
+    eprintln!("recovered {took:?} after the server accepted connections again");
+    assert!(!screen.contains("DISCONNECTED"), "{screen}");
+    pane.wait_for("clients ", Duration::from_secs(5));
+
+    // Freeze the server (SIGSTOP): the UI stays responsive and says the server is not answering.
+    cluster.pause().unwrap();
+    let frozen_at = clock(&pane.screen());
+    pane.keys("?");
+    let (_, took) = pane.wait_for("Any key closes this help", Duration::from_secs(3));
+    assert!(
+        took < Duration::from_secs(2),
+        "help took {took:?} while the server was frozen"
+    );
+    pane.keys("x");
+    let (screen, _) = pane.wait_for("NOT ANSWERING", Duration::from_secs(10));
+    assert_ne!(clock(&screen), frozen_at);
+    cluster.resume().unwrap();
+    pane.wait_for("● connected", Duration::from_secs(20));
+
+    // q exits 0 and gives the terminal back (alternate screen left).
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        pane.tmux(&["display-message", "-p", "#{alternate_on}"])
+            .trim(),
+        "0"
+    );
+    assert!(!pane.screen().contains("Server connections"));
+}
+
+#[test]
+fn a_60x20_window_shows_the_too_small_screen() {
+    let pane = Pane::start(
+        "small",
+        (60, 20),
+        &[("DATABASE_URL", "postgres://app:pw@127.0.0.1:1/db")],
+        &[],
+    );
+    pane.wait_for(
+        "terminal too small (need 80x24, have 60x20)",
+        Duration::from_secs(10),
+    );
+    // Growing the window brings the dashboard, disconnected but explained.
+    pane.tmux(&["resize-window", "-x", "100", "-y", "30"]);
+    pane.wait_for("DISCONNECTED", Duration::from_secs(10));
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn no_color_means_no_colour_escapes() {
+    let pane = Pane::start(
+        "mono",
+        (100, 30),
+        &[
+            ("DATABASE_URL", "postgres://app:pw@127.0.0.1:1/db"),
+            ("NO_COLOR", "1"),
+        ],
+        &[],
+    );
+    pane.wait_for("last error", Duration::from_secs(10));
+    let raw = pane.screen_with_escapes();
+    let colour = regex_lite_colour(&raw);
+    assert!(colour.is_none(), "colour escape {colour:?} in:\n{raw}");
+    assert!(
+        raw.contains("\x1b["),
+        "attributes (bold, reverse) still carry meaning"
+    );
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn sigterm_and_sighup_restore_the_terminal() {
+    for signal in ["TERM", "HUP"] {
+        let pane = Pane::start(
+            &format!("sig{signal}"),
+            (100, 30),
+            &[("DATABASE_URL", "postgres://app:pw@127.0.0.1:1/db")],
+            &[],
+        );
+        pane.wait_for("DISCONNECTED", Duration::from_secs(10));
+        let pid = pane.tmux(&["display-message", "-p", "#{pane_pid}"]);
+        // The pane runs a shell; pgvigil is its child.
+        let out = Command::new("pgrep")
+            .args(["-P", pid.trim(), "pgvigil"])
+            .output()
+            .unwrap();
+        let child = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        assert!(!child.is_empty(), "pgvigil process not found");
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child])
+            .status()
+            .unwrap();
+        assert!(
+            pane.exit_code(Duration::from_secs(10)).is_some(),
+            "exited on SIG{signal}"
+        );
+        assert_eq!(
+            pane.tmux(&["display-message", "-p", "#{alternate_on}"])
+                .trim(),
+            "0",
+            "SIG{signal}"
+        );
+    }
+}
+
+/// The first SGR sequence that sets a colour (30-38, 40-48, 90-107), if any. 39 and 49 are
+/// "the terminal's default colour", which ratatui writes after an attribute reset: no colour.
+fn regex_lite_colour(raw: &str) -> Option<String> {
+    let mut rest = raw;
+    while let Some(i) = rest.find("\x1b[") {
+        let after = &rest[i + 2..];
+        let end = after.find('m')?;
+        let params = &after[..end];
+        for p in params.split(';') {
+            if let Ok(n) = p.parse::<u32>()
+                && ((30..=38).contains(&n) || (40..=48).contains(&n) || (90..=107).contains(&n))
+            {
+                return Some(params.to_string());
+            }
+        }
+        rest = &after[end..];
+    }
+    None
+}

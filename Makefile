@@ -1,9 +1,13 @@
-# The two commands a newcomer needs. `make test` is what CI runs (.ci/run) on a fresh machine:
-# it installs PostgreSQL 15 + pgvector when missing, then lints and runs every test.
+# The two commands a newcomer needs: `make demo` opens the dashboard on a private demo database;
+# `make test` is what CI runs (.ci/run) on a fresh machine: it installs PostgreSQL 15 + pgvector
+# (and tmux) when missing, then lints and runs every test.
 
 CARGO ?= cargo
 
-.PHONY: test setup lint unit bench-pool
+.PHONY: demo test setup lint bench-pool bench-check bench-dashboard screenshots
+
+demo: setup
+	$(CARGO) run --release --locked -- demo
 
 test: setup lint
 	$(CARGO) test --all-targets --locked
@@ -17,3 +21,12 @@ lint:
 
 bench-pool: setup
 	bash scripts/bench-pool.sh
+
+bench-check: setup
+	bash scripts/bench-check.sh
+
+bench-dashboard: setup
+	bash scripts/bench-dashboard.sh
+
+screenshots: setup
+	bash scripts/screenshots.sh

@@ -174,7 +174,16 @@ fn main() -> ExitCode {
             .init();
     }
     let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
-    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // The dashboard alone is I/O-bound: one thread is enough and wakes less; the demo runs its
+    // workload beside it on a multi-threaded runtime.
+    let runtime = if cli.command.is_none() {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+    } else {
+        tokio::runtime::Runtime::new()
+    }
+    .expect("tokio runtime");
     if matches!(cli.command, Some(Command::Demo)) {
         return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color)));
     }
@@ -228,7 +237,8 @@ fn init_tui_logging() {
         .with(filter)
         .with(tui_logger::TuiTracingSubscriberLayer)
         .try_init();
-    let _ = tui_logger::init_logger(tui_logger::LevelFilter::Trace);
+    // Not tui_logger::init_logger: it starts a thread that wakes every 10 ms to move events
+    // into the widget's buffer. The app loop moves them itself before each frame.
     tui_logger::set_default_level(tui_logger::LevelFilter::Info);
 }
 

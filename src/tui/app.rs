@@ -132,7 +132,9 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         if quit {
             break;
         }
-        // ratatui writes only the cells that changed since the last frame.
+        // Log lines reach the widget's buffer here (see init_tui_logging), then ratatui writes
+        // only the cells that changed since the last frame.
+        tui_logger::move_events();
         terminal.draw(|f| ui::render(f, &state, &look))?;
     }
     poller.task.abort();

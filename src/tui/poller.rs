@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::snapshot::{Link, Snapshot};
 use crate::config::PoolConfig;
-use crate::pool::{ConnectError, Connector, InstrumentedPool, LinkState, RetryNow, classify};
+use crate::pool::{Connector, InstrumentedPool, LinkState, RetryNow, classify};
 use crate::server::server_view;
 
 /// Handles the app loop uses to steer the poller.
@@ -76,7 +76,7 @@ async fn run(
                             taken_at: Utc::now(),
                             link: Link::Disconnected {
                                 since,
-                                attempt: fatal_attempts(&e),
+                                attempt: e.attempts(),
                                 next_retry_at: Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
                                 last_error: last_error.clone(),
                             },
@@ -204,10 +204,6 @@ async fn run(
         }
         pool.close().await;
     }
-}
-
-fn fatal_attempts(e: &ConnectError) -> u32 {
-    e.attempts()
 }
 
 /// The UI's link from the retry loop's state. The first attempt before any failure is

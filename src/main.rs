@@ -309,6 +309,21 @@ async fn demo(args: DashboardArgs, no_color: bool) -> u8 {
     code
 }
 
+/// A single connection outside any pool; says why on stderr when it cannot.
+async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
+    match connect_options(config).connect().await {
+        Ok(c) => Some(c),
+        Err(e) => {
+            eprintln!(
+                "pgvigil: cannot connect to {}: {}",
+                config.database_url,
+                config.database_url.scrub(&e.to_string())
+            );
+            None
+        }
+    }
+}
+
 /// One-shot commands need one connection, not the dashboard's minimum of five.
 async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, String> {
     config.min_connections = config.min_connections.min(1);
@@ -388,16 +403,8 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf) -> u8 {
         }
     };
     let options = connect_options(&config);
-    let mut conn = match options.connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "pgvigil: cannot connect to {}: {}",
-                config.database_url,
-                config.database_url.scrub(&e.to_string())
-            );
-            return UNKNOWN;
-        }
+    let Some(mut conn) = connect_dedicated(&config).await else {
+        return UNKNOWN;
     };
     match ExpectedSchema::from_scratch(&mut conn, &options, &local).await {
         Ok(expected) => {
@@ -431,16 +438,8 @@ async fn migrate_dry_run(
 ) -> u8 {
     // A connection of its own, not a pooled one: if pgvigil dies mid-run, the server sees the
     // connection close and rolls the transaction back.
-    let mut conn = match connect_options(&config).connect().await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!(
-                "pgvigil: cannot connect to {}: {}",
-                config.database_url,
-                config.database_url.scrub(&e.to_string())
-            );
-            return UNKNOWN;
-        }
+    let Some(mut conn) = connect_dedicated(&config).await else {
+        return UNKNOWN;
     };
     match dry_run(&mut conn, config.database_url.to_string(), &dir, &options).await {
         Ok(report) => {

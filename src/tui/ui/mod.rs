@@ -73,27 +73,18 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
 }
 
 /// A bordered block whose border shows focus.
-pub(crate) fn panel<'a>(title: &'a str, panel: Panel, state: &State, look: &Look) -> Block<'a> {
-    let focused = state.focus == panel;
-    let t = look.theme;
-    Block::bordered()
-        .border_set(look.glyphs.border)
-        .border_style(if focused { t.border_focused } else { t.border })
-        .title(Span::styled(format!(" {title} "), t.title))
-}
-
-pub(crate) fn panel_owned<'a>(
-    title: String,
+pub(crate) fn panel(
+    title: impl Into<String>,
     panel: Panel,
     state: &State,
     look: &Look,
-) -> Block<'a> {
+) -> Block<'static> {
     let focused = state.focus == panel;
     let t = look.theme;
     Block::bordered()
         .border_set(look.glyphs.border)
         .border_style(if focused { t.border_focused } else { t.border })
-        .title(Span::styled(format!(" {title} "), t.title))
+        .title(Span::styled(format!(" {} ", title.into()), t.title))
 }
 
 /// `2m05s ago`, from the state's clock.
@@ -228,7 +219,7 @@ fn render_log(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         "Log ({}+, PgUp/PgDn when focused)",
         state.log_level.as_str().to_lowercase()
     );
-    let block = panel_owned(title, Panel::Log, state, look);
+    let block = panel(title, Panel::Log, state, look);
     match look.log {
         Some(log_state) => {
             let t = look.theme;

@@ -6,6 +6,8 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::{Signal, kill};
+use nix::unistd::Pid;
 use pgvigil::cluster::PrivateCluster;
 
 /// A tmux server of our own with one session running pgvigil.
@@ -222,6 +224,62 @@ async fn the_dashboard_survives_a_stopped_and_a_frozen_server() {
     assert!(!pane.screen().contains("Server connections"));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
+    let cluster = support::cluster();
+    let url = support::migrated_database(cluster, "e2ecancel").await;
+    let dir = support::migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_slow_backfill.sql"),
+        "UPDATE documents SET token_count = token_count;\nSELECT pg_sleep(60);\n",
+    )
+    .unwrap();
+    let pane = Pane::start(
+        "cancel",
+        (120, 40),
+        &[("DATABASE_URL", &url)],
+        &["--migrations", dir.path().to_str().unwrap()],
+    );
+    pane.wait_for("pending 1", Duration::from_secs(20));
+    pane.keys("d");
+    pane.wait_for("dry-run running", Duration::from_secs(10));
+    let sleeping = || {
+        cluster
+            .psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()")
+            .unwrap()
+    };
+    let started = Instant::now();
+    while sleeping() != "1" && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sleeping(),
+        "1",
+        "the dry-run's statement runs on the server"
+    );
+    pane.keys("Escape");
+    let (screen, _) = pane.wait_for("cancelled", Duration::from_secs(5));
+    assert!(!screen.contains("dry-run running"), "{screen}");
+    let started = Instant::now();
+    while sleeping() != "0" && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sleeping(), "0", "Esc cancelled the statement on the server");
+    // Nothing was left behind by the cancelled dry-run.
+    let pending_col = cluster
+        .psql(
+            url.rsplit('/').next().unwrap(),
+            "SELECT count(*) FROM pg_locks WHERE relation = 'documents'::regclass",
+        )
+        .unwrap();
+    assert_eq!(pending_col, "0");
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
 #[test]
 fn a_60x20_window_shows_the_too_small_screen() {
     let pane = Pane::start(
@@ -280,18 +338,19 @@ fn sigterm_and_sighup_restore_the_terminal() {
             &[],
         );
         pane.wait_for("DISCONNECTED", Duration::from_secs(10));
-        let pid = pane.tmux(&["display-message", "-p", "#{pane_pid}"]);
+        let shell: i32 = pane
+            .tmux(&["display-message", "-p", "#{pane_pid}"])
+            .trim()
+            .parse()
+            .unwrap();
         // The pane runs a shell; pgvigil is its child.
-        let out = Command::new("pgrep")
-            .args(["-P", pid.trim(), "pgvigil"])
-            .output()
-            .unwrap();
-        let child = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        assert!(!child.is_empty(), "pgvigil process not found");
-        Command::new("kill")
-            .args([&format!("-{signal}"), &child])
-            .status()
-            .unwrap();
+        let child = child_named(shell, "pgvigil").expect("pgvigil process under the pane's shell");
+        let sig = if signal == "TERM" {
+            Signal::SIGTERM
+        } else {
+            Signal::SIGHUP
+        };
+        kill(Pid::from_raw(child), sig).unwrap();
         assert!(
             pane.exit_code(Duration::from_secs(10)).is_some(),
             "exited on SIG{signal}"
@@ -303,6 +362,27 @@ fn sigterm_and_sighup_restore_the_terminal() {
             "SIG{signal}"
         );
     }
+}
+
+/// A child process of `parent` whose command name is `name`, from /proc.
+fn child_named(parent: i32, name: &str) -> Option<i32> {
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let comm = head.split_once('(').map(|(_, c)| c).unwrap_or("");
+        let ppid: Option<i32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(parent) && comm == name {
+            return Some(pid);
+        }
+    }
+    None
 }
 
 /// The first SGR sequence that sets a colour (30-38, 40-48, 90-107), if any. 39 and 49 are

@@ -363,7 +363,9 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
         "pgvector.index",
         format!("no valid ANN index on documents (embedding::halfvec({DIMENSIONS})) with a halfvec opclass"),
     )
-    .fix(create);
+    .fix(create)
+    // Someone will want the "simple" index on the column itself; say why it cannot exist.
+    .detail(ann_index_statement(IndexStorage::Vector, DIMENSIONS).unwrap_err());
     if !other.is_empty() {
         f = f
             .detail("ANN indexes that do not match the halfvec expression:")

@@ -105,7 +105,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         styled(tail, gauge_style),
     ];
     if p.saturation_warning {
-        gauge.push(styled(format!(" {} SATURATED", look.glyphs.warn), t.danger));
+        // The warning outlives the peak until the pool has been calm for a while; say which.
+        let word = if p.saturation >= p.saturation_warn_at {
+            "SATURATED".to_string()
+        } else {
+            format!("was {:.0}%+", p.saturation_warn_at * 100.0)
+        };
+        gauge.push(styled(format!(" {} {word}", look.glyphs.warn), t.danger));
     }
     lines.push(Line::from(gauge));
     lines.push(Line::from(vec![

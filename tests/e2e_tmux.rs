@@ -258,7 +258,8 @@ async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
         "the dry-run's statement runs on the server"
     );
     pane.keys("Escape");
-    let (screen, _) = pane.wait_for("cancelled", Duration::from_secs(5));
+    // The Jobs panel's line for the last dry-run, not the log line.
+    let (screen, _) = pane.wait_for("): cancelled", Duration::from_secs(5));
     assert!(!screen.contains("dry-run running"), "{screen}");
     let started = Instant::now();
     while sleeping() != "0" && started.elapsed() < Duration::from_secs(5) {

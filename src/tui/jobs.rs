@@ -72,35 +72,56 @@ impl JobRunner {
         self.running.insert(id, (handle, pid));
     }
 
-    /// Stops the task and cancels its statement on the server.
+    /// Stops the task and cancels its statement on the server. The UI hears "cancelled" at
+    /// once; the cancel request to the server follows on a connection of its own.
     pub fn cancel(&mut self, id: u64) {
         let Some((handle, pid)) = self.running.remove(&id) else {
             return;
         };
         handle.abort();
+        if self
+            .tx
+            .try_send(Msg::JobDone {
+                id,
+                outcome: JobOutcome::Cancelled,
+            })
+            .is_err()
+        {
+            let tx = self.tx.clone();
+            tokio::spawn(async move {
+                let _ = tx
+                    .send(Msg::JobDone {
+                        id,
+                        outcome: JobOutcome::Cancelled,
+                    })
+                    .await;
+            });
+        }
         let pid = pid.load(Ordering::Acquire);
-        let (config, tx) = (self.config.clone(), self.tx.clone());
-        tracing::info!(target: "pgvigil::jobs", "job cancelled (backend {pid})");
+        if pid <= 0 {
+            return;
+        }
+        let config = self.config.clone();
         tokio::spawn(async move {
-            if pid > 0 {
-                let cancel = async {
-                    let mut conn = connect_options(&config).connect().await?;
-                    sqlx::query("SELECT pg_cancel_backend($1)")
-                        .bind(pid)
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                };
-                if let Err(e) = cancel.await {
-                    tracing::warn!(target: "pgvigil::jobs", "could not cancel backend {pid}: {}", config.database_url.scrub(&e.to_string()));
-                }
+            let cancel = async {
+                let mut conn = connect_options(&config).connect().await?;
+                sqlx::query("SELECT pg_cancel_backend($1)")
+                    .bind(pid)
+                    .execute(&mut conn)
+                    .await?;
+                conn.close().await
+            };
+            match cancel.await {
+                Ok(()) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "job cancelled; its statement on backend {pid} was cancelled on the server"
+                ),
+                Err(e) => tracing::warn!(
+                    target: "pgvigil::jobs",
+                    "job stopped, but cancelling backend {pid} failed: {}",
+                    config.database_url.scrub(&e.to_string())
+                ),
             }
-            let _ = tx
-                .send(Msg::JobDone {
-                    id,
-                    outcome: JobOutcome::Cancelled,
-                })
-                .await;
         });
     }
 }

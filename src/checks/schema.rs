@@ -535,7 +535,10 @@ impl ExpectedSchema {
         let (snapshot, objects_by_version) = result?;
         Ok(Self {
             format: SNAPSHOT_FORMAT,
-            source: format!("scratch database on PostgreSQL {}", snapshot.server_version),
+            source: format!(
+                "scratch database {name} (dropped) on PostgreSQL {}",
+                snapshot.server_version
+            ),
             migrations: migrations.iter().map(LocalMigration::stamp).collect(),
             snapshot,
             objects_by_version,

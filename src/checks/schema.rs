@@ -236,183 +236,186 @@ fn column_text(c: &super::catalog::Column) -> String {
 }
 
 fn diff_table(t: &str, expected: &Table, live: &Table, out: &mut Vec<DiffEntry>) {
-    for (name, col) in &expected.columns {
-        let key = ObjectKey::Column(t.into(), name.clone());
-        match live.columns.get(name) {
-            None => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Missing,
-                Some(column_text(col)),
-                None,
-                Severity::Critical,
-            )),
-            Some(l) => {
-                let structural = l.data_type != col.data_type || l.not_null != col.not_null;
-                if structural || l.default != col.default {
-                    let severity = if structural {
-                        Severity::Critical
-                    } else {
-                        Severity::Warning
-                    };
-                    out.push(DiffEntry::new(
+    diff_objects(t, &expected.columns, &live.columns, out);
+    diff_objects(t, &expected.constraints, &live.constraints, out);
+    diff_objects(t, &expected.indexes, &live.indexes, out);
+    diff_objects(t, &expected.triggers, &live.triggers, out);
+}
+
+/// What one kind of table-level object (column, constraint, index, trigger) contributes to a
+/// diff: how it is named and shown, how a missing one is fixed, and how two versions differ.
+trait TableObject {
+    fn key(table: &str, name: &str) -> ObjectKey;
+    /// Shown for a missing (expected) or unexpected (live) object.
+    fn describe(&self) -> String;
+    fn fix_missing(&self, _table: &str, _name: &str) -> Option<String> {
+        None
+    }
+    /// (expected, actual, severity, fix) when the live object differs from the expected one.
+    fn compare(&self, live: &Self, table: &str, name: &str) -> Option<Difference>;
+}
+
+type Difference = (String, String, Severity, Option<String>);
+
+fn diff_objects<T: TableObject>(
+    t: &str,
+    expected: &BTreeMap<String, T>,
+    live: &BTreeMap<String, T>,
+    out: &mut Vec<DiffEntry>,
+) {
+    for (name, want) in expected {
+        let key = T::key(t, name);
+        match live.get(name) {
+            None => {
+                let mut e = DiffEntry::new(
+                    &key,
+                    DiffKind::Missing,
+                    Some(want.describe()),
+                    None,
+                    Severity::Critical,
+                );
+                e.fix = want.fix_missing(t, name);
+                out.push(e);
+            }
+            Some(have) => {
+                if let Some((expected, actual, severity, fix)) = want.compare(have, t, name) {
+                    let mut e = DiffEntry::new(
                         &key,
                         DiffKind::Different,
-                        Some(column_text(col)),
-                        Some(column_text(l)),
+                        Some(expected),
+                        Some(actual),
                         severity,
-                    ));
+                    );
+                    e.fix = fix;
+                    out.push(e);
                 }
             }
         }
     }
-    for (name, col) in &live.columns {
-        if !expected.columns.contains_key(name) {
-            let key = ObjectKey::Column(t.into(), name.clone());
+    for (name, have) in live {
+        if !expected.contains_key(name) {
             out.push(DiffEntry::new(
-                &key,
+                &T::key(t, name),
                 DiffKind::Unexpected,
                 None,
-                Some(column_text(col)),
+                Some(have.describe()),
                 Severity::Warning,
             ));
         }
     }
-    for (name, con) in &expected.constraints {
-        let key = ObjectKey::Constraint(t.into(), name.clone());
-        match live.constraints.get(name) {
-            None => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Missing,
-                Some(con.definition.clone()),
-                None,
-                Severity::Critical,
-            )),
-            Some(l) if l.definition != con.definition => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Different,
-                Some(con.definition.clone()),
-                Some(l.definition.clone()),
-                Severity::Critical,
-            )),
-            Some(l) if con.validated && !l.validated => out.push(
-                DiffEntry::new(
-                    &key,
-                    DiffKind::Different,
-                    Some("validated".into()),
-                    Some("NOT VALID (existing rows unchecked)".into()),
-                    Severity::Warning,
-                )
-                .with_fix(format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name};")),
-            ),
-            Some(_) => {}
-        }
+}
+
+impl TableObject for super::catalog::Column {
+    fn key(table: &str, name: &str) -> ObjectKey {
+        ObjectKey::Column(table.into(), name.into())
     }
-    for (name, con) in &live.constraints {
-        if !expected.constraints.contains_key(name) {
-            let key = ObjectKey::Constraint(t.into(), name.clone());
-            let mut text = con.definition.clone();
-            if !con.validated {
-                text.push_str(" NOT VALID");
-            }
-            out.push(DiffEntry::new(
-                &key,
-                DiffKind::Unexpected,
+    fn describe(&self) -> String {
+        column_text(self)
+    }
+    fn compare(&self, live: &Self, _: &str, _: &str) -> Option<Difference> {
+        let structural = live.data_type != self.data_type || live.not_null != self.not_null;
+        if !structural && live.default == self.default {
+            return None;
+        }
+        // Type and nullability break queries; a different default only changes new rows.
+        let severity = if structural {
+            Severity::Critical
+        } else {
+            Severity::Warning
+        };
+        Some((column_text(self), column_text(live), severity, None))
+    }
+}
+
+impl TableObject for super::catalog::Constraint {
+    fn key(table: &str, name: &str) -> ObjectKey {
+        ObjectKey::Constraint(table.into(), name.into())
+    }
+    fn describe(&self) -> String {
+        let mut text = self.definition.clone();
+        if !self.validated {
+            text.push_str(" NOT VALID");
+        }
+        text
+    }
+    fn compare(&self, live: &Self, table: &str, name: &str) -> Option<Difference> {
+        if live.definition != self.definition {
+            Some((
+                self.definition.clone(),
+                live.definition.clone(),
+                Severity::Critical,
                 None,
-                Some(text),
+            ))
+        } else if self.validated && !live.validated {
+            Some((
+                "validated".into(),
+                "NOT VALID (existing rows unchecked)".into(),
                 Severity::Warning,
-            ));
+                Some(format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name};")),
+            ))
+        } else {
+            None
         }
     }
-    for (name, idx) in &expected.indexes {
-        let key = ObjectKey::Index(t.into(), name.clone());
-        match live.indexes.get(name) {
-            None => out.push(
-                DiffEntry::new(
-                    &key,
-                    DiffKind::Missing,
-                    Some(idx.definition.clone()),
-                    None,
-                    Severity::Critical,
-                )
-                .with_fix(concurrently(&idx.definition)),
-            ),
-            Some(l) if l.definition != idx.definition => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Different,
-                Some(idx.definition.clone()),
-                Some(l.definition.clone()),
+}
+
+impl TableObject for super::catalog::Index {
+    fn key(table: &str, name: &str) -> ObjectKey {
+        ObjectKey::Index(table.into(), name.into())
+    }
+    fn describe(&self) -> String {
+        format!(
+            "{}{}",
+            self.definition,
+            if self.valid { "" } else { " (INVALID)" }
+        )
+    }
+    fn fix_missing(&self, _: &str, _: &str) -> Option<String> {
+        Some(concurrently(&self.definition))
+    }
+    fn compare(&self, live: &Self, _: &str, name: &str) -> Option<Difference> {
+        if live.definition != self.definition {
+            Some((
+                self.definition.clone(),
+                live.definition.clone(),
                 Severity::Critical,
-            )),
-            Some(l) if idx.valid && !l.valid => out.push(
-                DiffEntry::new(
-                    &key,
-                    DiffKind::Different,
-                    Some("valid".into()),
-                    Some("INVALID".into()),
-                    Severity::Critical,
-                )
-                .with_fix(format!(
+                None,
+            ))
+        } else if self.valid && !live.valid {
+            Some((
+                "valid".into(),
+                "INVALID".into(),
+                Severity::Critical,
+                Some(format!(
                     "DROP INDEX CONCURRENTLY IF EXISTS {name};\n{}",
-                    concurrently(&idx.definition)
+                    concurrently(&self.definition)
                 )),
-            ),
-            Some(_) => {}
+            ))
+        } else {
+            None
         }
     }
-    for (name, idx) in &live.indexes {
-        if !expected.indexes.contains_key(name) {
-            let key = ObjectKey::Index(t.into(), name.clone());
-            let text = format!(
-                "{}{}",
-                idx.definition,
-                if idx.valid { "" } else { " (INVALID)" }
-            );
-            out.push(DiffEntry::new(
-                &key,
-                DiffKind::Unexpected,
-                None,
-                Some(text),
-                Severity::Warning,
-            ));
-        }
+}
+
+impl TableObject for super::catalog::Trigger {
+    fn key(table: &str, name: &str) -> ObjectKey {
+        ObjectKey::Trigger(table.into(), name.into())
     }
-    for (name, trg) in &expected.triggers {
-        let key = ObjectKey::Trigger(t.into(), name.clone());
-        match live.triggers.get(name) {
-            None => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Missing,
-                Some(trg.definition.clone()),
-                None,
+    fn describe(&self) -> String {
+        self.definition.clone()
+    }
+    fn compare(&self, live: &Self, _: &str, _: &str) -> Option<Difference> {
+        if live.definition != self.definition {
+            Some((
+                self.definition.clone(),
+                live.definition.clone(),
                 Severity::Critical,
-            )),
-            Some(l) if l.definition != trg.definition => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Different,
-                Some(trg.definition.clone()),
-                Some(l.definition.clone()),
-                Severity::Critical,
-            )),
-            Some(l) if trg.enabled && !l.enabled => out.push(DiffEntry::new(
-                &key,
-                DiffKind::Different,
-                Some("enabled".into()),
-                Some("disabled".into()),
-                Severity::Warning,
-            )),
-            Some(_) => {}
-        }
-    }
-    for (name, trg) in &live.triggers {
-        if !expected.triggers.contains_key(name) {
-            let key = ObjectKey::Trigger(t.into(), name.clone());
-            out.push(DiffEntry::new(
-                &key,
-                DiffKind::Unexpected,
                 None,
-                Some(trg.definition.clone()),
-                Severity::Warning,
-            ));
+            ))
+        } else if self.enabled && !live.enabled {
+            Some(("enabled".into(), "disabled".into(), Severity::Warning, None))
+        } else {
+            None
         }
     }
 }

@@ -287,3 +287,26 @@ fn config_command_prints_redacted_json() {
         "{stderr}"
     );
 }
+
+#[test]
+fn debug_output_of_every_config_type_hides_the_password() {
+    let builder = PoolConfig::builder(URL);
+    let sources = ConfigSources::new()
+        .env("DATABASE_URL", URL)
+        .flag("DATABASE_URL", URL);
+    let args = ConfigArgs {
+        database_url: Some(URL.into()),
+        ..Default::default()
+    };
+    let config = builder.clone().build().unwrap();
+    for text in [
+        format!("{builder:?}"),
+        format!("{sources:?}"),
+        format!("{args:?}"),
+        format!("{config:?}"),
+        serde_json::to_string(&config).unwrap(),
+    ] {
+        assert!(!text.contains("s3cr3t-Pa55"), "{text}");
+        assert!(text.contains("app:***@db.internal"), "{text}");
+    }
+}

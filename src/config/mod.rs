@@ -14,7 +14,7 @@ use serde::Serialize;
 
 pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
 pub use self::sources::{ConfigArgs, ConfigSources, Origin, SETTINGS};
-pub use self::url::{ACCEPTED_SSLMODES, DatabaseUrl, UrlError};
+pub use self::url::{ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, UrlError, redact_raw};
 
 /// Where a value came from, for error messages: `--pool-max-connections`, `POOL_MAX_CONNECTIONS`
 /// (environment) or `POOL_MAX_CONNECTIONS in ./.env`.
@@ -144,7 +144,7 @@ impl PoolConfig {
 /// Builder with pgvigil's defaults: min 5, max 100, acquire and connect timeouts 30 s, idle
 /// timeout 10 min, max lifetime 30 min, saturation warning at 80 %, leak threshold 30 s, and
 /// 5 retries from 1 s doubling to a 30 s cap with full jitter.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct PoolConfigBuilder {
     database_url: String,
     min_connections: u32,
@@ -161,6 +161,20 @@ pub struct PoolConfigBuilder {
     test_before_acquire: bool,
     /// Where each value came from, so validation errors name the right flag, variable or file.
     origins: HashMap<&'static str, Setting>,
+}
+
+impl fmt::Debug for PoolConfigBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL is still raw here: never print its password.
+        f.debug_struct("PoolConfigBuilder")
+            .field("database_url", &redact_raw(&self.database_url))
+            .field("min_connections", &self.min_connections)
+            .field("max_connections", &self.max_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("retry", &self.retry)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PoolConfigBuilder {

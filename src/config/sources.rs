@@ -39,7 +39,7 @@ pub enum Origin {
 }
 
 /// The connection flags shared by every pgvigil command. Each overrides its variable.
-#[derive(Debug, Clone, Default, clap::Args)]
+#[derive(Clone, Default, clap::Args)]
 pub struct ConfigArgs {
     /// Read variables from this file instead of ./.env (a missing ./.env is fine; a missing
     /// --env-file is an error).
@@ -92,6 +92,47 @@ pub struct ConfigArgs {
     pub application_name: Option<String>,
 }
 
+impl std::fmt::Debug for ConfigArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut d = f.debug_struct("ConfigArgs");
+        d.field("env_file", &self.env_file);
+        for (var, value) in self.flag_values() {
+            if let Some(v) = value {
+                let shown = if var == "DATABASE_URL" {
+                    super::redact_raw(v)
+                } else {
+                    v.clone()
+                };
+                d.field(var, &shown);
+            }
+        }
+        d.finish()
+    }
+}
+
+impl std::fmt::Debug for ConfigSources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
+            m.iter()
+                .map(|(k, v)| {
+                    let v = if k == "DATABASE_URL" {
+                        super::redact_raw(v)
+                    } else {
+                        v.clone()
+                    };
+                    (k.clone(), v)
+                })
+                .collect()
+        };
+        f.debug_struct("ConfigSources")
+            .field("flags", &shown(&self.flags))
+            .field("env", &shown(&self.env))
+            .field("dotenv", &shown(&self.dotenv))
+            .field("dotenv_path", &self.dotenv_path)
+            .finish()
+    }
+}
+
 impl ConfigArgs {
     fn flag_values(&self) -> [(&'static str, &Option<String>); 15] {
         [
@@ -115,7 +156,7 @@ impl ConfigArgs {
 }
 
 /// Raw values from the three sources, before parsing.
-#[derive(Debug, Clone, Default)]
+#[derive(Clone, Default)]
 pub struct ConfigSources {
     flags: BTreeMap<String, String>,
     env: BTreeMap<String, String>,

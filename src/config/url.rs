@@ -29,14 +29,56 @@ pub enum UrlError {
         "has no host; expected postgres://user:password@host:5432/database or ?host=/socket/dir"
     )]
     NoHost,
+    #[error("has an unknown parameter `{key}`; expected only {ACCEPTED_PARAMETERS}")]
+    UnknownParameter { key: String },
+    #[error("is refused by the driver ({reason}); check the port, host and parameters")]
+    Driver { reason: String },
+}
+
+/// Query parameters sqlx understands. Anything else would be logged by the driver, value
+/// included, so it is refused here without echoing the value.
+pub const ACCEPTED_PARAMETERS: &str = "sslmode, sslrootcert, sslcert, sslkey, host, hostaddr, \
+     port, dbname, user, password, application_name, options, statement-cache-capacity";
+
+fn known_parameter(key: &str) -> bool {
+    matches!(
+        key,
+        "sslmode"
+            | "ssl-mode"
+            | "sslrootcert"
+            | "ssl-root-cert"
+            | "ssl-ca"
+            | "sslcert"
+            | "ssl-cert"
+            | "sslkey"
+            | "ssl-key"
+            | "statement-cache-capacity"
+            | "host"
+            | "hostaddr"
+            | "port"
+            | "dbname"
+            | "user"
+            | "password"
+            | "application_name"
+            | "options"
+    ) || key.starts_with("options[")
 }
 
 /// A validated PostgreSQL URL that redacts its own password.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct DatabaseUrl {
     url: Url,
     redacted: String,
+    options: PgConnectOptions,
 }
+
+impl PartialEq for DatabaseUrl {
+    fn eq(&self, other: &Self) -> bool {
+        self.url == other.url
+    }
+}
+
+impl Eq for DatabaseUrl {}
 
 impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
@@ -56,6 +98,11 @@ impl DatabaseUrl {
             return Err(UrlError::NoHost);
         }
         for (key, value) in url.query_pairs() {
+            if !known_parameter(&key) {
+                return Err(UrlError::UnknownParameter {
+                    key: key.into_owned(),
+                });
+            }
             match key.as_ref() {
                 "sslmode" | "ssl-mode" if PgSslMode::from_str(&value).is_err() => {
                     return Err(UrlError::SslMode {
@@ -73,15 +120,22 @@ impl DatabaseUrl {
                 _ => {}
             }
         }
+        // Parsed once, here: a URL sqlx would refuse (a port that is not a number, a bad
+        // escape) is a configuration error now, not a panic later in a background task.
+        let options = PgConnectOptions::from_str(url.as_str()).map_err(|e| UrlError::Driver {
+            reason: scrub_secret(&e.to_string(), url.password()),
+        })?;
         let redacted = redact(&url);
-        Ok(Self { url, redacted })
+        Ok(Self {
+            url,
+            redacted,
+            options,
+        })
     }
 
     /// Connect options for sqlx; sslmode, sslrootcert, host=/socket and the rest come from the URL.
     pub fn connect_options(&self) -> PgConnectOptions {
-        // The URL was validated above; sqlx parses the same query keys we checked.
-        PgConnectOptions::from_str(self.url.as_str())
-            .expect("a URL validated by DatabaseUrl::parse is accepted by sqlx")
+        self.options.clone()
     }
 
     pub fn username(&self) -> String {
@@ -138,16 +192,13 @@ impl DatabaseUrl {
         self.url.as_str()
     }
 
-    /// Removes the password (raw and percent-decoded) from `text`, for driver messages that
-    /// might echo it.
+    /// Removes the secrets (the password, raw and percent-decoded, and `password=` /
+    /// `sslpassword=` query values) from `text`, for driver messages that might echo them.
     pub fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_string();
-        if let Some(pw) = self.url.password() {
-            let decoded = percent_decode(pw);
-            for secret in [pw.to_string(), decoded] {
-                if secret.len() >= 2 {
-                    out = out.replace(&secret, "***");
-                }
+        let mut out = scrub_secret(text, self.url.password());
+        for (k, v) in self.url.query_pairs() {
+            if k.contains("password") {
+                out = scrub_secret(&out, Some(&v));
             }
         }
         out
@@ -169,6 +220,14 @@ impl fmt::Debug for DatabaseUrl {
 impl serde::Serialize for DatabaseUrl {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.redacted)
+    }
+}
+
+/// A raw URL string as it may be shown: password masked, or hidden whole when it is not a URL.
+pub fn redact_raw(raw: &str) -> String {
+    match Url::parse(raw.trim()) {
+        Ok(url) => redact(&url),
+        Err(_) => "<hidden: not a URL>".to_string(),
     }
 }
 
@@ -199,11 +258,39 @@ fn redact(url: &Url) -> String {
     shown.to_string().replace("%2A%2A%2A", "***")
 }
 
+/// Replaces `secret` (as written and percent-decoded) in `text`. One-character secrets are
+/// left alone: replacing every occurrence of a single letter would make messages unreadable.
+fn scrub_secret(text: &str, secret: Option<&str>) -> String {
+    let Some(secret) = secret else {
+        return text.to_string();
+    };
+    let mut out = text.to_string();
+    for s in [secret.to_string(), percent_decode(secret)] {
+        if s.chars().count() >= 2 {
+            out = out.replace(&s, "***");
+        }
+    }
+    out
+}
+
+/// Percent-decoding as URLs use it (`+` stays a plus, unlike form encoding).
 fn percent_decode(s: &str) -> String {
-    url::form_urlencoded::parse(format!("x={s}").as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_else(|| s.to_string())
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 #[cfg(test)]
@@ -257,6 +344,31 @@ mod tests {
                 .unwrap_err(),
             UrlError::SslRootCert { path, .. } if path == "/nonexistent/ca.pem"
         ));
+    }
+
+    #[test]
+    fn unknown_parameters_are_refused_without_their_value() {
+        let err = DatabaseUrl::parse("postgres://a:b@h/db?token=s3cr3t-token").unwrap_err();
+        assert_eq!(
+            err,
+            UrlError::UnknownParameter {
+                key: "token".into()
+            }
+        );
+        assert!(!err.to_string().contains("s3cr3t-token"));
+    }
+
+    #[test]
+    fn urls_the_driver_refuses_are_errors_not_panics() {
+        let err = DatabaseUrl::parse("postgres://a:pw-x@h/db?port=abc").unwrap_err();
+        assert!(matches!(err, UrlError::Driver { .. }), "{err}");
+        assert!(!err.to_string().contains("pw-x"));
+    }
+
+    #[test]
+    fn scrub_handles_plus_signs_and_query_passwords() {
+        let url = DatabaseUrl::parse("postgres://app:a+b%2Bc@h/db?password=keyphrase").unwrap();
+        assert_eq!(url.scrub("x a+b+c y keyphrase"), "x *** y ***");
     }
 
     #[test]

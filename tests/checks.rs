@@ -676,3 +676,40 @@ async fn the_check_changes_nothing() {
     let after = cluster().psql(url.rsplit('/').next().unwrap(), "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (SELECT * FROM _sqlx_migrations) x").unwrap();
     assert_eq!(before, after);
 }
+
+#[tokio::test]
+async fn a_migration_with_server_wide_statements_never_runs_in_a_scratch_database() {
+    let url = migrated_database(cluster(), "serverwide").await;
+    let dir = migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_reporting_role.sql"),
+        "CREATE ROLE pgvigil_reporting_test;\n",
+    )
+    .unwrap();
+    let report = check_with(
+        &url,
+        CheckOptions {
+            migrations_dir: dir.path().into(),
+            knn_samples: 1,
+            ..Default::default()
+        },
+    )
+    .await;
+    let f = finding(&report, "schema.diff");
+    assert_eq!(f.status, Status::Unknown);
+    assert!(
+        f.summary.contains("CREATE ROLE PGVIGIL_REPORTING_TEST"),
+        "{}",
+        f.summary
+    );
+    let roles = cluster()
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_roles WHERE rolname = 'pgvigil_reporting_test'",
+        )
+        .unwrap();
+    assert_eq!(
+        roles, "0",
+        "the role must not have been created on the server"
+    );
+}

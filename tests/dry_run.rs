@@ -268,3 +268,29 @@ async fn the_command_prints_locks_and_the_rollback_proof() {
     let local = load_local(dir.path()).await.unwrap();
     assert_eq!(local.len(), 5);
 }
+
+#[tokio::test]
+async fn transaction_control_in_a_migration_is_never_executed() {
+    let url = migrated_database(cluster(), "dryrunescape").await;
+    let dir = migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_sneaky.sql"),
+        "ALTER TABLE documents ADD COLUMN sneaky text;\nCOMMIT;\nALTER TABLE documents ADD COLUMN after text;\n",
+    )
+    .unwrap();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let before = snapshot(&mut conn).await.unwrap();
+    let report = dry_run(&mut conn, "t".into(), dir.path(), &DryRunOptions::default())
+        .await
+        .unwrap();
+    match &report.migrations[0].outcome {
+        Outcome::NeedsStaging { reason } => assert!(reason.contains("`COMMIT`"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    assert!(report.left_no_trace);
+    assert_eq!(
+        snapshot(&mut conn).await.unwrap(),
+        before,
+        "nothing was committed"
+    );
+}

@@ -467,6 +467,12 @@ pub enum ExpectedError {
         description: String,
         error: String,
     },
+    #[error(
+        "migration {version} contains `{statement}`, which would change the whole server, not \
+         just a scratch database; build the expected schema on staging with `pgvigil schema \
+         snapshot` and pass --expected FILE"
+    )]
+    ServerWide { version: i64, statement: String },
     #[error("{0}")]
     Database(String),
     #[error("--expected {path}: {reason}; expected a file written by `pgvigil schema snapshot`")]
@@ -505,6 +511,14 @@ impl ExpectedSchema {
         migrations: &[LocalMigration],
     ) -> Result<Self, ExpectedError> {
         let db = |e: sqlx::Error| ExpectedError::Database(e.to_string());
+        for m in migrations {
+            if let Some(statement) = crate::safety::statements::server_wide(&m.sql) {
+                return Err(ExpectedError::ServerWide {
+                    version: m.version,
+                    statement,
+                });
+            }
+        }
         let (role, may_create): (String, bool) = sqlx::query_as(
             "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
         )

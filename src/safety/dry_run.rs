@@ -22,6 +22,7 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 use crate::checks::catalog::{SchemaSnapshot, snapshot};
 use crate::checks::migrations::{LedgerRow, LocalMigration, load_local, read_ledger};
 use crate::checks::schema::{SchemaDiff, diff};
+use crate::safety::statements::transaction_control;
 
 #[derive(Debug, Clone)]
 pub struct DryRunOptions {
@@ -115,8 +116,12 @@ pub enum DryRunError {
     Migrations(String),
     #[error("{0}")]
     Database(#[from] sqlx::Error),
-    #[error("the schema or the ledger changed during the dry-run (another session migrating?)")]
-    Changed,
+    #[error(
+        "migration {version} ended the dry-run's transaction (it holds transaction control the \
+         scanner did not recognise); what ran before it may have been COMMITTED: compare the \
+         schema now with `pgvigil check`"
+    )]
+    Escaped { version: i64 },
 }
 
 /// Dry-runs the pending migrations of `dir` over `conn`. Use a connection of its own (not one
@@ -168,9 +173,30 @@ pub async fn dry_run_migrations(
         )))
         .execute(&mut *tx)
         .await?;
+        // The transaction id the whole dry-run must stay inside (a savepoint keeps it).
+        let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
+            .fetch_one(&mut *tx)
+            .await?;
         let mut previous = before.clone();
         let mut held = relation_locks(&mut tx, &before).await?;
         for m in pending {
+            if let Some(statement) = transaction_control(&m.sql) {
+                results.push(MigrationDryRun {
+                    version: m.version,
+                    description: m.description.clone(),
+                    outcome: Outcome::NeedsStaging {
+                        reason: format!(
+                            "contains `{statement}`: transaction control (or a change to the \
+                             dry-run's timeouts) would commit, end or unguard the dry-run's \
+                             transaction; dry-run it against a fresh staging snapshot"
+                        ),
+                    },
+                    duration_ms: 0.0,
+                    locks: Vec::new(),
+                    changes: Vec::new(),
+                });
+                continue;
+            }
             if m.no_tx {
                 results.push(MigrationDryRun {
                     version: m.version,
@@ -194,6 +220,21 @@ pub async fn dry_run_migrations(
                 .execute(&mut *savepoint)
                 .await;
             let duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
+            // Backstop for anything the scanner missed: still inside the same transaction?
+            if executed.is_ok() {
+                let still: Option<i64> = sqlx::query_scalar("SELECT txid_current()")
+                    .fetch_one(&mut *savepoint)
+                    .await
+                    .ok();
+                if still != Some(xid) {
+                    tracing::error!(
+                        target: "pgvigil::dry_run",
+                        "migration {} escaped the dry-run's transaction",
+                        m.version
+                    );
+                    return Err(DryRunError::Escaped { version: m.version });
+                }
+            }
             match executed {
                 Ok(_) => {
                     let now_locks = relation_locks(&mut savepoint, &before).await?;

@@ -2,3 +2,4 @@
 //! dry-run, which always rolls back.
 
 pub mod dry_run;
+pub mod statements;

@@ -224,10 +224,11 @@ async fn the_dashboard_survives_a_stopped_and_a_frozen_server() {
     assert!(!pane.screen().contains("Server connections"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
+/// Starts a dry-run of a migration that sleeps 60 s on the server, then presses `key`.
+/// Returns the cluster's view of that statement a few seconds later ("0" = gone).
+async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
     let cluster = support::cluster();
-    let url = support::migrated_database(cluster, "e2ecancel").await;
+    let url = support::migrated_database(cluster, name).await;
     let dir = support::migrations_copy();
     std::fs::write(
         dir.path().join("20261201000000_slow_backfill.sql"),
@@ -235,7 +236,7 @@ async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
     )
     .unwrap();
     let pane = Pane::start(
-        "cancel",
+        name,
         (120, 40),
         &[("DATABASE_URL", &url)],
         &["--migrations", dir.path().to_str().unwrap()],
@@ -243,9 +244,16 @@ async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
     pane.wait_for("pending 1", Duration::from_secs(20));
     pane.keys("d");
     pane.wait_for("dry-run running", Duration::from_secs(10));
+    let db = url.rsplit('/').next().unwrap().to_string();
     let sleeping = || {
         cluster
-            .psql("postgres", "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND state = 'active' AND pid <> pg_backend_pid()")
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep(60)%' \
+                     AND state = 'active' AND pid <> pg_backend_pid()"
+                ),
+            )
             .unwrap()
     };
     let started = Instant::now();
@@ -257,27 +265,50 @@ async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
         "1",
         "the dry-run's statement runs on the server"
     );
-    pane.keys("Escape");
-    // The Jobs panel's line for the last dry-run, not the log line.
-    let (screen, _) = pane.wait_for("): cancelled", Duration::from_secs(5));
-    assert!(!screen.contains("dry-run running"), "{screen}");
+    pane.keys(key);
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = pane.screen();
     let started = Instant::now();
     while sleeping() != "0" && started.elapsed() < Duration::from_secs(5) {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert_eq!(sleeping(), "0", "Esc cancelled the statement on the server");
-    // Nothing was left behind by the cancelled dry-run.
-    let pending_col = cluster
+    let locks = cluster
         .psql(
-            url.rsplit('/').next().unwrap(),
+            &db,
             "SELECT count(*) FROM pg_locks WHERE relation = 'documents'::regclass",
         )
         .unwrap();
-    assert_eq!(pending_col, "0");
+    let _ = dir.keep();
+    (pane, screen, format!("{}/{}", sleeping(), locks))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
+    let (pane, _, server) = dry_run_then("Escape", "e2ecancel").await;
+    // The Jobs panel's line for the last dry-run, not the log line.
+    let (screen, _) = pane.wait_for("): cancelled", Duration::from_secs(5));
+    assert!(!screen.contains("dry-run running"), "{screen}");
+    assert_eq!(
+        server, "0/0",
+        "statement cancelled on the server, no lock left on documents"
+    );
     pane.keys("q");
     assert_eq!(
         pane.exit_code(Duration::from_secs(10)).as_deref(),
         Some("0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quitting_during_a_dry_run_cancels_its_statement_on_the_server() {
+    let (pane, _, server) = dry_run_then("q", "e2equit").await;
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+    assert_eq!(
+        server, "0/0",
+        "quitting left the dry-run's statement running on the server"
     );
 }
 

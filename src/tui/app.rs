@@ -90,7 +90,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     let mut clock = tokio::time::interval_at(next_second(), Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
-    loop {
+    let outcome: std::io::Result<()> = loop {
         let effects = tokio::select! {
             _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
             Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
@@ -99,12 +99,12 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
                 Some(Ok(Event::Resize(_, _))) => Vec::new(),
                 Some(Ok(_)) => continue,
-                Some(Err(e)) => return Err(e),
-                None => break,
+                Some(Err(e)) => break Err(e),
+                None => break Ok(()),
             },
-            _ = sigterm.recv() => break,
-            _ = sighup.recv() => break,
-            _ = sigint.recv() => break,
+            _ = sigterm.recv() => break Ok(()),
+            _ = sighup.recv() => break Ok(()),
+            _ = sigint.recv() => break Ok(()),
         };
         let mut quit = false;
         for effect in effects {
@@ -130,15 +130,19 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             }
         }
         if quit {
-            break;
+            break Ok(());
         }
         // Log lines reach the widget's buffer here (see init_tui_logging), then ratatui writes
         // only the cells that changed since the last frame.
         tui_logger::move_events();
-        terminal.draw(|f| ui::render(f, &state, &look))?;
-    }
+        if let Err(e) = terminal.draw(|f| ui::render(f, &state, &look)) {
+            break Err(e);
+        }
+    };
+    // Every way out passes here: no job keeps working on the server behind our back.
+    jobs.shutdown().await;
     poller.task.abort();
-    Ok(())
+    outcome
 }
 
 fn next_second() -> tokio::time::Instant {

@@ -27,6 +27,8 @@ pub struct JobRunner {
     settings: JobSettings,
     tx: mpsc::Sender<Msg>,
     running: HashMap<u64, (JoinHandle<()>, Arc<AtomicI32>)>,
+    /// Server-side cancels still in flight; shutdown waits for them.
+    cancelling: Vec<JoinHandle<()>>,
 }
 
 impl JobRunner {
@@ -36,6 +38,7 @@ impl JobRunner {
             settings,
             tx,
             running: HashMap::new(),
+            cancelling: Vec::new(),
         }
     }
 
@@ -102,7 +105,8 @@ impl JobRunner {
             return;
         }
         let config = self.config.clone();
-        tokio::spawn(async move {
+        self.cancelling.retain(|h| !h.is_finished());
+        self.cancelling.push(tokio::spawn(async move {
             let cancel = async {
                 let mut conn = connect_options(&config).connect().await?;
                 sqlx::query("SELECT pg_cancel_backend($1)")
@@ -122,7 +126,35 @@ impl JobRunner {
                     config.database_url.scrub(&e.to_string())
                 ),
             }
-        });
+        }));
+    }
+
+    /// On the way out (quit, SIGTERM, SIGHUP, error): stop every job and cancel its statement
+    /// on the server, waiting a little for the cancels, so that a dry-run holding a lock on
+    /// production does not outlive the dashboard until statement_timeout.
+    pub async fn shutdown(&mut self) {
+        let mut cancels = Vec::new();
+        for (_, (handle, pid)) in self.running.drain() {
+            handle.abort();
+            let pid = pid.load(Ordering::Acquire);
+            if pid > 0 && !handle.is_finished() {
+                let config = self.config.clone();
+                cancels.push(async move {
+                    let mut conn = connect_options(&config).connect().await?;
+                    sqlx::query("SELECT pg_cancel_backend($1)")
+                        .bind(pid)
+                        .execute(&mut conn)
+                        .await?;
+                    conn.close().await
+                });
+            }
+        }
+        let pending = std::mem::take(&mut self.cancelling);
+        let all = async {
+            futures_util::future::join_all(cancels).await;
+            futures_util::future::join_all(pending).await;
+        };
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), all).await;
     }
 }
 

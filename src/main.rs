@@ -156,7 +156,15 @@ fn duration_arg(raw: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Usage errors exit 3 (UNKNOWN), as schedulers expect from a check; --help and --version 0.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { UNKNOWN } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
     let interactive = matches!(cli.command, None | Some(Command::Demo));
     if interactive {
         if let Err(e) = color_eyre::install() {
@@ -232,7 +240,7 @@ fn main() -> ExitCode {
 fn init_tui_logging() {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
-        .unwrap_or_else(|_| "debug,sqlx=warn,hyper=warn".into());
+        .unwrap_or_else(|_| "trace,sqlx=error".into());
     let _ = tracing_subscriber::registry()
         .with(filter)
         .with(tui_logger::TuiTracingSubscriberLayer)
@@ -276,7 +284,7 @@ async fn dashboard(
         Ok(()) => 0,
         Err(e) => {
             eprintln!("pgvigil: terminal error: {e}");
-            1
+            UNKNOWN
         }
     }
 }

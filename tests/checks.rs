@@ -713,3 +713,20 @@ async fn a_migration_with_server_wide_statements_never_runs_in_a_scratch_databas
         "the role must not have been created on the server"
     );
 }
+
+#[tokio::test]
+async fn an_ann_index_with_the_wrong_operator_class_does_not_pass() {
+    let url = migrated_database(cluster(), "l2index").await;
+    exec(&url, "DROP INDEX documents_embedding_hnsw_idx;
+        CREATE INDEX documents_embedding_l2_idx ON documents USING hnsw ((embedding::halfvec(3072)) halfvec_l2_ops);").await;
+    let report = check(&url).await;
+    let f = finding(&report, "pgvector.index");
+    assert_eq!(f.status, Status::Fail, "{}", f.summary);
+    assert!(
+        f.details
+            .iter()
+            .any(|d| d.starts_with("documents_embedding_l2_idx:")),
+        "{:?}",
+        f.details
+    );
+}

@@ -116,3 +116,19 @@ fn bad_configuration_is_unknown_and_named() {
         "{stderr}"
     );
 }
+
+#[test]
+fn usage_errors_are_unknown_and_help_is_ok() {
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .args(args)
+            .output()
+            .unwrap()
+            .status
+            .code()
+    };
+    assert_eq!(run(&["check", "--only", "everything"]), Some(3));
+    assert_eq!(run(&["--refresh", "20s", "config"]), Some(3));
+    assert_eq!(run(&["--help"]), Some(0));
+    assert_eq!(run(&["--version"]), Some(0));
+}

@@ -130,6 +130,8 @@ const INVALID: &[(&str, &str, &str)] = &[
     ("RETRY_MAX_RETRIES", "many", "unlimited"),
     ("RETRY_INITIAL_DELAY", "0ms", "greater than zero"),
     ("RETRY_MAX_DELAY", "x", "500ms"),
+    ("RETRY_MAX_DELAY", "2h", "at most 1h00m"),
+    ("POOL_ACQUIRE_TIMEOUT", "100000h", "at most"),
     ("RETRY_MULTIPLIER", "0.5", "at least 1.0"),
     ("RETRY_MULTIPLIER", "fast", "at least 1.0"),
     ("RETRY_JITTER", "half", "full or none"),

@@ -303,7 +303,8 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
                 coalesce(pg_get_expr(i.indexprs, i.indrelid), '') AS expr,
                 (SELECT string_agg(opc.opcname::text, ',' ORDER BY k.ord)
                    FROM unnest(i.indclass::oid[]) WITH ORDINALITY AS k(oid, ord)
-                   JOIN pg_opclass opc ON opc.oid = k.oid) AS opclasses
+                   JOIN pg_opclass opc ON opc.oid = k.oid) AS opclasses,
+                i.indpred IS NOT NULL AS partial
            FROM pg_index i
            JOIN pg_class ic ON ic.oid = i.indexrelid
            JOIN pg_am am ON am.oid = ic.relam
@@ -323,10 +324,13 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
         let expr: String = row.try_get("expr")?;
         let opclasses: Option<String> = row.try_get("opclasses")?;
         let opclasses = opclasses.unwrap_or_default();
-        let on_halfvec =
-            expr.contains("embedding") && expr.contains(&format!("halfvec({DIMENSIONS})"));
-        let halfvec_ops = opclasses.starts_with("halfvec_");
-        if on_halfvec && halfvec_ops {
+        let partial: bool = row.try_get("partial")?;
+        // Exactly the expression the application orders by, the cosine operator class (an
+        // l2 or inner-product index is not used by `<=>`), and every row covered.
+        let on_halfvec = expr == format!("((embedding)::halfvec({DIMENSIONS}))")
+            || expr == format!("(embedding)::halfvec({DIMENSIONS})");
+        let halfvec_ops = opclasses == "halfvec_cosine_ops";
+        if on_halfvec && halfvec_ops && !partial {
             if valid {
                 let data =
                     serde_json::json!({"name": name, "method": method, "definition": definition});

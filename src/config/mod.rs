@@ -16,6 +16,9 @@ pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
 pub use self::sources::{ConfigArgs, ConfigSources, Origin, SETTINGS};
 pub use self::url::{ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, UrlError, redact_raw};
 
+const HOUR: Duration = Duration::from_secs(3600);
+const DAY: Duration = Duration::from_secs(86_400);
+
 /// Where a value came from, for error messages: `--pool-max-connections`, `POOL_MAX_CONNECTIONS`
 /// (environment) or `POOL_MAX_CONNECTIONS in ./.env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -321,6 +324,24 @@ impl PoolConfigBuilder {
         ] {
             if d.is_some_and(|d| d.is_zero()) {
                 return Err(self.invalid(var, "0", &positive));
+            }
+        }
+        // Bounds keep every timestamp pgvigil computes from these (next retry at, ...) finite.
+        for (var, d, cap) in [
+            ("POOL_ACQUIRE_TIMEOUT", Some(self.acquire_timeout), DAY),
+            ("POOL_CONNECT_TIMEOUT", Some(self.connect_timeout), DAY),
+            ("POOL_IDLE_TIMEOUT", self.idle_timeout, 7 * DAY),
+            ("POOL_MAX_LIFETIME", self.max_lifetime, 7 * DAY),
+            ("POOL_LEAK_THRESHOLD", Some(self.leak_threshold), DAY),
+            ("RETRY_INITIAL_DELAY", Some(self.retry.initial_delay), HOUR),
+            ("RETRY_MAX_DELAY", Some(self.retry.max_delay), HOUR),
+        ] {
+            if let Some(d) = d.filter(|d| *d > cap) {
+                return Err(self.invalid(
+                    var,
+                    format_duration(d),
+                    &format!("a duration of at most {}", format_duration(cap)),
+                ));
             }
         }
         if self.retry.max_delay < self.retry.initial_delay {

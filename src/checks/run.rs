@@ -284,6 +284,13 @@ pub async fn run_checks_on(
             .await
             .ok();
     }
+    // Every message passes through one scrub, whatever check produced it.
+    for f in &mut report.findings {
+        f.summary = config.database_url.scrub(&f.summary);
+        for d in &mut f.details {
+            *d = config.database_url.scrub(d);
+        }
+    }
     report.finish(started);
     report
 }

@@ -540,15 +540,17 @@ impl ExpectedSchema {
         .execute(&mut *conn)
         .await
         .map_err(db)?;
+        // If this future is dropped (Esc, quit) the guard still drops the database.
+        let mut guard = ScratchGuard {
+            name: name.clone(),
+            admin: options.clone(),
+            armed: true,
+        };
         let result = build_in(options.clone().database(&name), migrations).await;
-        let dropped = sqlx::query(AssertSqlSafe(format!(
-            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-        )))
-        .execute(&mut *conn)
-        .await;
-        if let Err(e) = dropped {
+        if let Err(e) = drop_scratch(&mut *conn, &name).await {
             tracing::warn!(target: "pgvigil::checks", "could not drop scratch database {name}: {e}; drop it by hand");
         }
+        guard.armed = false;
         let (snapshot, objects_by_version) = result?;
         Ok(Self {
             format: SNAPSHOT_FORMAT,
@@ -560,6 +562,60 @@ impl ExpectedSchema {
             snapshot,
             objects_by_version,
         })
+    }
+}
+
+/// Drops a scratch database, terminating sessions still in it (PostgreSQL 13+), or plainly on
+/// older servers.
+async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    let forced = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+    )))
+    .execute(&mut *conn)
+    .await;
+    match forced {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42601") => {
+            sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\"")))
+                .execute(&mut *conn)
+                .await
+                .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Drops the scratch database when the build is abandoned half-way (the future dropped by a
+/// cancel or a quit): a task on a connection of its own does it.
+struct ScratchGuard {
+    name: String,
+    admin: PgConnectOptions,
+    armed: bool,
+}
+
+impl Drop for ScratchGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (name, admin) = (self.name.clone(), self.admin.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(async move {
+                    let dropped = async {
+                        let mut conn = admin.connect().await?;
+                        drop_scratch(&mut conn, &name).await?;
+                        conn.close().await
+                    };
+                    if let Err(e) = dropped.await {
+                        tracing::warn!(target: "pgvigil::checks", "could not drop abandoned scratch database {name}: {e}");
+                    }
+                });
+            }
+            Err(_) => {
+                tracing::warn!(target: "pgvigil::checks", "scratch database {name} left behind; drop it by hand")
+            }
+        }
     }
 }
 

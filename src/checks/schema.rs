@@ -257,6 +257,16 @@ trait TableObject {
 
 type Difference = (String, String, Severity, Option<String>);
 
+/// A constraint, index or trigger whose definition changed: always critical.
+fn redefined(expected: &str, actual: &str) -> Option<Difference> {
+    Some((
+        expected.to_string(),
+        actual.to_string(),
+        Severity::Critical,
+        None,
+    ))
+}
+
 fn diff_objects<T: TableObject>(
     t: &str,
     expected: &BTreeMap<String, T>,
@@ -340,12 +350,7 @@ impl TableObject for super::catalog::Constraint {
     }
     fn compare(&self, live: &Self, table: &str, name: &str) -> Option<Difference> {
         if live.definition != self.definition {
-            Some((
-                self.definition.clone(),
-                live.definition.clone(),
-                Severity::Critical,
-                None,
-            ))
+            redefined(&self.definition, &live.definition)
         } else if self.validated && !live.validated {
             Some((
                 "validated".into(),
@@ -375,12 +380,7 @@ impl TableObject for super::catalog::Index {
     }
     fn compare(&self, live: &Self, _: &str, name: &str) -> Option<Difference> {
         if live.definition != self.definition {
-            Some((
-                self.definition.clone(),
-                live.definition.clone(),
-                Severity::Critical,
-                None,
-            ))
+            redefined(&self.definition, &live.definition)
         } else if self.valid && !live.valid {
             Some((
                 "valid".into(),
@@ -406,12 +406,7 @@ impl TableObject for super::catalog::Trigger {
     }
     fn compare(&self, live: &Self, _: &str, _: &str) -> Option<Difference> {
         if live.definition != self.definition {
-            Some((
-                self.definition.clone(),
-                live.definition.clone(),
-                Severity::Critical,
-                None,
-            ))
+            redefined(&self.definition, &live.definition)
         } else if self.enabled && !live.enabled {
             Some(("enabled".into(), "disabled".into(), Severity::Warning, None))
         } else {

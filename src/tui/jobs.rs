@@ -107,15 +107,7 @@ impl JobRunner {
         let config = self.config.clone();
         self.cancelling.retain(|h| !h.is_finished());
         self.cancelling.push(tokio::spawn(async move {
-            let cancel = async {
-                let mut conn = connect_options(&config).connect().await?;
-                sqlx::query("SELECT pg_cancel_backend($1)")
-                    .bind(pid)
-                    .execute(&mut conn)
-                    .await?;
-                conn.close().await
-            };
-            match cancel.await {
+            match cancel_backend(&config, pid).await {
                 Ok(()) => tracing::info!(
                     target: "pgvigil::jobs",
                     "job cancelled; its statement on backend {pid} was cancelled on the server"
@@ -139,14 +131,7 @@ impl JobRunner {
             let pid = pid.load(Ordering::Acquire);
             if pid > 0 && !handle.is_finished() {
                 let config = self.config.clone();
-                cancels.push(async move {
-                    let mut conn = connect_options(&config).connect().await?;
-                    sqlx::query("SELECT pg_cancel_backend($1)")
-                        .bind(pid)
-                        .execute(&mut conn)
-                        .await?;
-                    conn.close().await
-                });
+                cancels.push(async move { cancel_backend(&config, pid).await });
             }
         }
         let pending = std::mem::take(&mut self.cancelling);
@@ -156,6 +141,16 @@ impl JobRunner {
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(3), all).await;
     }
+}
+
+/// Cancels the statement running on backend `pid`, from a connection of its own.
+async fn cancel_backend(config: &PoolConfig, pid: i32) -> Result<(), sqlx::Error> {
+    let mut conn = connect_options(config).connect().await?;
+    sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(pid)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
 }
 
 async fn run(

@@ -27,6 +27,13 @@ pub enum ClusterError {
     )]
     NoBinaries,
     #[error(
+        "PostgreSQL {major} server binaries are not installed here (looked in \
+         /usr/lib/postgresql/{major}/bin and $PGVIGIL_PG_BINDIR); install postgresql-{major} with \
+         pgvector for it (scripts/setup-postgres.sh does so for 15), or pass --dev-url / \
+         DEV_DATABASE_URL pointing at an empty scratch server of PostgreSQL {major}"
+    )]
+    NoBinariesForMajor { major: u32 },
+    #[error(
         "pgvector is not installed for the PostgreSQL in {bindir}; run scripts/setup-postgres.sh as root"
     )]
     NoPgvector { bindir: String },
@@ -48,6 +55,9 @@ pub enum ClusterError {
 #[derive(Debug, Clone, Default)]
 pub struct ClusterOptions {
     pub settings: Vec<(String, String)>,
+    /// The PostgreSQL major version the cluster must run (a dev database must match the server
+    /// it stands in for); `None` takes the newest installed.
+    pub major: Option<u32>,
 }
 
 impl ClusterOptions {
@@ -82,7 +92,12 @@ impl PrivateCluster {
 
     /// initdb only: the server is not running until [`start`](Self::start).
     pub fn init(options: ClusterOptions) -> Result<Self, ClusterError> {
-        let bindir = find_bindir().ok_or(ClusterError::NoBinaries)?;
+        let bindir = match options.major {
+            None => find_bindir().ok_or(ClusterError::NoBinaries)?,
+            Some(major) => {
+                find_bindir_for(major).ok_or(ClusterError::NoBinariesForMajor { major })?
+            }
+        };
         let run_as = if Uid::effective().is_root() {
             let user = User::from_name("postgres")
                 .ok()
@@ -114,6 +129,10 @@ impl PrivateCluster {
             watchdog: None,
         };
         cluster.give_to_server_user(cluster.dir.path())?;
+        // Who made this directory, so that a later run can tell a leftover of a killed process
+        // (see sweep_stale) from a live cluster of another process.
+        let owner = cluster.dir.path().join(OWNER_FILE);
+        fs::write(&owner, owner_stamp(std::process::id())).map_err(|e| io_err(&owner, e))?;
         let pwfile = cluster.dir.path().join("pwfile");
         cluster.write_owned(&pwfile, &cluster.password.clone())?;
         cluster.run(
@@ -153,6 +172,11 @@ impl PrivateCluster {
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The server binaries this cluster runs (pg_dump, psql beside them).
+    pub fn bindir(&self) -> &Path {
+        &self.bindir
     }
 
     pub fn password(&self) -> &str {
@@ -341,10 +365,19 @@ impl PrivateCluster {
             // A file, not a pipe: the daemonised server would hold a pipe open forever.
             .stdout(out)
             .stderr(err);
+        // The server inherits this environment, and libpq inside it (dblink, postgres_fdw)
+        // would use PGPASSWORD, PGHOST, a service file or ~/.pgpass to reach other servers:
+        // production's credentials must not be within a migration's reach on a dev cluster.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PG") {
+                cmd.env_remove(&key);
+            }
+        }
+        cmd.env("HOME", self.dir.path())
+            .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
+            .env("PGSERVICEFILE", self.dir.path().join("no-pg-service"));
         if let Some((uid, gid)) = self.run_as {
-            cmd.uid(uid.as_raw())
-                .gid(gid.as_raw())
-                .env("HOME", self.dir.path());
+            cmd.uid(uid.as_raw()).gid(gid.as_raw());
         }
         let status = cmd
             .status()
@@ -461,6 +494,119 @@ fn free_port() -> Result<u16, ClusterError> {
         .map_err(|e| io_err(Path::new("127.0.0.1:0"), e))?
         .port();
     Ok(port)
+}
+
+/// The server binaries of one major version: `$PGVIGIL_PG_BINDIR` when it holds that version,
+/// else /usr/lib/postgresql/N/bin.
+pub fn find_bindir_for(major: u32) -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PGVIGIL_PG_BINDIR") {
+        let dir = PathBuf::from(dir);
+        if dir.join("initdb").exists() && bindir_major(&dir) == Some(major) {
+            return Some(dir);
+        }
+    }
+    let bin = PathBuf::from(format!("/usr/lib/postgresql/{major}/bin"));
+    bin.join("initdb").exists().then_some(bin)
+}
+
+/// The major version of the binaries in `dir`, from `pg_config --version` or the path.
+fn bindir_major(dir: &Path) -> Option<u32> {
+    let out = Command::new(dir.join("pg_ctl"))
+        .arg("--version")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
+    // "pg_ctl (PostgreSQL) 15.20 (Debian ...)"
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .nth(2)?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The file in a cluster directory that names the process that made it.
+const OWNER_FILE: &str = "pgvigil-owner";
+
+/// `pid start-time`: the start time (from /proc) tells a reused pid from the original.
+fn owner_stamp(pid: u32) -> String {
+    format!("{pid} {}", process_start_time(pid).unwrap_or(0))
+}
+
+fn process_start_time(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    // Fields after the command: state(3) ppid(4) ... starttime is field 22 overall.
+    rest.split_whitespace().nth(19)?.parse().ok()
+}
+
+/// Whether the process recorded in an owner stamp is still the one running.
+fn owner_alive(stamp: &str) -> bool {
+    let mut parts = stamp.split_whitespace();
+    let (Some(pid), Some(start)) = (
+        parts.next().and_then(|p| p.parse::<u32>().ok()),
+        parts.next().and_then(|p| p.parse::<u64>().ok()),
+    ) else {
+        // Unreadable: not provably ours to remove.
+        return true;
+    };
+    process_start_time(pid).is_some_and(|now| now == start || start == 0)
+}
+
+/// Removes private clusters left in the temporary directory by pgvigil processes that were
+/// killed outright (SIGKILL, and their watchdog with them): the directory is ours (its name
+/// and owner file say so) and its owner is gone. The server in it, if still running, is stopped
+/// first, but only when its postmaster really runs on that directory. Returns what was removed.
+pub fn sweep_stale() -> Vec<PathBuf> {
+    let mut removed = Vec::new();
+    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
+        return removed;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let name = entry.file_name();
+        if !name.to_string_lossy().starts_with("pgvigil-pg-") {
+            continue;
+        }
+        let Ok(meta) = fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if !meta.is_dir() {
+            continue;
+        }
+        let Ok(stamp) = fs::read_to_string(path.join(OWNER_FILE)) else {
+            continue;
+        };
+        if owner_alive(&stamp) {
+            continue;
+        }
+        let data = path.join("data");
+        if let Some(pid) = fs::read_to_string(data.join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
+        {
+            // Only a postmaster whose command line names this data directory.
+            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+            if cmdline.contains(&data.display().to_string()) {
+                let pid = Pid::from_raw(pid);
+                let _ = kill(pid, Signal::SIGCONT);
+                let _ = kill(pid, Signal::SIGQUIT);
+                for _ in 0..100 {
+                    if kill(pid, None).is_err() {
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+            }
+        }
+        if fs::remove_dir_all(&path).is_ok() {
+            tracing::info!(target: "pgvigil::cluster", "removed a private cluster left by a killed pgvigil: {}", path.display());
+            removed.push(path);
+        }
+    }
+    removed
 }
 
 /// `$PGVIGIL_PG_BINDIR`, else the newest /usr/lib/postgresql/N/bin, else initdb on PATH.

@@ -6,12 +6,16 @@
 //! ([`checks`]) and the migration dry-run ([`safety`]).
 
 pub mod checks;
+pub mod cleanup;
 pub mod cluster;
 pub mod config;
 pub mod demo;
+pub mod dev;
+pub mod files;
 pub mod pool;
 pub mod report;
 pub mod safety;
+pub mod sanitize;
 pub mod server;
 pub mod tui;
 

@@ -14,6 +14,7 @@ use pgvigil::config::{ConfigArgs, ConfigSources, parse_duration};
 use pgvigil::demo::Demo;
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
 use pgvigil::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
+use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
 use pgvigil::tui::theme::{Glyphs, Theme};
 use pgvigil::tui::{DashboardOptions, run_dashboard};
@@ -35,6 +36,11 @@ struct Cli {
     /// No colour (NO_COLOR in the environment does the same).
     #[arg(long, global = true)]
     no_color: bool,
+    /// Dev database for dry-runs and the expected schema: an EMPTY scratch server whose role
+    /// may create databases (default: a private PostgreSQL started on this machine). Also
+    /// DEV_DATABASE_URL. Migration SQL never runs on DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    dev_url: Option<String>,
     #[command(flatten)]
     dashboard: DashboardArgs,
     #[command(subcommand)]
@@ -75,7 +81,7 @@ enum Command {
     /// Schema snapshots for servers where a scratch database cannot be created.
     #[command(subcommand)]
     Schema(SchemaCommand),
-    /// Migration tools that never change the database.
+    /// Migration tools that never change the database behind DATABASE_URL.
     #[command(subcommand)]
     Migrate(MigrateCommand),
     /// The dashboard on a private PostgreSQL with pgvector, the reference schema, a few
@@ -117,8 +123,8 @@ struct CheckArgs {
 
 #[derive(Debug, Subcommand)]
 enum SchemaCommand {
-    /// Write the schema the migrations produce (built in a scratch database on this server) to a
-    /// file for `pgvigil check --expected FILE`.
+    /// Write the schema the migrations produce (built on the dev database, never on
+    /// DATABASE_URL) to a file for `pgvigil check --expected FILE`.
     Snapshot {
         #[command(flatten)]
         dir: MigrationsDir,
@@ -130,8 +136,8 @@ enum SchemaCommand {
 
 #[derive(Debug, Subcommand)]
 enum MigrateCommand {
-    /// Run each pending migration in a transaction that is always rolled back; report locks,
-    /// timings, errors and schema changes.
+    /// Run the pending migrations on a dev copy of production's schema (production is only
+    /// read); report locks, timings, errors and schema changes.
     DryRun {
         #[command(flatten)]
         dir: MigrationsDir,
@@ -143,6 +149,10 @@ enum MigrateCommand {
         /// statement_timeout for the dry-run's statements.
         #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration_arg)]
         statement_timeout: Duration,
+        /// Wall-clock bound of the whole dry-run, enforced by pgvigil (the running statement
+        /// is cancelled when it passes, whatever timeouts a migration sets).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+        max_duration: Duration,
     },
 }
 
@@ -192,48 +202,107 @@ fn main() -> ExitCode {
         tokio::runtime::Runtime::new()
     }
     .expect("tokio runtime");
+    let dev = match DevSource::from_flag_or_env(cli.dev_url.as_deref()) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("pgvigil: {e}");
+            return ExitCode::from(UNKNOWN);
+        }
+    };
     if matches!(cli.command, Some(Command::Demo)) {
-        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color)));
+        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
+    }
+    if cli.command.is_none() && !std::io::stdout().is_terminal() {
+        eprintln!(
+            "pgvigil: the dashboard needs a terminal (standard output is not one); for a \
+             report on a pipe or in a script use `pgvigil check` (or `pgvigil check --json`)"
+        );
+        return ExitCode::from(UNKNOWN);
     }
     let config =
         match ConfigSources::from_process(&cli.config).and_then(|s| PoolConfig::from_sources(&s)) {
-            Ok(config) => config,
+            // Every session pgvigil opens on DATABASE_URL is read-only, with lock and
+            // statement timeouts: nothing it does on its own may change that database.
+            Ok(config) => config.read_only(),
             Err(e) => {
                 eprintln!("pgvigil: {e}");
                 return ExitCode::from(UNKNOWN);
             }
         };
     let code = runtime.block_on(async move {
-        match cli.command {
-            None => dashboard(config, cli.dashboard, cli.no_color, None, None).await,
-            Some(Command::Demo) => unreachable!("handled above"),
-            Some(Command::Config) => {
-                println!(
-                    "{}",
-                    serde_json::to_string_pretty(&config).expect("config serialises")
-                );
-                0
-            }
-            Some(Command::Ping) => ping(config).await,
-            Some(Command::Check(args)) => check(config, args, colour).await,
-            Some(Command::Schema(SchemaCommand::Snapshot { dir, output })) => {
-                snapshot(config, dir.migrations, output).await
-            }
-            Some(Command::Migrate(MigrateCommand::DryRun {
-                dir,
-                json,
-                lock_timeout,
-                statement_timeout,
-            })) => {
-                let options = DryRunOptions {
+        // The dashboard handles its own keys and signals (and restores the terminal).
+        let Some(command) = cli.command else {
+            return dashboard(config, cli.dashboard, cli.no_color, None, None, dev).await;
+        };
+        let command = async move {
+            match command {
+                Command::Demo => unreachable!("handled above"),
+                Command::Config => {
+                    print_out(&format!(
+                        "{}\n",
+                        serde_json::to_string_pretty(&config).expect("config serialises")
+                    ));
+                    0
+                }
+                Command::Ping => ping(config).await,
+                Command::Check(args) => check(config, args, colour, dev).await,
+                Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
+                    snapshot(config, dir.migrations, output, dev).await
+                }
+                Command::Migrate(MigrateCommand::DryRun {
+                    dir,
+                    json,
                     lock_timeout,
                     statement_timeout,
-                };
-                migrate_dry_run(config, dir.migrations, json, options, colour).await
+                    max_duration,
+                }) => {
+                    let options = DryRunOptions {
+                        lock_timeout,
+                        statement_timeout,
+                        max_duration,
+                        dev,
+                    };
+                    migrate_dry_run(config, dir.migrations, json, options, colour).await
+                }
             }
-        }
+        };
+        interruptible(command).await
     });
     ExitCode::from(code)
+}
+
+/// Runs a command until it ends or SIGINT / SIGTERM arrives. On a signal the command is
+/// dropped (its dev database and scratch databases with it), the statements it had running
+/// on any server are cancelled there, and the exit code is 130 (SIGINT) or 143 (SIGTERM).
+async fn interruptible(command: impl Future<Output = u8>) -> u8 {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        return command.await;
+    };
+    let (name, code) = tokio::select! {
+        code = command => return code,
+        _ = int.recv() => ("SIGINT", 130),
+        _ = term.recv() => ("SIGTERM", 143),
+    };
+    // The command's future is gone: its guards have run. Cancel what still runs on servers
+    // and wait for the cleanup they started.
+    let cancelled = pgvigil::cleanup::finish(Duration::from_secs(5)).await;
+    eprintln!(
+        "pgvigil: interrupted by {name}; cancelled {cancelled} running statement(s) on the server \
+         and removed what this run created"
+    );
+    code
+}
+
+/// Writes to standard output; a reader that went away (`pgvigil check | head`) ends the
+/// output quietly instead of a panic.
+fn print_out(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
 /// The dashboard logs into tui-logger's buffer (shown in its Log panel), never onto the screen.
@@ -264,6 +333,7 @@ async fn dashboard(
     no_color: bool,
     migrations: Option<PathBuf>,
     pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
+    dev: DevSource,
 ) -> u8 {
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
@@ -278,6 +348,7 @@ async fn dashboard(
         glyphs: Glyphs::from_env(),
         migrations_dir: migrations.unwrap_or(args.dashboard_migrations),
         expected_file: args.dashboard_expected,
+        dev,
         pool_out,
     };
     match run_dashboard(config, options).await {
@@ -289,7 +360,7 @@ async fn dashboard(
     }
 }
 
-async fn demo(args: DashboardArgs, no_color: bool) -> u8 {
+async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> u8 {
     eprintln!(
         "pgvigil demo: starting a private PostgreSQL with pgvector and applying the reference migrations..."
     );
@@ -308,6 +379,7 @@ async fn demo(args: DashboardArgs, no_color: bool) -> u8 {
         no_color,
         Some(demo.migrations_dir.clone()),
         Some(pool_tx),
+        dev,
     )
     .await;
     workload.abort();
@@ -342,11 +414,12 @@ async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, St
 }
 
 async fn ping(config: PoolConfig) -> u8 {
+    // Cannot reach the database: UNKNOWN (3), as `check` says in the same case.
     let pool = match connect_one_shot(config).await {
         Ok(pool) => pool,
         Err(e) => {
             eprintln!("pgvigil: {e}");
-            return 2;
+            return UNKNOWN;
         }
     };
     let result = async {
@@ -363,17 +436,17 @@ async fn ping(config: PoolConfig) -> u8 {
     .await;
     if let Err(e) = result {
         eprintln!("pgvigil: {e}");
-        return 2;
+        return UNKNOWN;
     }
-    println!(
-        "{}",
+    print_out(&format!(
+        "{}\n",
         serde_json::to_string_pretty(&pool.stats()).expect("stats serialise")
-    );
+    ));
     pool.close().await;
     0
 }
 
-async fn check(config: PoolConfig, args: CheckArgs, colour: bool) -> u8 {
+async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource) -> u8 {
     let target = config.database_url.to_string();
     let report = match connect_one_shot(config).await {
         Ok(pool) => {
@@ -383,6 +456,7 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool) -> u8 {
                 expected_file: args.expected,
                 strict: args.strict,
                 knn_samples: args.knn_samples,
+                dev,
                 ..CheckOptions::default()
             };
             let report = run_checks(&pool, &options).await;
@@ -392,17 +466,17 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool) -> u8 {
         Err(e) => CheckReport::unknown(target, e),
     };
     if args.json {
-        println!(
-            "{}",
+        print_out(&format!(
+            "{}\n",
             serde_json::to_string_pretty(&report).expect("report serialises")
-        );
+        ));
     } else {
-        print!("{}", render_check(&report, colour));
+        print_out(&render_check(&report, colour));
     }
     report.exit_code
 }
 
-async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf) -> u8 {
+async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> u8 {
     let local = match migrations::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
@@ -410,28 +484,49 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf) -> u8 {
             return UNKNOWN;
         }
     };
-    let options = connect_options(&config);
+    // Production is asked one thing, read-only: its major version, which the dev database
+    // must match.
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
     };
-    match ExpectedSchema::from_scratch(&mut conn, &options, &local).await {
+    let major = match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version_num')")
+        .fetch_one(&mut conn)
+        .await
+    {
+        Ok(v) => v.parse::<u32>().unwrap_or(0) / 10000,
+        Err(e) => {
+            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+            return UNKNOWN;
+        }
+    };
+    let _ = sqlx::Connection::close(conn).await;
+    let built = async {
+        let server = DevServer::start(&dev, Some(major))
+            .await
+            .map_err(|e| e.to_string())?;
+        ExpectedSchema::build(&server, &local, Duration::from_secs(600))
+            .await
+            .map_err(|e| e.to_string())
+    }
+    .await;
+    match built {
         Ok(expected) => {
             if let Err(e) = expected.write(&output) {
                 eprintln!("pgvigil: --output {}: {e}", output.display());
                 return UNKNOWN;
             }
             let objects: usize = expected.objects_by_version.values().map(Vec::len).sum();
-            println!(
-                "wrote {}: {} migrations, {} tables, {objects} objects ({})",
+            print_out(&format!(
+                "wrote {}: {} migrations, {} tables, {objects} objects ({})\n",
                 output.display(),
                 expected.migrations.len(),
                 expected.snapshot.tables.len(),
-                expected.source
-            );
+                pgvigil::sanitize::printable(&expected.source)
+            ));
             0
         }
         Err(e) => {
-            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+            eprintln!("pgvigil: {}", pgvigil::sanitize::printable(&e));
             2
         }
     }
@@ -444,25 +539,27 @@ async fn migrate_dry_run(
     options: DryRunOptions,
     colour: bool,
 ) -> u8 {
-    // A connection of its own, not a pooled one: if pgvigil dies mid-run, the server sees the
-    // connection close and rolls the transaction back.
+    // A read-only session on production: only reads (catalog, ledger, pg_dump) happen there.
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
     };
-    match dry_run(&mut conn, config.database_url.to_string(), &dir, &options).await {
+    match dry_run(&config, &mut conn, &dir, &options).await {
         Ok(report) => {
             if json {
-                println!(
-                    "{}",
+                print_out(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&report).expect("report serialises")
-                );
+                ));
             } else {
-                print!("{}", render_dry_run(&report, colour));
+                print_out(&render_dry_run(&report, colour));
             }
             dry_run_exit_code(&report)
         }
         Err(e) => {
-            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+            eprintln!(
+                "pgvigil: {}",
+                pgvigil::sanitize::printable(&config.database_url.scrub(&e.to_string()))
+            );
             UNKNOWN
         }
     }

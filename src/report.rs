@@ -7,7 +7,8 @@ use std::fmt::Write;
 use crate::checks::schema::DiffKind;
 use crate::checks::{CheckReport, Status};
 use crate::config::format_duration;
-use crate::safety::dry_run::{DryRunReport, Outcome};
+use crate::safety::dry_run::{DryRunReport, DryRunStatus, Outcome};
+use crate::sanitize::printable;
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
 pub fn colour_wanted(no_color_flag: bool, is_terminal: bool) -> bool {
@@ -58,7 +59,12 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
         .as_deref()
         .map(|v| format!(" (PostgreSQL {v})"))
         .unwrap_or_default();
-    let _ = writeln!(out, "pgvigil check: {}{version}", report.target);
+    let _ = writeln!(
+        out,
+        "pgvigil check: {}{}",
+        printable(&report.target),
+        printable(&version)
+    );
     let width = report
         .findings
         .iter()
@@ -71,14 +77,14 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
             "{} {:<width$}  {}",
             p.status(f.status),
             f.id,
-            f.summary
+            printable(&f.summary)
         );
         if f.status != Status::Pass {
             for d in &f.details {
-                let _ = writeln!(out, "        {d}");
+                let _ = writeln!(out, "        {}", printable(d));
             }
             if let Some(fix) = &f.fix {
-                for (i, line) in fix.lines().enumerate() {
+                for (i, line) in fix.split('\n').map(printable).enumerate() {
                     let lead = if i == 0 { "fix: " } else { "     " };
                     let _ = writeln!(out, "        {}", p.dim(&format!("{lead}{line}")));
                 }
@@ -108,19 +114,12 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
     out
 }
 
-/// Exit code of a dry-run: 0 all pending migrations succeeded, 1 some need a staging dry-run,
-/// 2 one failed (or the rollback left a trace).
+/// Exit code of a dry-run: 0 every pending migration ran on the dev copy, 2 one failed (or
+/// production changed meanwhile).
 pub fn dry_run_exit_code(report: &DryRunReport) -> u8 {
-    if report.failed() > 0 || !report.left_no_trace {
-        2
-    } else if report
-        .migrations
-        .iter()
-        .any(|m| matches!(m.outcome, Outcome::NeedsStaging { .. }))
-    {
-        1
-    } else {
-        0
+    match report.status() {
+        DryRunStatus::Passed => 0,
+        DryRunStatus::Failed => 2,
     }
 }
 
@@ -129,15 +128,29 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "pgvigil migrate dry-run: {} (lock_timeout {}, statement_timeout {}; always rolled back)",
-        report.target,
-        format_duration(std::time::Duration::from_millis(
-            report.lock_timeout_ms as u64
-        )),
-        format_duration(std::time::Duration::from_millis(
-            report.statement_timeout_ms as u64
-        )),
+        "pgvigil migrate dry-run: {} (PostgreSQL {}; read only)",
+        printable(&report.target),
+        printable(&report.production_version),
     );
+    if let Some(dev) = &report.dev {
+        let _ = writeln!(
+            out,
+            "ran on: {} (lock_timeout {}, statement_timeout {}, bound {})",
+            printable(dev),
+            format_duration(std::time::Duration::from_millis(
+                report.lock_timeout_ms as u64
+            )),
+            format_duration(std::time::Duration::from_millis(
+                report.statement_timeout_ms as u64
+            )),
+            format_duration(std::time::Duration::from_millis(
+                report.max_duration_ms as u64
+            )),
+        );
+    }
+    for n in &report.notes {
+        let _ = writeln!(out, "note: {}", printable(n));
+    }
     if report.migrations.is_empty() {
         let _ = writeln!(out, "no pending migrations");
     }
@@ -145,14 +158,19 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
         let (status, word) = match &m.outcome {
             Outcome::Succeeded => (Status::Pass, "ok"),
             Outcome::Failed { .. } => (Status::Fail, "failed"),
-            Outcome::NeedsStaging { .. } => (Status::Warn, "needs staging"),
+            Outcome::NotRun { .. } => (Status::Unknown, "not run"),
         };
         let _ = writeln!(
             out,
-            "{} {} {}: {word} in {:.1} ms",
+            "{} {} {}{}: {word} in {:.1} ms",
             p.status(status),
             m.version,
-            m.description,
+            printable(&m.description),
+            if m.no_transaction {
+                " (no-transaction)"
+            } else {
+                ""
+            },
             m.duration_ms
         );
         match &m.outcome {
@@ -166,17 +184,21 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
                     (Some(l), Some(c)) => format!(" (line {l}, column {c})"),
                     _ => String::new(),
                 };
-                let _ = writeln!(out, "        error{at}: {error}");
+                let _ = writeln!(out, "        error{at}: {}", printable(error));
             }
-            Outcome::NeedsStaging { reason } => {
-                let _ = writeln!(out, "        {reason}");
+            Outcome::NotRun { reason } => {
+                let _ = writeln!(out, "        {}", printable(reason));
             }
             Outcome::Succeeded => {}
         }
         if !m.locks.is_empty() {
-            let _ = writeln!(out, "        locks:");
+            let _ = writeln!(
+                out,
+                "        locks{}:",
+                if m.locks_sampled { " (sampled while it ran)" } else { "" }
+            );
             for l in &m.locks {
-                let _ = writeln!(out, "          {l}");
+                let _ = writeln!(out, "          {}", printable(&l.to_string()));
             }
         }
         if !m.changes.is_empty() {
@@ -185,30 +207,38 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
                 let sign = match c.kind {
                     DiffKind::Unexpected => "+",
                     DiffKind::Missing => "-",
-                    DiffKind::Different => "~",
+                    DiffKind::Different | DiffKind::Pending => "~",
                 };
                 let detail = match c.kind {
                     DiffKind::Unexpected => c.actual.clone().unwrap_or_default(),
                     DiffKind::Missing => c.expected.clone().unwrap_or_default(),
-                    DiffKind::Different => format!(
+                    DiffKind::Different | DiffKind::Pending => format!(
                         "{} -> {}",
                         c.expected.as_deref().unwrap_or("?"),
                         c.actual.as_deref().unwrap_or("?")
                     ),
                 };
-                let _ = writeln!(out, "          {sign} {}: {detail}", c.object);
+                let _ = writeln!(
+                    out,
+                    "          {sign} {}: {}",
+                    printable(&c.object),
+                    printable(&detail)
+                );
             }
+        }
+        for l in &m.lint {
+            let _ = writeln!(out, "        {}", p.dim(&format!("lint: {}", printable(l))));
         }
     }
     let _ = writeln!(
         out,
         "{}",
-        if report.left_no_trace {
-            "rolled back: schema and ledger identical before and after".to_string()
+        if report.production_unchanged {
+            "production unchanged: only read-only statements ran there; its schema and ledger are identical before and after".to_string()
         } else {
             p.wrap(
                 "31;1",
-                "WARNING: schema or ledger differ after the rollback; investigate before migrating",
+                "WARNING: production's schema or ledger changed while the dry-run read it (someone else is migrating?); pgvigil ran nothing there but reads",
             )
         }
     );

@@ -49,6 +49,17 @@ pub struct ServerView {
     pub lock_waiters: i64,
     /// The longest lock waits (at most five), with the pids blocking them.
     pub lock_waits: Vec<LockWait>,
+    /// A standby in recovery (read-only replica).
+    #[serde(default)]
+    pub in_recovery: bool,
+    /// Superuser or member of pg_read_all_stats (pg_monitor): other roles' sessions show their
+    /// state and query. Without it they appear with state "unknown".
+    #[serde(default = "yes")]
+    pub sees_all_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl ServerView {
@@ -80,6 +91,9 @@ WITH a AS (
 )
 SELECT json_build_object(
     'server_time', now(),
+    'in_recovery', pg_is_in_recovery(),
+    'sees_all_sessions', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+        OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
     'version', current_setting('server_version'),
     'max_connections', current_setting('max_connections')::int8,
     'reserved_connections', current_setting('superuser_reserved_connections')::int8

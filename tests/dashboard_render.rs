@@ -88,6 +88,8 @@ fn server() -> ServerView {
         }),
         lock_waiters: 1,
         lock_waits: vec![],
+        in_recovery: false,
+        sees_all_sessions: true,
     }
 }
 

@@ -1,5 +1,6 @@
-//! `pgvigil migrate dry-run` against a real cluster: locks, timings, errors and schema changes
-//! are reported, and the schema and ledger are unchanged afterwards.
+//! `pgvigil migrate dry-run` against a real cluster: the pending migrations run on a private
+//! dev database holding a copy of production's schema; locks, timings, errors and schema
+//! changes are reported, and production (schema, ledger, rows, roles, settings) is unchanged.
 
 mod support;
 
@@ -7,7 +8,9 @@ use pgvigil::checks::catalog::snapshot;
 use pgvigil::checks::migrations::{load_local, read_ledger};
 use pgvigil::safety::dry_run::{DryRunOptions, Outcome, dry_run};
 use sqlx::Connection;
-use support::{cluster, exec, migrated_database, migrations_copy};
+use support::{
+    cluster, exec, fingerprint, migrated_database, migrations_copy, prod_config, prod_connection,
+};
 
 const ADD_LANGUAGE: &str = "ALTER TABLE documents ADD COLUMN language text;\n\
 CREATE INDEX documents_language_idx ON documents (language);\n";
@@ -35,18 +38,23 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
         ADD_LANGUAGE,
     )
     .unwrap();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut conn = prod_connection(&url).await;
     let schema_before = snapshot(&mut conn).await.unwrap();
     let ledger_before = read_ledger(&mut conn).await.unwrap();
+    let production_before = fingerprint(cluster(), &url);
 
     let report = dry_run(
+        &prod_config(&url),
         &mut conn,
-        "target".into(),
         dir.path(),
         &DryRunOptions::default(),
     )
     .await
     .unwrap();
+    assert!(
+        report.dev.as_deref().unwrap_or("").starts_with("private PostgreSQL"),
+        "{report:#?}"
+    );
     assert_eq!(report.migrations.len(), 1, "{report:#?}");
     let m = &report.migrations[0];
     assert_eq!(
@@ -82,9 +90,10 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
                 .starts_with("unexpected index documents_language_idx on documents: CREATE INDEX")),
         "{changes:?}"
     );
-    assert!(report.left_no_trace);
+    assert!(report.production_unchanged);
 
     // Proof from outside the dry-run's own bookkeeping.
+    assert_eq!(fingerprint(cluster(), &url), production_before);
     let mut fresh = sqlx::PgConnection::connect(&url).await.unwrap();
     assert_eq!(snapshot(&mut fresh).await.unwrap(), schema_before);
     assert_eq!(
@@ -105,15 +114,21 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
             .await
             .unwrap();
     assert_eq!(in_tx, "active");
+    // And it is read-only: pgvigil cannot write through it even if it tried.
+    let err = sqlx::query("CREATE TABLE pgvigil_must_not_exist (a int)")
+        .execute(&mut conn)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("read-only transaction"), "{err}");
 }
 
 #[tokio::test]
 async fn every_pending_migration_is_dry_run_on_an_empty_database() {
     let url = support::fresh_database(cluster(), "dryrunall");
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let mut conn = prod_connection(&url).await;
     let report = dry_run(
+        &prod_config(&url),
         &mut conn,
-        "t".into(),
         &support::migrations_dir(),
         &DryRunOptions::default(),
     )
@@ -125,12 +140,17 @@ async fn every_pending_migration_is_dry_run_on_an_empty_database() {
         .map(|m| (m.version, &m.outcome))
         .collect();
     assert_eq!(outcomes.len(), 4);
-    // Later migrations build on earlier pending ones inside the same rolled-back transaction.
-    for (v, o) in &outcomes[..3] {
+    // Every one runs on the dev copy, in order, the -- no-transaction HNSW build included.
+    for (v, o) in &outcomes {
         assert_eq!(**o, Outcome::Succeeded, "{v}");
     }
+    let hnsw = &report.migrations[3];
+    assert!(hnsw.no_transaction && hnsw.locks_sampled);
     assert!(
-        matches!(outcomes[3].1, Outcome::NeedsStaging { reason } if reason.contains("CREATE INDEX CONCURRENTLY"))
+        hnsw.changes.iter().any(|c| c.object
+            == "index documents_embedding_hnsw_idx on documents"),
+        "{:?}",
+        hnsw.changes
     );
     assert!(
         report.migrations[2]
@@ -138,7 +158,7 @@ async fn every_pending_migration_is_dry_run_on_an_empty_database() {
             .iter()
             .any(|c| c.object == "table documents")
     );
-    assert!(report.left_no_trace);
+    assert!(report.production_unchanged);
     let tables: i64 =
         sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
             .fetch_one(&mut conn)
@@ -161,10 +181,15 @@ async fn a_failing_migration_reports_its_error_position() {
         ADD_LANGUAGE,
     )
     .unwrap();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let report = dry_run(&mut conn, "t".into(), dir.path(), &DryRunOptions::default())
-        .await
-        .unwrap();
+    let mut conn = prod_connection(&url).await;
+    let report = dry_run(
+        &prod_config(&url),
+        &mut conn,
+        dir.path(),
+        &DryRunOptions::default(),
+    )
+    .await
+    .unwrap();
     match &report.migrations[0].outcome {
         Outcome::Failed {
             error,
@@ -179,15 +204,19 @@ async fn a_failing_migration_reports_its_error_position() {
         }
         other => panic!("{other:?}"),
     }
-    // The failure was rolled back to its savepoint; the next migration still ran.
-    assert_eq!(report.migrations[1].outcome, Outcome::Succeeded);
+    // A real apply stops at the first failure; so does the dry-run.
+    assert!(
+        matches!(&report.migrations[1].outcome, Outcome::NotRun { reason } if reason.contains("20261201000000 failed")),
+        "{:?}",
+        report.migrations[1].outcome
+    );
     assert_eq!(report.failed(), 1);
-    assert!(report.left_no_trace);
+    assert!(report.production_unchanged);
     assert_eq!(pgvigil::report::dry_run_exit_code(&report), 2);
 }
 
 #[tokio::test]
-async fn a_blocked_migration_fails_at_lock_timeout_instead_of_queueing() {
+async fn a_locked_production_table_stops_the_schema_copy_and_names_the_blocker() {
     let url = migrated_database(cluster(), "dryrunlock").await;
     let dir = migrations_copy();
     std::fs::write(
@@ -195,32 +224,40 @@ async fn a_blocked_migration_fails_at_lock_timeout_instead_of_queueing() {
         ADD_LANGUAGE,
     )
     .unwrap();
-    // A long-running reader holds ACCESS SHARE on documents.
-    let mut reader = sqlx::PgConnection::connect(&url).await.unwrap();
-    sqlx::raw_sql("BEGIN; SELECT count(*) FROM documents;")
-        .execute(&mut reader)
+    // Someone holds ACCESS EXCLUSIVE on documents: pgvigil's read must give up, not queue
+    // behind it (and make everyone after it queue too).
+    let mut holder = sqlx::PgConnection::connect(&format!("{url}?application_name=docs-batch"))
         .await
         .unwrap();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    let mut conn = prod_connection(&url).await;
     let options = DryRunOptions {
         lock_timeout: std::time::Duration::from_millis(300),
         ..DryRunOptions::default()
     };
-    let report = dry_run(&mut conn, "t".into(), dir.path(), &options)
+    let err = dry_run(&prod_config(&url), &mut conn, dir.path(), &options)
         .await
-        .unwrap();
-    match &report.migrations[0].outcome {
-        Outcome::Failed {
-            sqlstate, error, ..
-        } => {
-            assert_eq!(sqlstate.as_deref(), Some("55P03"));
-            assert!(error.contains("lock_timeout"), "{error}");
-        }
-        other => panic!("{other:?}"),
-    }
-    assert!(report.left_no_trace);
+        .unwrap_err()
+        .to_string();
+    // The catalog read gives up at the session's lock_timeout (pg_dump's would, at
+    // --lock-timeout); either way the message names the holder.
+    assert!(
+        err.contains("lock timeout") || err.contains("could not obtain lock"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pid {holder_pid} (docs-batch, ACCESS EXCLUSIVE on documents")),
+        "{err}"
+    );
     sqlx::raw_sql("ROLLBACK")
-        .execute(&mut reader)
+        .execute(&mut holder)
         .await
         .unwrap();
 }
@@ -261,36 +298,12 @@ async fn the_command_prints_locks_and_the_rollback_proof() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("rolled back: schema and ledger identical before and after"),
+        stdout.contains("production unchanged: only read-only statements ran there"),
         "{stdout}"
     );
+    assert!(stdout.contains("ran on: private PostgreSQL"), "{stdout}");
     assert!(!stdout.contains(cluster().password()));
     let local = load_local(dir.path()).await.unwrap();
     assert_eq!(local.len(), 5);
 }
 
-#[tokio::test]
-async fn transaction_control_in_a_migration_is_never_executed() {
-    let url = migrated_database(cluster(), "dryrunescape").await;
-    let dir = migrations_copy();
-    std::fs::write(
-        dir.path().join("20261201000000_sneaky.sql"),
-        "ALTER TABLE documents ADD COLUMN sneaky text;\nCOMMIT;\nALTER TABLE documents ADD COLUMN after text;\n",
-    )
-    .unwrap();
-    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
-    let before = snapshot(&mut conn).await.unwrap();
-    let report = dry_run(&mut conn, "t".into(), dir.path(), &DryRunOptions::default())
-        .await
-        .unwrap();
-    match &report.migrations[0].outcome {
-        Outcome::NeedsStaging { reason } => assert!(reason.contains("`COMMIT`"), "{reason}"),
-        other => panic!("{other:?}"),
-    }
-    assert!(report.left_no_trace);
-    assert_eq!(
-        snapshot(&mut conn).await.unwrap(),
-        before,
-        "nothing was committed"
-    );
-}

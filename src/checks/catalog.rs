@@ -20,6 +20,11 @@ pub struct SchemaSnapshot {
     pub enums: BTreeMap<String, Vec<String>>,
     /// Table (schema-qualified unless in public) -> its definition.
     pub tables: BTreeMap<String, Table>,
+    /// Table and enum names as SQL (`quote_ident` of schema and name, the schema left out in
+    /// public), keyed like `tables` and `enums`: the keys are for people and can be ambiguous
+    /// (a dot inside a name), these are exact. Absent in files from older versions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sql_names: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -90,6 +95,21 @@ impl std::fmt::Display for ObjectKey {
 }
 
 impl SchemaSnapshot {
+    /// The name of table or enum `key` as SQL, quoted as PostgreSQL's `quote_ident` would.
+    pub fn qualified(&self, key: &str) -> String {
+        if let Some(sql) = self.sql_names.get(key) {
+            return sql.clone();
+        }
+        match key.split_once('.') {
+            Some((schema, name)) => format!(
+                "{}.{}",
+                crate::sanitize::quote_ident(schema),
+                crate::sanitize::quote_ident(name)
+            ),
+            None => crate::sanitize::quote_ident(key),
+        }
+    }
+
     /// Every object, for "which objects does this migration create" and partial-state checks.
     pub fn objects(&self) -> Vec<ObjectKey> {
         let mut out = Vec::new();
@@ -191,6 +211,16 @@ SELECT json_build_object(
                 WHERE t.oid NOT IN (SELECT objid FROM ext_owned)
                 GROUP BY 1) x),
     'tables', (SELECT coalesce(json_agg(name ORDER BY name), '[]') FROM rels),
+    'sql_names', (SELECT coalesce(json_object_agg(name, sql_name), '{}') FROM (
+                SELECT r.name, CASE WHEN n.nspname = 'public' THEN quote_ident(c.relname)
+                                    ELSE quote_ident(n.nspname) || '.' || quote_ident(c.relname) END AS sql_name
+                FROM rels r JOIN pg_class c ON c.oid = r.oid JOIN pg_namespace n ON n.oid = c.relnamespace
+                UNION ALL
+                SELECT CASE WHEN n.nspname = 'public' THEN t.typname ELSE n.nspname || '.' || t.typname END,
+                       CASE WHEN n.nspname = 'public' THEN quote_ident(t.typname)
+                            ELSE quote_ident(n.nspname) || '.' || quote_ident(t.typname) END
+                FROM pg_type t JOIN user_ns n ON n.oid = t.typnamespace
+                WHERE t.typtype = 'e' AND t.oid NOT IN (SELECT objid FROM ext_owned)) q),
     'columns', (SELECT coalesce(json_agg(json_build_object(
                     'table', r.name, 'name', a.attname, 'position', a.attnum,
                     'data_type', format_type(a.atttypid, a.atttypmod),
@@ -222,6 +252,7 @@ struct Raw {
     extensions: BTreeMap<String, String>,
     enums: BTreeMap<String, Vec<String>>,
     tables: Vec<String>,
+    sql_names: BTreeMap<String, String>,
     columns: Vec<RawColumn>,
     constraints: Vec<RawConstraint>,
     indexes: Vec<RawIndex>,
@@ -328,5 +359,6 @@ fn parse_snapshot_json(json: &str) -> Result<SchemaSnapshot, serde_json::Error> 
         extensions: raw.extensions,
         enums: raw.enums,
         tables,
+        sql_names: raw.sql_names,
     })
 }

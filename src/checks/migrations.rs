@@ -34,15 +34,55 @@ impl LocalMigration {
     }
 }
 
-/// Reads the up-migrations of `dir` exactly as sqlx's migrator would (same checksums).
-pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, String> {
+/// Migration files larger than this are refused: a migration is statements, not data.
+pub const MAX_MIGRATION_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why a migrations directory could not be read. Each names the directory or file and what
+/// would be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "--migrations {dir}: {reason}; expected a directory of <version>_<description>.sql files"
+    )]
+    Directory { dir: String, reason: String },
+    #[error(
+        "--migrations: {file} is a symbolic link; migrations must be regular files in the \
+         directory (a link can point anywhere, and change between a dry-run and an apply)"
+    )]
+    Symlink { file: String },
+    #[error("--migrations: {file} is not a regular file ({kind}); expected only .sql files")]
+    NotAFile { file: String, kind: &'static str },
+    #[error(
+        "--migrations: {file} is {size} bytes, over the limit of {limit} bytes for one migration"
+    )]
+    TooLarge { file: String, size: u64, limit: u64 },
+    #[error(
+        "--migrations: version {version} is used by two files, {first} and {second}; each \
+         version must be unique (rename one with a new timestamp)"
+    )]
+    DuplicateVersion {
+        version: i64,
+        first: String,
+        second: String,
+    },
+}
+
+/// Reads the up-migrations of `dir` exactly as sqlx's migrator would (same checksums), after
+/// refusing what sqlx would silently accept or skip: symbolic links, devices and FIFOs (which
+/// would hang a read), oversized files, and two files with the same version.
+pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, MigrationError> {
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || validate_dir(&owned))
+        .await
+        .map_err(|e| MigrationError::Directory {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        })??;
     let migrator = sqlx::migrate::Migrator::new(dir.to_path_buf())
         .await
-        .map_err(|e| {
-            format!(
-                "--migrations {}: {e}; expected a directory of <version>_<description>.sql files",
-                dir.display()
-            )
+        .map_err(|e| MigrationError::Directory {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
         })?;
     Ok(migrator
         .iter()
@@ -55,6 +95,74 @@ pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, String> {
             no_tx: m.no_tx,
         })
         .collect())
+}
+
+fn validate_dir(dir: &Path) -> Result<(), MigrationError> {
+    let dir_err = |reason: String| MigrationError::Directory {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(dir).map_err(|e| dir_err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(dir_err("is not a directory".into()));
+    }
+    let mut seen: BTreeMap<(i64, bool), String> = BTreeMap::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| dir_err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| dir_err(e.to_string()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let file = path.display().to_string();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| dir_err(e.to_string()))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Err(MigrationError::Symlink { file });
+        }
+        if ft.is_dir() {
+            // sqlx ignores subdirectories; so do we.
+            continue;
+        }
+        let is_migration = name
+            .split_once('_')
+            .is_some_and(|(v, rest)| rest.ends_with(".sql") && v.parse::<i64>().is_ok());
+        if !ft.is_file() {
+            use std::os::unix::fs::FileTypeExt;
+            let kind = if ft.is_fifo() {
+                "a FIFO"
+            } else if ft.is_socket() {
+                "a socket"
+            } else if ft.is_block_device() || ft.is_char_device() {
+                "a device"
+            } else {
+                "not a regular file"
+            };
+            return Err(MigrationError::NotAFile { file, kind });
+        }
+        if !is_migration {
+            continue;
+        }
+        if meta.len() > MAX_MIGRATION_BYTES {
+            return Err(MigrationError::TooLarge {
+                file,
+                size: meta.len(),
+                limit: MAX_MIGRATION_BYTES,
+            });
+        }
+        let (v, rest) = name.split_once('_').expect("checked above");
+        let version: i64 = v.parse().expect("checked above");
+        let down = rest.ends_with(".down.sql");
+        if let Some(first) = seen.insert((version, down), file.clone()) {
+            return Err(MigrationError::DuplicateVersion {
+                version,
+                first,
+                second: file,
+            });
+        }
+    }
+    Ok(())
 }
 
 /// One row of `_sqlx_migrations`.
@@ -247,11 +355,19 @@ pub fn state(
 
     let mut partial = Vec::new();
     for (t, table) in &live.tables {
+        let table_sql = live.qualified(t);
+        let schema_prefix = table_sql
+            .strip_suffix(&crate::sanitize::quote_ident(t.rsplit('.').next().unwrap_or(t)))
+            .unwrap_or("")
+            .to_string();
         for (name, idx) in &table.indexes {
             if !idx.valid {
                 partial.push(PartialState::InvalidIndex {
                     object: ObjectKey::Index(t.clone(), name.clone()).to_string(),
-                    fix: format!("DROP INDEX CONCURRENTLY IF EXISTS {name}; then re-run the migration that creates it"),
+                    fix: format!(
+                        "DROP INDEX CONCURRENTLY IF EXISTS {schema_prefix}{}; then re-run the migration that creates it",
+                        crate::sanitize::quote_ident(name)
+                    ),
                 });
             }
         }
@@ -259,7 +375,10 @@ pub fn state(
             if !con.validated {
                 partial.push(PartialState::UnvalidatedConstraint {
                     object: ObjectKey::Constraint(t.clone(), name.clone()).to_string(),
-                    fix: format!("ALTER TABLE {t} VALIDATE CONSTRAINT {name};"),
+                    fix: format!(
+                        "ALTER TABLE {table_sql} VALIDATE CONSTRAINT {};",
+                        crate::sanitize::quote_ident(name)
+                    ),
                 });
             }
         }

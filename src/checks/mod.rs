@@ -4,6 +4,8 @@
 //! with the reason, because a wrong "pass" before a maintenance window is the worst outcome.
 
 pub mod catalog;
+pub mod expected_cache;
+pub mod guard;
 pub mod migrations;
 pub mod pgvector;
 mod run;

@@ -104,8 +104,9 @@ pub struct KnnSmoke {
 
 /// Runs the pgvector checks over `conn`, which the caller has put in a READ ONLY transaction.
 pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> {
+    use super::guard::guarded;
     let mut out = Vec::new();
-    let ext = match extension(conn).await {
+    let ext = match guarded(conn, extension).await {
         Ok(f) => f,
         Err(e) => {
             out.push(Finding::unknown(
@@ -131,13 +132,13 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
         }
         return out;
     }
-    out.push(roundtrip(conn).await.unwrap_or_else(|e| {
+    out.push(guarded(conn, roundtrip).await.unwrap_or_else(|e| {
         Finding::fail(
             "pgvector.roundtrip",
             format!("round trip through vector(3072) failed: {e}"),
         )
     }));
-    let column = column(conn).await.unwrap_or_else(|e| {
+    let column = guarded(conn, column).await.unwrap_or_else(|e| {
         Finding::unknown(
             "pgvector.column",
             format!("could not read documents.embedding: {e}"),
@@ -154,7 +155,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
         }
         return out;
     }
-    let (index, usable_name) = match index(conn).await {
+    let (index, usable_name) = match guarded(conn, index).await {
         Ok(r) => r,
         Err(e) => (
             Finding::unknown("pgvector.index", format!("could not read the indexes: {e}")),
@@ -163,7 +164,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     };
     out.push(index);
     out.push(
-        knn(conn, usable_name.as_deref(), knn_samples)
+        guarded(conn, async |c| knn(c, usable_name.as_deref(), knn_samples).await)
             .await
             .unwrap_or_else(|e| {
                 Finding::unknown("pgvector.knn", format!("KNN smoke test could not run: {e}"))

@@ -1,6 +1,8 @@
 //! Runs the checks a `pgvigil check` (or the dashboard's verify key) asks for and gathers their
-//! findings into one report. The target database is only read: live reads happen in READ ONLY
-//! transactions; the expected schema is built in a scratch database that is dropped afterwards.
+//! findings into one report. The target database is only read: every read happens in one READ
+//! ONLY transaction with lock_timeout and statement_timeout set, each group of reads under its
+//! own savepoint. The expected schema is built from the migrations on a dev database (never on
+//! the target) and cached by the migrations' checksums and the server's major version.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -10,10 +12,12 @@ use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
 use super::catalog::{SchemaSnapshot, snapshot};
+use super::guard::guarded;
 use super::migrations::{self, LocalMigration, MigrationState};
-use super::schema::{DiffKind, ExpectedSchema, SchemaDiff, Severity, diff};
-use super::{Finding, Status, pgvector};
-use crate::pool::{InstrumentedPool, connect_options};
+use super::schema::{DiffKind, ExpectedSchema, SchemaDiff, Severity, diff, mark_pending};
+use super::{Finding, Status, expected_cache, pgvector};
+use crate::dev::{DevServer, DevSource};
+use crate::pool::InstrumentedPool;
 
 /// A group of checks, for `--only`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
@@ -35,9 +39,18 @@ pub struct CheckOptions {
     pub strict: bool,
     pub knn_samples: usize,
     pub statement_timeout: Duration,
-    /// May a scratch database be created to build the expected schema? The dashboard's
-    /// automatic status check says no: nothing pgvigil does on its own creates anything.
-    pub scratch: bool,
+    /// lock_timeout for every read: a read queued behind a migration's ACCESS EXCLUSIVE lock
+    /// would block everyone queued after it.
+    pub lock_timeout: Duration,
+    /// May a dev database be started to build the expected schema (when the cache has none)?
+    /// The dashboard's automatic status check says no; `v` and `pgvigil check` say yes.
+    pub build_expected: bool,
+    /// Where the expected schema is built.
+    pub dev: DevSource,
+    /// Where it is cached (`None`: no cache).
+    pub cache_dir: Option<PathBuf>,
+    /// Wall-clock bound for building the expected schema.
+    pub build_bound: Duration,
 }
 
 impl Default for CheckOptions {
@@ -50,7 +63,11 @@ impl Default for CheckOptions {
             strict: false,
             knn_samples: 10,
             statement_timeout: Duration::from_secs(30),
-            scratch: true,
+            lock_timeout: Duration::from_secs(2),
+            build_expected: true,
+            dev: DevSource::Private,
+            cache_dir: expected_cache::state_dir(),
+            build_bound: Duration::from_secs(300),
         }
     }
 }
@@ -188,37 +205,58 @@ pub async fn run_checks_on(
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
     let local = if needs_catalog {
-        Some(migrations::load_local(&opts.migrations_dir).await)
+        Some(
+            migrations::load_local(&opts.migrations_dir)
+                .await
+                .map_err(|e| e.to_string()),
+        )
     } else {
         None
     };
-    // The expected schema first: building it in a scratch database needs CREATE DATABASE,
-    // which cannot run inside the read-only transaction below.
+    // A signal's way out cancels this backend's statement on the server (see cleanup).
+    let _tracked =
+        crate::cleanup::track(&mut *conn, &crate::pool::connect_options(config)).await;
+    // What kind of server this is decides which dev database can stand in for it.
+    let facts = match server_facts(&mut *conn).await {
+        Ok(f) => f,
+        Err(e) => {
+            report
+                .findings
+                .push(Finding::unknown("connection", scrub(&e)));
+            report.finish(started);
+            return report;
+        }
+    };
+    report.server_version = Some(facts.version.clone());
+    // The expected schema before the read-only transaction: building it takes a dev database
+    // (seconds), and production should not hold a snapshot open meanwhile.
     let expected: Option<Result<ExpectedSchema, String>> = match (&local, &opts.expected_file) {
         (None, _) => None,
         (Some(_), Some(path)) => Some(ExpectedSchema::read(path).map_err(|e| e.to_string())),
         (Some(Err(e)), None) => Some(Err(e.clone())),
-        (Some(Ok(_)), None) if !opts.scratch => Some(Err(
-            "not built automatically (it needs a scratch database); press v to verify, or pass --expected FILE".to_string(),
-        )),
-        (Some(Ok(local)), None) => Some(
-            ExpectedSchema::from_scratch(&mut *conn, &connect_options(config), local)
-                .await
-                .map_err(|e| scrub(&e)),
-        ),
+        (Some(Ok(local)), None) => Some(expected_schema(local, facts.major(), opts).await),
     };
 
-    if let Err(e) = begin_read_only(&mut *conn, opts.statement_timeout).await {
+    if let Err(e) = begin_read_only(&mut *conn, opts).await {
         report
             .findings
             .push(Finding::unknown("connection", scrub(&e)));
         report.finish(started);
         return report;
     }
+    report.findings.push(if facts.in_recovery {
+        Finding::pass(
+            "server.role",
+            "STANDBY: this server is a read-only replica in recovery (pg_is_in_recovery); \
+             migrations are applied on its primary, and what is read here lags it by the replay delay",
+        )
+    } else {
+        Finding::pass("server.role", "primary (not in recovery)")
+    });
     if opts.wants(Group::Pool) {
         report
             .findings
-            .extend(pool_findings(&mut *conn, config, pool).await);
+            .extend(pool_findings(&mut *conn, config, pool, &facts).await);
     }
     if opts.wants(Group::Pgvector) {
         report
@@ -226,13 +264,39 @@ pub async fn run_checks_on(
             .extend(pgvector::check(&mut *conn, opts.knn_samples).await);
     }
     let live: Option<Result<SchemaSnapshot, String>> = if needs_catalog {
-        Some(snapshot(&mut *conn).await.map_err(|e| scrub(&e)))
+        Some(
+            guarded(&mut *conn, snapshot)
+                .await
+                .map_err(|e| scrub(&e)),
+        )
     } else {
         None
     };
-    if let Some(Ok(live)) = &live {
-        report.server_version = Some(live.server_version.clone());
-    }
+    let ledger = if opts.wants(Group::Migrations) || opts.wants(Group::Schema) {
+        Some(
+            guarded(&mut *conn, migrations::read_ledger)
+                .await
+                .map_err(|e| scrub(&e)),
+        )
+    } else {
+        None
+    };
+    let pending_versions: Vec<i64> = match (&local, &ledger) {
+        (Some(Ok(local)), Some(Ok(ledger))) => {
+            let applied: std::collections::BTreeSet<i64> = ledger
+                .iter()
+                .flatten()
+                .filter(|r| r.success)
+                .map(|r| r.version)
+                .collect();
+            local
+                .iter()
+                .map(|m| m.version)
+                .filter(|v| !applied.contains(v))
+                .collect()
+        }
+        _ => Vec::new(),
+    };
     if opts.wants(Group::Schema) {
         report.findings.push(match (&live, &expected) {
             (Some(Err(e)), _) => Finding::unknown(
@@ -243,7 +307,8 @@ pub async fn run_checks_on(
                 Finding::unknown("schema.diff", format!("no expected schema: {e}"))
             }
             (Some(Ok(live)), Some(Ok(expected))) => {
-                let d = diff(&expected.snapshot, live, opts.strict);
+                let mut d = diff(&expected.snapshot, live, opts.strict);
+                mark_pending(&mut d, expected, &pending_versions);
                 let f = schema_finding(&d, expected, local.as_ref().and_then(|l| l.as_ref().ok()));
                 report.schema_diff = Some(d);
                 f
@@ -252,38 +317,30 @@ pub async fn run_checks_on(
         });
     }
     if opts.wants(Group::Migrations) {
-        match (&local, &live) {
-            (Some(Err(e)), _) => report
+        match (&local, &live, &ledger) {
+            (Some(Err(e)), _, _) => report
                 .findings
                 .push(Finding::unknown("migrations.ledger", e.clone())),
-            (_, Some(Err(e))) => report.findings.push(Finding::unknown(
+            (_, Some(Err(e)), _) => report.findings.push(Finding::unknown(
                 "migrations.ledger",
                 format!("could not read the live catalog: {e}"),
             )),
-            (Some(Ok(local)), Some(Ok(live))) => match migrations::read_ledger(&mut *conn).await {
-                Err(e) => report.findings.push(Finding::unknown(
-                    "migrations.ledger",
-                    format!("could not read _sqlx_migrations: {}", scrub(&e)),
-                )),
-                Ok(ledger) => {
-                    let exp = expected.as_ref().and_then(|e| e.as_ref().ok());
-                    let state = migrations::state(local, ledger.as_deref(), live, exp);
-                    report
-                        .findings
-                        .extend(migrations::findings(&state, &opts.migrations_dir));
-                    report.migrations = Some(state);
-                }
-            },
+            (_, _, Some(Err(e))) => report.findings.push(Finding::unknown(
+                "migrations.ledger",
+                format!("could not read _sqlx_migrations: {e}"),
+            )),
+            (Some(Ok(local)), Some(Ok(live)), Some(Ok(ledger))) => {
+                let exp = expected.as_ref().and_then(|e| e.as_ref().ok());
+                let state = migrations::state(local, ledger.as_deref(), live, exp);
+                report
+                    .findings
+                    .extend(migrations::findings(&state, &opts.migrations_dir));
+                report.migrations = Some(state);
+            }
             _ => {}
         }
     }
     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-    if report.server_version.is_none() {
-        report.server_version = sqlx::query_scalar("SHOW server_version")
-            .fetch_one(&mut *conn)
-            .await
-            .ok();
-    }
     // Every message passes through one scrub, whatever check produced it.
     for f in &mut report.findings {
         f.summary = config.database_url.scrub(&f.summary);
@@ -295,14 +352,87 @@ pub async fn run_checks_on(
     report
 }
 
-async fn begin_read_only(
-    conn: &mut PgConnection,
-    statement_timeout: Duration,
-) -> Result<(), sqlx::Error> {
+/// What the checks need to know about the server before they start (one statement).
+#[derive(Debug, Clone)]
+struct ServerFacts {
+    version: String,
+    version_num: i32,
+    in_recovery: bool,
+    /// Superuser or a member of pg_read_all_stats (pg_monitor includes it): other sessions'
+    /// state and query are visible.
+    sees_all_sessions: bool,
+    role: String,
+}
+
+impl ServerFacts {
+    fn major(&self) -> u32 {
+        (self.version_num / 10000) as u32
+    }
+}
+
+async fn server_facts(conn: &mut PgConnection) -> Result<ServerFacts, sqlx::Error> {
+    let (version, num, in_recovery, sees_all_sessions, role): (String, String, bool, bool, String) =
+        sqlx::query_as(
+            "SELECT current_setting('server_version'), current_setting('server_version_num'),
+                    pg_is_in_recovery(),
+                    (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                      OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
+                    current_user::text",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(ServerFacts {
+        version,
+        version_num: num.parse().unwrap_or(0),
+        in_recovery,
+        sees_all_sessions,
+        role,
+    })
+}
+
+/// From the cache, else built on a dev database (and cached), else the reason there is none.
+async fn expected_schema(
+    local: &[LocalMigration],
+    major: u32,
+    opts: &CheckOptions,
+) -> Result<ExpectedSchema, String> {
+    let key = expected_cache::key(local, major);
+    if let Some(dir) = &opts.cache_dir
+        && let Some(cached) = expected_cache::load(dir, &key)
+    {
+        return Ok(cached);
+    }
+    if !opts.build_expected {
+        return Err(
+            "not built automatically (it needs a dev database); press v to verify, or pass --expected FILE"
+                .into(),
+        );
+    }
+    let dev = DevServer::start(&opts.dev, Some(major))
+        .await
+        .map_err(|e| format!("{e}; or pass --expected FILE from `pgvigil schema snapshot`"))?;
+    let built = ExpectedSchema::build(&dev, local, opts.build_bound)
+        .await
+        .map_err(|e| e.to_string())?;
+    if dev.major() != major {
+        tracing::warn!(target: "pgvigil::checks", "the dev database runs PostgreSQL {}, production {major}: the expected schema is not cached", dev.version);
+    } else if let Some(dir) = &opts.cache_dir {
+        expected_cache::store(dir, &key, &built);
+    }
+    Ok(built)
+}
+
+async fn begin_read_only(conn: &mut PgConnection, opts: &CheckOptions) -> Result<(), sqlx::Error> {
     sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
     sqlx::query(AssertSqlSafe(format!(
         "SET LOCAL statement_timeout = {}",
-        statement_timeout.as_millis().max(1)
+        opts.statement_timeout.as_millis().max(1)
+    )))
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query(AssertSqlSafe(format!(
+        "SET LOCAL lock_timeout = {}",
+        opts.lock_timeout.as_millis().max(1)
     )))
     .execute(&mut *conn)
     .await?;
@@ -370,18 +500,20 @@ async fn pool_findings(
     conn: &mut PgConnection,
     config: &crate::config::PoolConfig,
     pool: Option<&InstrumentedPool>,
+    facts: &ServerFacts,
 ) -> Vec<Finding> {
     let mut out = Vec::new();
     let stats = pool.map(InstrumentedPool::stats);
     let t0 = Instant::now();
-    let row = sqlx::query(
+    let row = guarded(&mut *conn, async |c| sqlx::query(
         "SELECT current_setting('server_version') AS version,
                 (SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend')::int8 AS clients,
                 current_setting('max_connections')::int8 AS max_connections,
                 current_setting('superuser_reserved_connections')::int8
                   + coalesce(current_setting('reserved_connections', true)::int8, 0) AS reserved",
     )
-    .fetch_one(&mut *conn)
+    .fetch_one(c)
+    .await)
     .await;
     let rtt = t0.elapsed();
     match row {
@@ -423,13 +555,26 @@ async fn pool_findings(
                 ratio * 100.0
             );
             let warn_at = config.saturation_warn;
-            out.push(if ratio >= 0.95 {
+            let mut f = if ratio >= 0.95 {
                 Finding::fail("pool.server_connections", summary)
             } else if ratio >= warn_at {
                 Finding::warn("pool.server_connections", summary)
             } else {
                 Finding::pass("pool.server_connections", summary)
-            });
+            };
+            if !facts.sees_all_sessions {
+                f = f.detail(format!(
+                    "only this role's sessions are visible in detail (others show no state, \
+                     query or wait); grant pg_monitor to {}",
+                    crate::sanitize::quote_ident(&facts.role)
+                ));
+                if f.status == Status::Pass {
+                    f.status = Status::Warn;
+                    f.summary
+                        .push_str("; only this role's sessions are visible: grant pg_monitor");
+                }
+            }
+            out.push(f);
         }
     }
     out

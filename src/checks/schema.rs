@@ -8,11 +8,12 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection};
 
 use super::catalog::{ObjectKey, SNAPSHOT_FORMAT, SchemaSnapshot, Table, snapshot};
 use super::migrations::LocalMigration;
+use crate::dev::{DevError, DevServer};
+use crate::sanitize::{quote_ident, quote_literal};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -20,6 +21,9 @@ pub enum DiffKind {
     Missing,
     Unexpected,
     Different,
+    /// Differs only because a pending migration has not run yet: it will create, change or
+    /// drop this object.
+    Pending,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -40,6 +44,9 @@ pub struct DiffEntry {
     pub severity: Severity,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
+    /// The object, for matching against what pending migrations touch.
+    #[serde(skip)]
+    pub key: Option<ObjectKey>,
 }
 
 impl DiffEntry {
@@ -57,6 +64,7 @@ impl DiffEntry {
             actual,
             severity,
             fix: None,
+            key: Some(object.clone()),
         }
     }
 
@@ -72,6 +80,7 @@ impl std::fmt::Display for DiffEntry {
             DiffKind::Missing => "missing",
             DiffKind::Unexpected => "unexpected",
             DiffKind::Different => "different",
+            DiffKind::Pending => "pending",
         };
         write!(f, "{kind} {}", self.object)?;
         match (&self.expected, &self.actual) {
@@ -101,7 +110,7 @@ pub fn diff(expected: &SchemaSnapshot, actual: &SchemaSnapshot, strict: bool) ->
                     None,
                     Severity::Critical,
                 )
-                .with_fix(format!("CREATE EXTENSION {name};")),
+                .with_fix(format!("CREATE EXTENSION {};", quote_ident(name))),
             ),
             Some(v) if v != version => out.push(DiffEntry::new(
                 &key,
@@ -149,7 +158,11 @@ pub fn diff(expected: &SchemaSnapshot, actual: &SchemaSnapshot, strict: bool) ->
                     Some(live.join(", ")),
                     Severity::Critical,
                 )
-                .with_fix(format!("ALTER TYPE {name} ADD VALUE '{l}';")),
+                .with_fix(format!(
+                    "ALTER TYPE {} ADD VALUE {};",
+                    expected.qualified(name),
+                    quote_literal(l)
+                )),
             );
         }
         for l in live.iter().filter(|l| !labels.contains(l)) {
@@ -198,7 +211,7 @@ pub fn diff(expected: &SchemaSnapshot, actual: &SchemaSnapshot, strict: bool) ->
                 None,
                 Severity::Critical,
             )),
-            Some(live) => diff_table(name, table, live, &mut out),
+            Some(live) => diff_table(&expected.qualified(name), name, table, live, &mut out),
         }
     }
     if strict {
@@ -235,11 +248,38 @@ fn column_text(c: &super::catalog::Column) -> String {
     s
 }
 
-fn diff_table(t: &str, expected: &Table, live: &Table, out: &mut Vec<DiffEntry>) {
-    diff_objects(t, &expected.columns, &live.columns, out);
-    diff_objects(t, &expected.constraints, &live.constraints, out);
-    diff_objects(t, &expected.indexes, &live.indexes, out);
-    diff_objects(t, &expected.triggers, &live.triggers, out);
+/// `qualified` is the table's name as SQL (quoted, schema-qualified outside public); `t` is
+/// how reports name it.
+fn diff_table(qualified: &str, t: &str, expected: &Table, live: &Table, out: &mut Vec<DiffEntry>) {
+    let sql = SqlName {
+        table: qualified.to_string(),
+        schema_prefix: schema_prefix_of(qualified).unwrap_or_default(),
+    };
+    diff_objects(&sql, t, &expected.columns, &live.columns, out);
+    diff_objects(&sql, t, &expected.constraints, &live.constraints, out);
+    diff_objects(&sql, t, &expected.indexes, &live.indexes, out);
+    diff_objects(&sql, t, &expected.triggers, &live.triggers, out);
+}
+
+/// `"my schema".t` -> `"my schema".`: the schema part of a quoted qualified name.
+fn schema_prefix_of(qualified: &str) -> Option<String> {
+    let mut in_quotes = false;
+    let mut last_dot = None;
+    for (i, c) in qualified.char_indices() {
+        match c {
+            '"' => in_quotes = !in_quotes,
+            '.' if !in_quotes => last_dot = Some(i),
+            _ => {}
+        }
+    }
+    last_dot.map(|i| qualified[..=i].to_string())
+}
+
+/// A table as SQL, for the fixes of the objects on it.
+struct SqlName {
+    table: String,
+    /// `schema.` for tables outside public (indexes live in their table's schema).
+    schema_prefix: String,
 }
 
 /// What one kind of table-level object (column, constraint, index, trigger) contributes to a
@@ -248,11 +288,11 @@ trait TableObject {
     fn key(table: &str, name: &str) -> ObjectKey;
     /// Shown for a missing (expected) or unexpected (live) object.
     fn describe(&self) -> String;
-    fn fix_missing(&self, _table: &str, _name: &str) -> Option<String> {
+    fn fix_missing(&self, _table: &SqlName, _name: &str) -> Option<String> {
         None
     }
     /// (expected, actual, severity, fix) when the live object differs from the expected one.
-    fn compare(&self, live: &Self, table: &str, name: &str) -> Option<Difference>;
+    fn compare(&self, live: &Self, table: &SqlName, name: &str) -> Option<Difference>;
 }
 
 type Difference = (String, String, Severity, Option<String>);
@@ -268,6 +308,7 @@ fn redefined(expected: &str, actual: &str) -> Option<Difference> {
 }
 
 fn diff_objects<T: TableObject>(
+    sql: &SqlName,
     t: &str,
     expected: &BTreeMap<String, T>,
     live: &BTreeMap<String, T>,
@@ -284,11 +325,11 @@ fn diff_objects<T: TableObject>(
                     None,
                     Severity::Critical,
                 );
-                e.fix = want.fix_missing(t, name);
+                e.fix = want.fix_missing(sql, name);
                 out.push(e);
             }
             Some(have) => {
-                if let Some((expected, actual, severity, fix)) = want.compare(have, t, name) {
+                if let Some((expected, actual, severity, fix)) = want.compare(have, sql, name) {
                     let mut e = DiffEntry::new(
                         &key,
                         DiffKind::Different,
@@ -322,7 +363,7 @@ impl TableObject for super::catalog::Column {
     fn describe(&self) -> String {
         column_text(self)
     }
-    fn compare(&self, live: &Self, _: &str, _: &str) -> Option<Difference> {
+    fn compare(&self, live: &Self, _: &SqlName, _: &str) -> Option<Difference> {
         let structural = live.data_type != self.data_type || live.not_null != self.not_null;
         if !structural && live.default == self.default {
             return None;
@@ -348,7 +389,7 @@ impl TableObject for super::catalog::Constraint {
         }
         text
     }
-    fn compare(&self, live: &Self, table: &str, name: &str) -> Option<Difference> {
+    fn compare(&self, live: &Self, table: &SqlName, name: &str) -> Option<Difference> {
         if live.definition != self.definition {
             redefined(&self.definition, &live.definition)
         } else if self.validated && !live.validated {
@@ -356,7 +397,11 @@ impl TableObject for super::catalog::Constraint {
                 "validated".into(),
                 "NOT VALID (existing rows unchecked)".into(),
                 Severity::Warning,
-                Some(format!("ALTER TABLE {table} VALIDATE CONSTRAINT {name};")),
+                Some(format!(
+                    "ALTER TABLE {} VALIDATE CONSTRAINT {};",
+                    table.table,
+                    quote_ident(name)
+                )),
             ))
         } else {
             None
@@ -375,10 +420,10 @@ impl TableObject for super::catalog::Index {
             if self.valid { "" } else { " (INVALID)" }
         )
     }
-    fn fix_missing(&self, _: &str, _: &str) -> Option<String> {
+    fn fix_missing(&self, _: &SqlName, _: &str) -> Option<String> {
         Some(concurrently(&self.definition))
     }
-    fn compare(&self, live: &Self, _: &str, name: &str) -> Option<Difference> {
+    fn compare(&self, live: &Self, table: &SqlName, name: &str) -> Option<Difference> {
         if live.definition != self.definition {
             redefined(&self.definition, &live.definition)
         } else if self.valid && !live.valid {
@@ -387,7 +432,9 @@ impl TableObject for super::catalog::Index {
                 "INVALID".into(),
                 Severity::Critical,
                 Some(format!(
-                    "DROP INDEX CONCURRENTLY IF EXISTS {name};\n{}",
+                    "DROP INDEX CONCURRENTLY IF EXISTS {}{};\n{}",
+                    table.schema_prefix,
+                    quote_ident(name),
                     concurrently(&self.definition)
                 )),
             ))
@@ -404,7 +451,7 @@ impl TableObject for super::catalog::Trigger {
     fn describe(&self) -> String {
         self.definition.clone()
     }
-    fn compare(&self, live: &Self, _: &str, _: &str) -> Option<Difference> {
+    fn compare(&self, live: &Self, _: &SqlName, _: &str) -> Option<Difference> {
         if live.definition != self.definition {
             redefined(&self.definition, &live.definition)
         } else if self.enabled && !live.enabled {
@@ -439,40 +486,42 @@ pub struct MigrationStamp {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedSchema {
     pub format: u32,
-    /// Where it came from: `scratch database on <server>` or a file path.
+    /// Where it came from: `dev database ...`, a file path, or the cache.
     pub source: String,
     pub migrations: Vec<MigrationStamp>,
     pub snapshot: SchemaSnapshot,
     /// Objects that first appear after each migration (by version).
     pub objects_by_version: BTreeMap<i64, Vec<ObjectKey>>,
+    /// Objects each migration creates, changes or drops: a difference on one of these, while
+    /// that migration is pending, is "pending", not "missing". Absent in older files.
+    #[serde(default)]
+    pub touched_by_version: BTreeMap<i64, Vec<ObjectKey>>,
 }
 
 /// Why the expected schema could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
-    #[error(
-        "role \"{role}\" may not create databases, so no scratch database can hold the migrations; \
-         write a snapshot with `pgvigil schema snapshot --output FILE` where that is allowed \
-         (staging) and pass --expected FILE"
-    )]
-    NotAllowed { role: String },
-    #[error("migration {version} ({description}) failed in the scratch database: {error}")]
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    #[error("migration {version} ({description}) failed in the dev database: {error}")]
     MigrationFailed {
         version: i64,
         description: String,
         error: String,
     },
+    #[error("the dev database: {}", crate::pool::error_text(.0))]
+    Database(#[source] sqlx::Error),
     #[error(
-        "migration {version} contains `{statement}`, which would change the whole server, not \
-         just a scratch database; build the expected schema on staging with `pgvigil schema \
-         snapshot` and pass --expected FILE"
+        "building the expected schema passed its wall-clock bound of {0} s; raise it or pass \
+         --expected FILE"
     )]
-    ServerWide { version: i64, statement: String },
-    #[error("{0}")]
-    Database(String),
+    TooSlow(u64),
     #[error("--expected {path}: {reason}; expected a file written by `pgvigil schema snapshot`")]
     File { path: String, reason: String },
 }
+
+/// Snapshot files larger than this are refused.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl ExpectedSchema {
     pub fn read(path: &Path) -> Result<Self, ExpectedError> {
@@ -480,7 +529,7 @@ impl ExpectedSchema {
             path: path.display().to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| file_err(e.to_string()))?;
+        let text = crate::files::read_text(path, MAX_SNAPSHOT_BYTES).map_err(|e| file_err(e.reason()))?;
         let parsed: Self = serde_json::from_str(&text)
             .map_err(|e| file_err(format!("not a snapshot file ({e})")))?;
         if parsed.format != SNAPSHOT_FORMAT {
@@ -494,138 +543,62 @@ impl ExpectedSchema {
 
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_string_pretty(self).expect("snapshot serialises");
-        std::fs::write(path, json + "\n")
+        crate::files::write_private(path, (json + "\n").as_bytes())
     }
 
-    /// Builds the expected schema in a scratch database on the server `conn` is connected to:
-    /// created with a name that cannot collide, migrated one migration at a time (snapshotting
-    /// after each), and dropped afterwards whatever happened.
-    pub async fn from_scratch(
-        conn: &mut PgConnection,
-        options: &PgConnectOptions,
+    /// Builds the expected schema on the dev server: a scratch database of its own, migrated
+    /// one migration at a time (snapshotting after each), dropped afterwards whatever happened.
+    /// Nothing here touches production. Bounded by `bound` of wall-clock time.
+    pub async fn build(
+        dev: &DevServer,
         migrations: &[LocalMigration],
+        bound: std::time::Duration,
     ) -> Result<Self, ExpectedError> {
-        let db = |e: sqlx::Error| ExpectedError::Database(e.to_string());
-        for m in migrations {
-            if let Some(statement) = crate::safety::statements::server_wide(&m.sql) {
-                return Err(ExpectedError::ServerWide {
-                    version: m.version,
-                    statement,
-                });
-            }
+        let scratch = dev.scratch().await?;
+        // Migrations run as an ordinary role on a private dev cluster; the extensions they
+        // create with IF NOT EXISTS are made beforehand by the administrator.
+        let extensions: Vec<(String, Option<String>)> = migrations
+            .iter()
+            .flat_map(|m| crate::safety::statements::extensions_created_if_not_exists(&m.sql))
+            .map(|e| (e, None))
+            .collect();
+        scratch
+            .create_extensions(&extensions)
+            .await
+            .map_err(ExpectedError::Database)?;
+        let built = tokio::time::timeout(bound, build_in(&scratch, migrations)).await;
+        let name = scratch.name.clone();
+        if let Err(e) = scratch.drop_now().await {
+            tracing::warn!(target: "pgvigil::checks", "could not drop scratch database {name}: {e}; the next run drops it");
         }
-        let (role, may_create): (String, bool) = sqlx::query_as(
-            "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(db)?;
-        if !may_create {
-            return Err(ExpectedError::NotAllowed { role });
-        }
-        let name = format!(
-            "pgvigil_scratch_{}_{}_{:08x}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_millis(),
-            rand::random::<u32>()
-        );
-        sqlx::query(AssertSqlSafe(format!(
-            "CREATE DATABASE \"{name}\" TEMPLATE template0"
-        )))
-        .execute(&mut *conn)
-        .await
-        .map_err(db)?;
-        // If this future is dropped (Esc, quit) the guard still drops the database.
-        let mut guard = ScratchGuard {
-            name: name.clone(),
-            admin: options.clone(),
-            armed: true,
-        };
-        let result = build_in(options.clone().database(&name), migrations).await;
-        if let Err(e) = drop_scratch(&mut *conn, &name).await {
-            tracing::warn!(target: "pgvigil::checks", "could not drop scratch database {name}: {e}; drop it by hand");
-        }
-        guard.armed = false;
-        let (snapshot, objects_by_version) = result?;
+        let (snapshot, objects_by_version, touched_by_version) =
+            built.map_err(|_| ExpectedError::TooSlow(bound.as_secs()))??;
         Ok(Self {
             format: SNAPSHOT_FORMAT,
-            source: format!(
-                "scratch database {name} (dropped) on PostgreSQL {}",
-                snapshot.server_version
-            ),
+            source: dev.describe(),
             migrations: migrations.iter().map(LocalMigration::stamp).collect(),
             snapshot,
             objects_by_version,
+            touched_by_version,
         })
     }
 }
 
-/// Drops a scratch database, terminating sessions still in it (PostgreSQL 13+), or plainly on
-/// older servers.
-async fn drop_scratch(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
-    let forced = sqlx::query(AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
-    )))
-    .execute(&mut *conn)
-    .await;
-    match forced {
-        Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42601") => {
-            sqlx::query(AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\"")))
-                .execute(&mut *conn)
-                .await
-                .map(|_| ())
-        }
-        Err(e) => Err(e),
-    }
-}
-
-/// Drops the scratch database when the build is abandoned half-way (the future dropped by a
-/// cancel or a quit): a task on a connection of its own does it.
-struct ScratchGuard {
-    name: String,
-    admin: PgConnectOptions,
-    armed: bool,
-}
-
-impl Drop for ScratchGuard {
-    fn drop(&mut self) {
-        if !self.armed {
-            return;
-        }
-        let (name, admin) = (self.name.clone(), self.admin.clone());
-        match tokio::runtime::Handle::try_current() {
-            Ok(handle) => {
-                handle.spawn(async move {
-                    let dropped = async {
-                        let mut conn = admin.connect().await?;
-                        drop_scratch(&mut conn, &name).await?;
-                        conn.close().await
-                    };
-                    if let Err(e) = dropped.await {
-                        tracing::warn!(target: "pgvigil::checks", "could not drop abandoned scratch database {name}: {e}");
-                    }
-                });
-            }
-            Err(_) => {
-                tracing::warn!(target: "pgvigil::checks", "scratch database {name} left behind; drop it by hand")
-            }
-        }
-    }
-}
+type Built = (
+    SchemaSnapshot,
+    BTreeMap<i64, Vec<ObjectKey>>,
+    BTreeMap<i64, Vec<ObjectKey>>,
+);
 
 async fn build_in(
-    options: PgConnectOptions,
+    scratch: &crate::dev::ScratchDatabase,
     migrations: &[LocalMigration],
-) -> Result<(SchemaSnapshot, BTreeMap<i64, Vec<ObjectKey>>), ExpectedError> {
-    let db = |e: sqlx::Error| ExpectedError::Database(e.to_string());
-    let mut conn = options
-        .log_statements(tracing::log::LevelFilter::Trace)
-        .connect()
-        .await
-        .map_err(db)?;
+) -> Result<Built, ExpectedError> {
+    let db = ExpectedError::Database;
+    let mut conn = scratch.connect().await.map_err(db)?;
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
     let mut by_version = BTreeMap::new();
+    let mut touched = BTreeMap::new();
     for m in migrations {
         let applied = if m.no_tx {
             sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
@@ -645,7 +618,10 @@ async fn build_in(
         applied.map_err(|e| ExpectedError::MigrationFailed {
             version: m.version,
             description: m.description.clone(),
-            error: e.to_string(),
+            error: match &e {
+                sqlx::Error::Database(d) => d.message().to_string(),
+                other => other.to_string(),
+            },
         })?;
         let now = snapshot(&mut conn).await.map_err(db)?;
         let created: Vec<ObjectKey> = now
@@ -653,9 +629,53 @@ async fn build_in(
             .into_iter()
             .filter(|k| !previous.contains(k))
             .collect();
+        let changed: Vec<ObjectKey> = diff(&previous, &now, true)
+            .into_iter()
+            .filter_map(|e| e.key)
+            .collect();
         by_version.insert(m.version, created);
+        touched.insert(m.version, changed);
         previous = now;
     }
     let _ = conn.close().await;
-    Ok((previous, by_version))
+    Ok((previous, by_version, touched))
+}
+
+/// Marks the differences that pending migrations explain: objects they create, change or drop.
+pub fn mark_pending(d: &mut SchemaDiff, expected: &ExpectedSchema, pending: &[i64]) {
+    let touched: std::collections::BTreeSet<&ObjectKey> = pending
+        .iter()
+        .flat_map(|v| {
+            expected
+                .touched_by_version
+                .get(v)
+                .into_iter()
+                .chain(expected.objects_by_version.get(v))
+                .flatten()
+        })
+        .collect();
+    for e in d.iter_mut() {
+        let explained = e.key.as_ref().is_some_and(|k| {
+            touched.contains(k)
+                || match k {
+                    // A column or index of a table a pending migration creates.
+                    ObjectKey::Column(t, _)
+                    | ObjectKey::Constraint(t, _)
+                    | ObjectKey::Index(t, _)
+                    | ObjectKey::Trigger(t, _) => touched.contains(&ObjectKey::Table(t.clone())),
+                    ObjectKey::EnumLabel(n, _) => touched.contains(&ObjectKey::Enum(n.clone())),
+                    _ => false,
+                }
+        });
+        if explained && e.kind != DiffKind::Unexpected {
+            e.kind = DiffKind::Pending;
+            e.severity = Severity::Info;
+            e.fix = None;
+        }
+    }
+    d.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.object.cmp(&b.object))
+    });
 }

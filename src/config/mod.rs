@@ -136,9 +136,38 @@ pub struct PoolConfig {
     /// Ping a connection before handing it out (sqlx's default). The dashboard turns it off so
     /// that a poll costs exactly one round trip; a dead connection then fails the poll instead.
     pub test_before_acquire: bool,
+    /// Every session starts READ ONLY with short lock and statement timeouts (see
+    /// [`ReadOnlySession`]). pgvigil's own commands and dashboard set it: what they run on the
+    /// database behind DATABASE_URL must not be able to change it. An application's pool leaves
+    /// it off.
+    pub read_only: Option<ReadOnlySession>,
+}
+
+/// The guards of a monitoring session, sent as startup parameters so they hold from the first
+/// statement: `default_transaction_read_only = on`, and a lock_timeout and statement_timeout so
+/// that a read queued behind a migration's lock gives up instead of joining the queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ReadOnlySession {
+    pub lock_timeout: Duration,
+    pub statement_timeout: Duration,
+}
+
+impl Default for ReadOnlySession {
+    fn default() -> Self {
+        Self {
+            lock_timeout: Duration::from_secs(2),
+            statement_timeout: Duration::from_secs(60),
+        }
+    }
 }
 
 impl PoolConfig {
+    /// This configuration with read-only monitoring sessions.
+    pub fn read_only(mut self) -> Self {
+        self.read_only = Some(ReadOnlySession::default());
+        self
+    }
+
     pub fn builder(database_url: impl Into<String>) -> PoolConfigBuilder {
         PoolConfigBuilder::new(database_url.into())
     }
@@ -387,6 +416,7 @@ impl PoolConfigBuilder {
             retry: self.retry,
             application_name: self.application_name,
             test_before_acquire: self.test_before_acquire,
+            read_only: None,
         })
     }
 }

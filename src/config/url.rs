@@ -187,6 +187,46 @@ impl DatabaseUrl {
         self.url.password().is_some()
     }
 
+    /// The URL as libpq tools (pg_dump) read it, WITHOUT the password: sqlx's spellings of the
+    /// TLS parameters become libpq's, and sqlx-only ones are left out. Hand the password over
+    /// through [`DatabaseUrl::password`] and `PGPASSWORD`, never on a command line.
+    pub fn libpq_url(&self) -> String {
+        let mut url = self.url.clone();
+        let _ = url.set_password(None);
+        let pairs: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(k, _)| {
+                !matches!(k.as_ref(), "statement-cache-capacity" | "password")
+                    && !k.starts_with("options[")
+            })
+            .map(|(k, v)| {
+                let key = match k.as_ref() {
+                    "ssl-mode" => "sslmode",
+                    "ssl-root-cert" | "ssl-ca" => "sslrootcert",
+                    "ssl-cert" => "sslcert",
+                    "ssl-key" => "sslkey",
+                    other => other,
+                };
+                (key.to_string(), v.into_owned())
+            })
+            .collect();
+        url.set_query(None);
+        if !pairs.is_empty() {
+            url.query_pairs_mut().extend_pairs(pairs);
+        }
+        url.to_string()
+    }
+
+    /// The password, percent-decoded (from the URL's user part or a `password=` parameter).
+    pub fn password(&self) -> Option<String> {
+        self.url.password().map(percent_decode).or_else(|| {
+            self.url
+                .query_pairs()
+                .find(|(k, _)| k == "password")
+                .map(|(_, v)| v.into_owned())
+        })
+    }
+
     /// The URL with its password: only for handing to the driver. Never log or display it.
     pub fn expose_secret(&self) -> &str {
         self.url.as_str()

@@ -111,6 +111,16 @@ pub fn classify_sqlstate(code: &str) -> FailureKind {
     }
 }
 
+/// The words of a driver error for a person: for a server error its message (sqlx's Display
+/// appends " at line N", a line of PostgreSQL's own source code, which reads like a position
+/// in the user's SQL), otherwise the driver's description.
+pub fn error_text(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// Classifies an error from sqlx. sqlx's SQLSTATE constants are private, so the codes are
 /// matched as strings.
 pub fn classify(err: &sqlx::Error) -> FailureKind {

@@ -22,7 +22,7 @@ use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, Postgres};
 
-pub use self::classify::{FailureKind, classify, classify_sqlstate};
+pub use self::classify::{FailureKind, classify, classify_sqlstate, error_text};
 pub use self::leak::LeakedConnection;
 pub use self::retry::{
     Backoff, ConnectError, Connector, LinkState, RetryNow, connect, connect_options, pool_options,

@@ -299,7 +299,7 @@ pub async fn connect(config: PoolConfig) -> Result<InstrumentedPool, ConnectErro
 
 /// The connect options every pool connection uses, application_name included.
 pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
-    config
+    let options = config
         .database_url
         .connect_options()
         .application_name(&config.application_name)
@@ -309,7 +309,21 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
         .log_slow_statements(
             tracing::log::LevelFilter::Debug,
             std::time::Duration::from_secs(1),
-        )
+        );
+    match config.read_only {
+        None => options,
+        Some(guard) => options.options([
+            ("default_transaction_read_only", "on".to_string()),
+            (
+                "lock_timeout",
+                format!("{}ms", guard.lock_timeout.as_millis().max(1)),
+            ),
+            (
+                "statement_timeout",
+                format!("{}ms", guard.statement_timeout.as_millis().max(1)),
+            ),
+        ]),
+    }
 }
 
 /// The sqlx pool options derived from the configuration.

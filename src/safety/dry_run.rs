@@ -1,14 +1,17 @@
-//! `pgvigil migrate dry-run`: every pending migration runs inside one transaction with
-//! lock_timeout and statement_timeout set, each under its own savepoint, and the transaction is
-//! always rolled back. Per migration it reports success or the error with its position, the time
-//! it took, the relation locks it took (read from pg_locks for this backend before the rollback,
-//! so `ACCESS EXCLUSIVE on documents` is visible) and the schema changes it would make.
-//! `-- no-transaction` migrations are not executed on the target: they are reported as needing
-//! a dry-run on a fresh staging snapshot. Before and after, the schema snapshot and the ledger are
-//! compared, so the report itself proves that nothing was left behind.
+//! `pgvigil migrate dry-run` and the dashboard's `d` key. No migration SQL runs on the server
+//! behind DATABASE_URL: production is only read (its schema through `pg_dump --schema-only`, its
+//! ledger and catalog in READ ONLY sessions), and the pending migrations run for real, in order,
+//! on a copy of that schema in a dev database (a private throwaway cluster or `--dev-url`),
+//! `-- no-transaction` files included. A rolled-back transaction on production was never a
+//! safety boundary: a migration can commit, open a second connection (dblink) or reach the
+//! server's files and programs, and none of that rolls back.
 //!
-//! Sequences are the one thing a rollback does not undo (nextval is non-transactional); a
-//! migration that backfills through a serial column advances it.
+//! Per migration the report gives the outcome (with the error's line and column), the time it
+//! took, the relation locks it took (from pg_locks on the dev copy: read before COMMIT for
+//! transactional files, sampled while it runs for no-transaction ones), the schema changes it
+//! makes, and lint notes from the statement scanner. The whole run has a wall-clock bound that
+//! pgvigil enforces itself, whatever timeouts a migration sets. Afterwards production's schema
+//! and ledger are read again and compared, as evidence that nothing changed there.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -20,14 +23,26 @@ use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
 use crate::checks::catalog::{SchemaSnapshot, snapshot};
-use crate::checks::migrations::{LedgerRow, LocalMigration, load_local, read_ledger};
+use crate::checks::guard::guarded;
+use crate::checks::migrations::{LedgerRow, LocalMigration, MigrationError, load_local, read_ledger};
 use crate::checks::schema::{SchemaDiff, diff};
-use crate::safety::statements::transaction_control;
+use crate::config::PoolConfig;
+use crate::dev::{DevError, DevServer, DevSource};
+use crate::safety::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
+use crate::safety::statements::lint;
 
 #[derive(Debug, Clone)]
 pub struct DryRunOptions {
+    /// lock_timeout on the dev copy (and the bound on pg_dump's wait for its read locks on
+    /// production).
     pub lock_timeout: Duration,
+    /// statement_timeout on the dev copy; a migration may override it, the wall-clock bound
+    /// below it may not.
     pub statement_timeout: Duration,
+    /// The whole dry-run, enforced by pgvigil: when it passes, the running statement is
+    /// cancelled on the dev server and the dev database removed.
+    pub max_duration: Duration,
+    pub dev: DevSource,
 }
 
 impl Default for DryRunOptions {
@@ -35,6 +50,8 @@ impl Default for DryRunOptions {
         Self {
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(120),
+            max_duration: Duration::from_secs(600),
+            dev: DevSource::Private,
         }
     }
 }
@@ -45,7 +62,7 @@ pub struct LockTaken {
     pub relation: String,
     /// `ACCESS EXCLUSIVE`, `SHARE`, `ROW EXCLUSIVE`, ...
     pub mode: String,
-    /// The relation did not exist before the dry-run (created by the migration itself).
+    /// The relation did not exist on production (created by the pending migrations).
     pub created_here: bool,
 }
 
@@ -70,35 +87,58 @@ pub enum Outcome {
         line: Option<usize>,
         column: Option<usize>,
     },
-    NeedsStaging {
-        reason: String,
-    },
+    /// Not run because an earlier pending migration failed (as a real apply would stop).
+    NotRun { reason: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationDryRun {
     pub version: i64,
     pub description: String,
+    pub no_transaction: bool,
     #[serde(flatten)]
     pub outcome: Outcome,
     pub duration_ms: f64,
     pub locks: Vec<LockTaken>,
-    /// Changes relative to the schema before this migration: `unexpected` = would be created,
-    /// `missing` = would be dropped, `different` = would be changed.
+    /// Locks of a no-transaction migration are sampled while it runs; a very short lock can
+    /// slip between two samples.
+    pub locks_sampled: bool,
+    /// Changes relative to the schema before this migration: `unexpected` = created,
+    /// `missing` = dropped, `different` = changed.
     pub changes: SchemaDiff,
+    /// What the statement scanner noticed (transaction control, server-wide statements,
+    /// server-side programs): review aids, not a guard.
+    pub lint: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRunReport {
     pub format: &'static str,
+    /// Production (redacted).
     pub target: String,
+    pub production_version: String,
+    /// Where the migrations ran; `None` when nothing was pending.
+    pub dev: Option<String>,
     pub started_at: DateTime<Utc>,
     pub duration_ms: f64,
     pub lock_timeout_ms: u128,
     pub statement_timeout_ms: u128,
+    pub max_duration_ms: u128,
     pub migrations: Vec<MigrationDryRun>,
-    /// Schema snapshot and ledger identical before and after.
-    pub left_no_trace: bool,
+    /// Things that make the dev copy differ from production (versions, extensions).
+    pub notes: Vec<String>,
+    /// Production's schema snapshot and ledger were read before and after and are identical.
+    pub production_unchanged: bool,
+}
+
+/// The verdict of a dry-run, for exit codes and the dashboard.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DryRunStatus {
+    /// Every pending migration ran on the dev copy.
+    Passed,
+    /// One failed (or hit the wall-clock bound), or production changed during the run.
+    Failed,
 }
 
 impl DryRunReport {
@@ -108,45 +148,62 @@ impl DryRunReport {
             .filter(|m| matches!(m.outcome, Outcome::Failed { .. }))
             .count()
     }
+
+    pub fn status(&self) -> DryRunStatus {
+        if self.failed() > 0 || !self.production_unchanged {
+            DryRunStatus::Failed
+        } else {
+            DryRunStatus::Passed
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum DryRunError {
-    #[error("{0}")]
-    Migrations(String),
-    #[error("{0}")]
-    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Migrations(#[from] MigrationError),
+    #[error("reading production (read-only): {0}")]
+    Production(#[from] crate::checks::guard::ReadError),
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    #[error(transparent)]
+    Copy(#[from] CopyError),
+    #[error("the dev copy: {}", crate::pool::error_text(.0))]
+    DevDatabase(#[source] sqlx::Error),
     #[error(
-        "migration {version} ended the dry-run's transaction (it holds transaction control the \
-         scanner did not recognise); what ran before it may have been COMMITTED: compare the \
-         schema now with `pgvigil check`"
+        "the dry-run passed its wall-clock bound of {bound} s before the migrations could run \
+         (starting the dev database and copying the schema); raise --max-duration"
     )]
-    Escaped { version: i64 },
+    TooSlow { bound: u64 },
 }
 
-/// Dry-runs the pending migrations of `dir` over `conn`. Use a connection of its own (not one
-/// that goes back to a pool): if this future is dropped mid-way, dropping the connection makes
-/// the server roll back.
+/// Dry-runs the pending migrations of `dir`. `production` must be a read-only session
+/// ([`PoolConfig::read_only`]); `config` names production for pg_dump.
 pub async fn dry_run(
-    conn: &mut PgConnection,
-    target: String,
+    config: &PoolConfig,
+    production: &mut PgConnection,
     dir: &Path,
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
-    let local = load_local(dir).await.map_err(DryRunError::Migrations)?;
-    dry_run_migrations(conn, target, &local, options).await
+    let local = load_local(dir).await?;
+    dry_run_migrations(config, production, &local, options).await
 }
 
 pub async fn dry_run_migrations(
-    conn: &mut PgConnection,
-    target: String,
+    config: &PoolConfig,
+    production: &mut PgConnection,
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
     let started = Instant::now();
+    let deadline = tokio::time::Instant::now() + options.max_duration;
     let started_at = Utc::now();
-    let before = snapshot(conn).await?;
-    let ledger_before = read_ledger(conn).await?;
+    let _tracked =
+        crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
+    // Each read names the session that blocked it, should one hold a lock it needs.
+    let facts = guarded(production, ProductionFacts::read).await?;
+    let before = guarded(production, snapshot).await?;
+    let ledger_before = guarded(production, read_ledger).await?;
     let applied: BTreeSet<i64> = ledger_before
         .iter()
         .flatten()
@@ -158,133 +215,229 @@ pub async fn dry_run_migrations(
         .filter(|m| !applied.contains(&m.version))
         .collect();
 
-    let mut results = Vec::new();
-    {
-        let mut tx = conn.begin().await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL lock_timeout = {}; ",
-            options.lock_timeout.as_millis().max(1)
-        )))
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(AssertSqlSafe(format!(
-            "SET LOCAL statement_timeout = {}",
-            options.statement_timeout.as_millis().max(1)
-        )))
-        .execute(&mut *tx)
-        .await?;
-        // The transaction id the whole dry-run must stay inside (a savepoint keeps it).
-        let xid: i64 = sqlx::query_scalar("SELECT txid_current()")
-            .fetch_one(&mut *tx)
-            .await?;
-        let mut previous = before.clone();
-        let mut held = relation_locks(&mut tx, &before).await?;
-        for m in pending {
-            if let Some(statement) = transaction_control(&m.sql) {
-                results.push(MigrationDryRun {
-                    version: m.version,
-                    description: m.description.clone(),
-                    outcome: Outcome::NeedsStaging {
-                        reason: format!(
-                            "contains `{statement}`: transaction control (or a change to the \
-                             dry-run's timeouts) would commit, end or unguard the dry-run's \
-                             transaction; dry-run it against a fresh staging snapshot"
-                        ),
-                    },
-                    duration_ms: 0.0,
-                    locks: Vec::new(),
-                    changes: Vec::new(),
-                });
-                continue;
-            }
-            if m.no_tx {
-                results.push(MigrationDryRun {
-                    version: m.version,
-                    description: m.description.clone(),
-                    outcome: Outcome::NeedsStaging {
-                        reason: "-- no-transaction migration: statements such as CREATE INDEX \
-                                 CONCURRENTLY cannot run inside a transaction, so a dry-run here \
-                                 would change the database for real; dry-run it against a fresh \
-                                 staging snapshot"
-                            .into(),
-                    },
-                    duration_ms: 0.0,
-                    locks: Vec::new(),
-                    changes: Vec::new(),
-                });
-                continue;
-            }
-            let mut savepoint = tx.begin().await?;
-            let t0 = Instant::now();
-            let executed = sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
-                .execute(&mut *savepoint)
-                .await;
-            let duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
-            // Backstop for anything the scanner missed: still inside the same transaction?
-            if executed.is_ok() {
-                let still: Option<i64> = sqlx::query_scalar("SELECT txid_current()")
-                    .fetch_one(&mut *savepoint)
-                    .await
-                    .ok();
-                if still != Some(xid) {
-                    tracing::error!(
-                        target: "pgvigil::dry_run",
-                        "migration {} escaped the dry-run's transaction",
-                        m.version
-                    );
-                    return Err(DryRunError::Escaped { version: m.version });
-                }
-            }
-            match executed {
-                Ok(_) => {
-                    let now_locks = relation_locks(&mut savepoint, &before).await?;
-                    let locks: Vec<LockTaken> = now_locks.difference(&held).cloned().collect();
-                    let after = snapshot(&mut savepoint).await?;
-                    let changes = diff(&previous, &after, true);
-                    // Keep the savepoint's work: later pending migrations may build on it.
-                    savepoint.commit().await?;
-                    held = now_locks;
-                    previous = after;
-                    results.push(MigrationDryRun {
-                        version: m.version,
-                        description: m.description.clone(),
-                        outcome: Outcome::Succeeded,
-                        duration_ms,
-                        locks,
-                        changes,
-                    });
-                }
-                Err(e) => {
-                    savepoint.rollback().await?;
-                    results.push(MigrationDryRun {
-                        version: m.version,
-                        description: m.description.clone(),
-                        outcome: failure(&e, &m.sql),
-                        duration_ms,
-                        locks: Vec::new(),
-                        changes: Vec::new(),
-                    });
-                }
-            }
-        }
-        tx.rollback().await?;
-    }
-    let after = snapshot(conn).await?;
-    let ledger_after = read_ledger(conn).await?;
-    let left_no_trace = after == before && ledger_eq(&ledger_before, &ledger_after);
-    if !left_no_trace {
-        tracing::error!(target: "pgvigil::dry_run", "schema or ledger differ after the rolled-back dry-run");
-    }
-    Ok(DryRunReport {
-        format: "pgvigil.dry-run/1",
-        target,
+    let mut report = DryRunReport {
+        format: "pgvigil.dry-run/2",
+        target: config.database_url.to_string(),
+        production_version: facts.version.clone(),
+        dev: None,
         started_at,
-        duration_ms: started.elapsed().as_secs_f64() * 1000.0,
+        duration_ms: 0.0,
         lock_timeout_ms: options.lock_timeout.as_millis(),
         statement_timeout_ms: options.statement_timeout.as_millis(),
-        migrations: results,
-        left_no_trace,
-    })
+        max_duration_ms: options.max_duration.as_millis(),
+        migrations: Vec::new(),
+        notes: Vec::new(),
+        production_unchanged: true,
+    };
+    if facts.in_recovery {
+        report.notes.push(
+            "production is a STANDBY (pg_is_in_recovery): migrations are applied on its primary"
+                .into(),
+        );
+    }
+    if !pending.is_empty() {
+        let too_slow = DryRunError::TooSlow {
+            bound: options.max_duration.as_secs(),
+        };
+        let dev = tokio::time::timeout_at(deadline, DevServer::start(&options.dev, Some(facts.major())))
+            .await
+            .map_err(|_| too_slow)??;
+        report.dev = Some(dev.describe());
+        let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
+        let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await
+        {
+            Ok(d) => d,
+            Err(CopyError::Dump(text)) if text.contains("could not obtain lock") => {
+                // Name who holds the lock, as every read that gives up on one does.
+                let who = crate::checks::guard::blockers(production).await;
+                return Err(CopyError::Dump(format!("{text}{who}")).into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let scratch = dev.scratch().await?;
+        let notes = tokio::time::timeout_at(deadline, restore(&dev, &scratch, &facts, &dump))
+            .await
+            .map_err(|_| DryRunError::TooSlow {
+                bound: options.max_duration.as_secs(),
+            })??;
+        report.notes.extend(notes);
+        // Extensions a pending migration creates (IF NOT EXISTS) are created beforehand by
+        // the dev server's administrator: migrations there run as an ordinary role.
+        let extensions: Vec<(String, Option<String>)> = pending
+            .iter()
+            .flat_map(|m| crate::safety::statements::extensions_created_if_not_exists(&m.sql))
+            .map(|e| (e, None))
+            .collect();
+        if let Err(e) = scratch.create_extensions(&extensions).await {
+            report.notes.push(format!(
+                "could not create the extensions the migrations ask for: {}",
+                crate::checks::guard::server_message(&e)
+            ));
+        }
+        let result = run_on_dev(&dev, &scratch, &before, &pending, options, deadline).await;
+        if let Err(e) = scratch.drop_now().await {
+            tracing::warn!(target: "pgvigil::dry_run", "could not drop the dev copy: {e}");
+        }
+        drop(dev);
+        report.migrations = result?;
+    }
+    let after = guarded(production, snapshot).await?;
+    let ledger_after = guarded(production, read_ledger).await?;
+    report.production_unchanged = after == before && ledger_eq(&ledger_before, &ledger_after);
+    if !report.production_unchanged {
+        tracing::error!(target: "pgvigil::dry_run", "production's schema or ledger changed during the dry-run (someone else migrating?)");
+    }
+    report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+    Ok(report)
+}
+
+/// Runs the pending migrations on the dev copy, in order, stopping at the first failure.
+async fn run_on_dev(
+    dev: &DevServer,
+    scratch: &crate::dev::ScratchDatabase,
+    production_before: &SchemaSnapshot,
+    pending: &[&LocalMigration],
+    options: &DryRunOptions,
+    deadline: tokio::time::Instant,
+) -> Result<Vec<MigrationDryRun>, DryRunError> {
+    let db = DryRunError::DevDatabase;
+    let mut conn = scratch.connect().await.map_err(db)?;
+    sqlx::raw_sql(AssertSqlSafe(format!(
+        "SET lock_timeout = {}; SET statement_timeout = {}",
+        options.lock_timeout.as_millis().max(1),
+        options.statement_timeout.as_millis().max(1)
+    )))
+    .execute(&mut conn)
+    .await
+    .map_err(db)?;
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut conn)
+        .await
+        .map_err(db)?;
+    let _tracked = crate::cleanup::track_pid(&scratch.connect_options(), pid);
+    let mut sampler = scratch.connect().await.map_err(db)?;
+    let existing: BTreeSet<String> = production_before
+        .tables
+        .iter()
+        .flat_map(|(t, table)| std::iter::once(t.clone()).chain(table.indexes.keys().cloned()))
+        .collect();
+    let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut results = Vec::new();
+    let mut stopped: Option<String> = None;
+    for m in pending {
+        let mut entry = MigrationDryRun {
+            version: m.version,
+            description: m.description.clone(),
+            no_transaction: m.no_tx,
+            outcome: Outcome::Succeeded,
+            duration_ms: 0.0,
+            locks: Vec::new(),
+            locks_sampled: m.no_tx,
+            changes: Vec::new(),
+            lint: lint(&m.sql),
+        };
+        if let Some(reason) = &stopped {
+            entry.outcome = Outcome::NotRun {
+                reason: reason.clone(),
+            };
+            results.push(entry);
+            continue;
+        }
+        let t0 = Instant::now();
+        let run = run_one(&mut conn, &mut sampler, pid, m, &existing);
+        let outcome = tokio::time::timeout_at(deadline, run).await;
+        entry.duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
+        match outcome {
+            Err(_) => {
+                // The statement may still run on the dev server: stop it there.
+                cancel_on_dev(dev, pid).await;
+                entry.outcome = Outcome::Failed {
+                    error: format!(
+                        "stopped by pgvigil: the dry-run's wall-clock bound of {} s was reached \
+                         (--max-duration); a migration's own statement_timeout cannot lift it",
+                        options.max_duration.as_secs()
+                    ),
+                    sqlstate: None,
+                    line: None,
+                    column: None,
+                };
+                stopped = Some(format!("migration {} did not finish in time", m.version));
+                results.push(entry);
+                // The connection is mid-statement; the rest cannot run on it.
+                continue;
+            }
+            Ok(Err(e)) => {
+                entry.outcome = failure(&e, &m.sql);
+                stopped = Some(format!(
+                    "migration {} failed; a real apply stops there too",
+                    m.version
+                ));
+            }
+            Ok(Ok(locks)) => {
+                entry.locks = locks;
+                let after = snapshot(&mut conn).await.map_err(db)?;
+                entry.changes = diff(&previous, &after, true);
+                previous = after;
+            }
+        }
+        results.push(entry);
+    }
+    if stopped.is_none() {
+        let _ = conn.close().await;
+    }
+    let _ = sampler.close().await;
+    Ok(results)
+}
+
+/// One migration, for real, on the dev copy. Returns the locks it took.
+async fn run_one(
+    conn: &mut PgConnection,
+    sampler: &mut PgConnection,
+    pid: i32,
+    m: &LocalMigration,
+    existing: &BTreeSet<String>,
+) -> Result<Vec<LockTaken>, sqlx::Error> {
+    if m.no_tx {
+        let mut seen = BTreeSet::new();
+        let result = {
+            let run = sqlx::raw_sql(AssertSqlSafe(m.sql.clone())).execute(&mut *conn);
+            tokio::pin!(run);
+            loop {
+                tokio::select! {
+                    r = &mut run => break r,
+                    sampled = relation_locks(&mut *sampler, pid, existing) => {
+                        if let Ok(l) = sampled { seen.extend(l); }
+                        tokio::time::sleep(Duration::from_millis(2)).await;
+                    }
+                }
+            }
+        };
+        result.map(|_| seen.into_iter().collect())
+    } else {
+        let mut tx = conn.begin().await?;
+        sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
+            .execute(&mut *tx)
+            .await?;
+        // Locks are held until the end of the transaction: read them all before COMMIT.
+        let locks = relation_locks(&mut tx, pid, existing).await?;
+        tx.commit().await?;
+        Ok(locks.into_iter().collect())
+    }
+}
+
+async fn cancel_on_dev(dev: &DevServer, pid: i32) {
+    if let Ok(mut admin) = dev.admin().await {
+        let _ = sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let _ = sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&mut admin)
+            .await;
+        let _ = admin.close().await;
+    }
 }
 
 fn ledger_eq(a: &Option<Vec<LedgerRow>>, b: &Option<Vec<LedgerRow>>) -> bool {
@@ -298,10 +451,11 @@ fn ledger_eq(a: &Option<Vec<LedgerRow>>, b: &Option<Vec<LedgerRow>>) -> bool {
     key(a) == key(b)
 }
 
-/// Relation locks held by this backend outside the system catalogs.
+/// Relation locks held (or awaited) by backend `pid` outside the system catalogs.
 async fn relation_locks(
     conn: &mut PgConnection,
-    before: &SchemaSnapshot,
+    pid: i32,
+    existing: &BTreeSet<String>,
 ) -> Result<BTreeSet<LockTaken>, sqlx::Error> {
     let rows = sqlx::query(
         "SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END AS relation,
@@ -309,17 +463,13 @@ async fn relation_locks(
            FROM pg_locks l
            JOIN pg_class c ON c.oid = l.relation
            JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE l.pid = pg_backend_pid() AND l.locktype = 'relation' AND l.granted
+          WHERE l.pid = $1 AND l.locktype = 'relation'
             AND n.nspname NOT IN ('pg_catalog', 'information_schema')
             AND n.nspname NOT LIKE 'pg\\_toast%'",
     )
+    .bind(pid)
     .fetch_all(&mut *conn)
     .await?;
-    let existing: BTreeSet<String> = before
-        .tables
-        .iter()
-        .flat_map(|(t, table)| std::iter::once(t.clone()).chain(table.indexes.keys().cloned()))
-        .collect();
     Ok(rows
         .iter()
         .map(|r| {
@@ -349,8 +499,11 @@ pub fn lock_mode_words(mode: &str) -> String {
 
 fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
     let (mut line, mut column, mut sqlstate) = (None, None, None);
+    let mut error = e.to_string();
     if let sqlx::Error::Database(db) = e {
         sqlstate = db.code().map(|c| c.to_string());
+        // The server's own message, without the driver's prefix.
+        error = db.message().to_string();
         if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>()
             && let Some(PgErrorPosition::Original(pos)) = pg.position()
         {
@@ -359,7 +512,9 @@ fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
             column = Some(c);
         }
     }
-    let mut error = e.to_string();
+    if sqlstate.as_deref() == Some("42501") {
+        error.push_str(" (on a private dev cluster migrations run as an ordinary role, as production's migration role should; a migration that needs a superuser can be dry-run with --dev-url on a scratch server)");
+    }
     if sqlstate.as_deref() == Some("55P03") {
         error.push_str(" (lock_timeout: another session holds a conflicting lock; in production this migration would queue behind it and block everyone after it)");
     }

@@ -2,4 +2,5 @@
 //! dry-run, which always rolls back.
 
 pub mod dry_run;
+pub mod schema_copy;
 pub mod statements;

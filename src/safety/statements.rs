@@ -1,24 +1,32 @@
-//! A small lexer over migration SQL that finds where each statement starts, skipping comments,
-//! quoted strings, quoted identifiers and dollar-quoted bodies (so a plpgsql `BEGIN ... END`
-//! inside a function is not mistaken for transaction control). Used to refuse what a
-//! rolled-back dry-run or a scratch database cannot contain safely.
+//! A small lexer over migration SQL: it splits statements, skipping comments, string literals
+//! (including `E''` strings, where a backslash escapes the quote), quoted identifiers and
+//! dollar-quoted bodies (but not a `$` inside an identifier such as `a$b$`, which is no
+//! quote). It is a review aid for the dry-run report ("this file contains COMMIT", "this
+//! opens a second connection"), never a safety boundary: what might be dangerous runs on a dev
+//! database, and production sees only read-only statements.
 
-/// The first words (upper-cased, up to three) of every statement in `sql`.
-pub fn statement_heads(sql: &str) -> Vec<String> {
+/// One token of a statement, as far as the lint needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Token {
+    /// A keyword or identifier, upper-cased (quoted identifiers keep their text).
+    Word(String),
+    /// A string literal or dollar-quoted body.
+    Literal,
+    Punct(char),
+}
+
+/// Splits `sql` into statements of tokens.
+fn statements(sql: &str) -> Vec<Vec<Token>> {
     let b = sql.as_bytes();
-    let mut heads = Vec::new();
-    let mut current = String::new();
-    let mut words = 0;
+    let mut out: Vec<Vec<Token>> = Vec::new();
+    let mut current: Vec<Token> = Vec::new();
     let mut i = 0;
-    let mut at_word = false;
     while i < b.len() {
         let c = b[i];
-        // Comments.
         if c == b'-' && b.get(i + 1) == Some(&b'-') {
             while i < b.len() && b[i] != b'\n' {
                 i += 1;
             }
-            at_word = false;
             continue;
         }
         if c == b'/' && b.get(i + 1) == Some(&b'*') {
@@ -35,15 +43,25 @@ pub fn statement_heads(sql: &str) -> Vec<String> {
                     i += 1;
                 }
             }
-            at_word = false;
             continue;
         }
-        // Quoted strings and identifiers.
-        if c == b'\'' || c == b'"' {
+        if c == b'\'' {
+            // E'...' (or e'...'): backslash escapes. Only when the E stands alone, not as the
+            // end of a longer word (`some'` is not an escape string).
+            let escape = matches!(current.last(), Some(Token::Word(w)) if w == "E")
+                && i > 0
+                && matches!(b[i - 1], b'E' | b'e');
+            if escape {
+                current.pop();
+            }
             i += 1;
             while i < b.len() {
-                if b[i] == c {
-                    if b.get(i + 1) == Some(&c) {
+                if escape && b[i] == b'\\' {
+                    i += 2;
+                    continue;
+                }
+                if b[i] == b'\'' {
+                    if b.get(i + 1) == Some(&b'\'') {
                         i += 2;
                         continue;
                     }
@@ -52,12 +70,30 @@ pub fn statement_heads(sql: &str) -> Vec<String> {
                 i += 1;
             }
             i += 1;
-            words = words.max(1);
-            at_word = false;
+            current.push(Token::Literal);
             continue;
         }
-        // Dollar quotes: $$ ... $$ or $tag$ ... $tag$.
+        if c == b'"' {
+            i += 1;
+            let mut ident = Vec::new();
+            while i < b.len() {
+                if b[i] == b'"' {
+                    if b.get(i + 1) == Some(&b'"') {
+                        ident.push(b'"');
+                        i += 2;
+                        continue;
+                    }
+                    break;
+                }
+                ident.push(b[i]);
+                i += 1;
+            }
+            i += 1;
+            current.push(Token::Word(String::from_utf8_lossy(&ident).into_owned()));
+            continue;
+        }
         if c == b'$' {
+            // $tag$ ... $tag$ or $$ ... $$; $1 is a parameter.
             let mut j = i + 1;
             while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
                 j += 1;
@@ -68,49 +104,69 @@ pub fn statement_heads(sql: &str) -> Vec<String> {
                     Some(end) => i = j + 1 + end + tag.len(),
                     None => i = b.len(),
                 }
-                words = words.max(1);
-                at_word = false;
+                current.push(Token::Literal);
                 continue;
             }
-        }
-        if c == b';' {
-            if !current.is_empty() {
-                heads.push(std::mem::take(&mut current));
-            }
-            words = 0;
-            at_word = false;
             i += 1;
             continue;
         }
-        if c.is_ascii_alphabetic() || c == b'_' {
-            if !at_word && words < 3 {
-                if !current.is_empty() {
-                    current.push(' ');
-                }
-                words += 1;
-                at_word = true;
+        if c == b';' {
+            if !current.is_empty() {
+                out.push(std::mem::take(&mut current));
             }
-            if at_word && words <= 3 && current.split(' ').count() == words {
-                current.push(c.to_ascii_uppercase() as char);
+            i += 1;
+            continue;
+        }
+        if c.is_ascii_alphabetic() || c == b'_' || c >= 0x80 {
+            let start = i;
+            // Identifier characters include digits and `$` after the first: `a$b$` is one
+            // identifier, not the start of a dollar quote.
+            while i < b.len()
+                && (b[i].is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b'$' || b[i] >= 0x80)
+            {
+                i += 1;
             }
-        } else if !c.is_ascii_digit() {
-            if at_word {
-                at_word = false;
+            current.push(Token::Word(sql[start..i].to_ascii_uppercase()));
+            continue;
+        }
+        if c.is_ascii_digit() {
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == b'.' || b[i] == b'_') {
+                i += 1;
             }
-            if !c.is_ascii_whitespace() {
-                // Punctuation ends the words we care about.
-                words = 3;
-            }
+            current.push(Token::Literal);
+            continue;
+        }
+        if !c.is_ascii_whitespace() {
+            current.push(Token::Punct(c as char));
         }
         i += 1;
     }
-    if !current.trim().is_empty() {
-        heads.push(current);
+    if !current.is_empty() {
+        out.push(current);
     }
-    heads
+    out
 }
 
-/// Statements that would break out of the dry-run's transaction or turn its safety off.
+/// The first words (upper-cased, up to three, stopping at anything that is not a word) of
+/// every statement in `sql`.
+pub fn statement_heads(sql: &str) -> Vec<String> {
+    statements(sql)
+        .iter()
+        .map(|s| {
+            s.iter()
+                .map_while(|t| match t {
+                    Token::Word(w) => Some(w.as_str()),
+                    _ => None,
+                })
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .filter(|h| !h.is_empty())
+        .collect()
+}
+
+/// A statement that ends or changes the transaction it runs in, or lifts its timeouts.
 pub fn transaction_control(sql: &str) -> Option<String> {
     statement_heads(sql).into_iter().find(|h| {
         let first = h.split(' ').next().unwrap_or("");
@@ -118,16 +174,34 @@ pub fn transaction_control(sql: &str) -> Option<String> {
             first,
             "BEGIN" | "START" | "COMMIT" | "END" | "ROLLBACK" | "ABORT" | "SAVEPOINT" | "RELEASE"
         ) || h.starts_with("PREPARE TRANSACTION")
-            || h.starts_with("SET LOCK_TIMEOUT")
-            || h.starts_with("SET STATEMENT_TIMEOUT")
-            || h.starts_with("SET SESSION LOCK_TIMEOUT")
-            || h.starts_with("SET SESSION STATEMENT_TIMEOUT")
+            || h.starts_with("COMMIT PREPARED")
             || h.starts_with("RESET ALL")
     })
 }
 
+/// A statement that changes a timeout (`SET [LOCAL|SESSION] statement_timeout = 0`).
+pub fn timeout_override(sql: &str) -> Option<String> {
+    statements(sql).iter().find_map(|s| {
+        let words: Vec<&str> = s
+            .iter()
+            .filter_map(|t| match t {
+                Token::Word(w) => Some(w.as_str()),
+                _ => None,
+            })
+            .collect();
+        let set = words.first() == Some(&"SET") || words.first() == Some(&"RESET");
+        let timeout = words.iter().take(3).any(|w| {
+            matches!(
+                *w,
+                "LOCK_TIMEOUT" | "STATEMENT_TIMEOUT" | "IDLE_IN_TRANSACTION_SESSION_TIMEOUT"
+            )
+        });
+        (set && timeout).then(|| words.iter().take(3).cloned().collect::<Vec<_>>().join(" "))
+    })
+}
+
 /// Statements whose effect is not confined to one database (roles, tablespaces, server
-/// settings, other databases): a scratch database on the same server would keep them.
+/// settings, other databases).
 pub fn server_wide(sql: &str) -> Option<String> {
     statement_heads(sql).into_iter().find(|h| {
         let mut w = h.split(' ');
@@ -141,6 +215,102 @@ pub fn server_wide(sql: &str) -> Option<String> {
                 | ("REASSIGN", _)
         )
     })
+}
+
+/// Extensions created with `CREATE EXTENSION IF NOT EXISTS name`: a dev database can create
+/// them beforehand as its administrator, and the statement then finds them there.
+pub fn extensions_created_if_not_exists(sql: &str) -> Vec<String> {
+    statements(sql)
+        .iter()
+        .filter_map(|s| {
+            let words: Vec<&str> = s
+                .iter()
+                .take(6)
+                .map_while(|t| match t {
+                    Token::Word(w) => Some(w.as_str()),
+                    _ => None,
+                })
+                .collect();
+            match words.as_slice() {
+                ["CREATE", "EXTENSION", "IF", "NOT", "EXISTS", name, ..] => {
+                    Some(name.to_ascii_lowercase())
+                }
+                _ => None,
+            }
+        })
+        .collect()
+}
+
+/// Words (function names, options) that reach outside the database: another connection, the
+/// server's files or programs.
+const REACHES_OUT: &[(&str, &str)] = &[
+    ("DBLINK", "opens a second connection (dblink), outside the migration's transaction"),
+    ("DBLINK_EXEC", "opens a second connection (dblink), outside the migration's transaction"),
+    ("DBLINK_CONNECT", "opens a second connection (dblink), outside the migration's transaction"),
+    ("PG_READ_FILE", "reads a file on the database server"),
+    ("PG_READ_BINARY_FILE", "reads a file on the database server"),
+    ("PG_LS_DIR", "lists a directory on the database server"),
+    ("LO_IMPORT", "reads a file on the database server (lo_import)"),
+    ("LO_EXPORT", "writes a file on the database server (lo_export)"),
+    ("PG_EXECUTE_SERVER_PROGRAM", "grants running programs on the database server"),
+    ("PG_READ_SERVER_FILES", "grants reading the database server's files"),
+    ("PG_WRITE_SERVER_FILES", "grants writing the database server's files"),
+];
+
+/// What a reviewer should know about a migration before it is applied. Dynamic SQL (EXECUTE in
+/// a function or DO block) is not looked into, and the notes say so.
+pub fn lint(sql: &str) -> Vec<String> {
+    let mut notes = Vec::new();
+    if let Some(s) = transaction_control(sql) {
+        notes.push(format!(
+            "contains `{s}`: transaction control; sqlx runs the file in one transaction, which \
+             this would end or change"
+        ));
+    }
+    if let Some(s) = timeout_override(sql) {
+        notes.push(format!(
+            "contains `{s}`: it changes its own timeouts (pgvigil's dry-run still stops it at its \
+             wall-clock bound)"
+        ));
+    }
+    if let Some(s) = server_wide(sql) {
+        notes.push(format!(
+            "contains `{s}`: it changes the whole server, not only this database"
+        ));
+    }
+    let stmts = statements(sql);
+    let words: Vec<&str> = stmts
+        .iter()
+        .flatten()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect();
+    let copy_program = stmts.iter().any(|s| {
+        matches!(s.first(), Some(Token::Word(w)) if w == "COPY")
+            && s.iter().any(|t| matches!(t, Token::Word(w) if w == "PROGRAM"))
+    });
+    if copy_program {
+        notes.push("uses COPY ... PROGRAM: runs a program on the database server".into());
+    }
+    for (word, why) in REACHES_OUT {
+        if words.contains(word) && !notes.iter().any(|n| n.ends_with(why)) {
+            notes.push(format!("uses {}: {why}", word.to_ascii_lowercase()));
+        }
+    }
+    let dynamic = stmts.iter().any(|s| {
+        matches!(s.first(), Some(Token::Word(w)) if w == "DO")
+            || s.iter().any(|t| matches!(t, Token::Word(w) if w == "FUNCTION" || w == "PROCEDURE"))
+    });
+    if dynamic {
+        notes.push(
+            "has a code block (DO, FUNCTION or PROCEDURE): statements inside it, dynamic SQL \
+             included, are not scanned"
+                .into(),
+        );
+    }
+    notes
 }
 
 #[cfg(test)]
@@ -165,7 +335,6 @@ mod tests {
             "ALTER TABLE t ADD c int; COMMIT; DROP TABLE t;",
             "begin; select 1;",
             "SELECT 1;\nend;",
-            "set lock_timeout = 0;",
             "ROLLBACK",
         ] {
             assert!(transaction_control(sql).is_some(), "{sql}");
@@ -174,7 +343,38 @@ mod tests {
     }
 
     #[test]
-    fn server_wide_statements_are_found() {
+    fn a_dollar_inside_an_identifier_does_not_hide_a_commit() {
+        // `a$b$` is an identifier; a scanner that took `$b$` for a dollar quote would skip
+        // everything up to the next `$b$`, COMMIT included.
+        let sql = "CREATE TABLE a$b$ (x int); COMMIT; DROP TABLE documents CASCADE; SELECT 'x$b$';";
+        assert_eq!(transaction_control(sql).as_deref(), Some("COMMIT"));
+        assert_eq!(
+            statement_heads(sql),
+            vec!["CREATE TABLE A$B$", "COMMIT", "DROP TABLE DOCUMENTS", "SELECT"]
+        );
+    }
+
+    #[test]
+    fn an_escaped_quote_in_an_e_string_does_not_hide_a_commit() {
+        // In E'\'' the backslash escapes the quote; a scanner that ignored it would read
+        // `'; COMMIT; SELECT '` as the inside of one long string.
+        let sql = "SELECT E'\\''; COMMIT; DELETE FROM documents; SELECT '';";
+        assert_eq!(transaction_control(sql).as_deref(), Some("COMMIT"));
+        // And a quote doubled in a plain string is still inside it.
+        assert_eq!(transaction_control("SELECT 'it''s; COMMIT'"), None);
+        // Lower-case e, and a word ending in e that is not an E'' prefix.
+        assert!(transaction_control("select e'\\''; commit;").is_some());
+        assert_eq!(transaction_control("SELECT name'a\\'; COMMIT'"), None);
+    }
+
+    #[test]
+    fn timeouts_and_server_wide_statements_are_found() {
+        assert_eq!(
+            timeout_override("SET LOCAL statement_timeout = 0; UPDATE t SET a = 1").as_deref(),
+            Some("SET LOCAL STATEMENT_TIMEOUT")
+        );
+        assert!(timeout_override("set lock_timeout = 0").is_some());
+        assert!(timeout_override("SET LOCAL search_path = x").is_none());
         assert_eq!(
             server_wide("CREATE ROLE reporter LOGIN;").as_deref(),
             Some("CREATE ROLE REPORTER")
@@ -182,5 +382,27 @@ mod tests {
         assert!(server_wide("alter system set work_mem = '1GB'").is_some());
         assert!(server_wide("CREATE TABLE roles (id int)").is_none());
         assert!(server_wide("GRANT SELECT ON t TO reporter").is_none());
+    }
+
+    #[test]
+    fn extensions_to_create_beforehand_are_found() {
+        assert_eq!(
+            extensions_created_if_not_exists(
+                "-- x\nCREATE EXTENSION IF NOT EXISTS vector;\nCREATE EXTENSION pg_trgm;\ncreate extension if not exists hstore with schema public;"
+            ),
+            vec!["vector", "hstore"]
+        );
+    }
+
+    #[test]
+    fn reaching_outside_the_database_is_noted() {
+        let notes = lint("COPY documents FROM PROGRAM 'curl evil'");
+        assert!(notes.iter().any(|n| n.contains("runs a program")), "{notes:?}");
+        let notes = lint("SELECT dblink_exec('dbname=prod', 'DELETE FROM documents')");
+        assert!(notes.iter().any(|n| n.contains("second connection")), "{notes:?}");
+        let notes = lint("DO $$ BEGIN EXECUTE 'CREATE ROLE x SUPERUSER'; END $$");
+        assert!(notes.iter().any(|n| n.contains("not scanned")), "{notes:?}");
+        assert!(lint("ALTER TABLE t ADD COLUMN program text").is_empty());
+        assert!(lint("CREATE TABLE t (a int)").is_empty());
     }
 }

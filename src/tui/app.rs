@@ -27,6 +27,8 @@ pub struct DashboardOptions {
     pub glyphs: Glyphs,
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
+    /// Where `v` builds the expected schema and `d` runs the pending migrations.
+    pub dev: crate::dev::DevSource,
     /// Receives the current pool (for `pgvigil demo`'s workload).
     pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
 }
@@ -82,6 +84,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         JobSettings {
             migrations_dir: options.migrations_dir,
             expected_file: options.expected_file,
+            dev: options.dev,
         },
         msg_tx,
     );

@@ -20,6 +20,8 @@ use crate::safety::dry_run::{DryRunOptions, dry_run};
 pub struct JobSettings {
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
+    /// Where the verify key builds the expected schema and the dry-run key runs migrations.
+    pub dev: crate::dev::DevSource,
 }
 
 pub struct JobRunner {
@@ -65,8 +67,8 @@ impl JobRunner {
                 ),
                 JobOutcome::DryRun(r) => tracing::info!(
                     target: "pgvigil::jobs",
-                    "dry-run finished: {} migration(s), {} failed, rolled back (left no trace: {})",
-                    r.migrations.len(), r.failed(), r.left_no_trace
+                    "dry-run finished on the dev copy: {} migration(s), {} failed; production unchanged: {}",
+                    r.migrations.len(), r.failed(), r.production_unchanged
                 ),
                 JobOutcome::Cancelled => {}
             }
@@ -176,9 +178,10 @@ async fn run(
             let options = CheckOptions {
                 migrations_dir: settings.migrations_dir.clone(),
                 expected_file: settings.expected_file.clone(),
-                // The automatic status read creates nothing and times no queries; the schema
-                // needs a scratch database, so it waits for `v`.
-                scratch: kind == JobKind::Verify,
+                // The automatic status read starts nothing and times no queries; the schema
+                // needs a dev database (unless cached), so it waits for `v`.
+                build_expected: kind == JobKind::Verify,
+                dev: settings.dev.clone(),
                 skip: if kind == JobKind::Status {
                     vec![crate::checks::Group::Schema]
                 } else {
@@ -192,10 +195,13 @@ async fn run(
             ))
         }
         JobKind::DryRun => match dry_run(
+            config,
             &mut conn,
-            config.database_url.to_string(),
             &settings.migrations_dir,
-            &DryRunOptions::default(),
+            &DryRunOptions {
+                dev: settings.dev.clone(),
+                ..DryRunOptions::default()
+            },
         )
         .await
         {

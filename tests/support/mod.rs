@@ -134,3 +134,106 @@ pub fn migrations_copy() -> tempfile::TempDir {
 pub fn migrations_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
+
+/// A read-only pgvigil configuration for `url`, as the binary builds it.
+pub fn prod_config(url: &str) -> pgvigil::PoolConfig {
+    pgvigil::PoolConfig::builder(url)
+        .min_connections(1)
+        .build()
+        .expect("config")
+        .read_only()
+}
+
+/// A read-only session on `url`, as pgvigil opens it on production.
+pub async fn prod_connection(url: &str) -> sqlx::PgConnection {
+    use sqlx::ConnectOptions;
+    pgvigil::pool::connect_options(&prod_config(url))
+        .connect()
+        .await
+        .expect("connect")
+}
+
+/// A cache directory shared by the tests of one binary, so the expected schema of the
+/// reference migrations is built on a dev database once, not per test.
+pub fn shared_cache() -> std::path::PathBuf {
+    static DIR: LazyLock<tempfile::TempDir> = LazyLock::new(|| tempfile::tempdir().unwrap());
+    DIR.path().to_path_buf()
+}
+
+/// Everything about a database that pgvigil must never change: its schema (pg_dump, with the
+/// random `\restrict` lines of newer pg_dump left out), the ledger, the row count of every
+/// table, and server-wide state (roles and memberships, pg_file_settings).
+#[derive(Debug, PartialEq, Eq)]
+pub struct Fingerprint {
+    pub schema: String,
+    pub ledger: String,
+    pub row_counts: String,
+    pub roles: String,
+    pub file_settings: String,
+}
+
+pub fn fingerprint(cluster: &PrivateCluster, url: &str) -> Fingerprint {
+    let db = url
+        .rsplit('/')
+        .next()
+        .unwrap()
+        .split('?')
+        .next()
+        .unwrap()
+        .to_string();
+    let out = std::process::Command::new(cluster.bindir().join("pg_dump"))
+        .args(["--schema-only", "-h"])
+        .arg(cluster.dir())
+        .args(["-p", &cluster.port().to_string(), "-U", "postgres", "-d", &db])
+        .env("PGPASSWORD", cluster.password())
+        .output()
+        .expect("pg_dump");
+    assert!(
+        out.status.success(),
+        "pg_dump: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let schema = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ledger = cluster
+        .psql(
+            &db,
+            "SELECT coalesce(string_agg(format('%s %s %s %s', version, success, encode(checksum, 'hex'), installed_on), E'\\n' ORDER BY version), 'none')
+               FROM _sqlx_migrations",
+        )
+        .unwrap_or_else(|_| "no ledger".into());
+    // Row counts of every table, by a function so one statement covers any schema.
+    let row_counts = cluster
+        .psql(
+            &db,
+            "SELECT coalesce(string_agg(format('%s.%s %s', schemaname, relname,
+                    (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM %I.%I', schemaname, relname), false, true, '')))[1]::text),
+                    E'\\n' ORDER BY schemaname, relname), '')
+               FROM pg_stat_user_tables",
+        )
+        .unwrap();
+    let roles = cluster
+        .psql(
+            "postgres",
+            "SELECT string_agg(format('%s super=%s login=%s createrole=%s createdb=%s members=%s', r.rolname, r.rolsuper, r.rolcanlogin, r.rolcreaterole, r.rolcreatedb,
+                    (SELECT string_agg(m.rolname, ',' ORDER BY m.rolname) FROM pg_auth_members a JOIN pg_roles m ON m.oid = a.member WHERE a.roleid = r.oid)),
+                    E'\\n' ORDER BY r.rolname) FROM pg_roles r",
+        )
+        .unwrap();
+    let file_settings = cluster
+        .psql(
+            "postgres",
+            "SELECT coalesce(string_agg(format('%s:%s %s=%s', sourcefile, sourceline, name, setting), E'\\n' ORDER BY sourcefile, sourceline), '') FROM pg_file_settings",
+        )
+        .unwrap();
+    Fingerprint {
+        schema,
+        ledger,
+        row_counts,
+        roles,
+        file_settings,
+    }
+}

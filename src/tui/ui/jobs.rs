@@ -57,7 +57,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             let (word, style) = match &m.outcome {
                 Outcome::Succeeded => ("ok", t.ok),
                 Outcome::Failed { .. } => ("FAILED", t.danger),
-                Outcome::NeedsStaging { .. } => ("staging", t.warn),
+                Outcome::NotRun { .. } => ("not run", t.warn),
             };
             lines.push(Line::from(styled(
                 fit(

@@ -142,8 +142,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         .as_ref()
         .map(|s| {
             format!(
-                "PG {}",
-                s.version.split_whitespace().next().unwrap_or(&s.version)
+                "PG {}{}",
+                s.version.split_whitespace().next().unwrap_or(&s.version),
+                if s.in_recovery { " STANDBY" } else { "" }
             )
         })
         .unwrap_or_else(|| "PG ?".into());
@@ -186,7 +187,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         if i > 0 {
             spans.push(Span::styled(sep.clone(), style));
         }
-        spans.push(Span::styled(part, style));
+        spans.push(styled(part, style));
     }
     if state.paused {
         spans.push(Span::styled(sep, style));
@@ -318,7 +319,11 @@ fn short_target(target: &str) -> String {
 }
 
 /// Text that fits: cut with `~` when longer than `width` (character-safe).
+/// Text cut to `width` columns, with control characters shown as escapes first (names,
+/// queries and messages come from the server; an escape sequence must never reach the
+/// terminal, and a newline must not break a row).
 pub(crate) fn fit(text: &str, width: usize) -> String {
+    let text = crate::sanitize::printable(text);
     if text.chars().count() <= width {
         text.to_string()
     } else if width == 0 {
@@ -330,6 +335,11 @@ pub(crate) fn fit(text: &str, width: usize) -> String {
     }
 }
 
+/// Every span of server or file text goes through here: control characters become escapes.
 pub(crate) fn styled<'a>(text: impl Into<String>, style: Style) -> Span<'a> {
-    Span::styled(text.into(), style)
+    let text = text.into();
+    match crate::sanitize::printable(&text) {
+        std::borrow::Cow::Borrowed(_) => Span::styled(text, style),
+        std::borrow::Cow::Owned(clean) => Span::styled(clean, style),
+    }
 }

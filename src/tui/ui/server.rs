@@ -44,6 +44,24 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             t.dim,
         ),
     ])];
+    if s.in_recovery {
+        lines.push(Line::from(styled(
+            fit(
+                "STANDBY: a read-only replica in recovery; migrations apply on its primary",
+                width,
+            ),
+            t.warn,
+        )));
+    }
+    if !s.sees_all_sessions {
+        lines.push(Line::from(styled(
+            fit(
+                "only this role's sessions are visible in detail; grant pg_monitor",
+                width,
+            ),
+            t.warn,
+        )));
+    }
     match &s.longest_transaction {
         Some(x) => lines.push(Line::from(styled(
             fit(

@@ -1,0 +1,111 @@
+//! One failing read must not spoil the others. Every read group of a check runs under its own
+//! savepoint inside the READ ONLY transaction: a permission error or a lock timeout on one table
+//! is rolled back to the savepoint and reported by that check, and the next check still decides.
+//! A read that gave up waiting for a lock names the session that held it.
+
+use sqlx::PgConnection;
+
+/// A read that failed, with who blocked it when it waited on a lock.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}{blockers}")]
+pub struct ReadError {
+    message: String,
+    blockers: String,
+    #[source]
+    source: sqlx::Error,
+}
+
+impl ReadError {
+    pub fn sqlstate(&self) -> Option<String> {
+        match &self.source {
+            sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `read` under a savepoint; on failure rolls back to it so the transaction stays usable.
+pub async fn guarded<T>(
+    conn: &mut PgConnection,
+    read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+) -> Result<T, ReadError> {
+    // Outside a transaction a savepoint is an error; the check runner always opens one.
+    let savepoint = sqlx::query("SAVEPOINT pgvigil_read")
+        .execute(&mut *conn)
+        .await
+        .is_ok();
+    let result = read(&mut *conn).await;
+    match result {
+        Ok(v) => {
+            if savepoint {
+                let _ = sqlx::query("RELEASE SAVEPOINT pgvigil_read")
+                    .execute(&mut *conn)
+                    .await;
+            }
+            Ok(v)
+        }
+        Err(source) => {
+            if savepoint {
+                let _ = sqlx::query("ROLLBACK TO SAVEPOINT pgvigil_read")
+                    .execute(&mut *conn)
+                    .await;
+            }
+            let lock_wait = matches!(&source, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"));
+            let blockers = if lock_wait {
+                blockers(conn).await
+            } else {
+                String::new()
+            };
+            Err(ReadError {
+                message: server_message(&source),
+                blockers,
+                source,
+            })
+        }
+    }
+}
+
+/// The server's message without the driver's prefix and with a hint for the usual causes.
+pub fn server_message(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => {
+            let mut m = d.message().to_string();
+            if d.code().as_deref() == Some("42501") {
+                m.push_str(" (the role lacks a privilege: see README, \"The role to give pgvigil\")");
+            }
+            m
+        }
+        other => crate::pool::error_text(other),
+    }
+}
+
+/// Sessions holding a lock a reader cannot share (ACCESS EXCLUSIVE on a relation of this
+/// database), as "; waited on a lock held by pid 123 (app, ACCESS EXCLUSIVE on documents,
+/// transaction open 41 s)".
+pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
+    let rows: Vec<(i32, String, String, f64)> = sqlx::query_as(
+        "SELECT l.pid, coalesce(nullif(a.application_name, ''), '(unnamed)'),
+                coalesce(c.relname::text, l.relation::text),
+                coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8
+           FROM pg_locks l
+           JOIN pg_stat_activity a ON a.pid = l.pid
+           LEFT JOIN pg_class c ON c.oid = l.relation
+          WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            AND l.pid <> pg_backend_pid()
+          ORDER BY a.xact_start LIMIT 3",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap_or_default();
+    if rows.is_empty() {
+        return "; the session holding the lock could not be seen (grant pg_monitor)".into();
+    }
+    let list: Vec<String> = rows
+        .iter()
+        .map(|(pid, app, rel, secs)| {
+            format!("pid {pid} ({app}, ACCESS EXCLUSIVE on {rel}, transaction open {secs:.0} s)")
+        })
+        .collect();
+    format!("; waited on a lock held by {}", list.join(", "))
+}

@@ -1,0 +1,500 @@
+//! The dev database: where migration SQL runs when pgvigil judges it, never the server behind
+//! DATABASE_URL. Like Atlas's dev database, it is either a private throwaway PostgreSQL that
+//! pgvigil starts on this machine (same major version as production, with pgvector), or an
+//! empty scratch server the engineer names with `--dev-url` / `DEV_DATABASE_URL`. Each use gets
+//! a database of its own (`pgvigil_scratch_...`) that is dropped afterwards; one left by a
+//! process that was killed outright is found and dropped by the next run.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
+
+use crate::cluster::{ClusterError, ClusterOptions, PrivateCluster};
+use crate::config::DatabaseUrl;
+use crate::sanitize::quote_ident;
+
+/// Where the dev database comes from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum DevSource {
+    /// A private PostgreSQL started on this machine for the job and removed afterwards.
+    #[default]
+    Private,
+    /// An empty scratch server (staging, a CI service); pgvigil creates and drops its own
+    /// databases there and touches nothing else.
+    Url(DatabaseUrl),
+}
+
+impl DevSource {
+    /// `--dev-url` over `DEV_DATABASE_URL`; neither means a private cluster.
+    pub fn from_flag_or_env(flag: Option<&str>) -> Result<Self, DevError> {
+        let (raw, origin) = match flag {
+            Some(v) => (v.to_string(), "--dev-url"),
+            None => match std::env::var("DEV_DATABASE_URL") {
+                Ok(v) if !v.trim().is_empty() => (v, "DEV_DATABASE_URL"),
+                _ => return Ok(Self::Private),
+            },
+        };
+        DatabaseUrl::parse(&raw)
+            .map(Self::Url)
+            .map_err(|e| DevError::Url {
+                origin,
+                reason: e.to_string(),
+            })
+    }
+}
+
+/// Why no dev database could be had.
+#[derive(Debug, thiserror::Error)]
+pub enum DevError {
+    #[error(
+        "{origin}: {reason}; expected the URL of an empty scratch PostgreSQL server \
+         (postgres://user:password@host:5432/postgres) whose role may create databases"
+    )]
+    Url { origin: &'static str, reason: String },
+    #[error("no private dev database could be started: {0}")]
+    Cluster(#[from] ClusterError),
+    #[error("the dev database at {target} did not answer: {reason}")]
+    Connect { target: String, reason: String },
+    #[error(
+        "role \"{role}\" on the dev database at {target} may not create databases; give it \
+         CREATEDB, or leave out --dev-url to use a private cluster"
+    )]
+    NotAllowed { role: String, target: String },
+    #[error("the dev database at {target}: {reason}")]
+    Database { target: String, reason: String },
+}
+
+enum Kind {
+    Private(Box<PrivateCluster>),
+    Url(DatabaseUrl),
+}
+
+/// A running dev server. Dropping it removes a private cluster.
+pub struct DevServer {
+    kind: Kind,
+    admin: PgConnectOptions,
+    /// On a private cluster, migrations run as this role, not as the superuser: a hostile
+    /// migration must not run programs or read files on this machine (COPY ... PROGRAM,
+    /// pg_read_file), change the cluster's settings or create roles. It owns each scratch
+    /// database; extensions, which need a superuser, are created for it beforehand.
+    migrator: Option<PgConnectOptions>,
+    /// `server_version_num`, e.g. 150020.
+    pub version_num: i32,
+    pub version: String,
+}
+
+impl std::fmt::Debug for DevServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DevServer({})", self.describe())
+    }
+}
+
+impl DevServer {
+    /// Starts (private) or reaches (URL) the dev server. `major` is production's major version:
+    /// a private cluster must be of that version; a dev URL of another version is accepted and
+    /// the mismatch is reported by whoever compares [`DevServer::major`].
+    pub async fn start(source: &DevSource, major: Option<u32>) -> Result<Self, DevError> {
+        match source {
+            DevSource::Private => {
+                let options = ClusterOptions {
+                    major,
+                    ..ClusterOptions::default()
+                }
+                // Keep it small and quick: this server lives for one job.
+                .setting("shared_buffers", "32MB")
+                .setting("max_connections", "20");
+                // initdb and pg_ctl block; keep them off the async threads. If the caller is
+                // cancelled meanwhile, the finished cluster is dropped (and removed) with the
+                // task's output.
+                let cluster = tokio::task::spawn_blocking(move || {
+                    crate::cluster::sweep_stale();
+                    PrivateCluster::start_with(options)
+                })
+                .await
+                .map_err(|e| DevError::Database {
+                    target: "private cluster".into(),
+                    reason: e.to_string(),
+                })??;
+                let admin = PgConnectOptions::new()
+                    .host("127.0.0.1")
+                    .port(cluster.port())
+                    .username("postgres")
+                    .password(cluster.password())
+                    .database("postgres")
+                    .application_name("pgvigil-dev")
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                let password: String = format!("{:032x}", rand::random::<u128>());
+                let migrator = admin
+                    .clone()
+                    .username(MIGRATOR)
+                    .password(&password);
+                let mut server = Self {
+                    kind: Kind::Private(Box::new(cluster)),
+                    admin,
+                    migrator: Some(migrator),
+                    version_num: 0,
+                    version: String::new(),
+                };
+                server.read_version().await?;
+                let mut conn = server.admin().await?;
+                sqlx::query(AssertSqlSafe(format!(
+                    "CREATE ROLE {MIGRATOR} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+                )))
+                .execute(&mut conn)
+                .await
+                .map_err(|e| server.db_err(e))?;
+                let _ = conn.close().await;
+                Ok(server)
+            }
+            DevSource::Url(url) => {
+                let admin = url
+                    .connect_options()
+                    .application_name("pgvigil-dev")
+                    .log_statements(tracing::log::LevelFilter::Trace);
+                let mut server = Self {
+                    kind: Kind::Url(url.clone()),
+                    admin,
+                    migrator: None,
+                    version_num: 0,
+                    version: String::new(),
+                };
+                server.read_version().await?;
+                server.require_createdb().await?;
+                server.sweep_stale_scratch().await;
+                Ok(server)
+            }
+        }
+    }
+
+    /// What the reports call it (no password).
+    pub fn describe(&self) -> String {
+        match &self.kind {
+            Kind::Private(_) => format!(
+                "private PostgreSQL {} on this machine (removed afterwards)",
+                self.version
+            ),
+            Kind::Url(url) => format!("dev database {url} (PostgreSQL {})", self.version),
+        }
+    }
+
+    pub fn major(&self) -> u32 {
+        (self.version_num / 10000) as u32
+    }
+
+    pub fn is_private(&self) -> bool {
+        matches!(self.kind, Kind::Private(_))
+    }
+
+    fn target(&self) -> String {
+        match &self.kind {
+            Kind::Private(_) => "private cluster".into(),
+            Kind::Url(url) => url.to_string(),
+        }
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        match &self.kind {
+            Kind::Private(c) => text.replace(c.password(), "***"),
+            Kind::Url(url) => url.scrub(text),
+        }
+    }
+
+    fn db_err(&self, e: sqlx::Error) -> DevError {
+        DevError::Database {
+            target: self.target(),
+            reason: self.scrub(&crate::pool::error_text(&e)),
+        }
+    }
+
+    /// A connection to the dev server's maintenance database.
+    pub async fn admin(&self) -> Result<PgConnection, DevError> {
+        match tokio::time::timeout(Duration::from_secs(30), self.admin.connect()).await {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(DevError::Connect {
+                target: self.target(),
+                reason: self.scrub(&crate::pool::error_text(&e)),
+            }),
+            Err(_) => Err(DevError::Connect {
+                target: self.target(),
+                reason: "no answer within 30 s".into(),
+            }),
+        }
+    }
+
+    async fn read_version(&mut self) -> Result<(), DevError> {
+        let mut conn = self.admin().await?;
+        let (num, text): (String, String) =
+            sqlx::query_as("SELECT current_setting('server_version_num'), current_setting('server_version')")
+                .fetch_one(&mut conn)
+                .await
+                .map_err(|e| self.db_err(e))?;
+        self.version_num = num.parse().unwrap_or(0);
+        self.version = text;
+        let _ = conn.close().await;
+        Ok(())
+    }
+
+    async fn require_createdb(&self) -> Result<(), DevError> {
+        let mut conn = self.admin().await?;
+        let (role, may): (String, bool) = sqlx::query_as(
+            "SELECT current_user::text, rolcreatedb OR rolsuper FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        let _ = conn.close().await;
+        if may {
+            Ok(())
+        } else {
+            Err(DevError::NotAllowed {
+                role,
+                target: self.target(),
+            })
+        }
+    }
+
+    /// Creates a scratch database of our own; it is dropped when the returned value is (or by
+    /// the next run, if this process is killed before).
+    pub async fn scratch(&self) -> Result<ScratchDatabase, DevError> {
+        let name = scratch_name();
+        let mut conn = self.admin().await?;
+        let owner = if self.migrator.is_some() {
+            format!(" OWNER {MIGRATOR}")
+        } else {
+            String::new()
+        };
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE DATABASE {}{owner} TEMPLATE template0",
+            quote_ident(&name)
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
+        // The comment says who made it, for the sweep of a later run.
+        let stamp = format!("pgvigil scratch: host={} pid={}", host_name(), std::process::id());
+        let _ = sqlx::query(AssertSqlSafe(format!(
+            "COMMENT ON DATABASE {} IS '{}'",
+            quote_ident(&name),
+            stamp.replace('\'', "''")
+        )))
+        .execute(&mut conn)
+        .await;
+        let _ = conn.close().await;
+        Ok(ScratchDatabase {
+            options: self
+                .migrator
+                .clone()
+                .unwrap_or_else(|| self.admin.clone())
+                .database(&name),
+            superuser: self.admin.clone().database(&name),
+            admin: self.admin.clone(),
+            name,
+            dropped: false,
+        })
+    }
+
+    /// Drops scratch databases on a shared dev server whose maker was this host's process that
+    /// no longer runs. Anything not named and commented by pgvigil on this host is left alone.
+    async fn sweep_stale_scratch(&self) {
+        let Ok(mut conn) = self.admin().await else {
+            return;
+        };
+        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
+            "SELECT d.datname::text, shobj_description(d.oid, 'pg_database'),
+                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname)
+               FROM pg_database d WHERE d.datname LIKE 'pgvigil\\_scratch\\_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default();
+        for (name, comment, sessions) in rows {
+            if sessions > 0 || !stale_scratch(&name, comment.as_deref(), &host_name()) {
+                continue;
+            }
+            match drop_database(&mut conn, &name).await {
+                Ok(()) => tracing::info!(
+                    target: "pgvigil::dev",
+                    "dropped scratch database {name} left by a pgvigil process that no longer runs"
+                ),
+                Err(e) => tracing::warn!(
+                    target: "pgvigil::dev",
+                    "could not drop stale scratch database {name}: {}",
+                    self.scrub(&e.to_string())
+                ),
+            }
+        }
+        let _ = conn.close().await;
+    }
+}
+
+/// The role migrations run as on a private dev cluster.
+const MIGRATOR: &str = "pgvigil_migrator";
+
+/// `pgvigil_scratch_<pid>_<ms>_<random>`: unique, and it names the process that made it.
+fn scratch_name() -> String {
+    format!(
+        "pgvigil_scratch_{}_{}_{:08x}",
+        std::process::id(),
+        chrono::Utc::now().timestamp_millis(),
+        rand::random::<u32>()
+    )
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+/// A scratch database is stale when its name and comment say pgvigil made it on this host, in a
+/// process that is gone.
+fn stale_scratch(name: &str, comment: Option<&str>, host: &str) -> bool {
+    let Some(rest) = name.strip_prefix("pgvigil_scratch_") else {
+        return false;
+    };
+    let Some(pid) = rest.split('_').next().and_then(|p| p.parse::<u32>().ok()) else {
+        return false;
+    };
+    let Some(comment) = comment else {
+        return false;
+    };
+    let ours = comment == format!("pgvigil scratch: host={host} pid={pid}");
+    ours && pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Drops a database, terminating sessions still in it (PostgreSQL 13+), or plainly on older
+/// servers.
+pub(crate) async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
+    let forced = sqlx::query(AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(name)
+    )))
+    .execute(&mut *conn)
+    .await;
+    match forced {
+        Ok(_) => Ok(()),
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42601") => {
+            sqlx::query(AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {}",
+                quote_ident(name)
+            )))
+            .execute(&mut *conn)
+            .await
+            .map(|_| ())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A database of our own on the dev server. [`ScratchDatabase::drop_now`] drops it and waits;
+/// plain dropping (a cancelled job) drops it from a task of its own.
+pub struct ScratchDatabase {
+    pub name: String,
+    /// As the role migrations run as.
+    options: PgConnectOptions,
+    /// As the dev server's administrator (the superuser on a private cluster), for what only
+    /// it may do: creating extensions.
+    superuser: PgConnectOptions,
+    admin: PgConnectOptions,
+    dropped: bool,
+}
+
+impl ScratchDatabase {
+    pub fn connect_options(&self) -> PgConnectOptions {
+        self.options.clone()
+    }
+
+    /// A connection as the role migrations run as.
+    pub async fn connect(&self) -> Result<PgConnection, sqlx::Error> {
+        self.options.connect().await
+    }
+
+    /// A connection as the dev server's administrator.
+    pub async fn connect_admin(&self) -> Result<PgConnection, sqlx::Error> {
+        self.superuser.connect().await
+    }
+
+    /// Creates extensions a non-superuser may not (most are untrusted, pgvector included):
+    /// `(name, version)`; `None` takes the default version.
+    pub async fn create_extensions(
+        &self,
+        extensions: &[(String, Option<String>)],
+    ) -> Result<(), sqlx::Error> {
+        if extensions.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.connect_admin().await?;
+        for (name, version) in extensions {
+            let version = version
+                .as_ref()
+                .map(|v| format!(" VERSION {}", crate::sanitize::quote_literal(v)))
+                .unwrap_or_default();
+            sqlx::raw_sql(AssertSqlSafe(format!(
+                "CREATE EXTENSION IF NOT EXISTS {}{version} CASCADE",
+                quote_ident(name)
+            )))
+            .execute(&mut conn)
+            .await?;
+        }
+        conn.close().await
+    }
+
+    pub async fn drop_now(mut self) -> Result<(), sqlx::Error> {
+        self.dropped = true;
+        let mut conn = self.admin.connect().await?;
+        let result = drop_database(&mut conn, &self.name).await;
+        let _ = conn.close().await;
+        result
+    }
+}
+
+impl Drop for ScratchDatabase {
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let (name, admin) = (self.name.clone(), self.admin.clone());
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                crate::cleanup::spawn(&handle, async move {
+                    let dropped = async {
+                        let mut conn = admin.connect().await?;
+                        drop_database(&mut conn, &name).await?;
+                        conn.close().await
+                    };
+                    if let Err(e) = dropped.await {
+                        tracing::warn!(target: "pgvigil::dev", "could not drop abandoned scratch database {name}: {e}; the next run drops it");
+                    }
+                });
+            }
+            Err(_) => tracing::warn!(
+                target: "pgvigil::dev",
+                "scratch database {name} left behind; the next run drops it"
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_our_own_dead_scratch_databases_are_stale() {
+        let host = "bastion-1";
+        // A pid that cannot exist (above pid_max).
+        let dead = 99_999_999u32;
+        let name = format!("pgvigil_scratch_{dead}_1_00000000");
+        let ours = format!("pgvigil scratch: host={host} pid={dead}");
+        assert!(stale_scratch(&name, Some(&ours), host));
+        assert!(!stale_scratch(&name, Some(&ours), "other-host"));
+        assert!(!stale_scratch(&name, None, host));
+        assert!(!stale_scratch(&name, Some("someone else's"), host));
+        assert!(!stale_scratch("pgvigil_scratchy", Some(&ours), host));
+        assert!(!stale_scratch("app_db", Some(&ours), host));
+        let alive = format!("pgvigil_scratch_{}_1_0", std::process::id());
+        let me = format!("pgvigil scratch: host={host} pid={}", std::process::id());
+        assert!(!stale_scratch(&alive, Some(&me), host));
+    }
+}

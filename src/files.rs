@@ -1,0 +1,138 @@
+//! Files pgvigil reads (themes, .env files, expected-schema snapshots, its cache) and writes.
+//! A path can name anything: `/dev/zero` would exhaust memory, a FIFO would hang the read, a
+//! directory gives a confusing error. Every read goes through [`read_text`]: regular files only
+//! (a symbolic link to one is fine), opened without blocking, with a size limit. Files pgvigil
+//! writes are private to the user (0600) and replaced atomically.
+
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+use std::path::Path;
+
+/// Why a file could not be read; the caller names the flag or variable that gave the path.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("is {kind}, not a regular file")]
+    NotRegular { kind: &'static str },
+    #[error("is larger than the limit of {limit} bytes")]
+    TooLarge { limit: u64 },
+    #[error("is not UTF-8 text")]
+    NotText,
+}
+
+impl FileError {
+    /// The reason as a phrase to put after the path.
+    pub fn reason(&self) -> String {
+        self.to_string()
+    }
+}
+
+/// Reads a regular file of at most `limit` bytes as UTF-8.
+pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
+    // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It has no effect
+    // on reads of regular files.
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc_o_nonblock())
+        .open(path)?;
+    let meta = file.metadata()?;
+    let ft = meta.file_type();
+    if !ft.is_file() {
+        let kind = if ft.is_dir() {
+            "a directory"
+        } else if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_char_device() || ft.is_block_device() {
+            "a device"
+        } else if ft.is_socket() {
+            "a socket"
+        } else {
+            "a special file"
+        };
+        return Err(FileError::NotRegular { kind });
+    }
+    if meta.len() > limit {
+        return Err(FileError::TooLarge { limit });
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    // The file may grow between the check and the read: never read past the limit.
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(FileError::TooLarge { limit });
+    }
+    String::from_utf8(bytes).map_err(|_| FileError::NotText)
+}
+
+fn libc_o_nonblock() -> i32 {
+    nix::fcntl::OFlag::O_NONBLOCK.bits()
+}
+
+/// Writes `bytes` to `path` readable by the owner only, through a temporary file and a rename,
+/// so a reader never sees half a file.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
+    let tmp = match dir {
+        Some(d) => d.join(format!(
+            ".{}.tmp{}",
+            path.file_name().unwrap_or_default().to_string_lossy(),
+            std::process::id()
+        )),
+        None => Path::new(&format!(".pgvigil.tmp{}", std::process::id())).to_path_buf(),
+    };
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn devices_fifos_directories_and_big_files_are_refused() {
+        assert!(matches!(
+            read_text(Path::new("/dev/zero"), 1024),
+            Err(FileError::NotRegular { kind: "a device" })
+        ));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(matches!(
+            read_text(dir.path(), 1024),
+            Err(FileError::NotRegular { kind: "a directory" })
+        ));
+        let fifo = dir.path().join("fifo");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
+        assert!(matches!(
+            read_text(&fifo, 1024),
+            Err(FileError::NotRegular { kind: "a FIFO" })
+        ));
+        let big = dir.path().join("big");
+        std::fs::write(&big, vec![b'a'; 2048]).unwrap();
+        assert!(matches!(
+            read_text(&big, 1024),
+            Err(FileError::TooLarge { limit: 1024 })
+        ));
+        let ok = dir.path().join("ok");
+        std::fs::write(&ok, "fine").unwrap();
+        assert_eq!(read_text(&ok, 1024).unwrap(), "fine");
+    }
+
+    #[test]
+    fn written_files_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("cache.json");
+        write_private(&p, b"{}").unwrap();
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(std::fs::read(&p).unwrap(), b"{}");
+    }
+}

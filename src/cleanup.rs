@@ -17,14 +17,34 @@ static NEXT: AtomicU64 = AtomicU64::new(1);
 static IN_FLIGHT: Mutex<Vec<(u64, PgConnectOptions, i32)>> = Mutex::new(Vec::new());
 static TASKS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 
-/// A registered backend; dropping it unregisters.
+/// A registered backend. The work that registered it calls [`Tracked::done`] when it ends
+/// normally; if it is dropped instead (its future cancelled by a signal, Esc or a quit), the
+/// backend's statement is cancelled on the server from a task the way out waits for.
 #[derive(Debug)]
-pub struct Tracked(u64);
+pub struct Tracked {
+    id: u64,
+    armed: bool,
+}
+
+impl Tracked {
+    /// The work finished: nothing to cancel.
+    pub fn done(mut self) {
+        self.armed = false;
+    }
+}
 
 impl Drop for Tracked {
     fn drop(&mut self) {
-        if let Ok(mut list) = IN_FLIGHT.lock() {
-            list.retain(|(id, _, _)| *id != self.0);
+        let entry = IN_FLIGHT.lock().ok().and_then(|mut list| {
+            let at = list.iter().position(|(id, _, _)| *id == self.id)?;
+            Some(list.remove(at))
+        });
+        if !self.armed {
+            return;
+        }
+        if let (Some((_, options, pid)), Ok(handle)) = (entry, tokio::runtime::Handle::try_current())
+        {
+            spawn(&handle, async move { cancel(options, pid).await });
         }
     }
 }
@@ -35,7 +55,32 @@ pub fn track_pid(options: &PgConnectOptions, pid: i32) -> Tracked {
     if let Ok(mut list) = IN_FLIGHT.lock() {
         list.push((id, options.clone(), pid));
     }
-    Tracked(id)
+    Tracked { id, armed: true }
+}
+
+async fn cancel(options: PgConnectOptions, pid: i32) {
+    let cancelled = async {
+        let mut conn = options
+            .log_statements(tracing::log::LevelFilter::Trace)
+            .connect()
+            .await?;
+        sqlx::query("SELECT pg_cancel_backend($1)")
+            .bind(pid)
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    };
+    match tokio::time::timeout(Duration::from_secs(5), cancelled).await {
+        Ok(Ok(())) => {
+            tracing::info!(target: "pgvigil::cleanup", "cancelled the statement of backend {pid} on the server")
+        }
+        Ok(Err(e)) => tracing::warn!(
+            target: "pgvigil::cleanup",
+            "could not cancel backend {pid}: {}",
+            crate::pool::error_text(&e)
+        ),
+        Err(_) => tracing::warn!(target: "pgvigil::cleanup", "cancelling backend {pid} timed out"),
+    }
 }
 
 /// Registers the backend of `conn` (one statement: `pg_backend_pid()`).
@@ -56,34 +101,23 @@ pub fn spawn(handle: &tokio::runtime::Handle, task: impl Future<Output = ()> + S
     }
 }
 
-/// Cancels the statement of every registered backend (from connections of their own), then
-/// waits for pending cleanup tasks, all within `bound`. Returns how many backends were asked.
+/// Cancels the statement of every backend still registered (from connections of their own),
+/// then waits for pending cleanup tasks (cancels started by dropped work, scratch databases
+/// being dropped), all within `bound`. Returns how many cancels and cleanups it waited for.
 pub async fn finish(bound: Duration) -> usize {
     let backends: Vec<(PgConnectOptions, i32)> = IN_FLIGHT
         .lock()
         .map(|mut l| l.drain(..).map(|(_, o, p)| (o, p)).collect())
         .unwrap_or_default();
-    let count = backends.len();
-    let cancels = backends.into_iter().map(|(options, pid)| async move {
-        let cancelled = async {
-            let mut conn = options
-                .log_statements(tracing::log::LevelFilter::Trace)
-                .connect()
-                .await?;
-            sqlx::query("SELECT pg_cancel_backend($1)")
-                .bind(pid)
-                .execute(&mut conn)
-                .await?;
-            conn.close().await
-        };
-        if let Err(e) = cancelled.await {
-            tracing::warn!(target: "pgvigil::cleanup", "could not cancel backend {pid}: {e}");
-        }
-    });
+    let cancels: Vec<_> = backends
+        .into_iter()
+        .map(|(options, pid)| cancel(options, pid))
+        .collect();
     let tasks: Vec<JoinHandle<()>> = TASKS
         .lock()
         .map(|mut l| l.drain(..).collect())
         .unwrap_or_default();
+    let count = cancels.len() + tasks.len();
     let all = async {
         futures_util::future::join_all(cancels).await;
         futures_util::future::join_all(tasks).await;

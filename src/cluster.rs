@@ -58,6 +58,8 @@ pub struct ClusterOptions {
     /// The PostgreSQL major version the cluster must run (a dev database must match the server
     /// it stands in for); `None` takes the newest installed.
     pub major: Option<u32>,
+    /// Replaces pg_hba.conf (tests of authentication and TLS).
+    pub hba: Option<String>,
 }
 
 impl ClusterOptions {
@@ -166,6 +168,10 @@ impl PrivateCluster {
         let mut existing = fs::read_to_string(&conf_path).map_err(|e| io_err(&conf_path, e))?;
         existing.push_str(&conf);
         fs::write(&conf_path, existing).map_err(|e| io_err(&conf_path, e))?;
+        if let Some(hba) = &options.hba {
+            let hba_path = cluster.data_dir().join("pg_hba.conf");
+            fs::write(&hba_path, hba).map_err(|e| io_err(&hba_path, e))?;
+        }
         cluster.watchdog = cluster.spawn_watchdog();
         Ok(cluster)
     }
@@ -246,6 +252,19 @@ impl PrivateCluster {
                 "stop",
             ],
         )
+    }
+
+    /// Turns the server into a standby in recovery (standby.signal, no primary to follow): it
+    /// answers read-only queries and `pg_is_in_recovery()` is true.
+    pub fn make_standby(&self) -> Result<(), ClusterError> {
+        self.stop()?;
+        let signal = self.data_dir().join("standby.signal");
+        fs::write(&signal, "").map_err(|e| io_err(&signal, e))?;
+        if let Some((uid, gid)) = self.run_as {
+            nix::unistd::chown(&signal, Some(uid), Some(gid))
+                .map_err(|e| io_err(&signal, e.into()))?;
+        }
+        self.start()
     }
 
     pub fn restart(&self) -> Result<(), ClusterError> {

@@ -212,13 +212,6 @@ fn main() -> ExitCode {
     if matches!(cli.command, Some(Command::Demo)) {
         return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
     }
-    if cli.command.is_none() && !std::io::stdout().is_terminal() {
-        eprintln!(
-            "pgvigil: the dashboard needs a terminal (standard output is not one); for a \
-             report on a pipe or in a script use `pgvigil check` (or `pgvigil check --json`)"
-        );
-        return ExitCode::from(UNKNOWN);
-    }
     let config =
         match ConfigSources::from_process(&cli.config).and_then(|s| PoolConfig::from_sources(&s)) {
             // Every session pgvigil opens on DATABASE_URL is read-only, with lock and
@@ -320,11 +313,13 @@ fn init_tui_logging() {
 }
 
 fn theme_for(args: &DashboardArgs, no_color: bool) -> Result<Theme, String> {
+    // A bad --theme is an error even when NO_COLOR makes the dashboard monochrome.
+    let theme = Theme::load(&args.theme).map_err(|e| e.to_string())?;
     let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
     if no_color || no_color_env {
         return Ok(Theme::builtin("monochrome"));
     }
-    Theme::load(&args.theme).map_err(|e| e.to_string())
+    Ok(theme)
 }
 
 async fn dashboard(
@@ -342,6 +337,13 @@ async fn dashboard(
             return UNKNOWN;
         }
     };
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        eprintln!(
+            "pgvigil: the dashboard needs a terminal (standard input or output is not one); for \
+             a report on a pipe or in a script use `pgvigil check` (or `pgvigil check --json`)"
+        );
+        return UNKNOWN;
+    }
     let options = DashboardOptions {
         refresh: args.refresh,
         theme,

@@ -13,6 +13,7 @@ fn pgvigil(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
         .arg(migrations_dir())
         .env("DATABASE_URL", url)
         .env("RETRY_MAX_RETRIES", "0")
+        .env("PGVIGIL_STATE_DIR", support::shared_cache())
         .env_remove("NO_COLOR")
         .output()
         .unwrap();
@@ -63,15 +64,15 @@ async fn human_report_has_one_line_per_check_and_no_colour_in_a_pipe() {
         "{}",
         lines[0]
     );
-    assert_eq!(lines.len(), 1 + 13 + 1, "{stdout}");
+    assert_eq!(lines.len(), 1 + 14 + 1, "{stdout}");
     assert!(
-        lines[1..14].iter().all(|l| l.starts_with("PASS ")),
+        lines[1..15].iter().all(|l| l.starts_with("PASS ")),
         "{stdout}"
     );
     assert!(
-        lines[14].starts_with("OK: 0 failed, 0 warning, 0 unknown, 13 passed in "),
+        lines[15].starts_with("OK: 0 failed, 0 warning, 0 unknown, 14 passed in "),
         "{}",
-        lines[14]
+        lines[15]
     );
     let (code, stdout, _) = pgvigil(&url, &["check", "--only", "migrations"]);
     assert_eq!(code, Some(0));

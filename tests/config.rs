@@ -143,7 +143,7 @@ fn every_invalid_value_names_the_setting_the_value_and_the_accepted_form() {
     let long_name = "n".repeat(64);
     for (var, value, expected) in INVALID {
         let (value, expected) = if *var == "APPLICATION_NAME" {
-            (long_name.as_str(), "1 to 63 characters")
+            (long_name.as_str(), "1 to 63 bytes")
         } else {
             (*value, *expected)
         };

@@ -254,6 +254,7 @@ fn fixture(name: &str) -> State {
                 next_retry_at: Some(t(20)),
                 last_error: "error communicating with database: Connection refused (os error 111)"
                     .into(),
+                retrying: true,
             };
         }
         "job_running" => {

@@ -234,6 +234,7 @@ fn first_connection_reads_the_migration_status_once() {
                 attempt: 1,
                 next_retry_at: None,
                 last_error: "refused".into(),
+                retrying: true,
             },
             server: None,
             pool: None,

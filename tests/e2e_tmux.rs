@@ -224,10 +224,29 @@ async fn the_dashboard_survives_a_stopped_and_a_frozen_server() {
     assert!(!pane.screen().contains("Server connections"));
 }
 
-/// Starts a dry-run of a migration that sleeps 60 s on the server, then presses `key`.
-/// Returns the cluster's view of that statement a few seconds later ("0" = gone).
+/// The dev server (`--dev-url`) the dry-run tests hand to the dashboard: its own cluster, so
+/// that what runs there and what is left there can be counted.
+fn dev_cluster() -> &'static PrivateCluster {
+    static DEV: std::sync::LazyLock<PrivateCluster> =
+        std::sync::LazyLock::new(|| PrivateCluster::start_new().expect("dev cluster"));
+    &DEV
+}
+
+fn scratch_databases(dev: &PrivateCluster) -> String {
+    dev.psql(
+        "postgres",
+        "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil\\_scratch\\_%'",
+    )
+    .unwrap()
+}
+
+/// Starts a dry-run of a migration that sleeps 60 s, then presses `key`. The migration runs on
+/// the dev server, never on production. Returns the screen just after the key and
+/// "statements still sleeping on the dev server / scratch databases left there / pgvigil
+/// statements on production" a few seconds later ("0/0/0" = nothing left behind).
 async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
     let cluster = support::cluster();
+    let dev = dev_cluster();
     let url = support::migrated_database(cluster, name).await;
     let dir = support::migrations_copy();
     std::fs::write(
@@ -235,51 +254,69 @@ async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
         "UPDATE documents SET token_count = token_count;\nSELECT pg_sleep(60);\n",
     )
     .unwrap();
+    let state = tempfile::tempdir().unwrap();
     let pane = Pane::start(
         name,
         (120, 40),
-        &[("DATABASE_URL", &url)],
-        &["--migrations", dir.path().to_str().unwrap()],
+        &[
+            ("DATABASE_URL", &url),
+            ("PGVIGIL_STATE_DIR", state.path().to_str().unwrap()),
+        ],
+        &[
+            "--migrations",
+            dir.path().to_str().unwrap(),
+            "--dev-url",
+            &dev.url("postgres"),
+        ],
     );
     pane.wait_for("pending 1", Duration::from_secs(20));
     pane.keys("d");
     pane.wait_for("dry-run running", Duration::from_secs(10));
     let db = url.rsplit('/').next().unwrap().to_string();
     let sleeping = || {
-        cluster
-            .psql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep(60)%' \
-                     AND state = 'active' AND pid <> pg_backend_pid()"
-                ),
-            )
-            .unwrap()
+        dev.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgvigil\\_scratch\\_%' \
+             AND query LIKE '%pg_sleep(60)%' AND state = 'active'",
+        )
+        .unwrap()
     };
     let started = Instant::now();
-    while sleeping() != "1" && started.elapsed() < Duration::from_secs(10) {
+    while sleeping() != "1" && started.elapsed() < Duration::from_secs(20) {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(
         sleeping(),
         "1",
-        "the dry-run's statement runs on the server"
+        "the dry-run's statement runs on the dev server"
     );
+    let on_production = || {
+        cluster
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND query LIKE '%pg_sleep%' \
+                     AND pid <> pg_backend_pid()"
+                ),
+            )
+            .unwrap()
+    };
+    assert_eq!(on_production(), "0", "migration SQL ran on production");
     pane.keys(key);
     std::thread::sleep(Duration::from_millis(300));
     let screen = pane.screen();
     let started = Instant::now();
-    while sleeping() != "0" && started.elapsed() < Duration::from_secs(5) {
+    while (sleeping() != "0" || scratch_databases(dev) != "0")
+        && started.elapsed() < Duration::from_secs(5)
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
-    let locks = cluster
-        .psql(
-            &db,
-            "SELECT count(*) FROM pg_locks WHERE relation = 'documents'::regclass",
-        )
-        .unwrap();
     let _ = dir.keep();
-    (pane, screen, format!("{}/{}", sleeping(), locks))
+    (
+        pane,
+        screen,
+        format!("{}/{}/{}", sleeping(), scratch_databases(dev), on_production()),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -289,8 +326,8 @@ async fn esc_cancels_a_running_dry_run_and_its_query_on_the_server() {
     let (screen, _) = pane.wait_for("): cancelled", Duration::from_secs(5));
     assert!(!screen.contains("dry-run running"), "{screen}");
     assert_eq!(
-        server, "0/0",
-        "statement cancelled on the server, no lock left on documents"
+        server, "0/0/0",
+        "statement cancelled on the dev server, its scratch database dropped, nothing on production"
     );
     pane.keys("q");
     assert_eq!(
@@ -307,8 +344,8 @@ async fn quitting_during_a_dry_run_cancels_its_statement_on_the_server() {
         Some("0")
     );
     assert_eq!(
-        server, "0/0",
-        "quitting left the dry-run's statement running on the server"
+        server, "0/0/0",
+        "quitting left the dry-run's statement or scratch database on the dev server"
     );
 }
 

@@ -28,7 +28,12 @@ pub fn state_dir() -> Option<PathBuf> {
 /// mode, and the server's major version.
 pub fn key(migrations: &[LocalMigration], major: u32) -> String {
     let mut h = Sha256::new();
-    h.update(format!("pgvigil-expected/{}\n", super::catalog::SNAPSHOT_FORMAT));
+    // The builder's own version too: a later pgvigil may attribute objects differently.
+    h.update(format!(
+        "pgvigil-expected/{} {}\n",
+        super::catalog::SNAPSHOT_FORMAT,
+        env!("CARGO_PKG_VERSION")
+    ));
     h.update(format!("major {major}\n"));
     for m in migrations {
         h.update(format!(

@@ -474,7 +474,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
                     e.version,
                     e.description,
                     if e.no_transaction {
-                        " (no-transaction: dry-run on staging)"
+                        " (no-transaction)"
                     } else {
                         ""
                     }

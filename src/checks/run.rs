@@ -199,6 +199,22 @@ pub async fn run_checks_on(
     pool: Option<&InstrumentedPool>,
     opts: &CheckOptions,
 ) -> CheckReport {
+    // If this future is dropped mid-statement (a signal, Esc), the statement is cancelled on
+    // the server (see cleanup); a normal return disarms that.
+    let tracked = crate::cleanup::track(&mut *conn, &crate::pool::connect_options(config)).await;
+    let report = checks_on(conn, config, pool, opts).await;
+    if let Some(t) = tracked {
+        t.done();
+    }
+    report
+}
+
+async fn checks_on(
+    conn: &mut PgConnection,
+    config: &crate::config::PoolConfig,
+    pool: Option<&InstrumentedPool>,
+    opts: &CheckOptions,
+) -> CheckReport {
     let started = Instant::now();
     let mut report = CheckReport::new(config.database_url.to_string(), Utc::now());
     let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
@@ -213,9 +229,6 @@ pub async fn run_checks_on(
     } else {
         None
     };
-    // A signal's way out cancels this backend's statement on the server (see cleanup).
-    let _tracked =
-        crate::cleanup::track(&mut *conn, &crate::pool::connect_options(config)).await;
     // What kind of server this is decides which dev database can stand in for it.
     let facts = match server_facts(&mut *conn).await {
         Ok(f) => f,
@@ -341,6 +354,9 @@ pub async fn run_checks_on(
         }
     }
     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    if let Some(Ok(expected)) = &expected {
+        explain_pending(&mut report.findings, expected, &pending_versions);
+    }
     // Every message passes through one scrub, whatever check produced it.
     for f in &mut report.findings {
         f.summary = config.database_url.scrub(&f.summary);
@@ -350,6 +366,45 @@ pub async fn run_checks_on(
     }
     report.finish(started);
     report
+}
+
+/// A pgvector finding that fails (or cannot decide) only because a pending migration has not
+/// run yet is a WARNING that says so: "pending", not "missing". A pending migration is
+/// something to apply in the window, not an outage.
+fn explain_pending(findings: &mut [Finding], expected: &ExpectedSchema, pending: &[i64]) {
+    use super::catalog::ObjectKey;
+    let creates = |wanted: &dyn Fn(&ObjectKey) -> bool| -> Option<i64> {
+        pending.iter().copied().find(|v| {
+            expected
+                .objects_by_version
+                .get(v)
+                .into_iter()
+                .chain(expected.touched_by_version.get(v))
+                .flatten()
+                .any(wanted)
+        })
+    };
+    let vector = |k: &ObjectKey| *k == ObjectKey::Extension("vector".into());
+    let column = |k: &ObjectKey| {
+        *k == ObjectKey::Table("documents".into())
+            || *k == ObjectKey::Column("documents".into(), "embedding".into())
+    };
+    let index = |k: &ObjectKey| matches!(k, ObjectKey::Index(t, _) if t == "documents");
+    for f in findings.iter_mut().filter(|f| f.status != Status::Pass) {
+        let version = match f.id {
+            "pgvector.extension" | "pgvector.roundtrip" => creates(&vector),
+            "pgvector.column" => creates(&column).or_else(|| creates(&vector)),
+            "pgvector.index" | "pgvector.knn" => creates(&index)
+                .or_else(|| creates(&column))
+                .or_else(|| creates(&vector)),
+            _ => None,
+        };
+        if let Some(v) = version {
+            f.status = Status::Warn;
+            f.summary = format!("pending: migration {v} has not run yet ({})", f.summary);
+            f.fix = Some("apply the pending migrations in the maintenance window, then verify again".into());
+        }
+    }
 }
 
 /// What the checks need to know about the server before they start (one statement).
@@ -464,6 +519,15 @@ fn schema_finding(
             format!(
                 "{} difference(s) from the migrations, none critical",
                 d.len()
+            ),
+        )
+    } else if d.iter().any(|e| e.kind == DiffKind::Pending) {
+        Finding::pass(
+            "schema.diff",
+            format!(
+                "matches the applied migrations; {} difference(s) are the pending migrations' to make (expected from {})",
+                d.iter().filter(|e| e.kind == DiffKind::Pending).count(),
+                expected.source
             ),
         )
     } else {

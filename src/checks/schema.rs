@@ -555,17 +555,6 @@ impl ExpectedSchema {
         bound: std::time::Duration,
     ) -> Result<Self, ExpectedError> {
         let scratch = dev.scratch().await?;
-        // Migrations run as an ordinary role on a private dev cluster; the extensions they
-        // create with IF NOT EXISTS are made beforehand by the administrator.
-        let extensions: Vec<(String, Option<String>)> = migrations
-            .iter()
-            .flat_map(|m| crate::safety::statements::extensions_created_if_not_exists(&m.sql))
-            .map(|e| (e, None))
-            .collect();
-        scratch
-            .create_extensions(&extensions)
-            .await
-            .map_err(ExpectedError::Database)?;
         let built = tokio::time::timeout(bound, build_in(&scratch, migrations)).await;
         let name = scratch.name.clone();
         if let Err(e) = scratch.drop_now().await {
@@ -600,6 +589,18 @@ async fn build_in(
     let mut by_version = BTreeMap::new();
     let mut touched = BTreeMap::new();
     for m in migrations {
+        // Migrations run as an ordinary role on a private dev cluster; the extensions this
+        // one creates with IF NOT EXISTS are made just before it by the administrator, so
+        // they still count as this migration's objects.
+        let extensions: Vec<(String, Option<String>)> =
+            crate::safety::statements::extensions_created_if_not_exists(&m.sql)
+                .into_iter()
+                .map(|e| (e, None))
+                .collect();
+        scratch
+            .create_extensions(&extensions)
+            .await
+            .map_err(db)?;
         let applied = if m.no_tx {
             sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
                 .execute(&mut conn)

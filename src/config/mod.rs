@@ -399,7 +399,7 @@ impl PoolConfigBuilder {
             return Err(self.invalid(
                 "APPLICATION_NAME",
                 &self.application_name,
-                "1 to 63 characters (PostgreSQL truncates longer names)",
+                "1 to 63 bytes (PostgreSQL truncates longer names; a character such as é counts as 2)",
             ));
         }
         Ok(PoolConfig {

@@ -162,6 +162,8 @@ pub struct ConfigSources {
     env: BTreeMap<String, String>,
     dotenv: BTreeMap<String, String>,
     dotenv_path: Option<PathBuf>,
+    /// Things worth telling the user that are not errors (a key set twice in the .env file).
+    pub warnings: Vec<String>,
 }
 
 impl ConfigSources {
@@ -210,15 +212,35 @@ impl ConfigSources {
             path: path.display().to_string(),
             reason,
         };
-        let iter = match dotenvy::from_path_iter(path) {
-            Ok(iter) => iter,
-            Err(dotenvy::Error::Io(e)) if !explicit && e.kind() == std::io::ErrorKind::NotFound => {
+        // A regular file of at most 1 MiB: /dev/zero or a FIFO must not hang or exhaust us.
+        let text = match crate::files::read_text(path, 1024 * 1024) {
+            Ok(t) => t,
+            Err(crate::files::FileError::Io(e))
+                if !explicit && e.kind() == std::io::ErrorKind::NotFound =>
+            {
                 return Ok(self);
             }
-            Err(e) => return Err(file_error(describe_dotenv_error(&e))),
+            Err(e) => {
+                return Err(file_error(format!(
+                    "{}; expected a regular file of KEY=value lines",
+                    e.reason()
+                )));
+            }
         };
-        for item in iter {
+        let mut seen = std::collections::HashSet::new();
+        for item in dotenvy::from_read_iter(text.as_bytes()) {
             let (key, value) = item.map_err(|e| file_error(describe_dotenv_error(&e)))?;
+            if !seen.insert(key.clone()) {
+                tracing::warn!(
+                    target: "pgvigil::config",
+                    "{}: {key} is set more than once; the last one wins",
+                    path.display()
+                );
+                self.warnings.push(format!(
+                    "{}: {key} is set more than once; the last one wins",
+                    path.display()
+                ));
+            }
             self.dotenv.insert(key, value);
         }
         self.dotenv_path = Some(path.to_path_buf());

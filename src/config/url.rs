@@ -84,8 +84,17 @@ impl DatabaseUrl {
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let url = Url::parse(raw.trim()).map_err(|e| UrlError::Unparsable {
             // url's messages describe the defect without echoing the input.
-            reason: e.to_string(),
+            reason: format!("{e}{}", unencoded_password_hint(raw)),
         })?;
+        // `postgres://app:123/x@db/prod` parses as host `app`, port 123 and a database named
+        // after the rest of the password: refuse it rather than connect somewhere else (and
+        // show part of the password as a database name).
+        let hint = unencoded_password_hint(raw);
+        if !hint.is_empty() && url.password().is_none() && url.path().contains('@') {
+            return Err(UrlError::Unparsable {
+                reason: format!("an `@` comes after the host part{hint}"),
+            });
+        }
         if !matches!(url.scheme(), "postgres" | "postgresql") {
             return Err(UrlError::Scheme {
                 scheme: url.scheme().to_string(),
@@ -122,9 +131,15 @@ impl DatabaseUrl {
         }
         // Parsed once, here: a URL sqlx would refuse (a port that is not a number, a bad
         // escape) is a configuration error now, not a panic later in a background task.
-        let options = PgConnectOptions::from_str(url.as_str()).map_err(|e| UrlError::Driver {
-            reason: scrub_secret(&e.to_string(), url.password()),
-        })?;
+        let mut options =
+            PgConnectOptions::from_str(url.as_str()).map_err(|e| UrlError::Driver {
+                reason: scrub_secret(&e.to_string(), url.password()),
+            })?;
+        // sqlx keeps the brackets of an IPv6 literal (`[::1]`) as the host name, which then
+        // does not resolve; connect to the address itself.
+        if let Some(url::Host::Ipv6(addr)) = url.host() {
+            options = options.host(&addr.to_string());
+        }
         let redacted = redact(&url);
         Ok(Self {
             url,
@@ -263,6 +278,21 @@ impl serde::Serialize for DatabaseUrl {
     }
 }
 
+/// When the part of a URL before its last `@` holds `/`, `?` or `#`, the password probably
+/// does, unencoded: the URL parser then ends the host part early. Says so without showing it.
+fn unencoded_password_hint(raw: &str) -> &'static str {
+    let Some(rest) = raw.trim().split_once("://").map(|(_, r)| r) else {
+        return "";
+    };
+    match rest.rfind('@') {
+        Some(at) if rest[..at].contains(['/', '?', '#']) => {
+            "; the part before the last @ holds `/`, `?` or `#`: if the password contains them, \
+             percent-encode them (/ as %2F, ? as %3F, # as %23)"
+        }
+        _ => "",
+    }
+}
+
 /// A raw URL string as it may be shown: password masked, or hidden whole when it is not a URL.
 pub fn redact_raw(raw: &str) -> String {
     match Url::parse(raw.trim()) {
@@ -335,6 +365,28 @@ fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_unencoded_slash_in_the_password_is_explained_not_misread() {
+        for raw in [
+            "postgres://app:pa/ss@db:5432/prod",
+            "postgres://app:123/ss@db:5432/prod",
+            "postgres://app:pa#ss@db/prod",
+            "postgres://app:pa?ss@db/prod",
+        ] {
+            let err = DatabaseUrl::parse(raw).unwrap_err().to_string();
+            assert!(err.contains("percent-encode"), "{raw}: {err}");
+            assert!(!err.contains("ss@db"), "{raw}: {err}");
+        }
+        assert!(DatabaseUrl::parse("postgres://app:pa%2Fss@db/prod").is_ok());
+    }
+
+    #[test]
+    fn ipv6_hosts_lose_their_brackets_for_the_driver() {
+        let url = DatabaseUrl::parse("postgres://app:pw@[::1]:5433/prod").unwrap();
+        assert_eq!(url.connect_options().get_host(), "::1");
+        assert_eq!(url.to_string(), "postgres://app:***@[::1]:5433/prod");
+    }
+
     use super::*;
 
     #[test]

@@ -111,6 +111,46 @@ pub fn classify_sqlstate(code: &str) -> FailureKind {
     }
 }
 
+fn tls_failure(text: &str) -> bool {
+    text.contains("invalid peer certificate")
+        || text.contains("peer is incompatible")
+        || text.contains("received fatal alert")
+        || text.contains("InvalidCertificate")
+}
+
+impl FailureKind {
+    /// What to fix, in the words of this particular failure where they say more than the kind
+    /// (which certificate check failed; a server that accepts only TLS).
+    pub fn hint_for(self, cause: &str) -> String {
+        let specific = match self {
+            Self::Tls if cause.contains("UnknownIssuer") => Some(
+                "the server's certificate is not signed by a CA in sslrootcert: point sslrootcert \
+                 at the CA that signed it (ask the database's owners for their CA bundle), or check \
+                 that the host is the server you meant",
+            ),
+            Self::Tls if cause.contains("not valid for name") => Some(
+                "the server's certificate does not name the host in DATABASE_URL: connect by a \
+                 name the certificate lists (shown above) or have it reissued; sslmode=verify-ca \
+                 checks the CA but not the name",
+            ),
+            Self::Tls if cause.contains("CaUsedAsEndEntity") => Some(
+                "the server presents a CA certificate as its own: its ssl_cert_file must be a \
+                 server certificate signed by that CA",
+            ),
+            Self::Tls if cause.contains("Expired") => {
+                Some("the server's certificate has expired: it must be renewed")
+            }
+            Self::Authentication if cause.contains("no encryption") => Some(
+                "the server accepts only TLS connections (hostssl in pg_hba.conf): use \
+                 sslmode=require, or sslmode=verify-full with sslrootcert=CA-FILE to check its \
+                 certificate as well",
+            ),
+            _ => None,
+        };
+        specific.map_or_else(|| self.hint().to_string(), str::to_string)
+    }
+}
+
 /// The words of a driver error for a person: for a server error its message (sqlx's Display
 /// appends " at line N", a line of PostgreSQL's own source code, which reads like a position
 /// in the user's SQL), otherwise the driver's description.
@@ -129,6 +169,9 @@ pub fn classify(err: &sqlx::Error) -> FailureKind {
             .code()
             .map(|c| classify_sqlstate(&c))
             .unwrap_or(FailureKind::Query),
+        // rustls reports certificate verification failures through the I/O stream: they
+        // are configuration problems that no retry cures, not network trouble.
+        sqlx::Error::Io(io) if tls_failure(&io.to_string()) => FailureKind::Tls,
         sqlx::Error::Io(io) => match io.kind() {
             std::io::ErrorKind::TimedOut => FailureKind::Timeout,
             _ => FailureKind::Io,

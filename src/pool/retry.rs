@@ -128,7 +128,7 @@ pub enum ConnectError {
         kind: FailureKind,
         kind_label: &'static str,
         cause: String,
-        hint: &'static str,
+        hint: String,
         attempts: u32,
     },
     #[error(
@@ -235,13 +235,14 @@ impl Connector {
             };
             let cause = url.scrub(&cause);
             if !kind.is_retryable() {
+                let hint = kind.hint_for(&cause);
                 let err = ConnectError::Fatal {
                     target: url.to_string(),
                     user: url.username(),
                     kind,
                     kind_label: kind.label(),
                     cause,
-                    hint: kind.hint(),
+                    hint,
                     attempts: attempt,
                 };
                 tracing::error!(target: "pgvigil::pool", "{err}");
@@ -349,7 +350,7 @@ async fn open_pool(config: &PoolConfig) -> Result<PgPool, (FailureKind, String)>
     };
     match tokio::time::timeout(config.connect_timeout, attempt).await {
         Ok(Ok(pool)) => Ok(pool),
-        Ok(Err(e)) => Err((classify(&e), e.to_string())),
+        Ok(Err(e)) => Err((classify(&e), super::classify::error_text(&e))),
         Err(_) => Err((
             FailureKind::Timeout,
             format!(

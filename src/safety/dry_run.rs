@@ -195,11 +195,25 @@ pub async fn dry_run_migrations(
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
+    // Dropped mid-statement (a signal, Esc): the statement is cancelled on the server.
+    let tracked =
+        crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
+    let report = run(config, production, local, options).await;
+    if let Some(t) = tracked {
+        t.done();
+    }
+    report
+}
+
+async fn run(
+    config: &PoolConfig,
+    production: &mut PgConnection,
+    local: &[LocalMigration],
+    options: &DryRunOptions,
+) -> Result<DryRunReport, DryRunError> {
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + options.max_duration;
     let started_at = Utc::now();
-    let _tracked =
-        crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
     // Each read names the session that blocked it, should one hold a lock it needs.
     let facts = guarded(production, ProductionFacts::read).await?;
     let before = guarded(production, snapshot).await?;
@@ -314,7 +328,7 @@ async fn run_on_dev(
         .fetch_one(&mut conn)
         .await
         .map_err(db)?;
-    let _tracked = crate::cleanup::track_pid(&scratch.connect_options(), pid);
+    let tracked = crate::cleanup::track_pid(&scratch.connect_options(), pid);
     let mut sampler = scratch.connect().await.map_err(db)?;
     let existing: BTreeSet<String> = production_before
         .tables
@@ -382,6 +396,7 @@ async fn run_on_dev(
         }
         results.push(entry);
     }
+    tracked.done();
     if stopped.is_none() {
         let _ = conn.close().await;
     }

@@ -362,9 +362,14 @@ mod tests {
         assert_eq!(transaction_control(sql).as_deref(), Some("COMMIT"));
         // And a quote doubled in a plain string is still inside it.
         assert_eq!(transaction_control("SELECT 'it''s; COMMIT'"), None);
-        // Lower-case e, and a word ending in e that is not an E'' prefix.
+        // Lower-case e; and a word ending in e is no E'' prefix: there the backslash is a
+        // plain character, the string ends at the next quote, and COMMIT is a statement.
         assert!(transaction_control("select e'\\''; commit;").is_some());
-        assert_eq!(transaction_control("SELECT name'a\\'; COMMIT'"), None);
+        assert_eq!(
+            transaction_control("SELECT name'a\\'; COMMIT; SELECT '").as_deref(),
+            Some("COMMIT")
+        );
+        assert_eq!(transaction_control("SELECT E'a\\'; COMMIT; '"), None);
     }
 
     #[test]

@@ -124,10 +124,12 @@ impl JobRunner {
     }
 
     /// On the way out (quit, SIGTERM, SIGHUP, error): stop every job and cancel its statement
-    /// on the server, waiting a little for the cancels, so that a dry-run holding a lock on
-    /// production does not outlive the dashboard until statement_timeout.
+    /// on the server, waiting a little for the cancels, so that a read holding a lock on
+    /// production, or a migration on the dev server, does not outlive the dashboard; and wait
+    /// for the jobs' own cleanups (scratch databases dropped, dev statements cancelled).
     pub async fn shutdown(&mut self) {
         let mut cancels = Vec::new();
+        let mut handles = Vec::new();
         for (_, (handle, pid)) in self.running.drain() {
             handle.abort();
             let pid = pid.load(Ordering::Acquire);
@@ -135,13 +137,18 @@ impl JobRunner {
                 let config = self.config.clone();
                 cancels.push(async move { cancel_backend(&config, pid).await });
             }
+            handles.push(handle);
         }
         let pending = std::mem::take(&mut self.cancelling);
         let all = async {
+            // Aborted tasks drop their work when they are next polled: wait for that, so
+            // their guards have registered their cleanups before waiting for those.
+            futures_util::future::join_all(handles).await;
             futures_util::future::join_all(cancels).await;
             futures_util::future::join_all(pending).await;
+            crate::cleanup::finish(std::time::Duration::from_secs(3)).await;
         };
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(3), all).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
     }
 }
 

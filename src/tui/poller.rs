@@ -68,26 +68,23 @@ async fn run(
                     Ok(pool) => break Some(pool),
                     Err(e) => {
                         // Unlimited retries end only on a fatal error (wrong password, no such
-                        // database): show it, then try again at the slowest pace.
+                        // database, a certificate that cannot be trusted): retrying would only
+                        // fail again (and may lock the account), so wait for `r`.
                         last_error = scrub(&e.to_string());
-                        let wait = connector.config().retry.max_delay;
                         let since = *down_since.get_or_insert_with(Utc::now);
                         let _ = tx.send(Snapshot {
                             taken_at: Utc::now(),
                             link: Link::Disconnected {
                                 since,
                                 attempt: e.attempts(),
-                                next_retry_at: Some(Utc::now() + chrono::Duration::from_std(wait).unwrap_or_default()),
+                                next_retry_at: None,
                                 last_error: last_error.clone(),
+                                retrying: false,
                             },
                             server: None,
                             pool: None,
                         }).await;
-                        let retry = connector.retry_now();
-                        tokio::select! {
-                            _ = tokio::time::sleep(wait) => {}
-                            _ = retry.wait() => {}
-                        }
+                        connector.retry_now().wait().await;
                         break None;
                     }
                 },
@@ -163,6 +160,7 @@ async fn run(
                                 attempt: 0,
                                 next_retry_at: None,
                                 last_error: last_error.clone(),
+                                retrying: true,
                             },
                             server: None,
                             pool: None,
@@ -225,6 +223,7 @@ fn link_of(
                 attempt: *attempt,
                 next_retry_at: None,
                 last_error: last_error.clone(),
+                retrying: true,
             },
         }),
         LinkState::Waiting {
@@ -241,6 +240,7 @@ fn link_of(
                 attempt: *attempt,
                 next_retry_at: Some(*next_retry_at),
                 last_error: last_error.clone(),
+                retrying: true,
             })
         }
         LinkState::Connected { .. } | LinkState::Failed { .. } => None,

@@ -22,6 +22,9 @@ pub enum Link {
         attempt: u32,
         next_retry_at: Option<DateTime<Utc>>,
         last_error: String,
+        /// False after a failure no retry cures (authentication, TLS, no such database):
+        /// pgvigil waits for `r` instead of counting down to a retry that would fail again.
+        retrying: bool,
     },
     /// Connected, but the last poll has not answered for a while (a frozen server, a lock).
     Unresponsive {

@@ -42,7 +42,8 @@ impl Drop for Tracked {
         if !self.armed {
             return;
         }
-        if let (Some((_, options, pid)), Ok(handle)) = (entry, tokio::runtime::Handle::try_current())
+        if let (Some((_, options, pid)), Ok(handle)) =
+            (entry, tokio::runtime::Handle::try_current())
         {
             spawn(&handle, async move { cancel(options, pid).await });
         }

@@ -22,7 +22,7 @@ pub enum DevSource {
     Private,
     /// An empty scratch server (staging, a CI service); pgvigil creates and drops its own
     /// databases there and touches nothing else.
-    Url(DatabaseUrl),
+    Url(Box<DatabaseUrl>),
 }
 
 impl DevSource {
@@ -36,7 +36,7 @@ impl DevSource {
             },
         };
         DatabaseUrl::parse(&raw)
-            .map(Self::Url)
+            .map(|u| Self::Url(Box::new(u)))
             .map_err(|e| DevError::Url {
                 origin,
                 reason: e.to_string(),
@@ -51,7 +51,10 @@ pub enum DevError {
         "{origin}: {reason}; expected the URL of an empty scratch PostgreSQL server \
          (postgres://user:password@host:5432/postgres) whose role may create databases"
     )]
-    Url { origin: &'static str, reason: String },
+    Url {
+        origin: &'static str,
+        reason: String,
+    },
     #[error("no private dev database could be started: {0}")]
     Cluster(#[from] ClusterError),
     #[error("the dev database at {target} did not answer: {reason}")]
@@ -67,7 +70,7 @@ pub enum DevError {
 
 enum Kind {
     Private(Box<PrivateCluster>),
-    Url(DatabaseUrl),
+    Url(Box<DatabaseUrl>),
 }
 
 /// A running dev server. Dropping it removes a private cluster.
@@ -125,10 +128,7 @@ impl DevServer {
                     .application_name("pgvigil-dev")
                     .log_statements(tracing::log::LevelFilter::Trace);
                 let password: String = format!("{:032x}", rand::random::<u128>());
-                let migrator = admin
-                    .clone()
-                    .username(MIGRATOR)
-                    .password(&password);
+                let migrator = admin.clone().username(MIGRATOR).password(&password);
                 let mut server = Self {
                     kind: Kind::Private(Box::new(cluster)),
                     admin,
@@ -224,11 +224,12 @@ impl DevServer {
 
     async fn read_version(&mut self) -> Result<(), DevError> {
         let mut conn = self.admin().await?;
-        let (num, text): (String, String) =
-            sqlx::query_as("SELECT current_setting('server_version_num'), current_setting('server_version')")
-                .fetch_one(&mut conn)
-                .await
-                .map_err(|e| self.db_err(e))?;
+        let (num, text): (String, String) = sqlx::query_as(
+            "SELECT current_setting('server_version_num'), current_setting('server_version')",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .map_err(|e| self.db_err(e))?;
         self.version_num = num.parse().unwrap_or(0);
         self.version = text;
         let _ = conn.close().await;
@@ -259,6 +260,25 @@ impl DevServer {
     pub async fn scratch(&self) -> Result<ScratchDatabase, DevError> {
         let name = scratch_name();
         let mut conn = self.admin().await?;
+        let creator: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
+        // The guard exists before the database does: cancelled at any instant (even while
+        // CREATE DATABASE runs on the server), its drop first stops the creating statement,
+        // then drops whatever exists.
+        let mut scratch = ScratchDatabase {
+            options: self
+                .migrator
+                .clone()
+                .unwrap_or_else(|| self.admin.clone())
+                .database(&name),
+            superuser: self.admin.clone().database(&name),
+            admin: self.admin.clone(),
+            name: name.clone(),
+            dropped: false,
+            creator: Some(creator),
+        };
         let owner = if self.migrator.is_some() {
             format!(" OWNER {MIGRATOR}")
         } else {
@@ -272,7 +292,11 @@ impl DevServer {
         .await
         .map_err(|e| self.db_err(e))?;
         // The comment says who made it, for the sweep of a later run.
-        let stamp = format!("pgvigil scratch: host={} pid={}", host_name(), std::process::id());
+        let stamp = format!(
+            "pgvigil scratch: host={} pid={}",
+            host_name(),
+            std::process::id()
+        );
         let _ = sqlx::query(AssertSqlSafe(format!(
             "COMMENT ON DATABASE {} IS '{}'",
             quote_ident(&name),
@@ -281,17 +305,8 @@ impl DevServer {
         .execute(&mut conn)
         .await;
         let _ = conn.close().await;
-        Ok(ScratchDatabase {
-            options: self
-                .migrator
-                .clone()
-                .unwrap_or_else(|| self.admin.clone())
-                .database(&name),
-            superuser: self.admin.clone().database(&name),
-            admin: self.admin.clone(),
-            name,
-            dropped: false,
-        })
+        scratch.creator = None;
+        Ok(scratch)
     }
 
     /// Drops scratch databases on a shared dev server whose maker was this host's process that
@@ -300,16 +315,17 @@ impl DevServer {
         let Ok(mut conn) = self.admin().await else {
             return;
         };
-        let rows: Vec<(String, Option<String>, i64)> = sqlx::query_as(
-            "SELECT d.datname::text, shobj_description(d.oid, 'pg_database'),
-                    (SELECT count(*) FROM pg_stat_activity a WHERE a.datname = d.datname)
+        let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT d.datname::text, shobj_description(d.oid, 'pg_database')
                FROM pg_database d WHERE d.datname LIKE 'pgvigil\\_scratch\\_%'",
         )
         .fetch_all(&mut conn)
         .await
         .unwrap_or_default();
-        for (name, comment, sessions) in rows {
-            if sessions > 0 || !stale_scratch(&name, comment.as_deref(), &host_name()) {
+        for (name, comment) in rows {
+            // A statement of the killed run may still be running in it (a backend notices a
+            // vanished client only when it next writes): the drop ends it too (WITH FORCE).
+            if !stale_scratch(&name, comment.as_deref(), &host_name()) {
                 continue;
             }
             match drop_database(&mut conn, &name).await {
@@ -363,6 +379,28 @@ fn stale_scratch(name: &str, comment: Option<&str>, host: &str) -> bool {
     ours && pid != std::process::id() && !std::path::Path::new(&format!("/proc/{pid}")).exists()
 }
 
+/// Cancels a CREATE DATABASE that may still be running on backend `pid` and waits (up to 10 s)
+/// until that backend is no longer busy, so that the drop that follows sees the outcome.
+async fn stop_creator(conn: &mut PgConnection, pid: i32) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(pid)
+        .execute(&mut *conn)
+        .await?;
+    for _ in 0..200 {
+        let busy: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1 AND state = 'active')",
+        )
+        .bind(pid)
+        .fetch_one(&mut *conn)
+        .await?;
+        if !busy {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
 /// Drops a database, terminating sessions still in it (PostgreSQL 13+), or plainly on older
 /// servers.
 pub(crate) async fn drop_database(conn: &mut PgConnection, name: &str) -> Result<(), sqlx::Error> {
@@ -374,15 +412,12 @@ pub(crate) async fn drop_database(conn: &mut PgConnection, name: &str) -> Result
     .await;
     match forced {
         Ok(_) => Ok(()),
-        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42601") => {
-            sqlx::query(AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {}",
-                quote_ident(name)
-            )))
-            .execute(&mut *conn)
-            .await
-            .map(|_| ())
-        }
+        Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("42601") => sqlx::query(
+            AssertSqlSafe(format!("DROP DATABASE IF EXISTS {}", quote_ident(name))),
+        )
+        .execute(&mut *conn)
+        .await
+        .map(|_| ()),
         Err(e) => Err(e),
     }
 }
@@ -398,6 +433,8 @@ pub struct ScratchDatabase {
     superuser: PgConnectOptions,
     admin: PgConnectOptions,
     dropped: bool,
+    /// The backend running CREATE DATABASE while it may still be running.
+    creator: Option<i32>,
 }
 
 impl ScratchDatabase {
@@ -454,12 +491,15 @@ impl Drop for ScratchDatabase {
         if self.dropped {
             return;
         }
-        let (name, admin) = (self.name.clone(), self.admin.clone());
+        let (name, admin, creator) = (self.name.clone(), self.admin.clone(), self.creator);
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 crate::cleanup::spawn(&handle, async move {
                     let dropped = async {
                         let mut conn = admin.connect().await?;
+                        if let Some(pid) = creator {
+                            stop_creator(&mut conn, pid).await?;
+                        }
                         drop_database(&mut conn, &name).await?;
                         conn.close().await
                     };

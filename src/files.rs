@@ -106,7 +106,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(matches!(
             read_text(dir.path(), 1024),
-            Err(FileError::NotRegular { kind: "a directory" })
+            Err(FileError::NotRegular {
+                kind: "a directory"
+            })
         ));
         let fifo = dir.path().join("fifo");
         nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();

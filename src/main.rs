@@ -12,9 +12,9 @@ use pgvigil::checks::schema::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, migrations, run_checks};
 use pgvigil::config::{ConfigArgs, ConfigSources, parse_duration};
 use pgvigil::demo::Demo;
+use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
 use pgvigil::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
-use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
 use pgvigil::tui::theme::{Glyphs, Theme};
 use pgvigil::tui::{DashboardOptions, run_dashboard};
@@ -491,16 +491,17 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
     };
-    let major = match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version_num')")
-        .fetch_one(&mut conn)
-        .await
-    {
-        Ok(v) => v.parse::<u32>().unwrap_or(0) / 10000,
-        Err(e) => {
-            eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
-            return UNKNOWN;
-        }
-    };
+    let major =
+        match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version_num')")
+            .fetch_one(&mut conn)
+            .await
+        {
+            Ok(v) => v.parse::<u32>().unwrap_or(0) / 10000,
+            Err(e) => {
+                eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
+                return UNKNOWN;
+            }
+        };
     let _ = sqlx::Connection::close(conn).await;
     let built = async {
         let server = DevServer::start(&dev, Some(major))

@@ -195,7 +195,11 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
             let _ = writeln!(
                 out,
                 "        locks{}:",
-                if m.locks_sampled { " (sampled while it ran)" } else { "" }
+                if m.locks_sampled {
+                    " (sampled while it ran)"
+                } else {
+                    ""
+                }
             );
             for l in &m.locks {
                 let _ = writeln!(out, "          {}", printable(&l.to_string()));

@@ -599,16 +599,29 @@ async fn empty_database_has_everything_pending() {
     );
     for id in ["pgvector.extension", "pgvector.column", "pgvector.index"] {
         assert_status(&report, id, Status::Warn);
-        assert!(finding(&report, id).summary.starts_with("pending: migration"));
+        assert!(
+            finding(&report, id)
+                .summary
+                .starts_with("pending: migration")
+        );
     }
-    assert_eq!(report.exit_code, 1, "{}", pgvigil::report::render_check(&report, false));
+    assert_eq!(
+        report.exit_code,
+        1,
+        "{}",
+        pgvigil::report::render_check(&report, false)
+    );
 }
 
 #[tokio::test]
 async fn only_the_index_migration_pending_is_a_warning() {
     let url = fresh_database(cluster(), "indexpending");
     let dir = migrations_copy();
-    std::fs::remove_file(dir.path().join("20261101000004_documents_embedding_hnsw.sql")).unwrap();
+    std::fs::remove_file(
+        dir.path()
+            .join("20261101000004_documents_embedding_hnsw.sql"),
+    )
+    .unwrap();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
@@ -630,8 +643,9 @@ async fn only_the_index_migration_pending_is_a_warning() {
     );
     let diff = report.schema_diff.as_ref().unwrap();
     assert!(
-        diff.iter().any(|e| e.kind == pgvigil::checks::schema::DiffKind::Pending
-            && e.object == "index documents_embedding_hnsw_idx on documents"),
+        diff.iter()
+            .any(|e| e.kind == pgvigil::checks::schema::DiffKind::Pending
+                && e.object == "index documents_embedding_hnsw_idx on documents"),
         "{diff:?}"
     );
 }
@@ -650,7 +664,10 @@ async fn the_recommended_monitoring_role_decides_every_check() {
         )
         .unwrap();
     cluster
-        .psql(&db, "GRANT SELECT ON _sqlx_migrations, documents TO monitor")
+        .psql(
+            &db,
+            "GRANT SELECT ON _sqlx_migrations, documents TO monitor",
+        )
         .unwrap();
     let monitor_url = format!(
         "postgres://monitor:monitor-pw@127.0.0.1:{}/{db}",
@@ -700,13 +717,17 @@ async fn without_pg_monitor_the_report_says_other_sessions_are_invisible() {
     let url = migrated_database(cluster, "nomonitor").await;
     let db = url.rsplit('/').next().unwrap().to_string();
     cluster
-        .psql("postgres",
+        .psql(
+            "postgres",
             "DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'plain_reader') THEN
-               CREATE ROLE plain_reader LOGIN PASSWORD 'reader-pw'; END IF; END $$;"
+               CREATE ROLE plain_reader LOGIN PASSWORD 'reader-pw'; END IF; END $$;",
         )
         .unwrap();
     cluster
-        .psql(&db, "GRANT SELECT ON _sqlx_migrations, documents TO plain_reader")
+        .psql(
+            &db,
+            "GRANT SELECT ON _sqlx_migrations, documents TO plain_reader",
+        )
         .unwrap();
     let reader_url = format!(
         "postgres://plain_reader:reader-pw@127.0.0.1:{}/{db}",
@@ -716,7 +737,8 @@ async fn without_pg_monitor_the_report_says_other_sessions_are_invisible() {
     let f = finding(&report, "pool.server_connections");
     assert_eq!(f.status, Status::Warn);
     assert!(
-        f.summary.contains("only this role's sessions are visible: grant pg_monitor"),
+        f.summary
+            .contains("only this role's sessions are visible: grant pg_monitor"),
         "{}",
         f.summary
     );
@@ -745,7 +767,12 @@ async fn a_permission_error_on_one_table_reports_that_check_only() {
     let report = check(&limited).await;
     let knn = finding(&report, "pgvector.knn");
     assert_eq!(knn.status, Status::Unknown);
-    assert!(knn.summary.contains("permission denied for table documents"), "{}", knn.summary);
+    assert!(
+        knn.summary
+            .contains("permission denied for table documents"),
+        "{}",
+        knn.summary
+    );
     assert!(!knn.summary.contains("at line"), "{}", knn.summary);
     // Every later check still decided.
     assert_only(&report, &[("pgvector.knn", Status::Unknown)], 3);
@@ -780,10 +807,15 @@ async fn a_read_blocked_by_a_lock_names_the_session_holding_it() {
     .await;
     let text = pgvigil::report::render_check(&report, false);
     assert!(
-        text.contains(&format!("waited on a lock held by pid {pid} (docs-batch, ACCESS EXCLUSIVE on documents")),
+        text.contains(&format!(
+            "waited on a lock held by pid {pid} (docs-batch, ACCESS EXCLUSIVE on documents"
+        )),
         "{text}"
     );
-    sqlx::raw_sql("ROLLBACK").execute(&mut holder).await.unwrap();
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
 }
 
 #[tokio::test]

@@ -133,3 +133,114 @@ fn usage_errors_are_unknown_and_help_is_ok() {
     assert_eq!(run(&["--help"]), Some(0));
     assert_eq!(run(&["--version"]), Some(0));
 }
+
+/// pgvigil without the `--migrations` the check helper adds.
+fn plain(url: &str, args: &[&str]) -> (Option<i32>, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(args)
+        .env("DATABASE_URL", url)
+        .env("RETRY_MAX_RETRIES", "0")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_closed_pipe_ends_the_output_quietly() {
+    // `pgvigil check | head`: the reader is gone before pgvigil writes.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["check", "--json"])
+        .env("DATABASE_URL", "postgres://app:pw@127.0.0.1:1/db")
+        .env("RETRY_MAX_RETRIES", "0")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn ping_is_unknown_when_the_database_cannot_be_reached() {
+    let (code, _, stderr) = plain("postgres://app:s3cret@127.0.0.1:1/db", &["ping"]);
+    assert_eq!(code, Some(3), "{stderr}");
+    assert!(stderr.contains("gave up connecting"), "{stderr}");
+    assert!(!stderr.contains("s3cret"), "{stderr}");
+}
+
+#[test]
+fn a_key_set_twice_in_the_env_file_is_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("pgvigil.env");
+    std::fs::write(
+        &env,
+        "DATABASE_URL=postgres://a:one@h/db\nPOOL_MAX_CONNECTIONS=10\nDATABASE_URL=postgres://a:two@h/db\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["--env-file"])
+        .arg(&env)
+        .arg("config")
+        .env_remove("DATABASE_URL")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(
+        stderr.contains("DATABASE_URL is set more than once; the last one wins"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("one@") && !stderr.contains("two@"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn an_ipv6_host_in_brackets_connects() {
+    let c = pgvigil::cluster::PrivateCluster::start_with(
+        pgvigil::cluster::ClusterOptions::default().setting("listen_addresses", "127.0.0.1,::1"),
+    )
+    .unwrap();
+    let url = format!(
+        "postgres://postgres:{}@[::1]:{}/postgres",
+        c.password(),
+        c.port()
+    );
+    let (code, stdout, stderr) = plain(&url, &["ping"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("\"acquisitions_total\": 1"), "{stdout}");
+}
+
+#[tokio::test]
+async fn a_standby_is_named_as_such() {
+    let c = pgvigil::cluster::PrivateCluster::start_new().unwrap();
+    c.create_database("app").unwrap();
+    let url = c.url("app");
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(migrations_dir())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    c.make_standby().unwrap();
+    let (code, stdout, stderr) = pgvigil(&url, &["check", "--only", "migrations"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let role = stdout
+        .lines()
+        .find(|l| l.contains("server.role"))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    assert!(role.contains("STANDBY"), "{role}");
+}

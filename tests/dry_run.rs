@@ -52,7 +52,11 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
     .await
     .unwrap();
     assert!(
-        report.dev.as_deref().unwrap_or("").starts_with("private PostgreSQL"),
+        report
+            .dev
+            .as_deref()
+            .unwrap_or("")
+            .starts_with("private PostgreSQL"),
         "{report:#?}"
     );
     assert_eq!(report.migrations.len(), 1, "{report:#?}");
@@ -147,8 +151,9 @@ async fn every_pending_migration_is_dry_run_on_an_empty_database() {
     let hnsw = &report.migrations[3];
     assert!(hnsw.no_transaction && hnsw.locks_sampled);
     assert!(
-        hnsw.changes.iter().any(|c| c.object
-            == "index documents_embedding_hnsw_idx on documents"),
+        hnsw.changes
+            .iter()
+            .any(|c| c.object == "index documents_embedding_hnsw_idx on documents"),
         "{:?}",
         hnsw.changes
     );
@@ -253,7 +258,9 @@ async fn a_locked_production_table_stops_the_schema_copy_and_names_the_blocker()
         "{err}"
     );
     assert!(
-        err.contains(&format!("pid {holder_pid} (docs-batch, ACCESS EXCLUSIVE on documents")),
+        err.contains(&format!(
+            "pid {holder_pid} (docs-batch, ACCESS EXCLUSIVE on documents"
+        )),
         "{err}"
     );
     sqlx::raw_sql("ROLLBACK")
@@ -306,4 +313,3 @@ async fn the_command_prints_locks_and_the_rollback_proof() {
     let local = load_local(dir.path()).await.unwrap();
     assert_eq!(local.len(), 5);
 }
-

@@ -232,10 +232,14 @@ fn dev_cluster() -> &'static PrivateCluster {
     &DEV
 }
 
-fn scratch_databases(dev: &PrivateCluster) -> String {
+/// Scratch databases on `dev` made by the pgvigil process `pid` (their names carry it; the
+/// dry-run tests share the dev server and run in parallel).
+fn scratch_databases(dev: &PrivateCluster, pid: u32) -> String {
     dev.psql(
         "postgres",
-        "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil\\_scratch\\_%'",
+        &format!(
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil\\_scratch\\_{pid}\\_%'"
+        ),
     )
     .unwrap()
 }
@@ -270,14 +274,17 @@ async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
         ],
     );
     pane.wait_for("pending 1", Duration::from_secs(20));
+    let pid = pgvigil_pid(&pane);
     pane.keys("d");
     pane.wait_for("dry-run running", Duration::from_secs(10));
     let db = url.rsplit('/').next().unwrap().to_string();
     let sleeping = || {
         dev.psql(
             "postgres",
-            "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgvigil\\_scratch\\_%' \
-             AND query LIKE '%pg_sleep(60)%' AND state = 'active'",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgvigil\\_scratch\\_{pid}\\_%' \
+                 AND query LIKE '%pg_sleep(60)%' AND state = 'active'"
+            ),
         )
         .unwrap()
     };
@@ -306,7 +313,7 @@ async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
     std::thread::sleep(Duration::from_millis(300));
     let screen = pane.screen();
     let started = Instant::now();
-    while (sleeping() != "0" || scratch_databases(dev) != "0")
+    while (sleeping() != "0" || scratch_databases(dev, pid) != "0")
         && started.elapsed() < Duration::from_secs(5)
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -315,7 +322,12 @@ async fn dry_run_then(key: &str, name: &str) -> (Pane, String, String) {
     (
         pane,
         screen,
-        format!("{}/{}/{}", sleeping(), scratch_databases(dev), on_production()),
+        format!(
+            "{}/{}/{}",
+            sleeping(),
+            scratch_databases(dev, pid),
+            on_production()
+        ),
     )
 }
 
@@ -472,4 +484,168 @@ fn regex_lite_colour(raw: &str) -> Option<String> {
         rest = &after[end..];
     }
     None
+}
+
+/// The pgvigil process running in a pane (a child of the pane's shell).
+fn pgvigil_pid(pane: &Pane) -> u32 {
+    let shell: u32 = pane
+        .tmux(&["list-panes", "-F", "#{pane_pid}"])
+        .trim()
+        .parse()
+        .unwrap();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
+        if ppid == Some(shell) && head.ends_with("(pgvigil") {
+            return entry.file_name().to_string_lossy().parse().unwrap();
+        }
+    }
+    panic!("no pgvigil under the pane's shell {shell}");
+}
+
+/// Private clusters (by directory) whose owner file names `pid`.
+fn clusters_of(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pgvigil-pg-"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("pgvigil-owner"))
+                .is_ok_and(|s| s.split_whitespace().next() == Some(&pid.to_string()))
+        })
+        .map(|e| e.path())
+        .collect()
+}
+
+/// d / Esc / v / Esc pressed at every moment of a job's life (connecting, starting the dev
+/// database, copying the schema, mid-migration), then q: nothing may be left anywhere.
+async fn key_storm(name: &str, dev_url: Option<String>) -> (u32, String) {
+    let cluster = support::cluster();
+    let url = support::migrated_database(cluster, name).await;
+    let dir = support::migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_slow.sql"),
+        "SELECT pg_sleep(60);\n",
+    )
+    .unwrap();
+    let state = tempfile::tempdir().unwrap();
+    let mut args = vec!["--migrations".to_string(), dir.path().display().to_string()];
+    if let Some(dev) = &dev_url {
+        args.push("--dev-url".into());
+        args.push(dev.clone());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let pane = Pane::start(
+        name,
+        (120, 40),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGVIGIL_STATE_DIR", state.path().to_str().unwrap()),
+        ],
+        &args,
+    );
+    pane.wait_for("pending 1", Duration::from_secs(20));
+    let pid = pgvigil_pid(&pane);
+    for i in 0..16u64 {
+        pane.keys(if i % 5 == 4 { "v" } else { "d" });
+        std::thread::sleep(Duration::from_millis((i * 157) % 1300));
+        pane.keys("Escape");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    // And one left running at the end, so that quitting must clean it up.
+    pane.keys("d");
+    std::thread::sleep(Duration::from_secs(4));
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(20)).as_deref(),
+        Some("0"),
+        "{}",
+        pane.screen()
+    );
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let on_production = cluster
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' AND application_name LIKE 'pgvigil%'"
+            ),
+        )
+        .unwrap();
+    (pid, on_production)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_storm_with_private_dev_clusters_leaves_nothing_behind() {
+    let (pid, on_production) = key_storm("stormprivate", None).await;
+    assert_eq!(on_production, "0", "pgvigil sessions left on production");
+    let started = Instant::now();
+    while !clusters_of(pid).is_empty() && started.elapsed() < Duration::from_secs(15) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(clusters_of(pid), Vec::<std::path::PathBuf>::new());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_storm_on_a_dev_server_leaves_nothing_behind() {
+    let dev = dev_cluster();
+    let (pid, on_production) = key_storm("stormdev", Some(dev.url("postgres"))).await;
+    assert_eq!(on_production, "0", "pgvigil sessions left on production");
+    let started = Instant::now();
+    while scratch_databases(dev, pid) != "0" && started.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert_eq!(
+        scratch_databases(dev, pid),
+        "0",
+        "scratch databases left on the dev server"
+    );
+    let sleeping = dev
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname LIKE 'pgvigil\\_scratch\\_{pid}\\_%'"
+            ),
+        )
+        .unwrap();
+    assert_eq!(sleeping, "0");
+}
+
+#[test]
+fn an_authentication_failure_waits_for_r_instead_of_counting_down() {
+    let cluster = support::cluster();
+    let url = format!(
+        "postgres://postgres:wrong-password@127.0.0.1:{}/postgres",
+        cluster.port()
+    );
+    let pane = Pane::start("authfail", (120, 40), &[("DATABASE_URL", &url)], &[]);
+    let (screen, _) = pane.wait_for("not retried automatically", Duration::from_secs(15));
+    assert!(screen.contains("r: retry now"), "{screen}");
+    assert!(!screen.contains("next retry in"), "{screen}");
+    assert!(!screen.contains("wrong-password"), "{screen}");
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
+#[test]
+fn the_dashboard_without_a_terminal_says_so_and_points_at_check() {
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .env("DATABASE_URL", "postgres://app:pw@127.0.0.1:1/db")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("the dashboard needs a terminal"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("pgvigil check"), "{stderr}");
 }

@@ -22,9 +22,7 @@ use support::{exec, fingerprint, migrations_copy};
 fn production() -> &'static PrivateCluster {
     static CLUSTER: LazyLock<PrivateCluster> = LazyLock::new(|| {
         PrivateCluster::start_with(ClusterOptions {
-            hba: Some(
-                "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n".into(),
-            ),
+            hba: Some("local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n".into()),
             ..ClusterOptions::default()
         })
         .unwrap_or_else(|e| {
@@ -189,7 +187,10 @@ async fn a_migration_that_lifts_its_own_timeout_is_stopped_at_the_bound() {
     assert!(took < Duration::from_secs(40), "took {took:?}: {shown}");
     assert_eq!(out.status.code(), Some(2), "{shown}");
     assert!(shown.contains("wall-clock bound of 8 s"), "{shown}");
-    assert!(shown.contains("lint: contains `SET LOCAL STATEMENT_TIMEOUT`"), "{shown}");
+    assert!(
+        shown.contains("lint: contains `SET LOCAL STATEMENT_TIMEOUT`"),
+        "{shown}"
+    );
     assert_eq!(fingerprint(production(), &url), before);
 }
 
@@ -216,7 +217,12 @@ async fn server_wide_statements_in_dynamic_sql_never_reach_production() {
     let dry = pgvigil(
         &url,
         state.path(),
-        &["migrate", "dry-run", "--migrations", dir.path().to_str().unwrap()],
+        &[
+            "migrate",
+            "dry-run",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+        ],
     );
     assert_eq!(fingerprint(production(), &url), before, "{}", text(&check));
     let shown = text(&check);
@@ -245,7 +251,11 @@ async fn hostile_names_are_quoted_in_fixes_and_escaped_on_screen() {
     let out = pgvigil(
         &url,
         state.path(),
-        &["check", "--migrations", support::migrations_dir().to_str().unwrap()],
+        &[
+            "check",
+            "--migrations",
+            support::migrations_dir().to_str().unwrap(),
+        ],
     );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(!stdout.contains('\x1b'), "raw escape in output:\n{stdout}");
@@ -304,14 +314,21 @@ async fn quote_ident_matches_the_server() {
         let server = production()
             .psql(
                 "postgres",
-                &format!("SELECT quote_ident({})", pgvigil::sanitize::quote_literal(n)),
+                &format!(
+                    "SELECT quote_ident({})",
+                    pgvigil::sanitize::quote_literal(n)
+                ),
             )
             .unwrap();
         let ours = pgvigil::sanitize::quote_ident(n);
         // Where we quote a word the server would leave bare (a keyword of a newer version),
         // both forms name the same object; anything else must match exactly.
         if server != ours {
-            assert_eq!(ours, format!("\"{n}\""), "{n}: server {server}, ours {ours}");
+            assert_eq!(
+                ours,
+                format!("\"{n}\""),
+                "{n}: server {server}, ours {ours}"
+            );
         }
     }
 }
@@ -337,7 +354,10 @@ async fn migration_directories_refuse_links_duplicates_fifos_and_huge_files() {
         .unwrap();
     let (code, shown) = run(linked.path());
     assert_eq!(code, Some(3), "{shown}");
-    assert!(shown.contains("20261201000000_link.sql is a symbolic link"), "{shown}");
+    assert!(
+        shown.contains("20261201000000_link.sql is a symbolic link"),
+        "{shown}"
+    );
 
     let dup = migrations_copy();
     std::fs::write(dup.path().join("20261201000000_one.sql"), "SELECT 1;").unwrap();
@@ -363,7 +383,8 @@ async fn migration_directories_refuse_links_duplicates_fifos_and_huge_files() {
 
     let huge = migrations_copy();
     let f = std::fs::File::create(huge.path().join("20261201000000_huge.sql")).unwrap();
-    f.set_len(pgvigil::checks::migrations::MAX_MIGRATION_BYTES + 1).unwrap();
+    f.set_len(pgvigil::checks::migrations::MAX_MIGRATION_BYTES + 1)
+        .unwrap();
     let (code, shown) = run(huge.path());
     assert_eq!(code, Some(3), "{shown}");
     assert!(shown.contains("over the limit"), "{shown}");
@@ -379,9 +400,15 @@ async fn files_that_are_not_regular_files_are_refused_quickly() {
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).unwrap();
     let fifo = fifo.to_str().unwrap();
     for (args, names) in [
-        (vec!["--env-file", "/dev/zero", "config"], "--env-file /dev/zero"),
+        (
+            vec!["--env-file", "/dev/zero", "config"],
+            "--env-file /dev/zero",
+        ),
         (vec!["--env-file", fifo, "config"], "--env-file"),
-        (vec!["check", "--expected", "/dev/zero"], "--expected /dev/zero"),
+        (
+            vec!["check", "--expected", "/dev/zero"],
+            "--expected /dev/zero",
+        ),
         (vec!["check", "--expected", fifo], "--expected"),
         (vec!["--theme", "/dev/zero"], "/dev/zero"),
     ] {
@@ -394,7 +421,9 @@ async fn files_that_are_not_regular_files_are_refused_quickly() {
         );
         assert!(shown.contains(names), "{args:?}: {shown}");
         assert!(
-            shown.contains("not a regular file") || shown.contains("a device") || shown.contains("a FIFO"),
+            shown.contains("not a regular file")
+                || shown.contains("a device")
+                || shown.contains("a FIFO"),
             "{args:?}: {shown}"
         );
         assert_ne!(out.status.code(), Some(0), "{args:?}: {shown}");

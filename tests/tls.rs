@@ -41,11 +41,23 @@ fn make_ca(dir: &Path, name: &str) {
     openssl(
         dir,
         &[
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.crt"),
-            "-subj", &format!("/CN={name}"),
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.crt"),
+            "-subj",
+            &format!("/CN={name}"),
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign,digitalSignature",
         ],
     );
 }
@@ -54,8 +66,16 @@ fn make_leaf(dir: &Path, name: &str, san: &str) {
     openssl(
         dir,
         &[
-            "req", "-newkey", "rsa:2048", "-nodes", "-keyout", &format!("{name}.key"),
-            "-out", &format!("{name}.csr"), "-subj", &format!("/CN={name}"),
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.csr"),
+            "-subj",
+            &format!("/CN={name}"),
         ],
     );
     std::fs::write(
@@ -66,9 +86,21 @@ fn make_leaf(dir: &Path, name: &str, san: &str) {
     openssl(
         dir,
         &[
-            "x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.crt", "-CAkey", "ca.key",
-            "-CAcreateserial", "-days", "2", "-out", &format!("{name}.crt"),
-            "-extfile", &format!("{name}.ext"),
+            "x509",
+            "-req",
+            "-in",
+            &format!("{name}.csr"),
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-out",
+            &format!("{name}.crt"),
+            "-extfile",
+            &format!("{name}.ext"),
         ],
     );
 }
@@ -117,8 +149,7 @@ fn tls_cluster(cert: &str, key: &str) -> PrivateCluster {
 }
 
 fn good() -> &'static PrivateCluster {
-    static C: LazyLock<PrivateCluster> =
-        LazyLock::new(|| tls_cluster("server.crt", "server.key"));
+    static C: LazyLock<PrivateCluster> = LazyLock::new(|| tls_cluster("server.crt", "server.key"));
     &C
 }
 
@@ -175,7 +206,10 @@ fn an_unknown_issuer_is_fatal_at_once_and_says_what_to_fix() {
     assert_eq!(code, Some(3), "{shown}");
     assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
     assert!(shown.contains("not retried"), "{shown}");
-    assert!(shown.contains("not signed by a CA in sslrootcert"), "{shown}");
+    assert!(
+        shown.contains("not signed by a CA in sslrootcert"),
+        "{shown}"
+    );
     assert!(!shown.contains(c.password()), "{shown}");
 }
 
@@ -213,6 +247,9 @@ fn without_tls_the_error_says_the_server_requires_it() {
     let (code, shown, took) = ping(&url(c, "127.0.0.1", "sslmode=disable"));
     assert_eq!(code, Some(3), "{shown}");
     assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
-    assert!(shown.contains("the server accepts only TLS connections"), "{shown}");
+    assert!(
+        shown.contains("the server accepts only TLS connections"),
+        "{shown}"
+    );
     assert!(shown.contains("sslmode=require"), "{shown}");
 }

@@ -50,7 +50,8 @@ pub async fn guarded<T>(
                     .execute(&mut *conn)
                     .await;
             }
-            let lock_wait = matches!(&source, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"));
+            let lock_wait =
+                matches!(&source, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"));
             let blockers = if lock_wait {
                 blockers(conn).await
             } else {
@@ -71,7 +72,9 @@ pub fn server_message(e: &sqlx::Error) -> String {
         sqlx::Error::Database(d) => {
             let mut m = d.message().to_string();
             if d.code().as_deref() == Some("42501") {
-                m.push_str(" (the role lacks a privilege: see README, \"The role to give pgvigil\")");
+                m.push_str(
+                    " (the role lacks a privilege: see README, \"The role to give pgvigil\")",
+                );
             }
             m
         }

@@ -357,7 +357,9 @@ pub fn state(
     for (t, table) in &live.tables {
         let table_sql = live.qualified(t);
         let schema_prefix = table_sql
-            .strip_suffix(&crate::sanitize::quote_ident(t.rsplit('.').next().unwrap_or(t)))
+            .strip_suffix(&crate::sanitize::quote_ident(
+                t.rsplit('.').next().unwrap_or(t),
+            ))
             .unwrap_or("")
             .to_string();
         for (name, idx) in &table.indexes {

@@ -164,11 +164,13 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     };
     out.push(index);
     out.push(
-        guarded(conn, async |c| knn(c, usable_name.as_deref(), knn_samples).await)
-            .await
-            .unwrap_or_else(|e| {
-                Finding::unknown("pgvector.knn", format!("KNN smoke test could not run: {e}"))
-            }),
+        guarded(conn, async |c| {
+            knn(c, usable_name.as_deref(), knn_samples).await
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Finding::unknown("pgvector.knn", format!("KNN smoke test could not run: {e}"))
+        }),
     );
     out
 }

@@ -257,15 +257,18 @@ async fn checks_on(
         report.finish(started);
         return report;
     }
-    report.findings.push(if facts.in_recovery {
-        Finding::pass(
+    // A standby is named whatever was asked for; a primary only in the full report.
+    if facts.in_recovery {
+        report.findings.push(Finding::pass(
             "server.role",
             "STANDBY: this server is a read-only replica in recovery (pg_is_in_recovery); \
              migrations are applied on its primary, and what is read here lags it by the replay delay",
-        )
-    } else {
-        Finding::pass("server.role", "primary (not in recovery)")
-    });
+        ));
+    } else if opts.only.is_none() {
+        report
+            .findings
+            .push(Finding::pass("server.role", "primary (not in recovery)"));
+    }
     if opts.wants(Group::Pool) {
         report
             .findings
@@ -277,11 +280,7 @@ async fn checks_on(
             .extend(pgvector::check(&mut *conn, opts.knn_samples).await);
     }
     let live: Option<Result<SchemaSnapshot, String>> = if needs_catalog {
-        Some(
-            guarded(&mut *conn, snapshot)
-                .await
-                .map_err(|e| scrub(&e)),
-        )
+        Some(guarded(&mut *conn, snapshot).await.map_err(|e| scrub(&e)))
     } else {
         None
     };
@@ -402,7 +401,9 @@ fn explain_pending(findings: &mut [Finding], expected: &ExpectedSchema, pending:
         if let Some(v) = version {
             f.status = Status::Warn;
             f.summary = format!("pending: migration {v} has not run yet ({})", f.summary);
-            f.fix = Some("apply the pending migrations in the maintenance window, then verify again".into());
+            f.fix = Some(
+                "apply the pending migrations in the maintenance window, then verify again".into(),
+            );
         }
     }
 }

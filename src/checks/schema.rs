@@ -529,7 +529,8 @@ impl ExpectedSchema {
             path: path.display().to_string(),
             reason,
         };
-        let text = crate::files::read_text(path, MAX_SNAPSHOT_BYTES).map_err(|e| file_err(e.reason()))?;
+        let text =
+            crate::files::read_text(path, MAX_SNAPSHOT_BYTES).map_err(|e| file_err(e.reason()))?;
         let parsed: Self = serde_json::from_str(&text)
             .map_err(|e| file_err(format!("not a snapshot file ({e})")))?;
         if parsed.format != SNAPSHOT_FORMAT {
@@ -597,10 +598,7 @@ async fn build_in(
                 .into_iter()
                 .map(|e| (e, None))
                 .collect();
-        scratch
-            .create_extensions(&extensions)
-            .await
-            .map_err(db)?;
+        scratch.create_extensions(&extensions).await.map_err(db)?;
         let applied = if m.no_tx {
             sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
                 .execute(&mut conn)

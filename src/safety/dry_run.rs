@@ -24,7 +24,9 @@ use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
 use crate::checks::catalog::{SchemaSnapshot, snapshot};
 use crate::checks::guard::guarded;
-use crate::checks::migrations::{LedgerRow, LocalMigration, MigrationError, load_local, read_ledger};
+use crate::checks::migrations::{
+    LedgerRow, LocalMigration, MigrationError, load_local, read_ledger,
+};
 use crate::checks::schema::{SchemaDiff, diff};
 use crate::config::PoolConfig;
 use crate::dev::{DevError, DevServer, DevSource};
@@ -88,7 +90,9 @@ pub enum Outcome {
         column: Option<usize>,
     },
     /// Not run because an earlier pending migration failed (as a real apply would stop).
-    NotRun { reason: String },
+    NotRun {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -196,8 +200,7 @@ pub async fn dry_run_migrations(
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
     // Dropped mid-statement (a signal, Esc): the statement is cancelled on the server.
-    let tracked =
-        crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
+    let tracked = crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
     let report = run(config, production, local, options).await;
     if let Some(t) = tracked {
         t.done();
@@ -253,13 +256,15 @@ async fn run(
         let too_slow = DryRunError::TooSlow {
             bound: options.max_duration.as_secs(),
         };
-        let dev = tokio::time::timeout_at(deadline, DevServer::start(&options.dev, Some(facts.major())))
-            .await
-            .map_err(|_| too_slow)??;
+        let dev = tokio::time::timeout_at(
+            deadline,
+            DevServer::start(&options.dev, Some(facts.major())),
+        )
+        .await
+        .map_err(|_| too_slow)??;
         report.dev = Some(dev.describe());
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
-        let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await
-        {
+        let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await {
             Ok(d) => d,
             Err(CopyError::Dump(text)) if text.contains("could not obtain lock") => {
                 // Name who holds the lock, as every read that gives up on one does.

@@ -91,9 +91,7 @@ pub fn find_pg_dump(major: u32) -> Option<PathBuf> {
         .flatten()
         .filter_map(|e| e.file_name().to_string_lossy().parse::<u32>().ok())
         .filter(|v| *v >= major)
-        .filter(|v| {
-            PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/pg_dump")).exists()
-        })
+        .filter(|v| PathBuf::from(format!("/usr/lib/postgresql/{v}/bin/pg_dump")).exists())
         .collect();
     versions.sort();
     versions

@@ -244,17 +244,41 @@ pub fn extensions_created_if_not_exists(sql: &str) -> Vec<String> {
 /// Words (function names, options) that reach outside the database: another connection, the
 /// server's files or programs.
 const REACHES_OUT: &[(&str, &str)] = &[
-    ("DBLINK", "opens a second connection (dblink), outside the migration's transaction"),
-    ("DBLINK_EXEC", "opens a second connection (dblink), outside the migration's transaction"),
-    ("DBLINK_CONNECT", "opens a second connection (dblink), outside the migration's transaction"),
+    (
+        "DBLINK",
+        "opens a second connection (dblink), outside the migration's transaction",
+    ),
+    (
+        "DBLINK_EXEC",
+        "opens a second connection (dblink), outside the migration's transaction",
+    ),
+    (
+        "DBLINK_CONNECT",
+        "opens a second connection (dblink), outside the migration's transaction",
+    ),
     ("PG_READ_FILE", "reads a file on the database server"),
     ("PG_READ_BINARY_FILE", "reads a file on the database server"),
     ("PG_LS_DIR", "lists a directory on the database server"),
-    ("LO_IMPORT", "reads a file on the database server (lo_import)"),
-    ("LO_EXPORT", "writes a file on the database server (lo_export)"),
-    ("PG_EXECUTE_SERVER_PROGRAM", "grants running programs on the database server"),
-    ("PG_READ_SERVER_FILES", "grants reading the database server's files"),
-    ("PG_WRITE_SERVER_FILES", "grants writing the database server's files"),
+    (
+        "LO_IMPORT",
+        "reads a file on the database server (lo_import)",
+    ),
+    (
+        "LO_EXPORT",
+        "writes a file on the database server (lo_export)",
+    ),
+    (
+        "PG_EXECUTE_SERVER_PROGRAM",
+        "grants running programs on the database server",
+    ),
+    (
+        "PG_READ_SERVER_FILES",
+        "grants reading the database server's files",
+    ),
+    (
+        "PG_WRITE_SERVER_FILES",
+        "grants writing the database server's files",
+    ),
 ];
 
 /// What a reviewer should know about a migration before it is applied. Dynamic SQL (EXECUTE in
@@ -289,7 +313,8 @@ pub fn lint(sql: &str) -> Vec<String> {
         .collect();
     let copy_program = stmts.iter().any(|s| {
         matches!(s.first(), Some(Token::Word(w)) if w == "COPY")
-            && s.iter().any(|t| matches!(t, Token::Word(w) if w == "PROGRAM"))
+            && s.iter()
+                .any(|t| matches!(t, Token::Word(w) if w == "PROGRAM"))
     });
     if copy_program {
         notes.push("uses COPY ... PROGRAM: runs a program on the database server".into());
@@ -301,7 +326,8 @@ pub fn lint(sql: &str) -> Vec<String> {
     }
     let dynamic = stmts.iter().any(|s| {
         matches!(s.first(), Some(Token::Word(w)) if w == "DO")
-            || s.iter().any(|t| matches!(t, Token::Word(w) if w == "FUNCTION" || w == "PROCEDURE"))
+            || s.iter()
+                .any(|t| matches!(t, Token::Word(w) if w == "FUNCTION" || w == "PROCEDURE"))
     });
     if dynamic {
         notes.push(
@@ -350,7 +376,12 @@ mod tests {
         assert_eq!(transaction_control(sql).as_deref(), Some("COMMIT"));
         assert_eq!(
             statement_heads(sql),
-            vec!["CREATE TABLE A$B$", "COMMIT", "DROP TABLE DOCUMENTS", "SELECT"]
+            vec![
+                "CREATE TABLE A$B$",
+                "COMMIT",
+                "DROP TABLE DOCUMENTS",
+                "SELECT"
+            ]
         );
     }
 
@@ -402,9 +433,15 @@ mod tests {
     #[test]
     fn reaching_outside_the_database_is_noted() {
         let notes = lint("COPY documents FROM PROGRAM 'curl evil'");
-        assert!(notes.iter().any(|n| n.contains("runs a program")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("runs a program")),
+            "{notes:?}"
+        );
         let notes = lint("SELECT dblink_exec('dbname=prod', 'DELETE FROM documents')");
-        assert!(notes.iter().any(|n| n.contains("second connection")), "{notes:?}");
+        assert!(
+            notes.iter().any(|n| n.contains("second connection")),
+            "{notes:?}"
+        );
         let notes = lint("DO $$ BEGIN EXECUTE 'CREATE ROLE x SUPERUSER'; END $$");
         assert!(notes.iter().any(|n| n.contains("not scanned")), "{notes:?}");
         assert!(lint("ALTER TABLE t ADD COLUMN program text").is_empty());

@@ -184,7 +184,14 @@ pub fn fingerprint(cluster: &PrivateCluster, url: &str) -> Fingerprint {
     let out = std::process::Command::new(cluster.bindir().join("pg_dump"))
         .args(["--schema-only", "-h"])
         .arg(cluster.dir())
-        .args(["-p", &cluster.port().to_string(), "-U", "postgres", "-d", &db])
+        .args([
+            "-p",
+            &cluster.port().to_string(),
+            "-U",
+            "postgres",
+            "-d",
+            &db,
+        ])
         .env("PGPASSWORD", cluster.password())
         .output()
         .expect("pg_dump");

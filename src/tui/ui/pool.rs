@@ -28,9 +28,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             retrying,
         } => {
             let next = match next_retry_at {
-                _ if !retrying => {
-                    "not retried automatically: fix the cause below, then".into()
-                }
+                _ if !retrying => "not retried automatically".into(),
                 Some(at) if *at > state.now => {
                     let secs = (*at - state.now).num_milliseconds().max(0) as f64 / 1000.0;
                     format!("next retry in {:.0}s", secs.ceil())

@@ -36,6 +36,12 @@ fn main() {
         .nth(2)
         .and_then(|a| a.parse().ok())
         .unwrap_or(10);
+    // 2000 documents, as `pgvigil demo` loads: enough that the planner serves KNN through the
+    // HNSW index, as it does on a real documents table.
+    let documents: usize = std::env::var("BENCH_DOCUMENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
     let cluster = PrivateCluster::start_with(
         ClusterOptions::default()
             .setting("shared_preload_libraries", "pg_stat_statements")
@@ -49,7 +55,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let local = migrations::load_local(&dir).await.unwrap();
-        println!("pgvigil check benchmark: reference schema, {runs} runs per row, local private cluster, KNN samples {knn_samples} on 200 rows");
+        println!("pgvigil check benchmark: reference schema, {runs} runs per row, local private cluster, KNN samples {knn_samples} on {documents} rows");
         println!("| expected schema from | extra tables | median wall ms | min | max | statements per check | exit |");
         println!("|---|---|---|---|---|---|---|");
         for extra in std::env::var("BENCH_EXTRA_TABLES").ok().map(|v| v.split(',').filter_map(|x| x.parse().ok()).collect()).unwrap_or_else(|| vec![0usize, 50, 200]) {
@@ -58,10 +64,10 @@ fn main() {
             let url = cluster.url(&db);
             let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
             sqlx::migrate::Migrator::new(dir.clone()).await.unwrap().run(&mut conn).await.unwrap();
-            sqlx::raw_sql("INSERT INTO document_sources (doc_type, source_name) VALUES ('guide', 'g');
+            sqlx::raw_sql(AssertSqlSafe("INSERT INTO document_sources (doc_type, source_name) VALUES ('guide', 'g');
                 INSERT INTO documents (doc_type, source_name, doc_path, content, embedding)
                 SELECT 'guide', 'g', 'p' || i, 'x', (SELECT array_agg(random())::vector(3072) FROM generate_series(1, 3072) WHERE i > 0)
-                FROM generate_series(1, 200) i; ANALYZE;")
+                FROM generate_series(1, 200) i; ANALYZE;".replace("200", &documents.to_string())))
                 .execute(&mut conn)
                 .await
                 .unwrap();

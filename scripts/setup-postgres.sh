@@ -5,7 +5,10 @@
 # What it does (idempotent; each step is skipped when already satisfied):
 #   1. Installs PostgreSQL 15 server binaries + server dev headers (needed to
 #      build extensions) and a few tools the test suite needs (tmux for the
-#      end-to-end tests). See REQUIRED_PACKAGES below.
+#      end-to-end tests, openssl for the TLS tests' certificates). The same
+#      binaries are pgvigil's private dev database, and pg_dump 15 (package
+#      postgresql-client-15) copies production's schema into it. See
+#      REQUIRED_PACKAGES below.
 #   2. Builds and installs pgvector for PostgreSQL 15. Debian 12 has no
 #      pgvector binary package, so we fetch the *source* package from Debian
 #      trixie (0.8.x) via a private, source-only apt configuration that never
@@ -39,7 +42,7 @@ readonly ARCHIVE_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # if dpkg does not report it as installed. make/gcc are needed to build
 # pgvector (postgresql-server-dev-15 pulls in clang/llvm for JIT bitcode but
 # not the C toolchain itself).
-REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux"
+REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux openssl"
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C

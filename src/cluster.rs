@@ -384,15 +384,13 @@ impl PrivateCluster {
             // A file, not a pipe: the daemonised server would hold a pipe open forever.
             .stdout(out)
             .stderr(err);
-        // The server inherits this environment, and libpq inside it (dblink, postgres_fdw)
-        // would use PGPASSWORD, PGHOST, a service file or ~/.pgpass to reach other servers:
-        // production's credentials must not be within a migration's reach on a dev cluster.
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("PG") {
-                cmd.env_remove(&key);
-            }
-        }
-        cmd.env("HOME", self.dir.path())
+        // The server inherits this environment, and code inside it (a migration's dblink or
+        // postgres_fdw through libpq, an extension) could read it: PGPASSWORD, a service file,
+        // ~/.pgpass, DATABASE_URL with production's password. It gets none of ours.
+        cmd.env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("LC_ALL", "C")
+            .env("HOME", self.dir.path())
             .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
             .env("PGSERVICEFILE", self.dir.path().join("no-pg-service"));
         if let Some((uid, gid)) = self.run_as {

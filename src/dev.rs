@@ -26,12 +26,16 @@ pub enum DevSource {
 }
 
 impl DevSource {
-    /// `--dev-url` over `DEV_DATABASE_URL`; neither means a private cluster.
-    pub fn from_flag_or_env(flag: Option<&str>) -> Result<Self, DevError> {
+    /// `--dev-url` over `DEV_DATABASE_URL` (from the environment, or `fallback` when the
+    /// caller read it from a .env file); neither means a private cluster.
+    pub fn from_flag_or_env(
+        flag: Option<&str>,
+        fallback: Option<String>,
+    ) -> Result<Self, DevError> {
         let (raw, origin) = match flag {
             Some(v) => (v.to_string(), "--dev-url"),
-            None => match std::env::var("DEV_DATABASE_URL") {
-                Ok(v) if !v.trim().is_empty() => (v, "DEV_DATABASE_URL"),
+            None => match std::env::var("DEV_DATABASE_URL").ok().or(fallback) {
+                Some(v) if !v.trim().is_empty() => (v, "DEV_DATABASE_URL"),
                 _ => return Ok(Self::Private),
             },
         };
@@ -66,6 +70,23 @@ pub enum DevError {
     NotAllowed { role: String, target: String },
     #[error("the dev database at {target}: {reason}")]
     Database { target: String, reason: String },
+    #[error(
+        "--dev-url / DEV_DATABASE_URL ({target}) names the same PostgreSQL server as \
+         DATABASE_URL; the dev database must be a separate, empty scratch server (migration SQL \
+         never runs on production's server), or leave it out to use a private cluster"
+    )]
+    SameServer { target: String },
+}
+
+/// What tells one running server from another without privileges: when its postmaster started
+/// (to the microsecond), its port and version.
+pub async fn server_identity(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT pg_postmaster_start_time()::text || ' port ' || current_setting('port')
+                || ' version ' || current_setting('server_version_num')",
+    )
+    .fetch_one(conn)
+    .await
 }
 
 enum Kind {
@@ -85,6 +106,7 @@ pub struct DevServer {
     /// `server_version_num`, e.g. 150020.
     pub version_num: i32,
     pub version: String,
+    identity: String,
 }
 
 impl std::fmt::Debug for DevServer {
@@ -135,6 +157,7 @@ impl DevServer {
                     migrator: Some(migrator),
                     version_num: 0,
                     version: String::new(),
+                    identity: String::new(),
                 };
                 server.read_version().await?;
                 let mut conn = server.admin().await?;
@@ -158,6 +181,7 @@ impl DevServer {
                     migrator: None,
                     version_num: 0,
                     version: String::new(),
+                    identity: String::new(),
                 };
                 server.read_version().await?;
                 server.require_createdb().await?;
@@ -232,7 +256,21 @@ impl DevServer {
         .map_err(|e| self.db_err(e))?;
         self.version_num = num.parse().unwrap_or(0);
         self.version = text;
+        self.identity = server_identity(&mut conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
         let _ = conn.close().await;
+        Ok(())
+    }
+
+    /// Refuses to stand in for production when it IS production's server (a --dev-url that
+    /// names it by mistake): `production` is [`server_identity`] read there.
+    pub fn ensure_apart_from(&self, production: &str) -> Result<(), DevError> {
+        if self.identity == production {
+            return Err(DevError::SameServer {
+                target: self.target(),
+            });
+        }
         Ok(())
     }
 
@@ -264,6 +302,14 @@ impl DevServer {
             .fetch_one(&mut conn)
             .await
             .map_err(|e| self.db_err(e))?;
+        // This session holds an advisory lock named after the database for as long as the
+        // database lives: a later run's sweep drops only databases whose lock is free (their
+        // maker's session is gone), whatever the pid and host say.
+        sqlx::query("SELECT pg_advisory_lock(hashtextextended($1, 0))")
+            .bind(&name)
+            .execute(&mut conn)
+            .await
+            .map_err(|e| self.db_err(e))?;
         // The guard exists before the database does: cancelled at any instant (even while
         // CREATE DATABASE runs on the server), its drop first stops the creating statement,
         // then drops whatever exists.
@@ -278,6 +324,7 @@ impl DevServer {
             name: name.clone(),
             dropped: false,
             creator: Some(creator),
+            keeper: None,
         };
         let owner = if self.migrator.is_some() {
             format!(" OWNER {MIGRATOR}")
@@ -304,8 +351,8 @@ impl DevServer {
         )))
         .execute(&mut conn)
         .await;
-        let _ = conn.close().await;
         scratch.creator = None;
+        scratch.keeper = Some(conn);
         Ok(scratch)
     }
 
@@ -328,7 +375,22 @@ impl DevServer {
             if !stale_scratch(&name, comment.as_deref(), &host_name()) {
                 continue;
             }
-            match drop_database(&mut conn, &name).await {
+            // Its maker's session holds this lock while the database lives.
+            let free: bool =
+                sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                    .bind(&name)
+                    .fetch_one(&mut conn)
+                    .await
+                    .unwrap_or(false);
+            if !free {
+                continue;
+            }
+            let dropped = drop_database(&mut conn, &name).await;
+            let _ = sqlx::query("SELECT pg_advisory_unlock(hashtextextended($1, 0))")
+                .bind(&name)
+                .execute(&mut conn)
+                .await;
+            match dropped {
                 Ok(()) => tracing::info!(
                     target: "pgvigil::dev",
                     "dropped scratch database {name} left by a pgvigil process that no longer runs"
@@ -342,6 +404,15 @@ impl DevServer {
         }
         let _ = conn.close().await;
     }
+}
+
+/// An extension to create on a dev database: `version` and `schema` as on production when
+/// known, else the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    pub name: String,
+    pub version: Option<String>,
+    pub schema: Option<String>,
 }
 
 /// The role migrations run as on a private dev cluster.
@@ -435,6 +506,8 @@ pub struct ScratchDatabase {
     dropped: bool,
     /// The backend running CREATE DATABASE while it may still be running.
     creator: Option<i32>,
+    /// The session that made the database and holds its advisory lock until it is dropped.
+    keeper: Option<PgConnection>,
 }
 
 impl ScratchDatabase {
@@ -452,24 +525,42 @@ impl ScratchDatabase {
         self.superuser.connect().await
     }
 
-    /// Creates extensions a non-superuser may not (most are untrusted, pgvector included):
-    /// `(name, version)`; `None` takes the default version.
-    pub async fn create_extensions(
-        &self,
-        extensions: &[(String, Option<String>)],
-    ) -> Result<(), sqlx::Error> {
+    /// Creates extensions a non-superuser may not (most are untrusted, pgvector included),
+    /// before any migration runs (an extension script runs as the superuser and must not meet
+    /// objects a migration planted), each in its schema (created, owned by the migrations' role,
+    /// when missing).
+    pub async fn create_extensions(&self, extensions: &[Extension]) -> Result<(), sqlx::Error> {
         if extensions.is_empty() {
             return Ok(());
         }
         let mut conn = self.connect_admin().await?;
-        for (name, version) in extensions {
-            let version = version
+        let owner: String = sqlx::query_scalar(
+            "SELECT pg_get_userbyid(datdba)::text FROM pg_database WHERE datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await?;
+        for e in extensions {
+            let version = e
+                .version
                 .as_ref()
                 .map(|v| format!(" VERSION {}", crate::sanitize::quote_literal(v)))
                 .unwrap_or_default();
+            let schema = match &e.schema {
+                Some(schema) => {
+                    sqlx::raw_sql(AssertSqlSafe(format!(
+                        "CREATE SCHEMA IF NOT EXISTS {} AUTHORIZATION {}",
+                        quote_ident(schema),
+                        quote_ident(&owner)
+                    )))
+                    .execute(&mut conn)
+                    .await?;
+                    format!(" SCHEMA {}", quote_ident(schema))
+                }
+                None => String::new(),
+            };
             sqlx::raw_sql(AssertSqlSafe(format!(
-                "CREATE EXTENSION IF NOT EXISTS {}{version} CASCADE",
-                quote_ident(name)
+                "CREATE EXTENSION IF NOT EXISTS {}{schema}{version} CASCADE",
+                quote_ident(&e.name)
             )))
             .execute(&mut conn)
             .await?;
@@ -482,6 +573,9 @@ impl ScratchDatabase {
         let mut conn = self.admin.connect().await?;
         let result = drop_database(&mut conn, &self.name).await;
         let _ = conn.close().await;
+        if let Some(keeper) = self.keeper.take() {
+            let _ = keeper.close().await;
+        }
         result
     }
 }
@@ -492,6 +586,8 @@ impl Drop for ScratchDatabase {
             return;
         }
         let (name, admin, creator) = (self.name.clone(), self.admin.clone(), self.creator);
+        // Closed only after the drop: until then its lock keeps other runs' sweeps away.
+        let keeper = self.keeper.take();
         match tokio::runtime::Handle::try_current() {
             Ok(handle) => {
                 crate::cleanup::spawn(&handle, async move {
@@ -501,6 +597,7 @@ impl Drop for ScratchDatabase {
                             stop_creator(&mut conn, pid).await?;
                         }
                         drop_database(&mut conn, &name).await?;
+                        drop(keeper);
                         conn.close().await
                     };
                     if let Err(e) = dropped.await {

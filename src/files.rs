@@ -6,6 +6,7 @@
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+
 use std::path::Path;
 
 /// Why a file could not be read; the caller names the flag or variable that gave the path.
@@ -68,29 +69,24 @@ fn libc_o_nonblock() -> i32 {
     nix::fcntl::OFlag::O_NONBLOCK.bits()
 }
 
-/// Writes `bytes` to `path` readable by the owner only, through a temporary file and a rename,
-/// so a reader never sees half a file.
+/// Writes `bytes` to `path` readable by the owner only, through a temporary file of an
+/// unpredictable name created exclusively beside it, then a rename: a reader never sees half a
+/// file, and a link planted at a guessable name cannot redirect the write.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty());
-    let tmp = match dir {
-        Some(d) => d.join(format!(
-            ".{}.tmp{}",
-            path.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
-        )),
-        None => Path::new(&format!(".pgvigil.tmp{}", std::process::id())).to_path_buf(),
-    };
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(bytes)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".pgvigil-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ fn main() -> ExitCode {
     let interactive = matches!(cli.command, None | Some(Command::Demo));
     if interactive {
         if let Err(e) = color_eyre::install() {
-            eprintln!("pgvigil: {e}");
+            say(&e.to_string());
         }
         init_tui_logging();
     } else {
@@ -202,26 +202,50 @@ fn main() -> ExitCode {
         tokio::runtime::Runtime::new()
     }
     .expect("tokio runtime");
-    let dev = match DevSource::from_flag_or_env(cli.dev_url.as_deref()) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("pgvigil: {e}");
-            return ExitCode::from(UNKNOWN);
-        }
-    };
     if matches!(cli.command, Some(Command::Demo)) {
-        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
-    }
-    let config =
-        match ConfigSources::from_process(&cli.config).and_then(|s| PoolConfig::from_sources(&s)) {
-            // Every session pgvigil opens on DATABASE_URL is read-only, with lock and
-            // statement timeouts: nothing it does on its own may change that database.
-            Ok(config) => config.read_only(),
+        let dev = match DevSource::from_flag_or_env(cli.dev_url.as_deref(), None) {
+            Ok(d) => d,
             Err(e) => {
-                eprintln!("pgvigil: {e}");
+                say(&e.to_string());
                 return ExitCode::from(UNKNOWN);
             }
         };
+        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
+    }
+    let sources = match ConfigSources::from_process(&cli.config) {
+        Ok(s) => s,
+        Err(e) => {
+            say(&e.to_string());
+            return ExitCode::from(UNKNOWN);
+        }
+    };
+    let config = match PoolConfig::from_sources(&sources) {
+        // Every session pgvigil opens on DATABASE_URL is read-only, with lock and statement
+        // timeouts: nothing it does on its own may change that database.
+        Ok(config) => config.read_only(),
+        Err(e) => {
+            say(&e.to_string());
+            return ExitCode::from(UNKNOWN);
+        }
+    };
+    // Only the commands that run migration SQL need a dev database; a bad DEV_DATABASE_URL
+    // must not stop `ping` or `config`.
+    let wants_dev = matches!(
+        cli.command,
+        None | Some(Command::Check(_) | Command::Schema(_) | Command::Migrate(_))
+    );
+    let dev = if wants_dev {
+        let from_file = sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v);
+        match DevSource::from_flag_or_env(cli.dev_url.as_deref(), from_file) {
+            Ok(d) => d,
+            Err(e) => {
+                say(&e.to_string());
+                return ExitCode::from(UNKNOWN);
+            }
+        }
+    } else {
+        DevSource::Private
+    };
     let code = runtime.block_on(async move {
         // The dashboard handles its own keys and signals (and restores the terminal).
         let Some(command) = cli.command else {
@@ -276,7 +300,12 @@ async fn interruptible(command: impl Future<Output = u8>) -> u8 {
         return command.await;
     };
     let (name, code) = tokio::select! {
-        code = command => return code,
+        code = command => {
+            // Cleanups the command started from guards (a scratch database dropped after an
+            // error) must finish before the runtime goes.
+            pgvigil::cleanup::finish(Duration::from_secs(5)).await;
+            return code;
+        }
         _ = int.recv() => ("SIGINT", 130),
         _ = term.recv() => ("SIGTERM", 143),
     };
@@ -288,6 +317,12 @@ async fn interruptible(command: impl Future<Output = u8>) -> u8 {
          and removed what this run created"
     );
     code
+}
+
+/// An error for the user on stderr, with control characters from the server or a file shown
+/// as escapes (a message can quote a server's text).
+fn say(message: &str) {
+    eprintln!("pgvigil: {}", pgvigil::sanitize::printable_lines(message));
 }
 
 /// Writes to standard output; a reader that went away (`pgvigil check | head`) ends the
@@ -333,7 +368,7 @@ async fn dashboard(
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
         Err(e) => {
-            eprintln!("pgvigil: {e}");
+            say(&e.to_string());
             return UNKNOWN;
         }
     };
@@ -393,14 +428,21 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> u8 {
 
 /// A single connection outside any pool; says why on stderr when it cannot.
 async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
-    match connect_options(config).connect().await {
+    let connected = async {
+        let mut conn = connect_options(config).connect().await?;
+        if let Some(guard) = config.read_only {
+            pgvigil::pool::ensure_read_only(&mut conn, guard).await?;
+        }
+        Ok::<_, sqlx::Error>(conn)
+    };
+    match connected.await {
         Ok(c) => Some(c),
         Err(e) => {
-            eprintln!(
-                "pgvigil: cannot connect to {}: {}",
+            say(&format!(
+                "cannot connect to {}: {}",
                 config.database_url,
-                config.database_url.scrub(&e.to_string())
-            );
+                config.database_url.scrub(&pgvigil::pool::error_text(&e))
+            ));
             None
         }
     }
@@ -420,7 +462,7 @@ async fn ping(config: PoolConfig) -> u8 {
     let pool = match connect_one_shot(config).await {
         Ok(pool) => pool,
         Err(e) => {
-            eprintln!("pgvigil: {e}");
+            say(&e.to_string());
             return UNKNOWN;
         }
     };
@@ -437,7 +479,7 @@ async fn ping(config: PoolConfig) -> u8 {
     }
     .await;
     if let Err(e) = result {
-        eprintln!("pgvigil: {e}");
+        say(&e.to_string());
         return UNKNOWN;
     }
     print_out(&format!(
@@ -482,30 +524,37 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
     let local = match migrations::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("pgvigil: {e}");
+            say(&e.to_string());
             return UNKNOWN;
         }
     };
-    // Production is asked one thing, read-only: its major version, which the dev database
-    // must match.
+    // Production is asked, read-only, which server it is: its major version, which the dev
+    // database must match, and its identity, which the dev server must not share.
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
     };
-    let major =
-        match sqlx::query_scalar::<_, String>("SELECT current_setting('server_version_num')")
+    let facts = async {
+        let major: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
             .fetch_one(&mut conn)
-            .await
-        {
-            Ok(v) => v.parse::<u32>().unwrap_or(0) / 10000,
-            Err(e) => {
-                eprintln!("pgvigil: {}", config.database_url.scrub(&e.to_string()));
-                return UNKNOWN;
-            }
-        };
+            .await?;
+        let identity = pgvigil::dev::server_identity(&mut conn).await?;
+        Ok::<_, sqlx::Error>((major.parse::<u32>().unwrap_or(0) / 10000, identity))
+    }
+    .await;
+    let (major, identity) = match facts {
+        Ok(f) => f,
+        Err(e) => {
+            say(&config.database_url.scrub(&pgvigil::pool::error_text(&e)));
+            return UNKNOWN;
+        }
+    };
     let _ = sqlx::Connection::close(conn).await;
     let built = async {
         let server = DevServer::start(&dev, Some(major))
             .await
+            .map_err(|e| e.to_string())?;
+        server
+            .ensure_apart_from(&identity)
             .map_err(|e| e.to_string())?;
         ExpectedSchema::build(&server, &local, Duration::from_secs(600))
             .await
@@ -529,7 +578,7 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
             0
         }
         Err(e) => {
-            eprintln!("pgvigil: {}", pgvigil::sanitize::printable(&e));
+            say(&e);
             2
         }
     }
@@ -559,10 +608,7 @@ async fn migrate_dry_run(
             dry_run_exit_code(&report)
         }
         Err(e) => {
-            eprintln!(
-                "pgvigil: {}",
-                pgvigil::sanitize::printable(&config.database_url.scrub(&e.to_string()))
-            );
+            say(&config.database_url.scrub(&e.to_string()));
             UNKNOWN
         }
     }

@@ -301,6 +301,18 @@ fn fixture(name: &str) -> State {
             }
             s.checks = Some((t(-5), report(findings, migrations(false, false))));
         }
+        "standby_unprivileged" => {
+            // A standby, seen by a role without pg_monitor, with a hostile application name
+            // and query text (escape sequences, a newline).
+            if let Some(v) = s.server.as_mut() {
+                v.in_recovery = true;
+                v.sees_all_sessions = false;
+                v.groups[0].application = "evil\x1b]0;pwned\x07\x1b[2J\nsecond line".into();
+                if let Some(x) = v.longest_transaction.as_mut() {
+                    x.query = "UPDATE t SET a = 1\x1b[31m -- red\r\nDROP".into();
+                }
+            }
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -326,7 +338,24 @@ const FIXTURES: &[&str] = &[
     "job_failed",
     "migrations",
     "pgvector_missing",
+    "standby_unprivileged",
 ];
+
+#[test]
+fn text_from_the_server_never_reaches_the_terminal_raw() {
+    let text = draw(
+        &fixture("standby_unprivileged"),
+        &Theme::builtin("default"),
+        120,
+        40,
+    )
+    .backend()
+    .to_string();
+    assert!(!text.contains('\x1b') && !text.contains('\x07'), "{text}");
+    assert!(text.contains("evil\\e]0;pwned\\x07"), "{text}");
+    assert!(text.contains("STANDBY"), "{text}");
+    assert!(text.contains("grant pg_monitor"), "{text}");
+}
 
 #[test]
 fn fixtures_at_80x24_and_120x40() {

@@ -551,15 +551,21 @@ async fn key_storm(name: &str, dev_url: Option<String>) -> (u32, String) {
     );
     pane.wait_for("pending 1", Duration::from_secs(20));
     let pid = pgvigil_pid(&pane);
+    let mut clusters_seen = 0;
     for i in 0..16u64 {
         pane.keys(if i % 5 == 4 { "v" } else { "d" });
         std::thread::sleep(Duration::from_millis((i * 157) % 1300));
+        clusters_seen = clusters_seen.max(clusters_of(pid).len());
         pane.keys("Escape");
         std::thread::sleep(Duration::from_millis(30));
     }
     // And one left running at the end, so that quitting must clean it up.
     pane.keys("d");
     std::thread::sleep(Duration::from_secs(4));
+    clusters_seen = clusters_seen.max(clusters_of(pid).len());
+    if dev_url.is_none() {
+        assert!(clusters_seen > 0, "no private dev cluster ever started");
+    }
     pane.keys("q");
     assert_eq!(
         pane.exit_code(Duration::from_secs(20)).as_deref(),

@@ -76,9 +76,15 @@ fn with_pending(name: &str, sql: &str) -> tempfile::TempDir {
 }
 
 async fn dry_run_changes_nothing(prefix: &str, migration: &str) -> String {
+    dry_run_changes_nothing_with(prefix, |_| migration.to_string()).await
+}
+
+/// As above, with the migration written for the production database's name.
+async fn dry_run_changes_nothing_with(prefix: &str, migration: impl Fn(&str) -> String) -> String {
     let _serial = SERIAL.lock().await;
     let url = production_db(prefix).await;
-    let dir = with_pending(prefix, migration);
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let dir = with_pending(prefix, &migration(&db));
     let state = tempfile::tempdir().unwrap();
     let before = fingerprint(production(), &url);
     let out = pgvigil(
@@ -126,16 +132,20 @@ async fn a_commit_hidden_behind_an_escaped_quote_changes_nothing() {
 
 #[tokio::test]
 async fn a_second_connection_through_dblink_cannot_reach_production() {
-    // Aimed at "the server it runs on": on production (trusting local connections) this deleted
-    // rows outside any transaction pgvigil could roll back.
-    let shown = dry_run_changes_nothing(
-        "dblink",
-        "CREATE EXTENSION IF NOT EXISTS dblink;\n\
-         SELECT dblink_exec(format('host=%s port=%s dbname=%s user=postgres',\n\
-             current_setting('unix_socket_directories'), current_setting('port'), current_database()),\n\
-             'DELETE FROM document_sources');\n",
-    )
+    // Aimed at production's own socket, which trusts local connections: run there, this
+    // deleted rows outside any transaction pgvigil could roll back.
+    let shown = dry_run_changes_nothing_with("dblink", |db| {
+        format!(
+            "CREATE EXTENSION IF NOT EXISTS dblink;\n\
+             SELECT dblink_exec('host={} port={} dbname={db} user=postgres',\n\
+                 'DELETE FROM document_sources');\n",
+            production().dir().display(),
+            production().port(),
+        )
+    })
     .await;
+    // It could not even connect from the dev database: no credentials there.
+    assert!(shown.contains("failed"), "{shown}");
     assert!(shown.contains("lint: uses dblink"), "{shown}");
 }
 

@@ -131,7 +131,9 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
         "the check never waited on the lock"
     );
     kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    let signalled = Instant::now();
     let code = wait_exit(&mut child, Duration::from_secs(10));
+    let took = signalled.elapsed();
     // Checked at once: left alone, the read would wait until its lock_timeout (2 s).
     let left = waiting();
     let stderr = {
@@ -141,6 +143,11 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
         s
     };
     assert_eq!(code, Some(143), "{stderr}");
+    // Well inside the read's own 2 s lock_timeout: gone because it was cancelled.
+    assert!(
+        took < Duration::from_millis(1500),
+        "took {took:?}: {stderr}"
+    );
     assert_eq!(left, "0", "the read still waits on the server: {stderr}");
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
     sqlx::raw_sql("ROLLBACK")

@@ -161,6 +161,8 @@ fn ping(url: &str) -> (Option<i32>, String, Duration) {
         .env("DATABASE_URL", url)
         .env("RETRY_MAX_RETRIES", "5")
         .env("RETRY_INITIAL_DELAY", "2s")
+        // No jitter: a single retry would take 2 s, so "under 2 s" proves there was none.
+        .env("RETRY_JITTER", "none")
         .output()
         .unwrap();
     (

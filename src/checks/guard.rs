@@ -15,6 +15,16 @@ pub struct ReadError {
     source: sqlx::Error,
 }
 
+impl From<sqlx::Error> for ReadError {
+    fn from(source: sqlx::Error) -> Self {
+        Self {
+            message: server_message(&source),
+            blockers: String::new(),
+            source,
+        }
+    }
+}
+
 impl ReadError {
     pub fn sqlstate(&self) -> Option<String> {
         match &self.source {
@@ -86,17 +96,19 @@ pub fn server_message(e: &sqlx::Error) -> String {
 /// database), as "; waited on a lock held by pid 123 (app, ACCESS EXCLUSIVE on documents,
 /// transaction open 41 s)".
 pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
-    let rows: Vec<(i32, String, String, f64)> = sqlx::query_as(
+    // Holders, and also sessions queued for ACCESS EXCLUSIVE (a migration waiting behind a
+    // long transaction blocks every later reader just the same).
+    let rows: Vec<(i32, String, String, f64, bool)> = sqlx::query_as(
         "SELECT l.pid, coalesce(nullif(a.application_name, ''), '(unnamed)'),
                 coalesce(c.relname::text, l.relation::text),
-                coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8
+                coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8, l.granted
            FROM pg_locks l
            JOIN pg_stat_activity a ON a.pid = l.pid
            LEFT JOIN pg_class c ON c.oid = l.relation
-          WHERE l.locktype = 'relation' AND l.granted AND l.mode = 'AccessExclusiveLock'
+          WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
             AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
             AND l.pid <> pg_backend_pid()
-          ORDER BY a.xact_start LIMIT 3",
+          ORDER BY l.granted DESC, a.xact_start LIMIT 3",
     )
     .fetch_all(&mut *conn)
     .await
@@ -106,8 +118,11 @@ pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
     }
     let list: Vec<String> = rows
         .iter()
-        .map(|(pid, app, rel, secs)| {
-            format!("pid {pid} ({app}, ACCESS EXCLUSIVE on {rel}, transaction open {secs:.0} s)")
+        .map(|(pid, app, rel, secs, granted)| {
+            let what = if *granted { "" } else { "queued for " };
+            format!(
+                "pid {pid} ({app}, {what}ACCESS EXCLUSIVE on {rel}, transaction open {secs:.0} s)"
+            )
         })
         .collect();
     format!("; waited on a lock held by {}", list.join(", "))

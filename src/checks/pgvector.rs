@@ -438,10 +438,13 @@ async fn knn(
         for i in 0..samples {
             let started = Instant::now();
             let _ids: Vec<sqlx::types::Uuid> = sqlx::query_scalar(
+                // The query vector by id: an OFFSET over the embeddings themselves would cast
+                // (and detoast) every row it skips, timing that instead of the KNN search.
                 "SELECT d.id FROM documents d
                   ORDER BY d.embedding::halfvec(3072) <=> (
                         SELECT q.embedding::halfvec(3072) FROM documents q
-                         WHERE q.embedding IS NOT NULL OFFSET $1 LIMIT 1)
+                         WHERE q.id = (SELECT s.id FROM documents s
+                                        WHERE s.embedding IS NOT NULL OFFSET $1 LIMIT 1))
                   LIMIT 10",
             )
             .bind((i as i64 * 7919) % sampled)

@@ -247,7 +247,17 @@ async fn checks_on(
         (None, _) => None,
         (Some(_), Some(path)) => Some(ExpectedSchema::read(path).map_err(|e| e.to_string())),
         (Some(Err(e)), None) => Some(Err(e.clone())),
-        (Some(Ok(local)), None) => Some(expected_schema(local, facts.major(), opts).await),
+        (Some(Ok(local)), None) => Some(
+            // Starting the dev database and building: bounded as a whole, by pgvigil.
+            tokio::time::timeout(opts.build_bound, expected_schema(local, &facts, opts))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(format!(
+                        "building it on the dev database passed its bound of {} s",
+                        opts.build_bound.as_secs()
+                    ))
+                }),
+        ),
     };
 
     if let Err(e) = begin_read_only(&mut *conn, opts).await {
@@ -353,8 +363,8 @@ async fn checks_on(
         }
     }
     let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
-    if let Some(Ok(expected)) = &expected {
-        explain_pending(&mut report.findings, expected, &pending_versions);
+    if let (Some(Ok(expected)), Some(Ok(live))) = (&expected, &live) {
+        explain_pending(&mut report.findings, expected, live, &pending_versions);
     }
     // Every message passes through one scrub, whatever check produced it.
     for f in &mut report.findings {
@@ -370,7 +380,12 @@ async fn checks_on(
 /// A pgvector finding that fails (or cannot decide) only because a pending migration has not
 /// run yet is a WARNING that says so: "pending", not "missing". A pending migration is
 /// something to apply in the window, not an outage.
-fn explain_pending(findings: &mut [Finding], expected: &ExpectedSchema, pending: &[i64]) {
+fn explain_pending(
+    findings: &mut [Finding],
+    expected: &ExpectedSchema,
+    live: &SchemaSnapshot,
+    pending: &[i64],
+) {
     use super::catalog::ObjectKey;
     let creates = |wanted: &dyn Fn(&ObjectKey) -> bool| -> Option<i64> {
         pending.iter().copied().find(|v| {
@@ -388,14 +403,37 @@ fn explain_pending(findings: &mut [Finding], expected: &ExpectedSchema, pending:
         *k == ObjectKey::Table("documents".into())
             || *k == ObjectKey::Column("documents".into(), "embedding".into())
     };
-    let index = |k: &ObjectKey| matches!(k, ObjectKey::Index(t, _) if t == "documents");
+    // Only the ANN index the finding is about, created by the pending migration and absent
+    // here: an existing index that is INVALID or wrong stays a failure whatever else is
+    // pending.
+    let index = |k: &ObjectKey| match k {
+        ObjectKey::Index(t, name) if t == "documents" => {
+            let ann = expected
+                .snapshot
+                .tables
+                .get("documents")
+                .and_then(|table| table.indexes.get(name))
+                .is_some_and(|i| {
+                    i.definition.contains("USING hnsw") || i.definition.contains("USING ivfflat")
+                });
+            ann && !live.contains(k)
+        }
+        _ => false,
+    };
     for f in findings.iter_mut().filter(|f| f.status != Status::Pass) {
         let version = match f.id {
-            "pgvector.extension" | "pgvector.roundtrip" => creates(&vector),
-            "pgvector.column" => creates(&column).or_else(|| creates(&vector)),
+            "pgvector.extension" | "pgvector.roundtrip" => {
+                creates(&vector).filter(|_| !live.extensions.contains_key("vector"))
+            }
+            // A column a pending migration creates or changes (vector(1536) to 3072).
+            "pgvector.column" => creates(&column)
+                .or_else(|| creates(&vector).filter(|_| !live.extensions.contains_key("vector"))),
             "pgvector.index" | "pgvector.knn" => creates(&index)
-                .or_else(|| creates(&column))
-                .or_else(|| creates(&vector)),
+                .or_else(|| {
+                    creates(&column)
+                        .filter(|_| !live.contains(&ObjectKey::Table("documents".into())))
+                })
+                .or_else(|| creates(&vector).filter(|_| !live.extensions.contains_key("vector"))),
             _ => None,
         };
         if let Some(v) = version {
@@ -418,6 +456,8 @@ struct ServerFacts {
     /// state and query are visible.
     sees_all_sessions: bool,
     role: String,
+    /// See [`crate::dev::server_identity`].
+    identity: String,
 }
 
 impl ServerFacts {
@@ -443,15 +483,17 @@ async fn server_facts(conn: &mut PgConnection) -> Result<ServerFacts, sqlx::Erro
         in_recovery,
         sees_all_sessions,
         role,
+        identity: crate::dev::server_identity(&mut *conn).await?,
     })
 }
 
 /// From the cache, else built on a dev database (and cached), else the reason there is none.
 async fn expected_schema(
     local: &[LocalMigration],
-    major: u32,
+    facts: &ServerFacts,
     opts: &CheckOptions,
 ) -> Result<ExpectedSchema, String> {
+    let major = facts.major();
     let key = expected_cache::key(local, major);
     if let Some(dir) = &opts.cache_dir
         && let Some(cached) = expected_cache::load(dir, &key)
@@ -467,6 +509,8 @@ async fn expected_schema(
     let dev = DevServer::start(&opts.dev, Some(major))
         .await
         .map_err(|e| format!("{e}; or pass --expected FILE from `pgvigil schema snapshot`"))?;
+    dev.ensure_apart_from(&facts.identity)
+        .map_err(|e| e.to_string())?;
     let built = ExpectedSchema::build(&dev, local, opts.build_bound)
         .await
         .map_err(|e| e.to_string())?;

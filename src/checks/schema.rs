@@ -112,12 +112,15 @@ pub fn diff(expected: &SchemaSnapshot, actual: &SchemaSnapshot, strict: bool) ->
                 )
                 .with_fix(format!("CREATE EXTENSION {};", quote_ident(name))),
             ),
+            // The expected side has whatever version the dev server defaults to: a different
+            // installed version is worth a line, not a warning (pgvector.extension judges
+            // whether an upgrade is pending).
             Some(v) if v != version => out.push(DiffEntry::new(
                 &key,
                 DiffKind::Different,
                 Some(format!("version {version}")),
                 Some(format!("version {v}")),
-                Severity::Warning,
+                Severity::Info,
             )),
             Some(_) => {}
         }
@@ -262,7 +265,7 @@ fn diff_table(qualified: &str, t: &str, expected: &Table, live: &Table, out: &mu
 }
 
 /// `"my schema".t` -> `"my schema".`: the schema part of a quoted qualified name.
-fn schema_prefix_of(qualified: &str) -> Option<String> {
+pub(crate) fn schema_prefix_of(qualified: &str) -> Option<String> {
     let mut in_quotes = false;
     let mut last_dot = None;
     for (i, c) in qualified.char_indices() {
@@ -585,20 +588,29 @@ async fn build_in(
     migrations: &[LocalMigration],
 ) -> Result<Built, ExpectedError> {
     let db = ExpectedError::Database;
+    // Migrations run as an ordinary role on a private dev cluster; the extensions they create
+    // with IF NOT EXISTS are made before the first one runs, by the administrator (an
+    // extension script runs as the superuser and must not meet objects a migration planted),
+    // and counted as created by the first migration that names each.
+    let mut first_named: BTreeMap<i64, Vec<ObjectKey>> = BTreeMap::new();
+    let mut extensions: Vec<crate::dev::Extension> = Vec::new();
+    for m in migrations {
+        for e in crate::safety::statements::extensions_created_if_not_exists(&m.sql) {
+            if !extensions.iter().any(|x| x.name == e.name) {
+                first_named
+                    .entry(m.version)
+                    .or_default()
+                    .push(ObjectKey::Extension(e.name.clone()));
+                extensions.push(e);
+            }
+        }
+    }
+    scratch.create_extensions(&extensions).await.map_err(db)?;
     let mut conn = scratch.connect().await.map_err(db)?;
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
     let mut by_version = BTreeMap::new();
     let mut touched = BTreeMap::new();
     for m in migrations {
-        // Migrations run as an ordinary role on a private dev cluster; the extensions this
-        // one creates with IF NOT EXISTS are made just before it by the administrator, so
-        // they still count as this migration's objects.
-        let extensions: Vec<(String, Option<String>)> =
-            crate::safety::statements::extensions_created_if_not_exists(&m.sql)
-                .into_iter()
-                .map(|e| (e, None))
-                .collect();
-        scratch.create_extensions(&extensions).await.map_err(db)?;
         let applied = if m.no_tx {
             sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
                 .execute(&mut conn)
@@ -623,11 +635,12 @@ async fn build_in(
             },
         })?;
         let now = snapshot(&mut conn).await.map_err(db)?;
-        let created: Vec<ObjectKey> = now
+        let mut created: Vec<ObjectKey> = now
             .objects()
             .into_iter()
-            .filter(|k| !previous.contains(k))
+            .filter(|k| !previous.contains(k) && !matches!(k, ObjectKey::Extension(_)))
             .collect();
+        created.extend(first_named.remove(&m.version).unwrap_or_default());
         let changed: Vec<ObjectKey> = diff(&previous, &now, true)
             .into_iter()
             .filter_map(|e| e.key)
@@ -666,7 +679,10 @@ pub fn mark_pending(d: &mut SchemaDiff, expected: &ExpectedSchema, pending: &[i6
                     _ => false,
                 }
         });
-        if explained && e.kind != DiffKind::Unexpected {
+        // Unexpected too: a pending migration that drops or renames an object leaves it
+        // "unexpected" until it runs; only objects it touches themselves count for that.
+        let own = e.key.as_ref().is_some_and(|k| touched.contains(k));
+        if explained && (e.kind != DiffKind::Unexpected || own) {
             e.kind = DiffKind::Pending;
             e.severity = Severity::Info;
             e.fix = None;

@@ -26,6 +26,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("RETRY_MULTIPLIER", "--retry-multiplier"),
     ("RETRY_JITTER", "--retry-jitter"),
     ("APPLICATION_NAME", "--application-name"),
+    ("DEV_DATABASE_URL", "--dev-url"),
 ];
 
 /// Where a value came from.

@@ -119,10 +119,14 @@ impl DatabaseUrl {
                     });
                 }
                 "sslrootcert" | "ssl-root-cert" | "ssl-ca" => {
-                    if let Err(e) = std::fs::File::open(value.as_ref()) {
+                    // Read here, bounded, regular files only: the driver would read a FIFO
+                    // forever at connect time.
+                    if let Err(e) =
+                        crate::files::read_text(std::path::Path::new(value.as_ref()), 1024 * 1024)
+                    {
                         return Err(UrlError::SslRootCert {
                             path: value.into_owned(),
-                            reason: e.to_string(),
+                            reason: e.reason(),
                         });
                     }
                 }
@@ -202,34 +206,35 @@ impl DatabaseUrl {
         self.url.password().is_some()
     }
 
-    /// The URL as libpq tools (pg_dump) read it, WITHOUT the password: sqlx's spellings of the
-    /// TLS parameters become libpq's, and sqlx-only ones are left out. Hand the password over
-    /// through [`DatabaseUrl::password`] and `PGPASSWORD`, never on a command line.
-    pub fn libpq_url(&self) -> String {
+    /// The URL as libpq tools (pg_dump) read it, WITHOUT the password and without its query
+    /// parameters, which come back as libpq's environment variables (`PGSSLMODE`,
+    /// `PGSSLROOTCERT`, `PGHOST` for a socket directory, `PGOPTIONS`, ...): a URL query would
+    /// need libpq's exact percent-encoding, an environment variable needs none. Hand the
+    /// password over through [`DatabaseUrl::password`] and `PGPASSWORD`, never on a command
+    /// line.
+    pub fn libpq_parts(&self) -> (String, Vec<(&'static str, String)>) {
         let mut url = self.url.clone();
         let _ = url.set_password(None);
-        let pairs: Vec<(String, String)> = url
-            .query_pairs()
-            .filter(|(k, _)| {
-                !matches!(k.as_ref(), "statement-cache-capacity" | "password")
-                    && !k.starts_with("options[")
-            })
-            .map(|(k, v)| {
-                let key = match k.as_ref() {
-                    "ssl-mode" => "sslmode",
-                    "ssl-root-cert" | "ssl-ca" => "sslrootcert",
-                    "ssl-cert" => "sslcert",
-                    "ssl-key" => "sslkey",
-                    other => other,
-                };
-                (key.to_string(), v.into_owned())
-            })
-            .collect();
         url.set_query(None);
-        if !pairs.is_empty() {
-            url.query_pairs_mut().extend_pairs(pairs);
+        let mut env = Vec::new();
+        for (k, v) in self.url.query_pairs() {
+            let var = match k.as_ref() {
+                "sslmode" | "ssl-mode" => "PGSSLMODE",
+                "sslrootcert" | "ssl-root-cert" | "ssl-ca" => "PGSSLROOTCERT",
+                "sslcert" | "ssl-cert" => "PGSSLCERT",
+                "sslkey" | "ssl-key" => "PGSSLKEY",
+                "host" => "PGHOST",
+                "hostaddr" => "PGHOSTADDR",
+                "port" => "PGPORT",
+                "dbname" => "PGDATABASE",
+                "user" => "PGUSER",
+                "application_name" => "PGAPPNAME",
+                "options" => "PGOPTIONS",
+                _ => continue,
+            };
+            env.push((var, v.into_owned()));
         }
-        url.to_string()
+        (url.to_string(), env)
     }
 
     /// The password, percent-decoded (from the URL's user part or a `password=` parameter).

@@ -329,13 +329,42 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
 
 /// The sqlx pool options derived from the configuration.
 pub fn pool_options(config: &PoolConfig) -> PgPoolOptions {
-    PgPoolOptions::new()
+    let options = PgPoolOptions::new()
         .min_connections(config.min_connections)
         .max_connections(config.max_connections)
         .acquire_timeout(config.acquire_timeout)
         .idle_timeout(config.idle_timeout)
         .max_lifetime(config.max_lifetime)
-        .test_before_acquire(config.test_before_acquire)
+        .test_before_acquire(config.test_before_acquire);
+    match config.read_only {
+        None => options,
+        Some(guard) => options.after_connect(move |conn, _| {
+            Box::pin(async move { ensure_read_only(conn, guard).await })
+        }),
+    }
+}
+
+/// Makes sure a monitoring session really is read-only: the startup parameters say so, but a
+/// connection pooler in between may have dropped them silently. Sets them when they did not
+/// hold (one statement when they did).
+pub async fn ensure_read_only(
+    conn: &mut sqlx::PgConnection,
+    guard: crate::config::ReadOnlySession,
+) -> Result<(), sqlx::Error> {
+    let on: String = sqlx::query_scalar("SHOW default_transaction_read_only")
+        .fetch_one(&mut *conn)
+        .await?;
+    if on != "on" {
+        tracing::warn!(target: "pgvigil::pool", "the server ignored the read-only startup parameters (a pooler?); setting them per session");
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "SET default_transaction_read_only = on; SET lock_timeout = {}; SET statement_timeout = {}",
+            guard.lock_timeout.as_millis().max(1),
+            guard.statement_timeout.as_millis().max(1)
+        )))
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
 }
 
 /// One attempt, bounded by the connect timeout as a whole. A single probe connection goes

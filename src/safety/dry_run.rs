@@ -218,9 +218,7 @@ async fn run(
     let deadline = tokio::time::Instant::now() + options.max_duration;
     let started_at = Utc::now();
     // Each read names the session that blocked it, should one hold a lock it needs.
-    let facts = guarded(production, ProductionFacts::read).await?;
-    let before = guarded(production, snapshot).await?;
-    let ledger_before = guarded(production, read_ledger).await?;
+    let (facts, before, ledger_before) = read_production(production).await?;
     let applied: BTreeSet<i64> = ledger_before
         .iter()
         .flatten()
@@ -262,11 +260,16 @@ async fn run(
         )
         .await
         .map_err(|_| too_slow)??;
+        dev.ensure_apart_from(&facts.identity)?;
         report.dev = Some(dev.describe());
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await {
             Ok(d) => d,
-            Err(CopyError::Dump(text)) if text.contains("could not obtain lock") => {
+            // pg_dump bounds its lock waits with a statement timeout on LOCK TABLE.
+            Err(CopyError::Dump(text))
+                if text.contains("could not obtain lock")
+                    || (text.contains("statement timeout") && text.contains("LOCK TABLE")) =>
+            {
                 // Name who holds the lock, as every read that gives up on one does.
                 let who = crate::checks::guard::blockers(production).await;
                 return Err(CopyError::Dump(format!("{text}{who}")).into());
@@ -282,10 +285,9 @@ async fn run(
         report.notes.extend(notes);
         // Extensions a pending migration creates (IF NOT EXISTS) are created beforehand by
         // the dev server's administrator: migrations there run as an ordinary role.
-        let extensions: Vec<(String, Option<String>)> = pending
+        let extensions: Vec<crate::dev::Extension> = pending
             .iter()
             .flat_map(|m| crate::safety::statements::extensions_created_if_not_exists(&m.sql))
-            .map(|e| (e, None))
             .collect();
         if let Err(e) = scratch.create_extensions(&extensions).await {
             report.notes.push(format!(
@@ -300,14 +302,33 @@ async fn run(
         drop(dev);
         report.migrations = result?;
     }
-    let after = guarded(production, snapshot).await?;
-    let ledger_after = guarded(production, read_ledger).await?;
+    let (_, after, ledger_after) = read_production(production).await?;
     report.production_unchanged = after == before && ledger_eq(&ledger_before, &ledger_after);
     if !report.production_unchanged {
         tracing::error!(target: "pgvigil::dry_run", "production's schema or ledger changed during the dry-run (someone else migrating?)");
     }
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
+}
+
+type ProductionRead = (ProductionFacts, SchemaSnapshot, Option<Vec<LedgerRow>>);
+
+/// What the dry-run reads on production, in one READ ONLY transaction, each read under its own
+/// savepoint so that one that waits on a lock names the session holding it.
+async fn read_production(production: &mut PgConnection) -> Result<ProductionRead, DryRunError> {
+    sqlx::query("BEGIN READ ONLY")
+        .execute(&mut *production)
+        .await
+        .map_err(|e| DryRunError::Production(e.into()))?;
+    let read = async {
+        let facts = guarded(production, ProductionFacts::read).await?;
+        let snap = guarded(production, snapshot).await?;
+        let ledger = guarded(production, read_ledger).await?;
+        Ok::<_, DryRunError>((facts, snap, ledger))
+    }
+    .await;
+    let _ = sqlx::query("COMMIT").execute(&mut *production).await;
+    read
 }
 
 /// Runs the pending migrations on the dev copy, in order, stopping at the first failure.
@@ -335,11 +356,19 @@ async fn run_on_dev(
         .map_err(db)?;
     let tracked = crate::cleanup::track_pid(&scratch.connect_options(), pid);
     let mut sampler = scratch.connect().await.map_err(db)?;
-    let existing: BTreeSet<String> = production_before
-        .tables
-        .iter()
-        .flat_map(|(t, table)| std::iter::once(t.clone()).chain(table.indexes.keys().cloned()))
-        .collect();
+    // Every relation of the copy before the first migration (tables, indexes, views,
+    // sequences in any schema), named as the lock report names them.
+    let existing: BTreeSet<String> = sqlx::query_scalar(
+        "SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .map_err(db)?
+    .into_iter()
+    .collect();
+    let _ = production_before;
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
     let mut results = Vec::new();
     let mut stopped: Option<String> = None;

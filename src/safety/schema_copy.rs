@@ -26,10 +26,12 @@ pub struct ProductionFacts {
     pub version_num: i32,
     pub version: String,
     pub in_recovery: bool,
-    /// (name, installed version)
-    pub extensions: Vec<(String, String)>,
+    /// (name, installed version, schema)
+    pub extensions: Vec<(String, String, String)>,
     /// Roles other than PostgreSQL's own `pg_*` ones.
     pub roles: Vec<String>,
+    /// [`crate::dev::server_identity`]: a dev server must not be this one.
+    pub identity: String,
 }
 
 impl ProductionFacts {
@@ -45,8 +47,9 @@ impl ProductionFacts {
         .fetch_one(&mut *conn)
         .await?;
         let (extensions, roles): (serde_json::Value, serde_json::Value) = sqlx::query_as(
-            "SELECT (SELECT coalesce(json_agg(json_build_array(extname, extversion) ORDER BY extname), '[]')
-                       FROM pg_extension WHERE extname <> 'plpgsql'),
+            "SELECT (SELECT coalesce(json_agg(json_build_array(e.extname, e.extversion, n.nspname) ORDER BY e.extname), '[]')
+                       FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+                      WHERE e.extname <> 'plpgsql'),
                     (SELECT coalesce(json_agg(rolname ORDER BY rolname), '[]')
                        FROM pg_roles WHERE rolname NOT LIKE 'pg\\_%')",
         )
@@ -54,12 +57,14 @@ impl ProductionFacts {
         .await?;
         let extensions = serde_json::from_value(extensions).unwrap_or_default();
         let roles = serde_json::from_value(roles).unwrap_or_default();
+        let identity = crate::dev::server_identity(&mut *conn).await?;
         Ok(Self {
             version_num: num.parse().unwrap_or(0),
             version,
             in_recovery,
             extensions,
             roles,
+            identity,
         })
     }
 }
@@ -68,7 +73,7 @@ impl ProductionFacts {
 pub enum CopyError {
     #[error(
         "pg_dump for PostgreSQL {major} or newer is not installed here (looked in \
-         /usr/lib/postgresql/*/bin and PATH); install postgresql-client-{major}"
+         /usr/lib/postgresql/*/bin); install postgresql-client-{major}"
     )]
     NoPgDump { major: u32 },
     #[error("pg_dump could not read production's schema: {0}")]
@@ -109,7 +114,34 @@ pub async fn dump_schema(
 ) -> Result<String, CopyError> {
     let pg_dump = find_pg_dump(major).ok_or(CopyError::NoPgDump { major })?;
     let url = &config.database_url;
+    let (target, params) = url.libpq_parts();
+    // A name of its own, so that a way out can find its backend and cancel what it runs.
+    let app = format!(
+        "pgvigil-schema-dump-{}-{:08x}",
+        std::process::id(),
+        rand::random::<u32>()
+    );
     let mut cmd = tokio::process::Command::new(&pg_dump);
+    // Nothing of ours leaks into libpq's view (a PGPASSWORD, a PGSERVICE of another server).
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("PG") {
+            cmd.env_remove(&key);
+        }
+    }
+    let mut options = "-c default_transaction_read_only=on".to_string();
+    for (var, value) in params {
+        if var == "PGOPTIONS" {
+            // pg_dump reads in its own READ ONLY transaction; this makes every statement
+            // read-only, whatever the URL's own options say.
+            options = format!("{value} {options}");
+        } else {
+            cmd.env(var, value);
+        }
+    }
+    cmd.arg(format!("--dbname={target}"))
+        .env("PGOPTIONS", options)
+        .env("PGAPPNAME", &app)
+        .env("PGCONNECT_TIMEOUT", "30");
     cmd.args([
         "--schema-only",
         "--no-owner",
@@ -124,12 +156,6 @@ pub async fn dump_schema(
         "--lock-wait-timeout={}",
         lock_timeout.as_millis().max(1)
     ))
-    .arg(format!("--dbname={}", url.libpq_url()))
-    .env_remove("PGPASSWORD")
-    .env("PGAPPNAME", "pgvigil-schema-dump")
-    .env("PGCONNECT_TIMEOUT", "30")
-    // pg_dump reads in its own READ ONLY transaction; this makes every statement read-only.
-    .env("PGOPTIONS", "-c default_transaction_read_only=on")
     .stdin(Stdio::null())
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
@@ -140,6 +166,13 @@ pub async fn dump_schema(
     let mut child = cmd
         .spawn()
         .map_err(|e| CopyError::Dump(format!("{}: {e}", pg_dump.display())))?;
+    // Killed with this future (kill_on_drop), pg_dump's backend would finish its statement
+    // unaware; the guard cancels it on the server unless the dump completes.
+    let guard = DumpGuard {
+        options: crate::pool::connect_options(config),
+        application: app,
+        armed: true,
+    };
     let mut stdout = child.stdout.take().expect("piped");
     let mut stderr = child.stderr.take().expect("piped");
     let run = async {
@@ -162,6 +195,7 @@ pub async fn dump_schema(
     let (status, out, err) = tokio::time::timeout(bound, run)
         .await
         .map_err(|_| CopyError::Dump(format!("no schema within {} s", bound.as_secs())))??;
+    guard.done();
     if !status.success() {
         let text = url.scrub(String::from_utf8_lossy(&err).trim());
         return Err(CopyError::Dump(format!("{status}: {text}")));
@@ -173,6 +207,42 @@ pub async fn dump_schema(
         )));
     }
     String::from_utf8(out).map_err(|e| CopyError::Dump(format!("not UTF-8: {e}")))
+}
+
+/// Cancels the dump's statement on production if the dump is abandoned (a signal, Esc).
+struct DumpGuard {
+    options: sqlx::postgres::PgConnectOptions,
+    application: String,
+    armed: bool,
+}
+
+impl DumpGuard {
+    fn done(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DumpGuard {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let (options, application) = (self.options.clone(), self.application.clone());
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            crate::cleanup::spawn(&handle, async move {
+                use sqlx::ConnectOptions;
+                if let Ok(mut conn) = options.connect().await {
+                    let _ = sqlx::query(
+                        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+                    )
+                    .bind(&application)
+                    .execute(&mut conn)
+                    .await;
+                    let _ = conn.close().await;
+                }
+            });
+        }
+    }
 }
 
 /// The dump without the psql meta-commands newer pg_dump writes (`\restrict KEY` and
@@ -227,7 +297,7 @@ pub async fn restore(
     // administrator (the dump then finds them: it says IF NOT EXISTS).
     let mut admin = scratch.connect_admin().await.map_err(restore_err)?;
     let mut wanted = Vec::new();
-    for (name, version) in &production.extensions {
+    for (name, version, schema) in &production.extensions {
         let offered: bool = sqlx::query_scalar(
             "SELECT EXISTS (SELECT 1 FROM pg_available_extension_versions WHERE name = $1 AND version = $2)",
         )
@@ -242,7 +312,11 @@ pub async fn restore(
                  version was used"
             ));
         }
-        wanted.push((name.clone(), offered.then(|| version.clone())));
+        wanted.push(crate::dev::Extension {
+            name: name.clone(),
+            version: offered.then(|| version.clone()),
+            schema: Some(schema.clone()),
+        });
     }
     let _ = admin.close().await;
     scratch

@@ -217,23 +217,40 @@ pub fn server_wide(sql: &str) -> Option<String> {
     })
 }
 
-/// Extensions created with `CREATE EXTENSION IF NOT EXISTS name`: a dev database can create
-/// them beforehand as its administrator, and the statement then finds them there.
-pub fn extensions_created_if_not_exists(sql: &str) -> Vec<String> {
+/// Extensions created with `CREATE EXTENSION IF NOT EXISTS name [WITH] [SCHEMA s]`: a dev
+/// database can create them beforehand as its administrator, and the statement then finds them
+/// there.
+pub fn extensions_created_if_not_exists(sql: &str) -> Vec<crate::dev::Extension> {
     statements(sql)
         .iter()
         .filter_map(|s| {
             let words: Vec<&str> = s
                 .iter()
-                .take(6)
                 .map_while(|t| match t {
                     Token::Word(w) => Some(w.as_str()),
                     _ => None,
                 })
                 .collect();
             match words.as_slice() {
-                ["CREATE", "EXTENSION", "IF", "NOT", "EXISTS", name, ..] => {
-                    Some(name.to_ascii_lowercase())
+                [
+                    "CREATE",
+                    "EXTENSION",
+                    "IF",
+                    "NOT",
+                    "EXISTS",
+                    name,
+                    rest @ ..,
+                ] => {
+                    let schema = rest
+                        .iter()
+                        .position(|w| *w == "SCHEMA")
+                        .and_then(|i| rest.get(i + 1))
+                        .map(|s| s.to_ascii_lowercase());
+                    Some(crate::dev::Extension {
+                        name: name.to_ascii_lowercase(),
+                        version: None,
+                        schema,
+                    })
                 }
                 _ => None,
             }
@@ -422,11 +439,18 @@ mod tests {
 
     #[test]
     fn extensions_to_create_beforehand_are_found() {
+        let found: Vec<(String, Option<String>)> = extensions_created_if_not_exists(
+            "-- x\nCREATE EXTENSION IF NOT EXISTS vector;\nCREATE EXTENSION pg_trgm;\ncreate extension if not exists hstore with schema extensions;",
+        )
+        .into_iter()
+        .map(|e| (e.name, e.schema))
+        .collect();
         assert_eq!(
-            extensions_created_if_not_exists(
-                "-- x\nCREATE EXTENSION IF NOT EXISTS vector;\nCREATE EXTENSION pg_trgm;\ncreate extension if not exists hstore with schema public;"
-            ),
-            vec!["vector", "hstore"]
+            found,
+            vec![
+                ("vector".to_string(), None),
+                ("hstore".to_string(), Some("extensions".to_string()))
+            ]
         );
     }
 

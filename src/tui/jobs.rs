@@ -117,7 +117,7 @@ impl JobRunner {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::jobs",
                     "job stopped, but cancelling backend {pid} failed: {}",
-                    config.database_url.scrub(&e.to_string())
+                    config.database_url.scrub(&crate::pool::error_text(&e))
                 ),
             }
         }));
@@ -171,14 +171,19 @@ async fn run(
     let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
     let mut conn = match connect_options(config).connect().await {
         Ok(c) => c,
-        Err(e) => return JobOutcome::Failed(scrub(&e)),
+        Err(e) => return JobOutcome::Failed(scrub(&crate::pool::error_text(&e))),
     };
+    if let Some(guard) = config.read_only
+        && let Err(e) = crate::pool::ensure_read_only(&mut conn, guard).await
+    {
+        return JobOutcome::Failed(scrub(&crate::pool::error_text(&e)));
+    }
     match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
         .fetch_one(&mut conn)
         .await
     {
         Ok(p) => pid.store(p, Ordering::Release),
-        Err(e) => return JobOutcome::Failed(scrub(&e)),
+        Err(e) => return JobOutcome::Failed(scrub(&crate::pool::error_text(&e))),
     }
     let outcome = match kind {
         JobKind::Status | JobKind::Verify => {

@@ -130,7 +130,7 @@ async fn run(
                     .map_err(|e| (e.kind, e.to_string()))?;
                 server_view(&mut conn)
                     .await
-                    .map_err(|e| (classify(&e), e.to_string()))
+                    .map_err(|e| (classify(&e), crate::pool::error_text(&e)))
             };
             match tokio::time::timeout(deadline, poll).await {
                 Ok(Ok(view)) => {

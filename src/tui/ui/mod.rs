@@ -70,6 +70,18 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
     if state.help {
         render_help(frame, area, look);
     }
+    no_control_characters(frame);
+}
+
+/// The last line of defence: whatever a widget wrote (the log widget draws messages that may
+/// quote the server), no cell may hold a control character. Text pgvigil renders itself is
+/// already escaped visibly (see `styled`); this only catches what slipped past.
+fn no_control_characters(frame: &mut Frame) {
+    for cell in frame.buffer_mut().content.iter_mut() {
+        if cell.symbol().chars().any(char::is_control) {
+            cell.set_symbol("?");
+        }
+    }
 }
 
 /// A bordered block whose border shows focus.

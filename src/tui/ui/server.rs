@@ -47,7 +47,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     if s.in_recovery {
         lines.push(Line::from(styled(
             fit(
-                "STANDBY: a read-only replica in recovery; migrations apply on its primary",
+                "STANDBY (in recovery): read-only; migrations apply on its primary",
                 width,
             ),
             t.warn,
@@ -56,7 +56,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     if !s.sees_all_sessions {
         lines.push(Line::from(styled(
             fit(
-                "only this role's sessions are visible in detail; grant pg_monitor",
+                "grant pg_monitor: only this role's sessions are visible in detail",
                 width,
             ),
             t.warn,
@@ -138,7 +138,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let skip = state.scroll_of(Panel::Server) as usize;
     let rows = apps.iter().skip(skip).map(|(app, c)| {
         Row::new(vec![
-            Cell::from(app.clone()),
+            Cell::from(styled(app.clone(), t.text)),
             Cell::from(c[0].to_string()),
             Cell::from(c[1].to_string()),
             Cell::from(styled(

@@ -40,18 +40,7 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
     let meta = file.metadata()?;
     let ft = meta.file_type();
     if !ft.is_file() {
-        let kind = if ft.is_dir() {
-            "a directory"
-        } else if ft.is_fifo() {
-            "a FIFO"
-        } else if ft.is_char_device() || ft.is_block_device() {
-            "a device"
-        } else if ft.is_socket() {
-            "a socket"
-        } else {
-            "a special file"
-        };
-        return Err(FileError::NotRegular { kind });
+        return Err(FileError::NotRegular { kind: kind_of(&ft) });
     }
     if meta.len() > limit {
         return Err(FileError::TooLarge { limit });
@@ -63,6 +52,25 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
         return Err(FileError::TooLarge { limit });
     }
     String::from_utf8(bytes).map_err(|_| FileError::NotText)
+}
+
+/// What a file that is not a regular file is, in words for an error message.
+pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
+    if ft.is_dir() {
+        "a directory"
+    } else if ft.is_symlink() {
+        "a symbolic link"
+    } else if ft.is_fifo() {
+        "a FIFO"
+    } else if ft.is_char_device() || ft.is_block_device() {
+        "a device"
+    } else if ft.is_socket() {
+        "a socket"
+    } else if ft.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    }
 }
 
 fn libc_o_nonblock() -> i32 {

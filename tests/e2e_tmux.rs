@@ -508,20 +508,6 @@ fn pgvigil_pid(pane: &Pane) -> u32 {
     panic!("no pgvigil under the pane's shell {shell}");
 }
 
-/// Private clusters (by directory) whose owner file names `pid`.
-fn clusters_of(pid: u32) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("pgvigil-pg-"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("pgvigil-owner"))
-                .is_ok_and(|s| s.split_whitespace().next() == Some(&pid.to_string()))
-        })
-        .map(|e| e.path())
-        .collect()
-}
-
 /// d / Esc / v / Esc pressed at every moment of a job's life (connecting, starting the dev
 /// database, copying the schema, mid-migration), then q: nothing may be left anywhere.
 async fn key_storm(name: &str, dev_url: Option<String>) -> (u32, String) {
@@ -555,14 +541,14 @@ async fn key_storm(name: &str, dev_url: Option<String>) -> (u32, String) {
     for i in 0..16u64 {
         pane.keys(if i % 5 == 4 { "v" } else { "d" });
         std::thread::sleep(Duration::from_millis((i * 157) % 1300));
-        clusters_seen = clusters_seen.max(clusters_of(pid).len());
+        clusters_seen = clusters_seen.max(support::clusters_of(pid).len());
         pane.keys("Escape");
         std::thread::sleep(Duration::from_millis(30));
     }
     // And one left running at the end, so that quitting must clean it up.
     pane.keys("d");
     std::thread::sleep(Duration::from_secs(4));
-    clusters_seen = clusters_seen.max(clusters_of(pid).len());
+    clusters_seen = clusters_seen.max(support::clusters_of(pid).len());
     if dev_url.is_none() {
         assert!(clusters_seen > 0, "no private dev cluster ever started");
     }
@@ -590,10 +576,10 @@ async fn a_key_storm_with_private_dev_clusters_leaves_nothing_behind() {
     let (pid, on_production) = key_storm("stormprivate", None).await;
     assert_eq!(on_production, "0", "pgvigil sessions left on production");
     let started = Instant::now();
-    while !clusters_of(pid).is_empty() && started.elapsed() < Duration::from_secs(15) {
+    while !support::clusters_of(pid).is_empty() && started.elapsed() < Duration::from_secs(15) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    assert_eq!(clusters_of(pid), Vec::<std::path::PathBuf>::new());
+    assert_eq!(support::clusters_of(pid), Vec::<std::path::PathBuf>::new());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

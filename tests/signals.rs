@@ -270,20 +270,6 @@ async fn a_scratch_database_left_by_sigkill_is_dropped_by_the_next_run_and_nothi
     drop(dir);
 }
 
-/// The private clusters (by directory) that a process with `pid` made.
-fn clusters_of(pid: u32) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(std::env::temp_dir())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("pgvigil-pg-"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("pgvigil-owner"))
-                .is_ok_and(|s| s.split_whitespace().next() == Some(&pid.to_string()))
-        })
-        .map(|e| e.path())
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_private_dev_cluster_of_a_killed_run_does_not_outlive_it() {
     let _serial = SERIAL.lock().await;
@@ -299,14 +285,14 @@ async fn a_private_dev_cluster_of_a_killed_run_does_not_outlive_it() {
     );
     let pid = child.id();
     assert!(
-        wait_until(Duration::from_secs(30), || clusters_of(pid)
+        wait_until(Duration::from_secs(30), || support::clusters_of(pid)
             .iter()
             .any(|d| d.join("data/postmaster.pid").exists())),
         "no private dev cluster started"
     );
     // Let the migration start on it.
     std::thread::sleep(Duration::from_secs(2));
-    let cluster_dirs = clusters_of(pid);
+    let cluster_dirs = support::clusters_of(pid);
     kill(Pid::from_raw(pid as i32), Signal::SIGKILL).unwrap();
     let _ = child.wait();
     assert!(

@@ -129,16 +129,7 @@ fn validate_dir(dir: &Path) -> Result<(), MigrationError> {
             .split_once('_')
             .is_some_and(|(v, rest)| rest.ends_with(".sql") && v.parse::<i64>().is_ok());
         if !ft.is_file() {
-            use std::os::unix::fs::FileTypeExt;
-            let kind = if ft.is_fifo() {
-                "a FIFO"
-            } else if ft.is_socket() {
-                "a socket"
-            } else if ft.is_block_device() || ft.is_char_device() {
-                "a device"
-            } else {
-                "not a regular file"
-            };
+            let kind = crate::files::kind_of(&ft);
             return Err(MigrationError::NotAFile { file, kind });
         }
         if !is_migration {

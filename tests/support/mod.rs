@@ -244,3 +244,17 @@ pub fn fingerprint(cluster: &PrivateCluster, url: &str) -> Fingerprint {
         file_settings,
     }
 }
+
+/// The private clusters (by directory) that the process `pid` made: their owner file names it.
+pub fn clusters_of(pid: u32) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with("pgvigil-pg-"))
+        .filter(|e| {
+            std::fs::read_to_string(e.path().join("pgvigil-owner"))
+                .is_ok_and(|s| s.split_whitespace().next() == Some(&pid.to_string()))
+        })
+        .map(|e| e.path())
+        .collect()
+}

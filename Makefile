@@ -10,14 +10,15 @@ demo: setup
 	$(CARGO) run --release --locked -- demo
 
 test: setup lint
-	$(CARGO) test --all-targets --locked
+	$(CARGO) test --workspace --all-targets --locked
+	$(CARGO) test --workspace --doc --locked
 
 setup:
 	bash scripts/setup-postgres.sh
 
 lint:
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --all-targets --locked -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
 
 bench-pool: setup
 	bash scripts/bench-pool.sh

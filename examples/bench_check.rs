@@ -12,9 +12,9 @@ use std::time::Instant;
 use pgvigil::PoolConfig;
 use pgvigil::checks::schema::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, migrations, run_checks};
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
-use pgvigil::dev::{DevServer, DevSource};
+use pgvigil::dev::DevServer;
 use pgvigil::pool::{Connector, connect_options};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection};
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -89,7 +89,7 @@ fn main() {
                 .connect()
                 .await
                 .unwrap();
-            let dev = DevServer::start(&DevSource::Private, Some(15)).await.unwrap();
+            let dev = DevServer::start(&pgvigil_cli::dev_private::private(), Some(15)).await.unwrap();
             ExpectedSchema::build(&dev, &local, std::time::Duration::from_secs(300))
                 .await
                 .unwrap()
@@ -112,6 +112,7 @@ fn main() {
                     expected_file: file,
                     knn_samples,
                     cache_dir: cache_dir.clone(),
+                    dev: Some(pgvigil_cli::dev_private::private()),
                     ..CheckOptions::default()
                 };
                 if cache_dir.is_some() {

@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 
 struct Tool {
     name: &'static str,
@@ -77,7 +77,7 @@ fn main() {
             ),
         )
         .unwrap();
-    let bin = pgvigil::cluster::find_bindir().unwrap();
+    let bin = pgvigil_cluster::find_bindir().unwrap();
     let port = cluster.port().to_string();
     let status = Command::new(bin.join("pgbench"))
         .args([

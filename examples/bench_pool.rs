@@ -9,8 +9,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pgvigil::PoolConfig;
-use pgvigil::cluster::PrivateCluster;
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options, pool_options};
+use pgvigil_cluster::PrivateCluster;
 use sqlx::PgPool;
 
 const TASKS: usize = 100;

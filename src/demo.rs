@@ -14,9 +14,9 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::cluster::PrivateCluster;
-use crate::config::PoolConfig;
-use crate::pool::{InstrumentedPool, connect_options};
+use pgvigil::config::PoolConfig;
+use pgvigil::pool::{InstrumentedPool, connect_options};
+use pgvigil_cluster::PrivateCluster;
 
 /// The reference migrations, embedded so the demo runs from any directory.
 pub const REFERENCE_MIGRATIONS: &[(&str, &str)] = &[

@@ -10,14 +10,15 @@ use clap::{Args, Parser, Subcommand};
 use pgvigil::PoolConfig;
 use pgvigil::checks::schema::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, migrations, run_checks};
-use pgvigil::config::{ConfigArgs, ConfigSources, parse_duration};
-use pgvigil::demo::Demo;
+use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
-use pgvigil::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
 use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
-use pgvigil::tui::theme::{Glyphs, Theme};
-use pgvigil::tui::{DashboardOptions, run_dashboard};
+use pgvigil_cli::args::ConfigArgs;
+use pgvigil_cli::demo::Demo;
+use pgvigil_cli::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
+use pgvigil_cli::tui::theme::{Glyphs, Theme};
+use pgvigil_cli::tui::{DashboardOptions, run_dashboard};
 use sqlx::ConnectOptions;
 
 const UNKNOWN: u8 = 3;
@@ -105,8 +106,8 @@ struct CheckArgs {
     /// Print the report as JSON (format pgvigil.check/1, see docs/check-json.md).
     #[arg(long)]
     json: bool,
-    /// Run one group of checks only.
-    #[arg(long, value_enum)]
+    /// Run one group of checks only: pgvector, schema, migrations or pool.
+    #[arg(long, value_name = "GROUP", value_parser = group_arg)]
     only: Option<Group>,
     #[command(flatten)]
     dir: MigrationsDir,
@@ -156,6 +157,11 @@ enum MigrateCommand {
     },
 }
 
+fn group_arg(raw: &str) -> Result<Group, String> {
+    raw.parse()
+        .map_err(|e: pgvigil::checks::UnknownGroup| e.to_string())
+}
+
 fn duration_arg(raw: &str) -> Result<Duration, String> {
     parse_duration(raw).filter(|d| !d.is_zero()).ok_or_else(|| {
         format!(
@@ -203,7 +209,11 @@ fn main() -> ExitCode {
     }
     .expect("tokio runtime");
     if matches!(cli.command, Some(Command::Demo)) {
-        let dev = match DevSource::from_flag_or_env(cli.dev_url.as_deref(), None) {
+        let dev = match DevSource::from_flag_or_env(
+            cli.dev_url.as_deref(),
+            None,
+            std::sync::Arc::new(pgvigil_cli::dev_private::PrivateDev),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 say(&e.to_string());
@@ -212,7 +222,7 @@ fn main() -> ExitCode {
         };
         return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
     }
-    let sources = match ConfigSources::from_process(&cli.config) {
+    let sources = match cli.config.sources() {
         Ok(s) => s,
         Err(e) => {
             say(&e.to_string());
@@ -236,7 +246,11 @@ fn main() -> ExitCode {
     );
     let dev = if wants_dev {
         let from_file = sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v);
-        match DevSource::from_flag_or_env(cli.dev_url.as_deref(), from_file) {
+        match DevSource::from_flag_or_env(
+            cli.dev_url.as_deref(),
+            from_file,
+            std::sync::Arc::new(pgvigil_cli::dev_private::PrivateDev),
+        ) {
             Ok(d) => d,
             Err(e) => {
                 say(&e.to_string());
@@ -244,7 +258,7 @@ fn main() -> ExitCode {
             }
         }
     } else {
-        DevSource::Private
+        pgvigil_cli::dev_private::private()
     };
     let code = runtime.block_on(async move {
         // The dashboard handles its own keys and signals (and restores the terminal).
@@ -277,7 +291,7 @@ fn main() -> ExitCode {
                         lock_timeout,
                         statement_timeout,
                         max_duration,
-                        dev,
+                        dev: Some(dev),
                     };
                     migrate_dry_run(config, dir.migrations, json, options, colour).await
                 }
@@ -409,7 +423,7 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> u8 {
         }
     };
     let (pool_tx, pool_rx) = tokio::sync::watch::channel(None);
-    let workload = tokio::spawn(pgvigil::demo::workload(demo.config.clone(), pool_rx));
+    let workload = tokio::spawn(pgvigil_cli::demo::workload(demo.config.clone(), pool_rx));
     let code = dashboard(
         demo.config.clone(),
         args,
@@ -500,7 +514,7 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
                 expected_file: args.expected,
                 strict: args.strict,
                 knn_samples: args.knn_samples,
-                dev,
+                dev: Some(dev),
                 ..CheckOptions::default()
             };
             let report = run_checks(&pool, &options).await;

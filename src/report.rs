@@ -4,11 +4,11 @@
 
 use std::fmt::Write;
 
-use crate::checks::schema::DiffKind;
-use crate::checks::{CheckReport, Status};
-use crate::config::format_duration;
-use crate::safety::dry_run::{DryRunReport, DryRunStatus, Outcome};
-use crate::sanitize::printable;
+use pgvigil::checks::schema::DiffKind;
+use pgvigil::checks::{CheckReport, Status};
+use pgvigil::config::format_duration;
+use pgvigil::safety::dry_run::{DryRunReport, DryRunStatus, Outcome};
+use pgvigil::sanitize::printable;
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
 pub fn colour_wanted(no_color_flag: bool, is_terminal: bool) -> bool {
@@ -252,7 +252,7 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checks::Finding;
+    use pgvigil::checks::Finding;
 
     #[test]
     fn no_color_and_the_flag_turn_colour_off() {

@@ -30,6 +30,7 @@ async fn check(url: &str) -> CheckReport {
             migrations_dir: migrations_dir(),
             knn_samples: 5,
             cache_dir: Some(support::shared_cache()),
+            dev: support::dev(),
             ..Default::default()
         },
     )
@@ -40,7 +41,7 @@ fn finding<'a>(report: &'a CheckReport, id: &str) -> &'a pgvigil::checks::Findin
     report.finding(id).unwrap_or_else(|| {
         panic!(
             "no finding {id} in {}",
-            pgvigil::report::render_check(report, false)
+            pgvigil_cli::report::render_check(report, false)
         )
     })
 }
@@ -53,7 +54,7 @@ fn assert_status(report: &CheckReport, id: &str, status: Status) {
         status,
         "{id}: {}\n{}",
         f.summary,
-        pgvigil::report::render_check(report, false)
+        pgvigil_cli::report::render_check(report, false)
     );
 }
 
@@ -72,7 +73,7 @@ fn assert_only(report: &CheckReport, not_passing: &[(&str, Status)], exit_code: 
             "{}: {}\n{}",
             f.id,
             f.summary,
-            pgvigil::report::render_check(report, false)
+            pgvigil_cli::report::render_check(report, false)
         );
     }
     assert_eq!(report.exit_code, exit_code);
@@ -149,6 +150,7 @@ async fn vector_extension_not_created() {
         &url,
         CheckOptions {
             only: Some(Group::Pgvector),
+            dev: support::dev(),
             ..Default::default()
         },
     )
@@ -337,6 +339,7 @@ async fn migration_file_edited_after_it_was_applied() {
         CheckOptions {
             migrations_dir: dir.path().into(),
             knn_samples: 1,
+            dev: support::dev(),
             ..Default::default()
         },
     )
@@ -517,6 +520,7 @@ async fn extra_column_is_unexpected() {
             migrations_dir: migrations_dir(),
             strict: true,
             knn_samples: 1,
+            dev: support::dev(),
             ..Default::default()
         },
     )
@@ -609,7 +613,7 @@ async fn empty_database_has_everything_pending() {
         report.exit_code,
         1,
         "{}",
-        pgvigil::report::render_check(&report, false)
+        pgvigil_cli::report::render_check(&report, false)
     );
 }
 
@@ -704,6 +708,7 @@ async fn the_recommended_monitoring_role_decides_every_check() {
             knn_samples: 1,
             build_expected: false,
             cache_dir: None,
+            dev: support::dev(),
             ..Default::default()
         },
     )
@@ -801,11 +806,12 @@ async fn a_read_blocked_by_a_lock_names_the_session_holding_it() {
             knn_samples: 1,
             lock_timeout: std::time::Duration::from_millis(300),
             cache_dir: Some(support::shared_cache()),
+            dev: support::dev(),
             ..Default::default()
         },
     )
     .await;
-    let text = pgvigil::report::render_check(&report, false);
+    let text = pgvigil_cli::report::render_check(&report, false);
     assert!(
         text.contains(&format!(
             "waited on a lock held by pid {pid} (docs-batch, ACCESS EXCLUSIVE on documents"

@@ -206,8 +206,8 @@ fn a_key_set_twice_in_the_env_file_is_warned_about() {
 
 #[test]
 fn an_ipv6_host_in_brackets_connects() {
-    let c = pgvigil::cluster::PrivateCluster::start_with(
-        pgvigil::cluster::ClusterOptions::default().setting("listen_addresses", "127.0.0.1,::1"),
+    let c = pgvigil_cluster::PrivateCluster::start_with(
+        pgvigil_cluster::ClusterOptions::default().setting("listen_addresses", "127.0.0.1,::1"),
     )
     .unwrap();
     let url = format!(
@@ -222,7 +222,7 @@ fn an_ipv6_host_in_brackets_connects() {
 
 #[tokio::test]
 async fn a_standby_is_named_as_such() {
-    let c = pgvigil::cluster::PrivateCluster::start_new().unwrap();
+    let c = pgvigil_cluster::PrivateCluster::start_new().unwrap();
     c.create_database("app").unwrap();
     let url = c.url("app");
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)

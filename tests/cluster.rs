@@ -3,7 +3,7 @@
 
 mod support;
 
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 
 #[test]
 fn cluster_lifecycle_and_cleanup() {

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use pgvigil::PoolConfig;
-use pgvigil::config::{ConfigArgs, ConfigError, ConfigSources, Jitter};
+use pgvigil::config::{ConfigError, ConfigSources, Jitter};
+use pgvigil_cli::args::ConfigArgs;
 
 const URL: &str = "postgres://app:s3cr3t-Pa55@db.internal:5432/prod";
 
@@ -77,12 +78,15 @@ fn clap_flags_feed_the_same_layering() {
         "off",
     ])
     .unwrap();
-    let c = ConfigSources::new()
+    let mut sources = ConfigSources::new()
         .env("DATABASE_URL", URL)
-        .env("POOL_MAX_CONNECTIONS", "10")
-        .with_args(&cli.config)
-        .build()
-        .unwrap();
+        .env("POOL_MAX_CONNECTIONS", "10");
+    for (var, value) in cli.config.flag_values() {
+        if let Some(v) = value {
+            sources = sources.flag(var, v.clone());
+        }
+    }
+    let c = sources.build().unwrap();
     assert_eq!(c.max_connections, 40);
     assert_eq!(c.retry.initial_delay, Duration::from_millis(250));
     assert_eq!(c.idle_timeout, None);

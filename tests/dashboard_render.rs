@@ -10,10 +10,10 @@ use pgvigil::checks::migrations::{MigrationEntry, MigrationState, MigrationStatu
 use pgvigil::checks::{CheckReport, Finding, Status};
 use pgvigil::pool::{AcquireWait, LeakedConnection};
 use pgvigil::server::{ConnectionGroup, LongestTransaction, ServerView};
-use pgvigil::tui::snapshot::Link;
-use pgvigil::tui::state::{JobKind, LastJob, RunningJob, State};
-use pgvigil::tui::theme::{Glyphs, Theme};
-use pgvigil::tui::ui::{Look, render};
+use pgvigil_cli::tui::snapshot::Link;
+use pgvigil_cli::tui::state::{JobKind, LastJob, RunningJob, State};
+use pgvigil_cli::tui::theme::{Glyphs, Theme};
+use pgvigil_cli::tui::ui::{Look, render};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 

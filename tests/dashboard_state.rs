@@ -5,9 +5,9 @@ use std::time::Duration;
 use chrono::{FixedOffset, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
 use pgvigil::checks::{CheckReport, Finding};
-use pgvigil::tui::keymap::Action;
-use pgvigil::tui::snapshot::{Link, Snapshot};
-use pgvigil::tui::state::{Effect, JobKind, JobOutcome, Msg, Panel, State, update};
+use pgvigil_cli::tui::keymap::Action;
+use pgvigil_cli::tui::snapshot::{Link, Snapshot};
+use pgvigil_cli::tui::state::{Effect, JobKind, JobOutcome, Msg, Panel, State, update};
 
 fn t(s: i64) -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 26, 14, 0, 0).unwrap() + chrono::Duration::seconds(s)

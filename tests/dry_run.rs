@@ -47,7 +47,7 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
         &prod_config(&url),
         &mut conn,
         dir.path(),
-        &DryRunOptions::default(),
+        &support::dry_run_options(),
     )
     .await
     .unwrap();
@@ -134,7 +134,7 @@ async fn every_pending_migration_is_dry_run_on_an_empty_database() {
         &prod_config(&url),
         &mut conn,
         &support::migrations_dir(),
-        &DryRunOptions::default(),
+        &support::dry_run_options(),
     )
     .await
     .unwrap();
@@ -191,7 +191,7 @@ async fn a_failing_migration_reports_its_error_position() {
         &prod_config(&url),
         &mut conn,
         dir.path(),
-        &DryRunOptions::default(),
+        &support::dry_run_options(),
     )
     .await
     .unwrap();
@@ -217,7 +217,7 @@ async fn a_failing_migration_reports_its_error_position() {
     );
     assert_eq!(report.failed(), 1);
     assert!(report.production_unchanged);
-    assert_eq!(pgvigil::report::dry_run_exit_code(&report), 2);
+    assert_eq!(pgvigil_cli::report::dry_run_exit_code(&report), 2);
 }
 
 #[tokio::test]
@@ -245,7 +245,7 @@ async fn a_locked_production_table_stops_the_schema_copy_and_names_the_blocker()
     let mut conn = prod_connection(&url).await;
     let options = DryRunOptions {
         lock_timeout: std::time::Duration::from_millis(300),
-        ..DryRunOptions::default()
+        ..support::dry_run_options()
     };
     let err = dry_run(&prod_config(&url), &mut conn, dir.path(), &options)
         .await

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pgvigil::cluster::PrivateCluster;
+use pgvigil_cluster::PrivateCluster;
 
 /// A tmux server of our own with one session running pgvigil.
 struct Pane {

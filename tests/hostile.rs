@@ -16,7 +16,7 @@ use std::process::{Command, Output};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 use support::{exec, fingerprint, migrations_copy};
 
 fn production() -> &'static PrivateCluster {

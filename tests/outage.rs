@@ -6,9 +6,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use pgvigil::PoolConfig;
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
 use pgvigil::config::Jitter;
 use pgvigil::pool::{Connector, FailureKind, classify};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 use support::LogCapture;
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use pgvigil::cluster::PrivateCluster;
+use pgvigil_cluster::PrivateCluster;
 use support::{cluster, migrated_database, migrations_copy};
 
 /// The `--dev-url` server of this binary.
@@ -333,7 +333,7 @@ fn the_sweep_removes_only_clusters_whose_maker_is_gone() {
     )
     .unwrap();
     // No owner file: not provably ours.
-    let removed = pgvigil::cluster::sweep_stale();
+    let removed = pgvigil_cluster::sweep_stale();
     assert!(removed.contains(&stale), "{removed:?}");
     assert!(!stale.exists());
     assert!(live.exists() && foreign.exists());

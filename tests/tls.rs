@@ -10,7 +10,7 @@ use std::process::Command;
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use pgvigil::cluster::{ClusterOptions, PrivateCluster};
+use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 
 /// Certificates for the test: a CA, a server certificate for "localhost" and 127.0.0.1 signed
 /// by it, a second CA that signed nothing, and a certificate for another name.

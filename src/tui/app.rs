@@ -18,8 +18,8 @@ use super::poller;
 use super::state::{Effect, Msg, State, update};
 use super::theme::{Glyphs, Theme};
 use super::ui::{self, Look};
-use crate::config::PoolConfig;
-use crate::pool::InstrumentedPool;
+use pgvigil::config::PoolConfig;
+use pgvigil::pool::InstrumentedPool;
 
 pub struct DashboardOptions {
     pub refresh: Duration,
@@ -28,7 +28,7 @@ pub struct DashboardOptions {
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
     /// Where `v` builds the expected schema and `d` runs the pending migrations.
-    pub dev: crate::dev::DevSource,
+    pub dev: pgvigil::dev::DevSource,
     /// Receives the current pool (for `pgvigil demo`'s workload).
     pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
 }

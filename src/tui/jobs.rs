@@ -11,17 +11,17 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::state::{JobKind, JobOutcome, Msg};
-use crate::checks::{CheckOptions, run_checks_on};
-use crate::config::PoolConfig;
-use crate::pool::connect_options;
-use crate::safety::dry_run::{DryRunOptions, dry_run};
+use pgvigil::checks::{CheckOptions, run_checks_on};
+use pgvigil::config::PoolConfig;
+use pgvigil::pool::connect_options;
+use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
     /// Where the verify key builds the expected schema and the dry-run key runs migrations.
-    pub dev: crate::dev::DevSource,
+    pub dev: pgvigil::dev::DevSource,
 }
 
 pub struct JobRunner {
@@ -117,7 +117,7 @@ impl JobRunner {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::jobs",
                     "job stopped, but cancelling backend {pid} failed: {}",
-                    config.database_url.scrub(&crate::pool::error_text(&e))
+                    config.database_url.scrub(&pgvigil::pool::error_text(&e))
                 ),
             }
         }));
@@ -146,7 +146,7 @@ impl JobRunner {
             futures_util::future::join_all(handles).await;
             futures_util::future::join_all(cancels).await;
             futures_util::future::join_all(pending).await;
-            crate::cleanup::finish(std::time::Duration::from_secs(3)).await;
+            pgvigil::cleanup::finish(std::time::Duration::from_secs(3)).await;
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
     }
@@ -171,19 +171,19 @@ async fn run(
     let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
     let mut conn = match connect_options(config).connect().await {
         Ok(c) => c,
-        Err(e) => return JobOutcome::Failed(scrub(&crate::pool::error_text(&e))),
+        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
     };
     if let Some(guard) = config.read_only
-        && let Err(e) = crate::pool::ensure_read_only(&mut conn, guard).await
+        && let Err(e) = pgvigil::pool::ensure_read_only(&mut conn, guard).await
     {
-        return JobOutcome::Failed(scrub(&crate::pool::error_text(&e)));
+        return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e)));
     }
     match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
         .fetch_one(&mut conn)
         .await
     {
         Ok(p) => pid.store(p, Ordering::Release),
-        Err(e) => return JobOutcome::Failed(scrub(&crate::pool::error_text(&e))),
+        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
     }
     let outcome = match kind {
         JobKind::Status | JobKind::Verify => {
@@ -193,9 +193,9 @@ async fn run(
                 // The automatic status read starts nothing and times no queries; the schema
                 // needs a dev database (unless cached), so it waits for `v`.
                 build_expected: kind == JobKind::Verify,
-                dev: settings.dev.clone(),
+                dev: Some(settings.dev.clone()),
                 skip: if kind == JobKind::Status {
-                    vec![crate::checks::Group::Schema]
+                    vec![pgvigil::checks::Group::Schema]
                 } else {
                     Vec::new()
                 },
@@ -211,7 +211,7 @@ async fn run(
             &mut conn,
             &settings.migrations_dir,
             &DryRunOptions {
-                dev: settings.dev.clone(),
+                dev: Some(settings.dev.clone()),
                 ..DryRunOptions::default()
             },
         )

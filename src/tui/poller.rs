@@ -10,9 +10,9 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use super::snapshot::{Link, Snapshot};
-use crate::config::PoolConfig;
-use crate::pool::{Connector, InstrumentedPool, LinkState, RetryNow, classify};
-use crate::server::server_view;
+use pgvigil::config::PoolConfig;
+use pgvigil::pool::{Connector, InstrumentedPool, LinkState, RetryNow, classify};
+use pgvigil::server::server_view;
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {
@@ -130,7 +130,7 @@ async fn run(
                     .map_err(|e| (e.kind, e.to_string()))?;
                 server_view(&mut conn)
                     .await
-                    .map_err(|e| (classify(&e), crate::pool::error_text(&e)))
+                    .map_err(|e| (classify(&e), pgvigil::pool::error_text(&e)))
             };
             match tokio::time::timeout(deadline, poll).await {
                 Ok(Ok(view)) => {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::pool::PoolStats;
-use crate::server::ServerView;
+use pgvigil::pool::PoolStats;
+use pgvigil::server::ServerView;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Link {

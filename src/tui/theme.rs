@@ -84,7 +84,7 @@ impl Theme {
         if path.exists() {
             // A regular file of at most 256 KiB (a device or a FIFO must not hang the start).
             let text =
-                crate::files::read_text(path, 256 * 1024).map_err(|e| ThemeError::Invalid {
+                pgvigil::files::read_text(path, 256 * 1024).map_err(|e| ThemeError::Invalid {
                     file: path.display().to_string(),
                     problem: format!("{}; expected a theme .toml file", e.reason()),
                 })?;

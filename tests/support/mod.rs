@@ -6,7 +6,7 @@ use std::io::Write;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, LazyLock, Mutex};
 
-use pgvigil::cluster::PrivateCluster;
+use pgvigil_cluster::PrivateCluster;
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
 /// loudly here; it never passes without a database.
@@ -257,4 +257,17 @@ pub fn clusters_of(pid: u32) -> Vec<std::path::PathBuf> {
         })
         .map(|e| e.path())
         .collect()
+}
+
+/// The dev database the tests use: a private cluster per use, as the binary does by default.
+pub fn dev() -> Option<pgvigil::dev::DevSource> {
+    Some(pgvigil_cli::dev_private::private())
+}
+
+/// Dry-run options with the private dev database.
+pub fn dry_run_options() -> pgvigil::safety::dry_run::DryRunOptions {
+    pgvigil::safety::dry_run::DryRunOptions {
+        dev: dev(),
+        ..Default::default()
+    }
 }

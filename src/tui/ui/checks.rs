@@ -44,7 +44,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             status_span(f.status, look),
             styled(fit(&text, width.saturating_sub(1)), t.text),
         ]));
-        if f.status != crate::checks::Status::Pass {
+        if f.status != pgvigil::checks::Status::Pass {
             for d in f.details.iter().take(3) {
                 lines.push(Line::from(styled(fit(&format!("   {d}"), width), t.dim)));
             }

@@ -7,8 +7,8 @@ use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
 use super::{Look, ago, fit, status_span, styled};
-use crate::safety::dry_run::Outcome;
 use crate::tui::state::{JobKind, Panel, State};
+use pgvigil::safety::dry_run::Outcome;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Jobs", Panel::Jobs, state, look);

@@ -19,7 +19,7 @@ use super::keymap::KEYMAP;
 use super::snapshot::Link;
 use super::state::{Panel, State};
 use super::theme::{Glyphs, Theme};
-use crate::config::format_duration;
+use pgvigil::config::format_duration;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
@@ -116,8 +116,8 @@ pub(crate) fn local_time(state: &State, t: DateTime<Utc>) -> String {
     t.with_timezone(&state.local).format("%H:%M:%S").to_string()
 }
 
-pub(crate) fn status_span<'a>(status: crate::checks::Status, look: &Look) -> Span<'a> {
-    use crate::checks::Status;
+pub(crate) fn status_span<'a>(status: pgvigil::checks::Status, look: &Look) -> Span<'a> {
+    use pgvigil::checks::Status;
     let (text, style) = match status {
         Status::Pass => (look.glyphs.pass, look.theme.ok),
         Status::Warn => (look.glyphs.warn, look.theme.warn),
@@ -335,7 +335,7 @@ fn short_target(target: &str) -> String {
 /// queries and messages come from the server; an escape sequence must never reach the
 /// terminal, and a newline must not break a row).
 pub(crate) fn fit(text: &str, width: usize) -> String {
-    let text = crate::sanitize::printable(text);
+    let text = pgvigil::sanitize::printable(text);
     if text.chars().count() <= width {
         text.to_string()
     } else if width == 0 {
@@ -350,7 +350,7 @@ pub(crate) fn fit(text: &str, width: usize) -> String {
 /// Every span of server or file text goes through here: control characters become escapes.
 pub(crate) fn styled<'a>(text: impl Into<String>, style: Style) -> Span<'a> {
     let text = text.into();
-    match crate::sanitize::printable(&text) {
+    match pgvigil::sanitize::printable(&text) {
         std::borrow::Cow::Borrowed(_) => Span::styled(text, style),
         std::borrow::Cow::Owned(clean) => Span::styled(clean, style),
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
-pub use self::sources::{ConfigArgs, ConfigSources, Origin, SETTINGS};
+pub use self::sources::{ConfigSources, Origin, SETTINGS};
 pub use self::url::{ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, UrlError, redact_raw};
 
 const HOUR: Duration = Duration::from_secs(3600);

@@ -39,78 +39,6 @@ pub enum Origin {
     Default,
 }
 
-/// The connection flags shared by every pgvigil command. Each overrides its variable.
-#[derive(Clone, Default, clap::Args)]
-pub struct ConfigArgs {
-    /// Read variables from this file instead of ./.env (a missing ./.env is fine; a missing
-    /// --env-file is an error).
-    #[arg(long, value_name = "PATH", global = true)]
-    pub env_file: Option<PathBuf>,
-    /// PostgreSQL URL (DATABASE_URL): postgres://user:password@host:5432/db?sslmode=require
-    #[arg(long, value_name = "URL", global = true)]
-    pub database_url: Option<String>,
-    /// POOL_MIN_CONNECTIONS (default 5)
-    #[arg(long, value_name = "N", global = true)]
-    pub pool_min_connections: Option<String>,
-    /// POOL_MAX_CONNECTIONS (default 100)
-    #[arg(long, value_name = "N", global = true)]
-    pub pool_max_connections: Option<String>,
-    /// POOL_ACQUIRE_TIMEOUT (default 30s)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub pool_acquire_timeout: Option<String>,
-    /// POOL_CONNECT_TIMEOUT, bound on each connect attempt (default 30s)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub pool_connect_timeout: Option<String>,
-    /// POOL_IDLE_TIMEOUT (default 10m; `off` keeps idle connections)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub pool_idle_timeout: Option<String>,
-    /// POOL_MAX_LIFETIME (default 30m; `off` for no limit)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub pool_max_lifetime: Option<String>,
-    /// POOL_SATURATION_WARN, fraction of max in use that raises a warning (default 0.80)
-    #[arg(long, value_name = "RATIO", global = true)]
-    pub pool_saturation_warn: Option<String>,
-    /// POOL_LEAK_THRESHOLD, checkout age reported as a possible leak (default 30s)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub pool_leak_threshold: Option<String>,
-    /// RETRY_MAX_RETRIES after the first connect attempt (default 5; `unlimited`)
-    #[arg(long, value_name = "N", global = true)]
-    pub retry_max_retries: Option<String>,
-    /// RETRY_INITIAL_DELAY (default 1s)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub retry_initial_delay: Option<String>,
-    /// RETRY_MAX_DELAY, cap of the exponential delay (default 30s)
-    #[arg(long, value_name = "DURATION", global = true)]
-    pub retry_max_delay: Option<String>,
-    /// RETRY_MULTIPLIER (default 2.0)
-    #[arg(long, value_name = "X", global = true)]
-    pub retry_multiplier: Option<String>,
-    /// RETRY_JITTER: full or none (default full)
-    #[arg(long, value_name = "full|none", global = true)]
-    pub retry_jitter: Option<String>,
-    /// APPLICATION_NAME shown in pg_stat_activity (default pgvigil)
-    #[arg(long, value_name = "NAME", global = true)]
-    pub application_name: Option<String>,
-}
-
-impl std::fmt::Debug for ConfigArgs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut d = f.debug_struct("ConfigArgs");
-        d.field("env_file", &self.env_file);
-        for (var, value) in self.flag_values() {
-            if let Some(v) = value {
-                let shown = if var == "DATABASE_URL" {
-                    super::redact_raw(v)
-                } else {
-                    v.clone()
-                };
-                d.field(var, &shown);
-            }
-        }
-        d.finish()
-    }
-}
-
 impl std::fmt::Debug for ConfigSources {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let shown = |m: &BTreeMap<String, String>| -> BTreeMap<String, String> {
@@ -134,28 +62,6 @@ impl std::fmt::Debug for ConfigSources {
     }
 }
 
-impl ConfigArgs {
-    fn flag_values(&self) -> [(&'static str, &Option<String>); 15] {
-        [
-            ("DATABASE_URL", &self.database_url),
-            ("POOL_MIN_CONNECTIONS", &self.pool_min_connections),
-            ("POOL_MAX_CONNECTIONS", &self.pool_max_connections),
-            ("POOL_ACQUIRE_TIMEOUT", &self.pool_acquire_timeout),
-            ("POOL_CONNECT_TIMEOUT", &self.pool_connect_timeout),
-            ("POOL_IDLE_TIMEOUT", &self.pool_idle_timeout),
-            ("POOL_MAX_LIFETIME", &self.pool_max_lifetime),
-            ("POOL_SATURATION_WARN", &self.pool_saturation_warn),
-            ("POOL_LEAK_THRESHOLD", &self.pool_leak_threshold),
-            ("RETRY_MAX_RETRIES", &self.retry_max_retries),
-            ("RETRY_INITIAL_DELAY", &self.retry_initial_delay),
-            ("RETRY_MAX_DELAY", &self.retry_max_delay),
-            ("RETRY_MULTIPLIER", &self.retry_multiplier),
-            ("RETRY_JITTER", &self.retry_jitter),
-            ("APPLICATION_NAME", &self.application_name),
-        ]
-    }
-}
-
 /// Raw values from the three sources, before parsing.
 #[derive(Clone, Default)]
 pub struct ConfigSources {
@@ -172,28 +78,25 @@ impl ConfigSources {
         Self::default()
     }
 
-    /// Flags from the command line, the real process environment and the .env file
-    /// (`--env-file` or ./.env).
-    pub fn from_process(args: &ConfigArgs) -> Result<Self, ConfigError> {
-        let mut sources = Self::new().with_args(args);
+    /// Flags (by variable name, as a command line parsed them), the real process environment
+    /// and the .env file (`env_file`, else ./.env, which may be missing).
+    pub fn from_process<'a>(
+        flags: impl IntoIterator<Item = (&'a str, &'a str)>,
+        env_file: Option<&Path>,
+    ) -> Result<Self, ConfigError> {
+        let mut sources = Self::new();
+        for (var, value) in flags {
+            sources = sources.flag(var, value);
+        }
         for (var, _) in SETTINGS {
             if let Ok(value) = std::env::var(var) {
                 sources = sources.env(var, value);
             }
         }
-        match &args.env_file {
+        match env_file {
             Some(path) => sources.dotenv_file(path, true),
             None => sources.dotenv_file(Path::new(".env"), false),
         }
-    }
-
-    pub fn with_args(mut self, args: &ConfigArgs) -> Self {
-        for (var, value) in args.flag_values() {
-            if let Some(value) = value {
-                self.flags.insert(var.to_string(), value.clone());
-            }
-        }
-        self
     }
 
     /// A flag's value, keyed by its variable name (`POOL_MAX_CONNECTIONS`).

@@ -20,13 +20,32 @@ use crate::dev::{DevServer, DevSource};
 use crate::pool::InstrumentedPool;
 
 /// A group of checks, for `--only`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Group {
     Pgvector,
     Schema,
     Migrations,
     Pool,
+}
+
+/// A group name that is not one of pgvector, schema, migrations, pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a group of checks; expected pgvector, schema, migrations or pool")]
+pub struct UnknownGroup(pub String);
+
+impl std::str::FromStr for Group {
+    type Err = UnknownGroup;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pgvector" => Ok(Self::Pgvector),
+            "schema" => Ok(Self::Schema),
+            "migrations" => Ok(Self::Migrations),
+            "pool" => Ok(Self::Pool),
+            other => Err(UnknownGroup(other.to_string())),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -45,8 +64,9 @@ pub struct CheckOptions {
     /// May a dev database be started to build the expected schema (when the cache has none)?
     /// The dashboard's automatic status check says no; `v` and `pgvigil check` say yes.
     pub build_expected: bool,
-    /// Where the expected schema is built.
-    pub dev: DevSource,
+    /// Where the expected schema is built (`None`: nowhere; the schema check then needs
+    /// `expected_file` or the cache).
+    pub dev: Option<DevSource>,
     /// Where it is cached (`None`: no cache).
     pub cache_dir: Option<PathBuf>,
     /// Wall-clock bound for building the expected schema.
@@ -65,7 +85,7 @@ impl Default for CheckOptions {
             statement_timeout: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(2),
             build_expected: true,
-            dev: DevSource::Private,
+            dev: None,
             cache_dir: expected_cache::state_dir(),
             build_bound: Duration::from_secs(300),
         }
@@ -506,7 +526,11 @@ async fn expected_schema(
                 .into(),
         );
     }
-    let dev = DevServer::start(&opts.dev, Some(major))
+    let source = opts
+        .dev
+        .as_ref()
+        .ok_or_else(|| crate::dev::DevError::NotConfigured.to_string())?;
+    let dev = DevServer::start(source, Some(major))
         .await
         .map_err(|e| format!("{e}; or pass --expected FILE from `pgvigil schema snapshot`"))?;
     dev.ensure_apart_from(&facts.identity)

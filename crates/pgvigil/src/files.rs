@@ -74,7 +74,7 @@ pub fn kind_of(ft: &std::fs::FileType) -> &'static str {
 }
 
 fn libc_o_nonblock() -> i32 {
-    nix::fcntl::OFlag::O_NONBLOCK.bits()
+    libc::O_NONBLOCK
 }
 
 /// Writes `bytes` to `path` readable by the owner only, through a temporary file of an

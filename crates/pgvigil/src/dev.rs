@@ -10,33 +10,55 @@ use std::time::Duration;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 
-use crate::cluster::{ClusterError, ClusterOptions, PrivateCluster};
+use std::any::Any;
+use std::sync::Arc;
+
+use futures_util::future::BoxFuture;
+
 use crate::config::DatabaseUrl;
 use crate::sanitize::quote_ident;
 
+/// Starts a dev server that pgvigil owns outright (a private throwaway cluster): the library
+/// does not care who starts it. The `pgvigil` binary provides one built on
+/// `pgvigil-cluster`; an application may provide its own.
+pub trait DevProvider: Send + Sync {
+    /// Starts a server of PostgreSQL `major` (production's, when known) and returns it as a
+    /// [`DevServer`] made with [`DevServer::owned`].
+    fn start(&self, major: Option<u32>) -> BoxFuture<'_, Result<DevServer, DevError>>;
+}
+
 /// Where the dev database comes from.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Clone)]
 pub enum DevSource {
-    /// A private PostgreSQL started on this machine for the job and removed afterwards.
-    #[default]
-    Private,
+    /// A server pgvigil starts and owns (a private cluster), removed afterwards.
+    Owned(Arc<dyn DevProvider>),
     /// An empty scratch server (staging, a CI service); pgvigil creates and drops its own
     /// databases there and touches nothing else.
     Url(Box<DatabaseUrl>),
 }
 
+impl std::fmt::Debug for DevSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Owned(_) => f.write_str("DevSource::Owned"),
+            Self::Url(url) => write!(f, "DevSource::Url({url})"),
+        }
+    }
+}
+
 impl DevSource {
     /// `--dev-url` over `DEV_DATABASE_URL` (from the environment, or `fallback` when the
-    /// caller read it from a .env file); neither means a private cluster.
+    /// caller read it from a .env file); neither means `owned`.
     pub fn from_flag_or_env(
         flag: Option<&str>,
         fallback: Option<String>,
+        owned: Arc<dyn DevProvider>,
     ) -> Result<Self, DevError> {
         let (raw, origin) = match flag {
             Some(v) => (v.to_string(), "--dev-url"),
             None => match std::env::var("DEV_DATABASE_URL").ok().or(fallback) {
                 Some(v) if !v.trim().is_empty() => (v, "DEV_DATABASE_URL"),
-                _ => return Ok(Self::Private),
+                _ => return Ok(Self::Owned(owned)),
             },
         };
         DatabaseUrl::parse(&raw)
@@ -60,7 +82,12 @@ pub enum DevError {
         reason: String,
     },
     #[error("no private dev database could be started: {0}")]
-    Cluster(#[from] ClusterError),
+    Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error(
+        "no dev database is configured: pass --dev-url / DEV_DATABASE_URL (an empty scratch \
+         server), or give the library a DevProvider"
+    )]
+    NotConfigured,
     #[error("the dev database at {target} did not answer: {reason}")]
     Connect { target: String, reason: String },
     #[error(
@@ -90,7 +117,12 @@ pub async fn server_identity(conn: &mut PgConnection) -> Result<String, sqlx::Er
 }
 
 enum Kind {
-    Private(Box<PrivateCluster>),
+    /// Kept alive (a cluster handle) until the server is dropped; `secret` is scrubbed from
+    /// every message.
+    Owned {
+        _keep: Box<dyn Any + Send + Sync>,
+        secret: String,
+    },
     Url(Box<DatabaseUrl>),
 }
 
@@ -121,55 +153,7 @@ impl DevServer {
     /// the mismatch is reported by whoever compares [`DevServer::major`].
     pub async fn start(source: &DevSource, major: Option<u32>) -> Result<Self, DevError> {
         match source {
-            DevSource::Private => {
-                let options = ClusterOptions {
-                    major,
-                    ..ClusterOptions::default()
-                }
-                // Keep it small and quick: this server lives for one job.
-                .setting("shared_buffers", "32MB")
-                .setting("max_connections", "20");
-                // initdb and pg_ctl block; keep them off the async threads. If the caller is
-                // cancelled meanwhile, the finished cluster is dropped (and removed) with the
-                // task's output.
-                let cluster = tokio::task::spawn_blocking(move || {
-                    crate::cluster::sweep_stale();
-                    PrivateCluster::start_with(options)
-                })
-                .await
-                .map_err(|e| DevError::Database {
-                    target: "private cluster".into(),
-                    reason: e.to_string(),
-                })??;
-                let admin = PgConnectOptions::new()
-                    .host("127.0.0.1")
-                    .port(cluster.port())
-                    .username("postgres")
-                    .password(cluster.password())
-                    .database("postgres")
-                    .application_name("pgvigil-dev")
-                    .log_statements(tracing::log::LevelFilter::Trace);
-                let password: String = format!("{:032x}", rand::random::<u128>());
-                let migrator = admin.clone().username(MIGRATOR).password(&password);
-                let mut server = Self {
-                    kind: Kind::Private(Box::new(cluster)),
-                    admin,
-                    migrator: Some(migrator),
-                    version_num: 0,
-                    version: String::new(),
-                    identity: String::new(),
-                };
-                server.read_version().await?;
-                let mut conn = server.admin().await?;
-                sqlx::query(AssertSqlSafe(format!(
-                    "CREATE ROLE {MIGRATOR} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
-                )))
-                .execute(&mut conn)
-                .await
-                .map_err(|e| server.db_err(e))?;
-                let _ = conn.close().await;
-                Ok(server)
-            }
+            DevSource::Owned(provider) => provider.start(major).await,
             DevSource::Url(url) => {
                 let admin = url
                     .connect_options()
@@ -191,10 +175,47 @@ impl DevServer {
         }
     }
 
+    /// A server pgvigil owns (a private cluster it just started): `admin` reaches it as its
+    /// superuser, whose password is `secret`; `keep` is held until this value is dropped (the
+    /// cluster's handle, whose drop removes it). Migrations will run there as an ordinary role
+    /// made here.
+    pub async fn owned(
+        admin: PgConnectOptions,
+        secret: String,
+        keep: Box<dyn Any + Send + Sync>,
+    ) -> Result<Self, DevError> {
+        let admin = admin
+            .application_name("pgvigil-dev")
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let password: String = format!("{:032x}", rand::random::<u128>());
+        let migrator = admin.clone().username(MIGRATOR).password(&password);
+        let mut server = Self {
+            kind: Kind::Owned {
+                _keep: keep,
+                secret,
+            },
+            admin,
+            migrator: Some(migrator),
+            version_num: 0,
+            version: String::new(),
+            identity: String::new(),
+        };
+        server.read_version().await?;
+        let mut conn = server.admin().await?;
+        sqlx::query(AssertSqlSafe(format!(
+            "CREATE ROLE {MIGRATOR} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD '{password}'"
+        )))
+        .execute(&mut conn)
+        .await
+        .map_err(|e| server.db_err(e))?;
+        let _ = conn.close().await;
+        Ok(server)
+    }
+
     /// What the reports call it (no password).
     pub fn describe(&self) -> String {
         match &self.kind {
-            Kind::Private(_) => format!(
+            Kind::Owned { .. } => format!(
                 "private PostgreSQL {} on this machine (removed afterwards)",
                 self.version
             ),
@@ -207,19 +228,22 @@ impl DevServer {
     }
 
     pub fn is_private(&self) -> bool {
-        matches!(self.kind, Kind::Private(_))
+        matches!(self.kind, Kind::Owned { .. })
     }
 
     fn target(&self) -> String {
         match &self.kind {
-            Kind::Private(_) => "private cluster".into(),
+            Kind::Owned { .. } => "private cluster".into(),
             Kind::Url(url) => url.to_string(),
         }
     }
 
     fn scrub(&self, text: &str) -> String {
         match &self.kind {
-            Kind::Private(c) => text.replace(c.password(), "***"),
+            Kind::Owned { secret, .. } if !secret.is_empty() => {
+                text.replace(secret.as_str(), "***")
+            }
+            Kind::Owned { .. } => text.to_string(),
             Kind::Url(url) => url.scrub(text),
         }
     }

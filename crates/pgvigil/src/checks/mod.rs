@@ -13,7 +13,7 @@ pub mod schema;
 
 use serde::Serialize;
 
-pub use run::{CheckOptions, CheckReport, Counts, Group, run_checks, run_checks_on};
+pub use run::{CheckOptions, CheckReport, Counts, Group, UnknownGroup, run_checks, run_checks_on};
 
 /// The result of one check, ordered from best to worst for [`Status::worst`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]

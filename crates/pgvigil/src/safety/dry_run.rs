@@ -44,7 +44,8 @@ pub struct DryRunOptions {
     /// The whole dry-run, enforced by pgvigil: when it passes, the running statement is
     /// cancelled on the dev server and the dev database removed.
     pub max_duration: Duration,
-    pub dev: DevSource,
+    /// Where the migrations run (`None`: nowhere, the dry-run refuses).
+    pub dev: Option<DevSource>,
 }
 
 impl Default for DryRunOptions {
@@ -53,7 +54,7 @@ impl Default for DryRunOptions {
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(120),
             max_duration: Duration::from_secs(600),
-            dev: DevSource::Private,
+            dev: None,
         }
     }
 }
@@ -256,7 +257,10 @@ async fn run(
         };
         let dev = tokio::time::timeout_at(
             deadline,
-            DevServer::start(&options.dev, Some(facts.major())),
+            DevServer::start(
+                options.dev.as_ref().ok_or(DevError::NotConfigured)?,
+                Some(facts.major()),
+            ),
         )
         .await
         .map_err(|_| too_slow)??;

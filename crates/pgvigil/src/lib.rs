@@ -1,0 +1,44 @@
+//! pgvigil: live PostgreSQL pool and schema status for on-call engineers.
+//!
+//! The library is what an application embeds: a pool configured from the environment
+//! ([`config`]), connected with retries and instrumented ([`pool`]), the checks behind
+//! `pgvigil check` ([`checks`]), the migration dry-run on a dev database ([`safety`], [`dev`]),
+//! and the per-tick server view ([`server`]). The dashboard and the commands live in the
+//! `pgvigil-cli` package; throwaway clusters in `pgvigil-cluster`.
+//!
+//! A pool from the environment (`DATABASE_URL`, `POOL_*`, `RETRY_*`, a `.env` file), with the
+//! documented defaults (min 5, max 100, 30 s timeouts), connected with retries:
+//!
+//! ```
+//! # // A private cluster stands in for the application's database.
+//! # let cluster = pgvigil_cluster::PrivateCluster::start_new().expect("scripts/setup-postgres.sh");
+//! # unsafe { std::env::set_var("DATABASE_URL", cluster.url("postgres")) };
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! use pgvigil::config::ConfigSources;
+//! use pgvigil::pool::Connector;
+//! use pgvigil::PoolConfig;
+//!
+//! let sources = ConfigSources::from_process([], None)?;
+//! let config = PoolConfig::from_sources(&sources)?;
+//! let pool = Connector::new(config).connect().await?;
+//! let mut conn = pool.acquire_labeled("startup").await?;
+//! sqlx::query("SELECT 1").execute(&mut *conn).await?;
+//! drop(conn);
+//! let stats = pool.stats(); // no database round trip
+//! assert_eq!(stats.acquisitions_total, 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! # }).unwrap();
+//! ```
+
+pub mod checks;
+pub mod cleanup;
+pub mod config;
+pub mod dev;
+pub mod files;
+pub mod pool;
+pub mod safety;
+pub mod sanitize;
+pub mod server;
+
+pub use config::{ConfigError, DatabaseUrl, PoolConfig};
+pub use pool::{InstrumentedPool, PoolStats};

@@ -9,19 +9,20 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use pgvigil::PoolConfig;
 use pgvigil::checks::schema::ExpectedSchema;
-use pgvigil::checks::{CheckOptions, CheckReport, Group, migrations, run_checks};
+use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, migrations, run_checks};
 use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
 use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
 use pgvigil_cli::args::ConfigArgs;
 use pgvigil_cli::demo::Demo;
-use pgvigil_cli::report::{colour_wanted, dry_run_exit_code, render_check, render_dry_run};
+use pgvigil_cli::report::{colour_wanted, render_check, render_dry_run};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::{DashboardOptions, run_dashboard};
 use sqlx::ConnectOptions;
 
-const UNKNOWN: u8 = 3;
+/// What every way of not deciding exits with (usage errors, no connection, bad configuration).
+const UNKNOWN: Status = Status::Unknown;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -176,9 +177,13 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { UNKNOWN } else { 0 };
+            let status = if e.use_stderr() {
+                UNKNOWN
+            } else {
+                Status::Pass
+            };
             let _ = e.print();
-            return ExitCode::from(code);
+            return exit(status);
         }
     };
     let interactive = matches!(cli.command, None | Some(Command::Demo));
@@ -217,16 +222,16 @@ fn main() -> ExitCode {
             Ok(d) => d,
             Err(e) => {
                 say(&e.to_string());
-                return ExitCode::from(UNKNOWN);
+                return exit(UNKNOWN);
             }
         };
-        return ExitCode::from(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
+        return exit(runtime.block_on(demo(cli.dashboard, cli.no_color, dev)));
     }
     let sources = match cli.config.sources() {
         Ok(s) => s,
         Err(e) => {
             say(&e.to_string());
-            return ExitCode::from(UNKNOWN);
+            return exit(UNKNOWN);
         }
     };
     let config = match PoolConfig::from_sources(&sources) {
@@ -235,7 +240,7 @@ fn main() -> ExitCode {
         Ok(config) => config.read_only(),
         Err(e) => {
             say(&e.to_string());
-            return ExitCode::from(UNKNOWN);
+            return exit(UNKNOWN);
         }
     };
     // Only the commands that run migration SQL need a dev database; a bad DEV_DATABASE_URL
@@ -254,16 +259,16 @@ fn main() -> ExitCode {
             Ok(d) => d,
             Err(e) => {
                 say(&e.to_string());
-                return ExitCode::from(UNKNOWN);
+                return exit(UNKNOWN);
             }
         }
     } else {
         pgvigil_cli::dev_private::private()
     };
-    let code = runtime.block_on(async move {
+    runtime.block_on(async move {
         // The dashboard handles its own keys and signals (and restores the terminal).
         let Some(command) = cli.command else {
-            return dashboard(config, cli.dashboard, cli.no_color, None, None, dev).await;
+            return exit(dashboard(config, cli.dashboard, cli.no_color, None, None, dev).await);
         };
         let command = async move {
             match command {
@@ -273,7 +278,7 @@ fn main() -> ExitCode {
                         "{}\n",
                         serde_json::to_string_pretty(&config).expect("config serialises")
                     ));
-                    0
+                    Status::Pass
                 }
                 Command::Ping => ping(config).await,
                 Command::Check(args) => check(config, args, colour, dev).await,
@@ -298,30 +303,35 @@ fn main() -> ExitCode {
             }
         };
         interruptible(command).await
-    });
-    ExitCode::from(code)
+    })
+}
+
+/// The process exit code of a verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+fn exit(status: Status) -> ExitCode {
+    ExitCode::from(status.exit_code())
 }
 
 /// Runs a command until it ends or SIGINT / SIGTERM arrives. On a signal the command is
 /// dropped (its dev database and scratch databases with it), the statements it had running
 /// on any server are cancelled there, and the exit code is 130 (SIGINT) or 143 (SIGTERM).
-async fn interruptible(command: impl Future<Output = u8>) -> u8 {
+async fn interruptible(command: impl Future<Output = Status>) -> ExitCode {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut int), Ok(mut term)) = (
         signal(SignalKind::interrupt()),
         signal(SignalKind::terminate()),
     ) else {
-        return command.await;
+        return exit(command.await);
     };
     let (name, code) = tokio::select! {
-        code = command => {
+        status = command => {
             // Cleanups the command started from guards (a scratch database dropped after an
             // error) must finish before the runtime goes.
             pgvigil::cleanup::finish(Duration::from_secs(5)).await;
-            return code;
+            return exit(status);
         }
-        _ = int.recv() => ("SIGINT", 130),
-        _ = term.recv() => ("SIGTERM", 143),
+        // A signal's exit code is the shell's: 128 + the signal's number.
+        _ = int.recv() => ("SIGINT", 128 + libc_signal::SIGINT),
+        _ = term.recv() => ("SIGTERM", 128 + libc_signal::SIGTERM),
     };
     // The command's future is gone: its guards have run. Cancel what still runs on servers
     // and wait for the cleanup they started.
@@ -330,7 +340,13 @@ async fn interruptible(command: impl Future<Output = u8>) -> u8 {
         "pgvigil: interrupted by {name}; cancelled {cancelled} running statement(s) on the server \
          and removed what this run created"
     );
-    code
+    ExitCode::from(code)
+}
+
+/// The numbers of the signals a command exits on.
+mod libc_signal {
+    pub const SIGINT: u8 = 2;
+    pub const SIGTERM: u8 = 15;
 }
 
 /// An error for the user on stderr, with control characters from the server or a file shown
@@ -378,7 +394,7 @@ async fn dashboard(
     migrations: Option<PathBuf>,
     pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
     dev: DevSource,
-) -> u8 {
+) -> Status {
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
         Err(e) => {
@@ -403,7 +419,7 @@ async fn dashboard(
         pool_out,
     };
     match run_dashboard(config, options).await {
-        Ok(()) => 0,
+        Ok(()) => Status::Pass,
         Err(e) => {
             eprintln!("pgvigil: terminal error: {e}");
             UNKNOWN
@@ -411,7 +427,7 @@ async fn dashboard(
     }
 }
 
-async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> u8 {
+async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
     eprintln!(
         "pgvigil demo: starting a private PostgreSQL with pgvector and applying the reference migrations..."
     );
@@ -471,7 +487,7 @@ async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, St
         .map_err(|e| e.to_string())
 }
 
-async fn ping(config: PoolConfig) -> u8 {
+async fn ping(config: PoolConfig) -> Status {
     // Cannot reach the database: UNKNOWN (3), as `check` says in the same case.
     let pool = match connect_one_shot(config).await {
         Ok(pool) => pool,
@@ -501,10 +517,10 @@ async fn ping(config: PoolConfig) -> u8 {
         serde_json::to_string_pretty(&pool.stats()).expect("stats serialise")
     ));
     pool.close().await;
-    0
+    Status::Pass
 }
 
-async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource) -> u8 {
+async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource) -> Status {
     let target = config.database_url.to_string();
     let report = match connect_one_shot(config).await {
         Ok(pool) => {
@@ -531,10 +547,10 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
     } else {
         print_out(&render_check(&report, colour));
     }
-    report.exit_code
+    report.overall()
 }
 
-async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> u8 {
+async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> Status {
     let local = match migrations::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
@@ -589,11 +605,11 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
                 expected.snapshot.tables.len(),
                 pgvigil::sanitize::printable(&expected.source)
             ));
-            0
+            Status::Pass
         }
         Err(e) => {
             say(&e);
-            2
+            Status::Fail
         }
     }
 }
@@ -604,7 +620,7 @@ async fn migrate_dry_run(
     json: bool,
     options: DryRunOptions,
     colour: bool,
-) -> u8 {
+) -> Status {
     // A read-only session on production: only reads (catalog, ledger, pg_dump) happen there.
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
@@ -619,7 +635,7 @@ async fn migrate_dry_run(
             } else {
                 print_out(&render_dry_run(&report, colour));
             }
-            dry_run_exit_code(&report)
+            report.status().verdict()
         }
         Err(e) => {
             say(&config.database_url.scrub(&e.to_string()));

@@ -7,7 +7,7 @@ use std::fmt::Write;
 use pgvigil::checks::schema::DiffKind;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::config::format_duration;
-use pgvigil::safety::dry_run::{DryRunReport, DryRunStatus, Outcome};
+use pgvigil::safety::dry_run::{DryRunReport, Outcome};
 use pgvigil::sanitize::printable;
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
@@ -92,10 +92,9 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
         }
     }
     let overall = report.overall();
-    let c = report.counts;
     let _ = writeln!(
         out,
-        "{}: {} failed, {} warning, {} unknown, {} passed in {:.0} ms",
+        "{}: {} in {:.0} ms",
         p.wrap(
             match overall {
                 Status::Pass => "32;1",
@@ -105,10 +104,7 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
             },
             overall.monitoring_word()
         ),
-        c.fail,
-        c.warn,
-        c.unknown,
-        c.pass,
+        report.counts.sentence(),
         report.duration_ms
     );
     out
@@ -117,10 +113,7 @@ pub fn render_check(report: &CheckReport, colour: bool) -> String {
 /// Exit code of a dry-run: 0 every pending migration ran on the dev copy, 2 one failed (or
 /// production changed meanwhile).
 pub fn dry_run_exit_code(report: &DryRunReport) -> u8 {
-    match report.status() {
-        DryRunStatus::Passed => 0,
-        DryRunStatus::Failed => 2,
-    }
+    report.status().verdict().exit_code()
 }
 
 pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {

@@ -198,7 +198,9 @@ fn report(findings: Vec<Finding>, m: MigrationState) -> CheckReport {
 
 fn base() -> State {
     let mut s = State::new(
-        "postgres://app:***@db.internal:5432/prod".into(),
+        pgvigil::DatabaseUrl::parse("postgres://app:pw@db.internal:5432/prod")
+            .unwrap()
+            .target(),
         t(12),
         FixedOffset::east_opt(3600).unwrap(),
         Duration::from_secs(1),
@@ -452,7 +454,7 @@ fn ascii_glyphs_contain_no_unicode_outside_text() {
 fn password_never_appears_on_screen() {
     let mut s = fixture("disconnected");
     let url = pgvigil::DatabaseUrl::parse("postgres://app:Sup3r-S3cret@db.internal/prod").unwrap();
-    s.target = url.to_string();
+    s.target = url.target();
     if let Link::Disconnected { last_error, .. } = &mut s.link {
         *last_error =
             url.scrub("password authentication failed for user \"app\" with Sup3r-S3cret");

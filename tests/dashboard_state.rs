@@ -15,7 +15,9 @@ fn t(s: i64) -> chrono::DateTime<Utc> {
 
 fn state() -> State {
     State::new(
-        "postgres://app:***@db:5432/prod".into(),
+        pgvigil::DatabaseUrl::parse("postgres://app:pw@db:5432/prod")
+            .unwrap()
+            .target(),
         t(0),
         FixedOffset::east_opt(3600).unwrap(),
         Duration::from_secs(1),

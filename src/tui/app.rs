@@ -54,7 +54,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     let now = Utc::now();
     let local = *Local::now().offset();
     let mut state = State::new(
-        config.database_url.to_string(),
+        config.database_url.target(),
         now,
         local,
         options.refresh,

@@ -62,13 +62,13 @@ impl JobRunner {
                 }
                 JobOutcome::Checked(r) => tracing::info!(
                     target: "pgvigil::jobs",
-                    "{} finished: {} ({} failed, {} warning, {} unknown)",
-                    kind.label(), r.overall().monitoring_word(), r.counts.fail, r.counts.warn, r.counts.unknown
+                    "{} finished: {}",
+                    kind.label(), r.summary()
                 ),
                 JobOutcome::DryRun(r) => tracing::info!(
                     target: "pgvigil::jobs",
-                    "dry-run finished on the dev copy: {} migration(s), {} failed; production unchanged: {}",
-                    r.migrations.len(), r.failed(), r.production_unchanged
+                    "dry-run finished: {}",
+                    r.summary()
                 ),
                 JobOutcome::Cancelled => {}
             }

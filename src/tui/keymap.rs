@@ -163,6 +163,16 @@ pub const KEYMAP: &[Binding] = &[
     },
 ];
 
+/// The keys of `action` as shown on screen ("v", "Esc"): hints in panels come from here, so
+/// that they cannot disagree with what the handler does.
+pub fn keys_for(action: Action) -> &'static str {
+    KEYMAP
+        .iter()
+        .find(|b| b.action == action)
+        .map(|b| b.keys)
+        .unwrap_or("?")
+}
+
 pub fn action_for(key: &KeyEvent) -> Option<Action> {
     KEYMAP.iter().find(|b| b.matches(key)).map(|b| b.action)
 }

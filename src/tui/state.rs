@@ -127,7 +127,7 @@ pub struct State {
     pub now: DateTime<Utc>,
     /// The engineer's local zone, shown next to UTC.
     pub local: FixedOffset,
-    pub target: String,
+    pub target: pgvigil::config::Target,
     pub warn_at: f64,
     pub link: Link,
     pub server: Option<ServerView>,
@@ -150,7 +150,7 @@ pub struct State {
 
 impl State {
     pub fn new(
-        target: String,
+        target: pgvigil::config::Target,
         now: DateTime<Utc>,
         local: FixedOffset,
         refresh: Duration,
@@ -357,30 +357,8 @@ fn on_job_done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
     };
     let seconds = (state.now - job.started).num_milliseconds().max(0) as f64 / 1000.0;
     let (status, summary) = match &outcome {
-        JobOutcome::Checked(report) => (
-            report.overall(),
-            format!(
-                "{}: {} failed, {} warning, {} unknown, {} passed",
-                report.overall().monitoring_word(),
-                report.counts.fail,
-                report.counts.warn,
-                report.counts.unknown,
-                report.counts.pass
-            ),
-        ),
-        JobOutcome::DryRun(report) => {
-            let n = report.migrations.len();
-            let failed = report.failed();
-            let status = match crate::report::dry_run_exit_code(report) {
-                0 => Status::Pass,
-                1 => Status::Warn,
-                _ => Status::Fail,
-            };
-            (
-                status,
-                format!("{n} pending dry-run, {failed} failed, rolled back"),
-            )
-        }
+        JobOutcome::Checked(report) => (report.overall(), report.summary()),
+        JobOutcome::DryRun(report) => (report.status().verdict(), report.summary()),
         JobOutcome::Failed(e) => (Status::Unknown, format!("failed: {e}")),
         JobOutcome::Cancelled => (Status::Unknown, "cancelled".to_string()),
     };

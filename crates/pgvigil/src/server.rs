@@ -62,7 +62,17 @@ fn yes() -> bool {
     true
 }
 
+/// Client connections at or above this share of the usable slots (max_connections minus the
+/// reserved ones) leave no room for a deploy's new pods or an incident's psql: CRITICAL in
+/// `check`, red on the dashboard. One threshold, used by both.
+pub const NEAR_MAX_CONNECTIONS: f64 = 0.95;
+
 impl ServerView {
+    /// Whether the server is near max_connections ([`NEAR_MAX_CONNECTIONS`]).
+    pub fn near_max_connections(&self) -> bool {
+        self.usage() >= NEAR_MAX_CONNECTIONS
+    }
+
     /// Connections clients may use: max_connections minus the reserved slots.
     pub fn usable(&self) -> i64 {
         (self.max_connections - self.reserved_connections).max(1)

@@ -7,6 +7,7 @@ use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
 use super::{Look, ago, fit, status_span, styled};
+use crate::tui::keymap::{Action, keys_for};
 use crate::tui::state::{JobKind, Panel, State};
 use pgvigil::safety::dry_run::Outcome;
 
@@ -22,13 +23,24 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             let secs = (state.now - job.started).num_seconds().max(0);
             lines.push(Line::from(styled(
                 fit(
-                    &format!("{} running {secs}s (Esc cancels)", job.kind.label()),
+                    &format!(
+                        "{} running {secs}s ({} cancels)",
+                        job.kind.label(),
+                        keys_for(Action::Cancel)
+                    ),
                     width,
                 ),
                 t.warn,
             )));
         }
-        None => lines.push(Line::from(styled("idle: v verify, d dry-run", t.dim))),
+        None => lines.push(Line::from(styled(
+            format!(
+                "idle: {} verify, {} dry-run",
+                keys_for(Action::Verify),
+                keys_for(Action::DryRun)
+            ),
+            t.dim,
+        ))),
     }
     if let Some(q) = state.jobs.queued {
         lines.push(Line::from(styled(format!("queued: {}", q.label()), t.dim)));

@@ -168,7 +168,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     );
     let mut parts = vec![
         format!("{dot} {link_text}"),
-        state.target.clone(),
+        state.target.url.clone(),
         times,
         format!("every {}", format_duration(state.refresh)),
         version,
@@ -183,7 +183,7 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         lead = String::new();
     }
     if total(&lead, &parts) > area.width as usize {
-        parts[1] = short_target(&state.target);
+        parts[1] = state.target.short.clone();
     }
     let mut spans = Vec::new();
     if !lead.is_empty() {
@@ -315,23 +315,7 @@ fn too_small(frame: &mut Frame, area: Rect, look: &Look) {
     );
 }
 
-/// `user@host:port/db` from a redacted URL, for narrow headers.
-fn short_target(target: &str) -> String {
-    let rest = target.split_once("://").map(|(_, r)| r).unwrap_or(target);
-    let (user, host) = match rest.split_once('@') {
-        Some((u, h)) => (u.split(':').next().unwrap_or(u), h),
-        None => ("", rest),
-    };
-    let host = host.split('?').next().unwrap_or(host);
-    if user.is_empty() {
-        host.to_string()
-    } else {
-        format!("{user}@{host}")
-    }
-}
-
-/// Text that fits: cut with `~` when longer than `width` (character-safe).
-/// Text cut to `width` columns, with control characters shown as escapes first (names,
+/// Text cut to `width` columns (with `~`, character-safe), with control characters shown as escapes first (names,
 /// queries and messages come from the server; an escape sequence must never reach the
 /// terminal, and a newline must not break a row).
 pub(crate) fn fit(text: &str, width: usize) -> String {

@@ -8,6 +8,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
 use super::{Look, ago, fit, local_time, styled};
+use crate::tui::keymap::{Action, keys_for};
 use crate::tui::snapshot::Link;
 use crate::tui::state::{Panel, State};
 
@@ -47,7 +48,13 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 t.danger,
             )));
             lines.push(Line::from(styled(
-                fit(&format!("attempt {attempt}, {next} (r: retry now)"), width),
+                fit(
+                    &format!(
+                        "attempt {attempt}, {next} ({}: retry now)",
+                        keys_for(Action::RetryNow)
+                    ),
+                    width,
+                ),
                 t.warn,
             )));
             lines.push(Line::from(styled(

@@ -20,7 +20,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         return;
     };
     let usage = s.usage();
-    let usage_style = if usage >= 0.95 {
+    let usage_style = if s.near_max_connections() {
         t.danger
     } else if usage >= state.warn_at {
         t.warn

@@ -27,19 +27,24 @@ pub enum IndexStorage {
     Halfvec,
 }
 
+/// Why no ANN index can exist for a column of that type and size.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct NoAnnIndex(String);
+
 /// The statement that creates the ANN index on documents.embedding, or why it cannot exist.
-pub fn ann_index_statement(storage: IndexStorage, dims: u32) -> Result<String, String> {
+pub fn ann_index_statement(storage: IndexStorage, dims: u32) -> Result<String, NoAnnIndex> {
     match storage {
-        IndexStorage::Vector if dims > VECTOR_INDEX_MAX_DIMS => Err(format!(
+        IndexStorage::Vector if dims > VECTOR_INDEX_MAX_DIMS => Err(NoAnnIndex(format!(
             "an HNSW or IVFFlat index on vector({dims}) cannot exist: pgvector indexes `vector` \
              up to {VECTOR_INDEX_MAX_DIMS} dimensions. Index the halfvec expression instead \
              (up to {HALFVEC_INDEX_MAX_DIMS}): {}",
             ann_index_statement(IndexStorage::Halfvec, dims).unwrap_or_default()
-        )),
-        IndexStorage::Halfvec if dims > HALFVEC_INDEX_MAX_DIMS => Err(format!(
+        ))),
+        IndexStorage::Halfvec if dims > HALFVEC_INDEX_MAX_DIMS => Err(NoAnnIndex(format!(
             "an index on halfvec({dims}) cannot exist: pgvector indexes halfvec up to \
              {HALFVEC_INDEX_MAX_DIMS} dimensions; use binary_quantize with a bit index"
-        )),
+        ))),
         IndexStorage::Vector => Ok(format!(
             "CREATE INDEX CONCURRENTLY {INDEX_NAME} ON documents USING hnsw (embedding vector_cosine_ops);"
         )),
@@ -372,7 +377,7 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
     )
     .fix(create)
     // Someone will want the "simple" index on the column itself; say why it cannot exist.
-    .detail(ann_index_statement(IndexStorage::Vector, DIMENSIONS).unwrap_err());
+    .detail(ann_index_statement(IndexStorage::Vector, DIMENSIONS).unwrap_err().to_string());
     if !other.is_empty() {
         f = f
             .detail("ANN indexes that do not match the halfvec expression:")
@@ -500,7 +505,9 @@ mod tests {
 
     #[test]
     fn an_index_on_vector_3072_cannot_exist_and_says_so() {
-        let err = ann_index_statement(IndexStorage::Vector, 3072).unwrap_err();
+        let err = ann_index_statement(IndexStorage::Vector, 3072)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("cannot exist"), "{err}");
         assert!(err.contains("2000"), "{err}");
         assert!(err.contains("halfvec(3072)"), "{err}");

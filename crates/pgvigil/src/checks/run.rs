@@ -98,6 +98,7 @@ impl CheckOptions {
     }
 }
 
+/// How many findings ended in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
     pub pass: usize,
@@ -125,7 +126,27 @@ pub struct CheckReport {
     pub schema_diff: Option<SchemaDiff>,
 }
 
+impl Counts {
+    /// "0 failed, 1 warning, 0 unknown, 13 passed": the words every front end uses.
+    pub fn sentence(&self) -> String {
+        format!(
+            "{} failed, {} warning, {} unknown, {} passed",
+            self.fail, self.warn, self.unknown, self.pass
+        )
+    }
+}
+
 impl CheckReport {
+    /// The report in one line: "WARNING: 0 failed, 1 warning, 0 unknown, 13 passed". The
+    /// command, the dashboard and its log all say it this way.
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {}",
+            self.overall().monitoring_word(),
+            self.counts.sentence()
+        )
+    }
+
     fn new(target: String, started_at: DateTime<Utc>) -> Self {
         Self {
             format: "pgvigil.check/1",
@@ -241,11 +262,7 @@ async fn checks_on(
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
     let local = if needs_catalog {
-        Some(
-            migrations::load_local(&opts.migrations_dir)
-                .await
-                .map_err(|e| e.to_string()),
-        )
+        Some(migrations::load_local(&opts.migrations_dir).await)
     } else {
         None
     };
@@ -263,20 +280,15 @@ async fn checks_on(
     report.server_version = Some(facts.version.clone());
     // The expected schema before the read-only transaction: building it takes a dev database
     // (seconds), and production should not hold a snapshot open meanwhile.
-    let expected: Option<Result<ExpectedSchema, String>> = match (&local, &opts.expected_file) {
+    let expected: Option<Result<ExpectedSchema, NoExpected>> = match (&local, &opts.expected_file) {
         (None, _) => None,
-        (Some(_), Some(path)) => Some(ExpectedSchema::read(path).map_err(|e| e.to_string())),
-        (Some(Err(e)), None) => Some(Err(e.clone())),
+        (Some(_), Some(path)) => Some(ExpectedSchema::read(path).map_err(NoExpected::from)),
+        (Some(Err(_)), None) => Some(Err(NoExpected::Migrations)),
         (Some(Ok(local)), None) => Some(
             // Starting the dev database and building: bounded as a whole, by pgvigil.
             tokio::time::timeout(opts.build_bound, expected_schema(local, &facts, opts))
                 .await
-                .unwrap_or_else(|_| {
-                    Err(format!(
-                        "building it on the dev database passed its bound of {} s",
-                        opts.build_bound.as_secs()
-                    ))
-                }),
+                .unwrap_or(Err(NoExpected::TooSlow(opts.build_bound.as_secs()))),
         ),
     };
 
@@ -309,17 +321,15 @@ async fn checks_on(
             .findings
             .extend(pgvector::check(&mut *conn, opts.knn_samples).await);
     }
-    let live: Option<Result<SchemaSnapshot, String>> = if needs_catalog {
-        Some(guarded(&mut *conn, snapshot).await.map_err(|e| scrub(&e)))
+    // Errors stay typed until they become a finding's words; every finding is scrubbed of the
+    // password in one place at the end.
+    let live: Option<Result<SchemaSnapshot, super::guard::ReadError>> = if needs_catalog {
+        Some(guarded(&mut *conn, snapshot).await)
     } else {
         None
     };
     let ledger = if opts.wants(Group::Migrations) || opts.wants(Group::Schema) {
-        Some(
-            guarded(&mut *conn, migrations::read_ledger)
-                .await
-                .map_err(|e| scrub(&e)),
-        )
+        Some(guarded(&mut *conn, migrations::read_ledger).await)
     } else {
         None
     };
@@ -362,7 +372,7 @@ async fn checks_on(
         match (&local, &live, &ledger) {
             (Some(Err(e)), _, _) => report
                 .findings
-                .push(Finding::unknown("migrations.ledger", e.clone())),
+                .push(Finding::unknown("migrations.ledger", e.to_string())),
             (_, Some(Err(e)), _) => report.findings.push(Finding::unknown(
                 "migrations.ledger",
                 format!("could not read the live catalog: {e}"),
@@ -507,12 +517,31 @@ async fn server_facts(conn: &mut PgConnection) -> Result<ServerFacts, sqlx::Erro
     })
 }
 
+/// Why a check has no expected schema to compare with.
+#[derive(Debug, thiserror::Error)]
+pub enum NoExpected {
+    /// The migrations directory could not be read (its own finding says why).
+    #[error("the migrations could not be read")]
+    Migrations,
+    #[error(
+        "not built automatically (it needs a dev database); press v to verify, or pass \
+         --expected FILE"
+    )]
+    NotBuilt,
+    #[error("{0}; or pass --expected FILE from `pgvigil schema snapshot`")]
+    Dev(#[from] crate::dev::DevError),
+    #[error(transparent)]
+    Expected(#[from] crate::checks::schema::ExpectedError),
+    #[error("building it on the dev database passed its bound of {0} s")]
+    TooSlow(u64),
+}
+
 /// From the cache, else built on a dev database (and cached), else the reason there is none.
 async fn expected_schema(
     local: &[LocalMigration],
     facts: &ServerFacts,
     opts: &CheckOptions,
-) -> Result<ExpectedSchema, String> {
+) -> Result<ExpectedSchema, NoExpected> {
     let major = facts.major();
     let key = expected_cache::key(local, major);
     if let Some(dir) = &opts.cache_dir
@@ -521,23 +550,15 @@ async fn expected_schema(
         return Ok(cached);
     }
     if !opts.build_expected {
-        return Err(
-            "not built automatically (it needs a dev database); press v to verify, or pass --expected FILE"
-                .into(),
-        );
+        return Err(NoExpected::NotBuilt);
     }
     let source = opts
         .dev
         .as_ref()
-        .ok_or_else(|| crate::dev::DevError::NotConfigured.to_string())?;
-    let dev = DevServer::start(source, Some(major))
-        .await
-        .map_err(|e| format!("{e}; or pass --expected FILE from `pgvigil schema snapshot`"))?;
-    dev.ensure_apart_from(&facts.identity)
-        .map_err(|e| e.to_string())?;
-    let built = ExpectedSchema::build(&dev, local, opts.build_bound)
-        .await
-        .map_err(|e| e.to_string())?;
+        .ok_or(crate::dev::DevError::NotConfigured)?;
+    let dev = DevServer::start(source, Some(major)).await?;
+    dev.ensure_apart_from(&facts.identity)?;
+    let built = ExpectedSchema::build(&dev, local, opts.build_bound).await?;
     if dev.major() != major {
         tracing::warn!(target: "pgvigil::checks", "the dev database runs PostgreSQL {}, production {major}: the expected schema is not cached", dev.version);
     } else if let Some(dir) = &opts.cache_dir {
@@ -688,7 +709,7 @@ async fn pool_findings(
                 ratio * 100.0
             );
             let warn_at = config.saturation_warn;
-            let mut f = if ratio >= 0.95 {
+            let mut f = if ratio >= crate::server::NEAR_MAX_CONNECTIONS {
                 Finding::fail("pool.server_connections", summary)
             } else if ratio >= warn_at {
                 Finding::warn("pool.server_connections", summary)

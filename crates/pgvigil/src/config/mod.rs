@@ -14,7 +14,9 @@ use serde::Serialize;
 
 pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
 pub use self::sources::{ConfigSources, Origin, SETTINGS};
-pub use self::url::{ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, UrlError, redact_raw};
+pub use self::url::{
+    ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, Target, UrlError, redact_raw,
+};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);

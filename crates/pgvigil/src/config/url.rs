@@ -265,6 +265,31 @@ impl DatabaseUrl {
     }
 }
 
+/// How a database is named on screen, built once from its URL (never with the password):
+/// the redacted URL, and the short `user@host:port/db` for narrow places.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Target {
+    /// `postgres://user:***@host:5432/db?sslmode=...`
+    pub url: String,
+    /// `user@host:5432/db`
+    pub short: String,
+}
+
+impl DatabaseUrl {
+    /// The names to show this database by.
+    pub fn target(&self) -> Target {
+        Target {
+            url: self.redacted.clone(),
+            short: format!(
+                "{}@{}/{}",
+                self.username(),
+                self.endpoint(),
+                self.database()
+            ),
+        }
+    }
+}
+
 impl fmt::Display for DatabaseUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.redacted)

@@ -146,7 +146,35 @@ pub enum DryRunStatus {
     Failed,
 }
 
+impl DryRunStatus {
+    /// As a monitoring verdict: passed is OK, failed CRITICAL.
+    pub fn verdict(self) -> crate::checks::Status {
+        match self {
+            Self::Passed => crate::checks::Status::Pass,
+            Self::Failed => crate::checks::Status::Fail,
+        }
+    }
+}
+
 impl DryRunReport {
+    /// The report in one line, for the dashboard and logs: "2 pending migration(s) ran on the
+    /// dev copy, 1 failed; production unchanged".
+    pub fn summary(&self) -> String {
+        let production = if self.production_unchanged {
+            "production unchanged"
+        } else {
+            "PRODUCTION CHANGED meanwhile"
+        };
+        if self.migrations.is_empty() {
+            return format!("no pending migrations; {production}");
+        }
+        format!(
+            "{} pending migration(s) ran on the dev copy, {} failed; {production}",
+            self.migrations.len(),
+            self.failed()
+        )
+    }
+
     pub fn failed(&self) -> usize {
         self.migrations
             .iter()

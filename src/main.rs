@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pgvigil::PoolConfig;
-use pgvigil::checks::schema::ExpectedSchema;
-use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, migrations, run_checks};
+use pgvigil::checks::expected::ExpectedSchema;
+use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
 use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
@@ -551,7 +551,7 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
 }
 
 async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> Status {
-    let local = match migrations::load_local(&dir).await {
+    let local = match pgvigil::checks::local::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
             say(&e.to_string());

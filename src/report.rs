@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use pgvigil::checks::schema::DiffKind;
+use pgvigil::checks::diff::DiffKind;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::config::format_duration;
 use pgvigil::safety::dry_run::{DryRunReport, Outcome};

@@ -648,7 +648,7 @@ async fn only_the_index_migration_pending_is_a_warning() {
     let diff = report.schema_diff.as_ref().unwrap();
     assert!(
         diff.iter()
-            .any(|e| e.kind == pgvigil::checks::schema::DiffKind::Pending
+            .any(|e| e.kind == pgvigil::checks::diff::DiffKind::Pending
                 && e.object == "index documents_embedding_hnsw_idx on documents"),
         "{diff:?}"
     );
@@ -831,10 +831,10 @@ async fn the_check_changes_nothing() {
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
         .unwrap();
-    let snap_before = pgvigil::checks::catalog::snapshot(&mut conn).await.unwrap();
+    let snap_before = pgvigil::catalog::snapshot(&mut conn).await.unwrap();
     let report = check(&url).await;
     assert_eq!(report.exit_code, 0);
-    let snap_after = pgvigil::checks::catalog::snapshot(&mut conn).await.unwrap();
+    let snap_after = pgvigil::catalog::snapshot(&mut conn).await.unwrap();
     assert_eq!(snap_before, snap_after);
     let after = cluster().psql(url.rsplit('/').next().unwrap(), "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (SELECT * FROM _sqlx_migrations) x").unwrap();
     assert_eq!(before, after);

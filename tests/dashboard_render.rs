@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use pgvigil::PoolStats;
+use pgvigil::catalog::{ConnectionGroup, LongestTransaction, ServerView};
 use pgvigil::checks::migrations::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
 use pgvigil::checks::{CheckReport, Finding, Status};
 use pgvigil::pool::{AcquireWait, LeakedConnection};
-use pgvigil::server::{ConnectionGroup, LongestTransaction, ServerView};
 use pgvigil_cli::tui::snapshot::Link;
 use pgvigil_cli::tui::state::{JobKind, LastJob, RunningJob, State};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};

@@ -4,8 +4,9 @@
 
 mod support;
 
-use pgvigil::checks::catalog::snapshot;
-use pgvigil::checks::migrations::{load_local, read_ledger};
+use pgvigil::catalog::read_ledger;
+use pgvigil::catalog::snapshot;
+use pgvigil::checks::local::load_local;
 use pgvigil::safety::dry_run::{DryRunOptions, Outcome, dry_run};
 use sqlx::Connection;
 use support::{
@@ -15,9 +16,7 @@ use support::{
 const ADD_LANGUAGE: &str = "ALTER TABLE documents ADD COLUMN language text;\n\
 CREATE INDEX documents_language_idx ON documents (language);\n";
 
-fn ledger_key(
-    rows: &Option<Vec<pgvigil::checks::migrations::LedgerRow>>,
-) -> Vec<(i64, bool, Vec<u8>)> {
+fn ledger_key(rows: &Option<Vec<pgvigil::catalog::LedgerRow>>) -> Vec<(i64, bool, Vec<u8>)> {
     rows.iter()
         .flatten()
         .map(|r| (r.version, r.success, r.checksum.clone()))

@@ -10,9 +10,9 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use super::snapshot::{Link, Snapshot};
+use pgvigil::catalog::server_view;
 use pgvigil::config::PoolConfig;
 use pgvigil::pool::{Connector, InstrumentedPool, LinkState, RetryNow, classify};
-use pgvigil::server::server_view;
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
+use pgvigil::catalog::ServerView;
 use pgvigil::pool::PoolStats;
-use pgvigil::server::ServerView;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Link {

@@ -11,10 +11,10 @@ use crossterm::event::KeyEvent;
 
 use super::keymap::{Action, action_for};
 use super::snapshot::{Link, Snapshot};
+use pgvigil::catalog::ServerView;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::pool::PoolStats;
 use pgvigil::safety::dry_run::DryRunReport;
-use pgvigil::server::ServerView;
 
 /// Samples kept for the sparklines (five minutes at one per second).
 pub const HISTORY: usize = 300;

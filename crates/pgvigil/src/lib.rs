@@ -3,7 +3,7 @@
 //! The library is what an application embeds: a pool configured from the environment
 //! ([`config`]), connected with retries and instrumented ([`pool`]), the checks behind
 //! `pgvigil check` ([`checks`]), the migration dry-run on a dev database ([`safety`], [`dev`]),
-//! and the per-tick server view ([`server`]). The dashboard and the commands live in the
+//! the live catalog reads ([`catalog`]) and the SQL statement scanner ([`sql_scan`]). The dashboard and the commands live in the
 //! `pgvigil-cli` package; throwaway clusters in `pgvigil-cluster`.
 //!
 //! A pool from the environment (`DATABASE_URL`, `POOL_*`, `RETRY_*`, a `.env` file), with the
@@ -30,6 +30,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod catalog;
 pub mod checks;
 pub mod cleanup;
 pub mod config;
@@ -38,7 +39,7 @@ pub mod files;
 pub mod pool;
 pub mod safety;
 pub mod sanitize;
-pub mod server;
+pub mod sql_scan;
 
 pub use config::{ConfigError, DatabaseUrl, PoolConfig};
 pub use pool::{InstrumentedPool, PoolStats};

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::migrations::LocalMigration;
-use super::schema::{ExpectedSchema, MAX_SNAPSHOT_BYTES};
+use super::expected::{ExpectedSchema, MAX_SNAPSHOT_BYTES};
+use super::local::LocalMigration;
 
 /// `$PGVIGIL_STATE_DIR`, else `$XDG_STATE_HOME/pgvigil`, else `~/.local/state/pgvigil`.
 pub fn state_dir() -> Option<PathBuf> {
@@ -31,7 +31,7 @@ pub fn key(migrations: &[LocalMigration], major: u32) -> String {
     // The builder's own version too: a later pgvigil may attribute objects differently.
     h.update(format!(
         "pgvigil-expected/{} {}\n",
-        super::catalog::SNAPSHOT_FORMAT,
+        crate::catalog::SNAPSHOT_FORMAT,
         env!("CARGO_PKG_VERSION")
     ));
     h.update(format!("major {major}\n"));
@@ -39,11 +39,11 @@ pub fn key(migrations: &[LocalMigration], major: u32) -> String {
         h.update(format!(
             "{} {} {}\n",
             m.version,
-            super::migrations::hex(&m.checksum),
+            super::local::hex(&m.checksum),
             m.no_tx
         ));
     }
-    super::migrations::hex(&h.finalize())
+    super::local::hex(&h.finalize())
 }
 
 fn path_for(dir: &Path, key: &str) -> PathBuf {
@@ -55,7 +55,7 @@ pub fn load(dir: &Path, key: &str) -> Option<ExpectedSchema> {
     let path = path_for(dir, key);
     let text = crate::files::read_text(&path, MAX_SNAPSHOT_BYTES).ok()?;
     let mut expected: ExpectedSchema = serde_json::from_str(&text).ok()?;
-    if expected.format != super::catalog::SNAPSHOT_FORMAT {
+    if expected.format != crate::catalog::SNAPSHOT_FORMAT {
         return None;
     }
     expected.source = format!("cache ({}; built on {})", path.display(), expected.source);

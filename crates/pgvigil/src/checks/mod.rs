@@ -3,13 +3,14 @@
 //! [`Finding`]s with pass / warn / fail / unknown; when a check cannot decide, it says UNKNOWN
 //! with the reason, because a wrong "pass" before a maintenance window is the worst outcome.
 
-pub mod catalog;
+pub mod diff;
+pub mod expected;
 pub mod expected_cache;
 pub mod guard;
+pub mod local;
 pub mod migrations;
 pub mod pgvector;
 mod run;
-pub mod schema;
 
 use serde::Serialize;
 

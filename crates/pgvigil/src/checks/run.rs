@@ -11,11 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::catalog::{SchemaSnapshot, snapshot};
+use super::diff::{DiffKind, SchemaDiff, Severity, diff};
+use super::expected::{ExpectedSchema, mark_pending};
 use super::guard::guarded;
-use super::migrations::{self, LocalMigration, MigrationState};
-use super::schema::{DiffKind, ExpectedSchema, SchemaDiff, Severity, diff, mark_pending};
+use super::local::LocalMigration;
+use super::migrations::{self, MigrationState};
 use super::{Finding, Status, expected_cache, pgvector};
+use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::dev::{DevServer, DevSource};
 use crate::pool::InstrumentedPool;
 
@@ -262,7 +264,7 @@ async fn checks_on(
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
     let local = if needs_catalog {
-        Some(migrations::load_local(&opts.migrations_dir).await)
+        Some(super::local::load_local(&opts.migrations_dir).await)
     } else {
         None
     };
@@ -329,7 +331,7 @@ async fn checks_on(
         None
     };
     let ledger = if opts.wants(Group::Migrations) || opts.wants(Group::Schema) {
-        Some(guarded(&mut *conn, migrations::read_ledger).await)
+        Some(guarded(&mut *conn, crate::catalog::read_ledger).await)
     } else {
         None
     };
@@ -416,7 +418,7 @@ fn explain_pending(
     live: &SchemaSnapshot,
     pending: &[i64],
 ) {
-    use super::catalog::ObjectKey;
+    use crate::catalog::ObjectKey;
     let creates = |wanted: &dyn Fn(&ObjectKey) -> bool| -> Option<i64> {
         pending.iter().copied().find(|v| {
             expected
@@ -531,7 +533,7 @@ pub enum NoExpected {
     #[error("{0}; or pass --expected FILE from `pgvigil schema snapshot`")]
     Dev(#[from] crate::dev::DevError),
     #[error(transparent)]
-    Expected(#[from] crate::checks::schema::ExpectedError),
+    Expected(#[from] crate::checks::expected::ExpectedError),
     #[error("building it on the dev database passed its bound of {0} s")]
     TooSlow(u64),
 }
@@ -709,7 +711,7 @@ async fn pool_findings(
                 ratio * 100.0
             );
             let warn_at = config.saturation_warn;
-            let mut f = if ratio >= crate::server::NEAR_MAX_CONNECTIONS {
+            let mut f = if ratio >= crate::catalog::NEAR_MAX_CONNECTIONS {
                 Finding::fail("pool.server_connections", summary)
             } else if ratio >= warn_at {
                 Finding::warn("pool.server_connections", summary)

@@ -22,16 +22,15 @@ use serde::Serialize;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
-use crate::checks::catalog::{SchemaSnapshot, snapshot};
+use crate::catalog::{LedgerRow, read_ledger};
+use crate::catalog::{SchemaSnapshot, snapshot};
+use crate::checks::diff::{SchemaDiff, diff};
 use crate::checks::guard::guarded;
-use crate::checks::migrations::{
-    LedgerRow, LocalMigration, MigrationError, load_local, read_ledger,
-};
-use crate::checks::schema::{SchemaDiff, diff};
+use crate::checks::local::{LocalMigration, MigrationError, load_local};
 use crate::config::PoolConfig;
 use crate::dev::{DevError, DevServer, DevSource};
 use crate::safety::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
-use crate::safety::statements::lint;
+use crate::sql_scan::lint;
 
 #[derive(Debug, Clone)]
 pub struct DryRunOptions {
@@ -319,7 +318,7 @@ async fn run(
         // the dev server's administrator: migrations there run as an ordinary role.
         let extensions: Vec<crate::dev::Extension> = pending
             .iter()
-            .flat_map(|m| crate::safety::statements::extensions_created_if_not_exists(&m.sql))
+            .flat_map(|m| crate::sql_scan::extensions_created_if_not_exists(&m.sql))
             .collect();
         if let Err(e) = scratch.create_extensions(&extensions).await {
             report.notes.push(format!(

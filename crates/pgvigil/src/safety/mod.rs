@@ -3,4 +3,3 @@
 
 pub mod dry_run;
 pub mod schema_copy;
-pub mod statements;

@@ -1,0 +1,47 @@
+//! sqlx's migration ledger (`_sqlx_migrations`), read as it is.
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::{PgConnection, Row};
+
+/// One row of `_sqlx_migrations`.
+#[derive(Debug, Clone, Serialize)]
+pub struct LedgerRow {
+    pub version: i64,
+    pub description: String,
+    pub installed_on: DateTime<Utc>,
+    pub success: bool,
+    #[serde(skip)]
+    pub checksum: Vec<u8>,
+    /// sqlx records nanoseconds.
+    pub execution_time_ns: i64,
+}
+
+/// The ledger, or `None` when the table does not exist. Two statements.
+pub async fn read_ledger(conn: &mut PgConnection) -> Result<Option<Vec<LedgerRow>>, sqlx::Error> {
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+        .fetch_one(&mut *conn)
+        .await?;
+    if !exists {
+        return Ok(None);
+    }
+    let rows = sqlx::query(
+        "SELECT version, description, installed_on, success, checksum, execution_time
+           FROM _sqlx_migrations ORDER BY version",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(LedgerRow {
+                version: r.try_get("version")?,
+                description: r.try_get("description")?,
+                installed_on: r.try_get("installed_on")?,
+                success: r.try_get("success")?,
+                checksum: r.try_get("checksum")?,
+                execution_time_ns: r.try_get("execution_time")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map(Some)
+}

@@ -1,0 +1,225 @@
+//! The schema the migrations produce, built on a dev database (never on production), one
+//! migration at a time so that each one's objects are known; or read from a file written by
+//! `pgvigil schema snapshot`. Objects a pending migration touches are "pending", not
+//! "missing" ([`mark_pending`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sqlx::{AssertSqlSafe, Connection};
+
+use super::diff::{DiffKind, SchemaDiff, Severity, diff};
+use super::local::{LocalMigration, MigrationStamp};
+use crate::catalog::{ObjectKey, SNAPSHOT_FORMAT, SchemaSnapshot, snapshot};
+use crate::dev::{DevError, DevServer};
+
+/// What the migrations produce, and which objects each one creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExpectedSchema {
+    pub format: u32,
+    /// Where it came from: `dev database ...`, a file path, or the cache.
+    pub source: String,
+    pub migrations: Vec<MigrationStamp>,
+    pub snapshot: SchemaSnapshot,
+    /// Objects that first appear after each migration (by version).
+    pub objects_by_version: BTreeMap<i64, Vec<ObjectKey>>,
+    /// Objects each migration creates, changes or drops: a difference on one of these, while
+    /// that migration is pending, is "pending", not "missing". Absent in older files.
+    #[serde(default)]
+    pub touched_by_version: BTreeMap<i64, Vec<ObjectKey>>,
+}
+
+/// Why the expected schema could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum ExpectedError {
+    #[error(transparent)]
+    Dev(#[from] DevError),
+    #[error("migration {version} ({description}) failed in the dev database: {error}")]
+    MigrationFailed {
+        version: i64,
+        description: String,
+        error: String,
+    },
+    #[error("the dev database: {}", crate::pool::error_text(.0))]
+    Database(#[source] sqlx::Error),
+    #[error(
+        "building the expected schema passed its wall-clock bound of {0} s; raise it or pass \
+         --expected FILE"
+    )]
+    TooSlow(u64),
+    #[error("--expected {path}: {reason}; expected a file written by `pgvigil schema snapshot`")]
+    File { path: String, reason: String },
+}
+
+/// Snapshot files larger than this are refused.
+pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
+
+impl ExpectedSchema {
+    pub fn read(path: &Path) -> Result<Self, ExpectedError> {
+        let file_err = |reason: String| ExpectedError::File {
+            path: path.display().to_string(),
+            reason,
+        };
+        let text =
+            crate::files::read_text(path, MAX_SNAPSHOT_BYTES).map_err(|e| file_err(e.reason()))?;
+        let parsed: Self = serde_json::from_str(&text)
+            .map_err(|e| file_err(format!("not a snapshot file ({e})")))?;
+        if parsed.format != SNAPSHOT_FORMAT {
+            return Err(file_err(format!(
+                "format {} is not supported (this pgvigil reads format {SNAPSHOT_FORMAT})",
+                parsed.format
+            )));
+        }
+        Ok(parsed)
+    }
+
+    pub fn write(&self, path: &Path) -> std::io::Result<()> {
+        let json = serde_json::to_string_pretty(self).expect("snapshot serialises");
+        crate::files::write_private(path, (json + "\n").as_bytes())
+    }
+
+    /// Builds the expected schema on the dev server: a scratch database of its own, migrated
+    /// one migration at a time (snapshotting after each), dropped afterwards whatever happened.
+    /// Nothing here touches production. Bounded by `bound` of wall-clock time.
+    pub async fn build(
+        dev: &DevServer,
+        migrations: &[LocalMigration],
+        bound: std::time::Duration,
+    ) -> Result<Self, ExpectedError> {
+        let scratch = dev.scratch().await?;
+        let built = tokio::time::timeout(bound, build_in(&scratch, migrations)).await;
+        let name = scratch.name.clone();
+        if let Err(e) = scratch.drop_now().await {
+            tracing::warn!(target: "pgvigil::checks", "could not drop scratch database {name}: {e}; the next run drops it");
+        }
+        let (snapshot, objects_by_version, touched_by_version) =
+            built.map_err(|_| ExpectedError::TooSlow(bound.as_secs()))??;
+        Ok(Self {
+            format: SNAPSHOT_FORMAT,
+            source: dev.describe(),
+            migrations: migrations.iter().map(LocalMigration::stamp).collect(),
+            snapshot,
+            objects_by_version,
+            touched_by_version,
+        })
+    }
+}
+
+type Built = (
+    SchemaSnapshot,
+    BTreeMap<i64, Vec<ObjectKey>>,
+    BTreeMap<i64, Vec<ObjectKey>>,
+);
+
+async fn build_in(
+    scratch: &crate::dev::ScratchDatabase,
+    migrations: &[LocalMigration],
+) -> Result<Built, ExpectedError> {
+    let db = ExpectedError::Database;
+    // Migrations run as an ordinary role on a private dev cluster; the extensions they create
+    // with IF NOT EXISTS are made before the first one runs, by the administrator (an
+    // extension script runs as the superuser and must not meet objects a migration planted),
+    // and counted as created by the first migration that names each.
+    let mut first_named: BTreeMap<i64, Vec<ObjectKey>> = BTreeMap::new();
+    let mut extensions: Vec<crate::dev::Extension> = Vec::new();
+    for m in migrations {
+        for e in crate::sql_scan::extensions_created_if_not_exists(&m.sql) {
+            if !extensions.iter().any(|x| x.name == e.name) {
+                first_named
+                    .entry(m.version)
+                    .or_default()
+                    .push(ObjectKey::Extension(e.name.clone()));
+                extensions.push(e);
+            }
+        }
+    }
+    scratch.create_extensions(&extensions).await.map_err(db)?;
+    let mut conn = scratch.connect().await.map_err(db)?;
+    let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut by_version = BTreeMap::new();
+    let mut touched = BTreeMap::new();
+    for m in migrations {
+        let applied = if m.no_tx {
+            sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
+                .execute(&mut conn)
+                .await
+                .map(|_| ())
+        } else {
+            async {
+                let mut tx = conn.begin().await?;
+                sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await
+            }
+            .await
+        };
+        applied.map_err(|e| ExpectedError::MigrationFailed {
+            version: m.version,
+            description: m.description.clone(),
+            error: match &e {
+                sqlx::Error::Database(d) => d.message().to_string(),
+                other => other.to_string(),
+            },
+        })?;
+        let now = snapshot(&mut conn).await.map_err(db)?;
+        let mut created: Vec<ObjectKey> = now
+            .objects()
+            .into_iter()
+            .filter(|k| !previous.contains(k) && !matches!(k, ObjectKey::Extension(_)))
+            .collect();
+        created.extend(first_named.remove(&m.version).unwrap_or_default());
+        let changed: Vec<ObjectKey> = diff(&previous, &now, true)
+            .into_iter()
+            .filter_map(|e| e.key)
+            .collect();
+        by_version.insert(m.version, created);
+        touched.insert(m.version, changed);
+        previous = now;
+    }
+    let _ = conn.close().await;
+    Ok((previous, by_version, touched))
+}
+
+/// Marks the differences that pending migrations explain: objects they create, change or drop.
+pub fn mark_pending(d: &mut SchemaDiff, expected: &ExpectedSchema, pending: &[i64]) {
+    let touched: std::collections::BTreeSet<&ObjectKey> = pending
+        .iter()
+        .flat_map(|v| {
+            expected
+                .touched_by_version
+                .get(v)
+                .into_iter()
+                .chain(expected.objects_by_version.get(v))
+                .flatten()
+        })
+        .collect();
+    for e in d.iter_mut() {
+        let explained = e.key.as_ref().is_some_and(|k| {
+            touched.contains(k)
+                || match k {
+                    // A column or index of a table a pending migration creates.
+                    ObjectKey::Column(t, _)
+                    | ObjectKey::Constraint(t, _)
+                    | ObjectKey::Index(t, _)
+                    | ObjectKey::Trigger(t, _) => touched.contains(&ObjectKey::Table(t.clone())),
+                    ObjectKey::EnumLabel(n, _) => touched.contains(&ObjectKey::Enum(n.clone())),
+                    _ => false,
+                }
+        });
+        // Unexpected too: a pending migration that drops or renames an object leaves it
+        // "unexpected" until it runs; only objects it touches themselves count for that.
+        let own = e.key.as_ref().is_some_and(|k| touched.contains(k));
+        if explained && (e.kind != DiffKind::Unexpected || own) {
+            e.kind = DiffKind::Pending;
+            e.severity = Severity::Info;
+            e.fix = None;
+        }
+    }
+    d.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.object.cmp(&b.object))
+    });
+}

@@ -1,0 +1,162 @@
+//! The local migrations directory, read as sqlx's migrator reads it (same checksums), after
+//! refusing what would be unsafe to read or ambiguous to apply.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+/// A migration file from the local directory, as sqlx reads it.
+#[derive(Debug, Clone)]
+pub struct LocalMigration {
+    pub version: i64,
+    pub description: String,
+    pub sql: String,
+    pub checksum: Vec<u8>,
+    pub no_tx: bool,
+}
+
+impl LocalMigration {
+    pub fn stamp(&self) -> MigrationStamp {
+        MigrationStamp {
+            version: self.version,
+            description: self.description.clone(),
+            checksum: hex(&self.checksum),
+        }
+    }
+}
+
+/// Migration files larger than this are refused: a migration is statements, not data.
+pub const MAX_MIGRATION_BYTES: u64 = 16 * 1024 * 1024;
+
+/// Why a migrations directory could not be read. Each names the directory or file and what
+/// would be accepted.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error(
+        "--migrations {dir}: {reason}; expected a directory of <version>_<description>.sql files"
+    )]
+    Directory { dir: String, reason: String },
+    #[error(
+        "--migrations: {file} is a symbolic link; migrations must be regular files in the \
+         directory (a link can point anywhere, and change between a dry-run and an apply)"
+    )]
+    Symlink { file: String },
+    #[error("--migrations: {file} is not a regular file ({kind}); expected only .sql files")]
+    NotAFile { file: String, kind: &'static str },
+    #[error(
+        "--migrations: {file} is {size} bytes, over the limit of {limit} bytes for one migration"
+    )]
+    TooLarge { file: String, size: u64, limit: u64 },
+    #[error(
+        "--migrations: version {version} is used by two files, {first} and {second}; each \
+         version must be unique (rename one with a new timestamp)"
+    )]
+    DuplicateVersion {
+        version: i64,
+        first: String,
+        second: String,
+    },
+}
+
+/// Reads the up-migrations of `dir` exactly as sqlx's migrator would (same checksums), after
+/// refusing what sqlx would silently accept or skip: symbolic links, devices and FIFOs (which
+/// would hang a read), oversized files, and two files with the same version.
+pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, MigrationError> {
+    let owned = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || validate_dir(&owned))
+        .await
+        .map_err(|e| MigrationError::Directory {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        })??;
+    let migrator = sqlx::migrate::Migrator::new(dir.to_path_buf())
+        .await
+        .map_err(|e| MigrationError::Directory {
+            dir: dir.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    Ok(migrator
+        .iter()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| LocalMigration {
+            version: m.version,
+            description: m.description.to_string(),
+            sql: m.sql.as_str().to_string(),
+            checksum: m.checksum.to_vec(),
+            no_tx: m.no_tx,
+        })
+        .collect())
+}
+
+fn validate_dir(dir: &Path) -> Result<(), MigrationError> {
+    let dir_err = |reason: String| MigrationError::Directory {
+        dir: dir.display().to_string(),
+        reason,
+    };
+    let meta = std::fs::metadata(dir).map_err(|e| dir_err(e.to_string()))?;
+    if !meta.is_dir() {
+        return Err(dir_err("is not a directory".into()));
+    }
+    let mut seen: BTreeMap<(i64, bool), String> = BTreeMap::new();
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| dir_err(e.to_string()))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| dir_err(e.to_string()))?;
+    entries.sort_by_key(|e| e.file_name());
+    for entry in entries {
+        let path = entry.path();
+        let file = path.display().to_string();
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| dir_err(e.to_string()))?;
+        let ft = meta.file_type();
+        if ft.is_symlink() {
+            return Err(MigrationError::Symlink { file });
+        }
+        if ft.is_dir() {
+            // sqlx ignores subdirectories; so do we.
+            continue;
+        }
+        let is_migration = name
+            .split_once('_')
+            .is_some_and(|(v, rest)| rest.ends_with(".sql") && v.parse::<i64>().is_ok());
+        if !ft.is_file() {
+            let kind = crate::files::kind_of(&ft);
+            return Err(MigrationError::NotAFile { file, kind });
+        }
+        if !is_migration {
+            continue;
+        }
+        if meta.len() > MAX_MIGRATION_BYTES {
+            return Err(MigrationError::TooLarge {
+                file,
+                size: meta.len(),
+                limit: MAX_MIGRATION_BYTES,
+            });
+        }
+        let (v, rest) = name.split_once('_').expect("checked above");
+        let version: i64 = v.parse().expect("checked above");
+        let down = rest.ends_with(".down.sql");
+        if let Some(first) = seen.insert((version, down), file.clone()) {
+            return Err(MigrationError::DuplicateVersion {
+                version,
+                first,
+                second: file,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Identity of a migration an expected schema was built from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MigrationStamp {
+    pub version: i64,
+    pub description: String,
+    pub checksum: String,
+}
+
+/// Lower-case hex of bytes (checksums).
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

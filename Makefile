@@ -10,6 +10,8 @@ demo: setup
 	$(CARGO) run --release --locked -- demo
 
 test: setup lint
+	# The example programs as plain binaries: tests/embed.rs runs the library's embed example.
+	$(CARGO) build --workspace --examples --locked
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked
 

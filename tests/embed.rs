@@ -7,8 +7,8 @@ use std::process::Command;
 fn the_embedding_example_prints_pool_stats() {
     let cluster = pgvigil_cluster::PrivateCluster::start_new()
         .expect("PostgreSQL with pgvector (scripts/setup-postgres.sh)");
-    // Built with the workspace's examples (`cargo test --workspace --all-targets`), beside
-    // this test's own binary.
+    // Built by `make test` (`cargo build --workspace --examples`), beside this test's own
+    // binary.
     let exe = std::env::current_exe().unwrap();
     let example = exe
         .parent()
@@ -17,7 +17,7 @@ fn the_embedding_example_prints_pool_stats() {
         .unwrap();
     assert!(
         example.exists(),
-        "{} is missing: run `cargo test --workspace --all-targets`",
+        "{} is missing: run `cargo build --workspace --examples` (make test does)",
         example.display()
     );
     let out = Command::new(&example)

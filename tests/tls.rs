@@ -184,63 +184,51 @@ fn url(cluster: &PrivateCluster, host: &str, params: &str) -> String {
     )
 }
 
+/// `ping` with `sslmode=verify-full` against `cluster`, trusting the CA in `ca`.
+fn ping_verified(cluster: &PrivateCluster, ca: &str) -> (Option<i32>, String, Duration) {
+    ping(&url(
+        cluster,
+        "localhost",
+        &format!(
+            "sslmode=verify-full&sslrootcert={}",
+            pki().path(ca).display()
+        ),
+    ))
+}
+
+/// A failure no retry cures: UNKNOWN at once (a retry would take 2 s), with `hint`, and
+/// without the password.
+#[track_caller]
+fn assert_fatal_at_once(cluster: &PrivateCluster, ca: &str, hint: &str) {
+    let (code, shown, took) = ping_verified(cluster, ca);
+    assert_eq!(code, Some(3), "{shown}");
+    assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
+    assert!(shown.contains("not retried"), "{shown}");
+    assert!(shown.contains(hint), "{shown}");
+    assert!(!shown.contains(cluster.password()), "{shown}");
+}
+
 #[test]
 fn verified_tls_connects() {
-    let c = good();
-    let ca = pki().path("ca.crt");
-    let (code, shown, _) = ping(&url(
-        c,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-    ));
+    let (code, shown, _) = ping_verified(good(), "ca.crt");
     assert_eq!(code, Some(0), "{shown}");
 }
 
 #[test]
 fn an_unknown_issuer_is_fatal_at_once_and_says_what_to_fix() {
-    let c = good();
-    let other = pki().path("other-ca.crt");
-    let (code, shown, took) = ping(&url(
-        c,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", other.display()),
-    ));
-    assert_eq!(code, Some(3), "{shown}");
-    assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
-    assert!(shown.contains("not retried"), "{shown}");
-    assert!(
-        shown.contains("not signed by a CA in sslrootcert"),
-        "{shown}"
-    );
-    assert!(!shown.contains(c.password()), "{shown}");
+    assert_fatal_at_once(good(), "other-ca.crt", "not signed by a CA in sslrootcert");
 }
 
 #[test]
 fn a_name_mismatch_is_fatal_at_once_and_says_what_to_fix() {
     let c = tls_cluster("elsewhere.crt", "elsewhere.key");
-    let ca = pki().path("ca.crt");
-    let (code, shown, took) = ping(&url(
-        &c,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-    ));
-    assert_eq!(code, Some(3), "{shown}");
-    assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
-    assert!(shown.contains("does not name the host"), "{shown}");
+    assert_fatal_at_once(&c, "ca.crt", "does not name the host");
 }
 
 #[test]
 fn a_ca_used_as_the_server_certificate_is_fatal_at_once() {
     let c = tls_cluster("ca.crt", "ca.key");
-    let ca = pki().path("ca.crt");
-    let (code, shown, took) = ping(&url(
-        &c,
-        "localhost",
-        &format!("sslmode=verify-full&sslrootcert={}", ca.display()),
-    ));
-    assert_eq!(code, Some(3), "{shown}");
-    assert!(took < Duration::from_secs(2), "retried: {took:?} {shown}");
-    assert!(shown.contains("CA certificate as its own"), "{shown}");
+    assert_fatal_at_once(&c, "ca.crt", "CA certificate as its own");
 }
 
 #[test]

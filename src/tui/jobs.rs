@@ -152,14 +152,9 @@ impl JobRunner {
     }
 }
 
-/// Cancels the statement running on backend `pid`, from a connection of its own.
+/// Cancels the statement running on production backend `pid`, from a connection of its own.
 async fn cancel_backend(config: &PoolConfig, pid: i32) -> Result<(), sqlx::Error> {
-    let mut conn = connect_options(config).connect().await?;
-    sqlx::query("SELECT pg_cancel_backend($1)")
-        .bind(pid)
-        .execute(&mut conn)
-        .await?;
-    conn.close().await
+    pgvigil::cleanup::cancel_backend(&connect_options(config), pid).await
 }
 
 async fn run(

@@ -59,18 +59,23 @@ pub fn track_pid(options: &PgConnectOptions, pid: i32) -> Tracked {
     Tracked { id, armed: true }
 }
 
+/// Cancels the statement running on backend `pid` of the server `options` reach, from a
+/// connection of its own (the dashboard's Esc and every way out use this one).
+pub async fn cancel_backend(options: &PgConnectOptions, pid: i32) -> Result<(), sqlx::Error> {
+    let mut conn = options
+        .clone()
+        .log_statements(tracing::log::LevelFilter::Trace)
+        .connect()
+        .await?;
+    sqlx::query("SELECT pg_cancel_backend($1)")
+        .bind(pid)
+        .execute(&mut conn)
+        .await?;
+    conn.close().await
+}
+
 async fn cancel(options: PgConnectOptions, pid: i32) {
-    let cancelled = async {
-        let mut conn = options
-            .log_statements(tracing::log::LevelFilter::Trace)
-            .connect()
-            .await?;
-        sqlx::query("SELECT pg_cancel_backend($1)")
-            .bind(pid)
-            .execute(&mut conn)
-            .await?;
-        conn.close().await
-    };
+    let cancelled = cancel_backend(&options, pid);
     match tokio::time::timeout(Duration::from_secs(5), cancelled).await {
         Ok(Ok(())) => {
             tracing::info!(target: "pgvigil::cleanup", "cancelled the statement of backend {pid} on the server")

@@ -369,9 +369,9 @@ impl DevServer {
             std::process::id()
         );
         let _ = sqlx::query(AssertSqlSafe(format!(
-            "COMMENT ON DATABASE {} IS '{}'",
+            "COMMENT ON DATABASE {} IS {}",
             quote_ident(&name),
-            stamp.replace('\'', "''")
+            crate::sanitize::quote_literal(&stamp)
         )))
         .execute(&mut conn)
         .await;

@@ -326,7 +326,7 @@ async fn run(
                 crate::checks::guard::server_message(&e)
             ));
         }
-        let result = run_on_dev(&dev, &scratch, &before, &pending, options, deadline).await;
+        let result = run_on_dev(&dev, &scratch, &pending, options, deadline).await;
         if let Err(e) = scratch.drop_now().await {
             tracing::warn!(target: "pgvigil::dry_run", "could not drop the dev copy: {e}");
         }
@@ -366,7 +366,6 @@ async fn read_production(production: &mut PgConnection) -> Result<ProductionRead
 async fn run_on_dev(
     dev: &DevServer,
     scratch: &crate::dev::ScratchDatabase,
-    production_before: &SchemaSnapshot,
     pending: &[&LocalMigration],
     options: &DryRunOptions,
     deadline: tokio::time::Instant,
@@ -399,7 +398,6 @@ async fn run_on_dev(
     .map_err(db)?
     .into_iter()
     .collect();
-    let _ = production_before;
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
     let mut results = Vec::new();
     let mut stopped: Option<String> = None;

@@ -10,7 +10,7 @@
 use std::time::Instant;
 
 use pgvigil::PoolConfig;
-use pgvigil::checks::expected::ExpectedSchema;
+use pgvigil::checks::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, run_checks};
 use pgvigil::dev::DevServer;
 use pgvigil::pool::{Connector, connect_options};
@@ -54,7 +54,7 @@ fn main() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let local = pgvigil::checks::local::load_local(&dir).await.unwrap();
+        let local = pgvigil::checks::load_local(&dir).await.unwrap();
         println!("pgvigil check benchmark: reference schema, {runs} runs per row, local private cluster, KNN samples {knn_samples} on {documents} rows");
         println!("| expected schema from | extra tables | median wall ms | min | max | statements per check | exit |");
         println!("|---|---|---|---|---|---|---|");

@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use pgvigil::PoolConfig;
-use pgvigil::checks::expected::ExpectedSchema;
+use pgvigil::checks::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
 use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
-use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
+use pgvigil::safety::{DryRunOptions, dry_run};
 use pgvigil_cli::args::ConfigArgs;
 use pgvigil_cli::demo::Demo;
 use pgvigil_cli::report::{colour_wanted, render_check, render_dry_run};
@@ -471,7 +471,7 @@ async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
             say(&format!(
                 "cannot connect to {}: {}",
                 config.database_url,
-                config.database_url.scrub(&pgvigil::pool::error_text(&e))
+                config.database_url.explain(&e)
             ));
             None
         }
@@ -551,7 +551,7 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
 }
 
 async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> Status {
-    let local = match pgvigil::checks::local::load_local(&dir).await {
+    let local = match pgvigil::checks::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
             say(&e.to_string());
@@ -574,7 +574,7 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
     let (major, identity) = match facts {
         Ok(f) => f,
         Err(e) => {
-            say(&config.database_url.scrub(&pgvigil::pool::error_text(&e)));
+            say(&config.database_url.explain(&e));
             return UNKNOWN;
         }
     };

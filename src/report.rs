@@ -4,10 +4,10 @@
 
 use std::fmt::Write;
 
-use pgvigil::checks::diff::DiffKind;
+use pgvigil::checks::DiffKind;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::config::format_duration;
-use pgvigil::safety::dry_run::{DryRunReport, Outcome};
+use pgvigil::safety::{DryRunReport, Outcome};
 use pgvigil::sanitize::printable;
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
@@ -245,7 +245,7 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pgvigil::checks::Finding;
+    use pgvigil::checks::{Finding, Group};
 
     #[test]
     fn no_color_and_the_flag_turn_colour_off() {
@@ -262,8 +262,9 @@ mod tests {
     #[test]
     fn report_has_escapes_only_with_colour() {
         let mut r = CheckReport::unknown("postgres://u:***@h:5432/d".into(), "refused".into());
-        r.findings
-            .push(Finding::fail("pgvector.index", "missing").fix("CREATE INDEX ..."));
+        r.findings.push(
+            Finding::fail(Group::Pgvector, "pgvector.index", "missing").fix("CREATE INDEX ..."),
+        );
         assert!(render_check(&r, true).contains('\x1b'));
         let plain = render_check(&r, false);
         assert!(!plain.contains('\x1b'));

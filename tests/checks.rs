@@ -411,7 +411,7 @@ async fn ledger_row_with_success_false() {
             .find(|e| e.version == 20261101000003)
             .unwrap()
             .status,
-        pgvigil::checks::migrations::MigrationStatus::Failed
+        pgvigil::checks::MigrationStatus::Failed
     );
     assert_only(&report, &[("migrations.history", Status::Fail)], 2);
 }
@@ -648,7 +648,7 @@ async fn only_the_index_migration_pending_is_a_warning() {
     let diff = report.schema_diff.as_ref().unwrap();
     assert!(
         diff.iter()
-            .any(|e| e.kind == pgvigil::checks::diff::DiffKind::Pending
+            .any(|e| e.kind == pgvigil::checks::DiffKind::Pending
                 && e.object == "index documents_embedding_hnsw_idx on documents"),
         "{diff:?}"
     );

@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::{FixedOffset, TimeZone, Utc};
 use pgvigil::PoolStats;
 use pgvigil::catalog::{ConnectionGroup, LongestTransaction, ServerView};
-use pgvigil::checks::migrations::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
-use pgvigil::checks::{CheckReport, Finding, Status};
+use pgvigil::checks::{CheckReport, Finding, Group, Status};
+use pgvigil::checks::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
 use pgvigil::pool::{AcquireWait, LeakedConnection};
-use pgvigil_cli::tui::snapshot::Link;
+use pgvigil::pool::{Down, FailureKind, LinkState};
 use pgvigil_cli::tui::state::{JobKind, LastJob, RunningJob, State};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::ui::{Look, render};
@@ -162,23 +162,32 @@ fn migrations(pending: bool, mismatch: bool) -> MigrationState {
 fn healthy_findings() -> Vec<Finding> {
     vec![
         Finding::pass(
+            Group::Pgvector,
             "pgvector.extension",
             "vector 0.8.0 installed (>= 0.7.0, no upgrade pending)",
         ),
         Finding::pass(
+            Group::Pgvector,
             "pgvector.roundtrip",
             "3072-dim vector and halfvec round trip; cosine distance 0.184327 as expected",
         ),
-        Finding::pass("pgvector.column", "documents.embedding is vector(3072)"),
         Finding::pass(
+            Group::Pgvector,
+            "pgvector.column",
+            "documents.embedding is vector(3072)",
+        ),
+        Finding::pass(
+            Group::Pgvector,
             "pgvector.index",
             "hnsw index documents_embedding_hnsw_idx on (embedding::halfvec(3072)) halfvec_cosine_ops, valid",
         ),
         Finding::pass(
+            Group::Pgvector,
             "pgvector.knn",
             "KNN plan uses documents_embedding_hnsw_idx (planner chooses it); p95 3.1 ms over 10 KNN queries",
         ),
         Finding::pass(
+            Group::Schema,
             "schema.diff",
             "matches the migrations (2 tables, 1 enums, 1 extensions; expected from scratch database on PostgreSQL 15.20)",
         ),
@@ -206,7 +215,7 @@ fn base() -> State {
         Duration::from_secs(1),
         0.8,
     );
-    s.link = Link::Connected { since: t(-3600) };
+    s.link = LinkState::Connected { since: t(-3600) };
     s.server = Some(server());
     s.server_at = Some(t(12));
     s.pool = Some(pool(9));
@@ -250,13 +259,17 @@ fn fixture(name: &str) -> State {
             }
         }
         "disconnected" => {
-            s.link = Link::Disconnected {
-                since: t(-125),
+            s.link = LinkState::Waiting {
                 attempt: 4,
-                next_retry_at: Some(t(20)),
-                last_error: "error communicating with database: Connection refused (os error 111)"
-                    .into(),
-                retrying: true,
+                max_attempts: None,
+                next_retry_at: t(20),
+                kind: FailureKind::Io,
+                down: Down {
+                    since: t(-125),
+                    last_error:
+                        "error communicating with database: Connection refused (os error 111)"
+                            .into(),
+                },
             };
         }
         "job_running" => {
@@ -285,6 +298,7 @@ fn fixture(name: &str) -> State {
         "pgvector_missing" => {
             let mut findings = vec![
                 Finding::fail(
+                    Group::Pgvector,
                     "pgvector.extension",
                     "extension vector is not created in this database (server offers 0.8.0)",
                 )
@@ -297,6 +311,7 @@ fn fixture(name: &str) -> State {
                 "pgvector.knn",
             ] {
                 findings.push(Finding::unknown(
+                    Group::Pgvector,
                     id,
                     "not checked: the vector extension is not usable in this database",
                 ));
@@ -455,7 +470,11 @@ fn password_never_appears_on_screen() {
     let mut s = fixture("disconnected");
     let url = pgvigil::DatabaseUrl::parse("postgres://app:Sup3r-S3cret@db.internal/prod").unwrap();
     s.target = url.target();
-    if let Link::Disconnected { last_error, .. } = &mut s.link {
+    if let LinkState::Waiting {
+        down: Down { last_error, .. },
+        ..
+    } = &mut s.link
+    {
         *last_error =
             url.scrub("password authentication failed for user \"app\" with Sup3r-S3cret");
     }

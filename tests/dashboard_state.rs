@@ -4,9 +4,10 @@ use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone, Utc};
 use crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
-use pgvigil::checks::{CheckReport, Finding};
+use pgvigil::checks::{CheckReport, Finding, Group};
+use pgvigil::pool::{Down, LinkState};
 use pgvigil_cli::tui::keymap::Action;
-use pgvigil_cli::tui::snapshot::{Link, Snapshot};
+use pgvigil_cli::tui::snapshot::Snapshot;
 use pgvigil_cli::tui::state::{Effect, JobKind, JobOutcome, Msg, Panel, State, update};
 
 fn t(s: i64) -> chrono::DateTime<Utc> {
@@ -36,7 +37,7 @@ fn code(c: KeyCode) -> Msg {
 fn connected_snapshot(at: i64) -> Msg {
     Msg::Snapshot(Box::new(Snapshot {
         taken_at: t(at),
-        link: Link::Connected { since: t(0) },
+        link: LinkState::Connected { since: t(0) },
         server: None,
         pool: None,
     }))
@@ -47,7 +48,7 @@ fn report() -> CheckReport {
         "x".into(),
         t(0),
         10.0,
-        vec![Finding::pass("pgvector.extension", "ok")],
+        vec![Finding::pass(Group::Pgvector, "pgvector.extension", "ok")],
         None,
         None,
     )
@@ -231,12 +232,14 @@ fn first_connection_reads_the_migration_status_once() {
         &mut s,
         Msg::Snapshot(Box::new(Snapshot {
             taken_at: t(3),
-            link: Link::Disconnected {
-                since: t(3),
+            link: LinkState::Connecting {
                 attempt: 1,
-                next_retry_at: None,
-                last_error: "refused".into(),
-                retrying: true,
+                max_attempts: None,
+                since: t(3),
+                down: Some(Down {
+                    since: t(3),
+                    last_error: "refused".into(),
+                }),
             },
             server: None,
             pool: None,
@@ -253,7 +256,7 @@ fn snapshots_fill_history_and_pause_freezes_the_picture() {
         pool.in_use = in_use;
         Msg::Snapshot(Box::new(Snapshot {
             taken_at: t(at),
-            link: Link::Connected { since: t(0) },
+            link: LinkState::Connected { since: t(0) },
             server: None,
             pool: Some(pool),
         }))

@@ -393,8 +393,7 @@ async fn migration_directories_refuse_links_duplicates_fifos_and_huge_files() {
 
     let huge = migrations_copy();
     let f = std::fs::File::create(huge.path().join("20261201000000_huge.sql")).unwrap();
-    f.set_len(pgvigil::checks::local::MAX_MIGRATION_BYTES + 1)
-        .unwrap();
+    f.set_len(pgvigil::checks::MAX_MIGRATION_BYTES + 1).unwrap();
     let (code, shown) = run(huge.path());
     assert_eq!(code, Some(3), "{shown}");
     assert!(shown.contains("over the limit"), "{shown}");

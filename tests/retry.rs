@@ -145,3 +145,48 @@ async fn unlimited_mode_keeps_going_and_retry_now_cuts_the_wait_short() {
     let elapsed = Instant::now() - started;
     assert_eq!(elapsed.as_secs(), 1 + 2 + 4 + 8 + 16 + 30 * 5);
 }
+
+/// One state machine from the retry loop to the screen: a reader's "lost" starts an outage
+/// that the next connect continues (same `since`, through Waiting and Failed), "unresponsive"
+/// goes and comes back without losing when the connection was made, and a success ends it.
+#[tokio::test(start_paused = true)]
+async fn a_lost_link_keeps_its_outage_through_the_reconnect() {
+    let connector = Connector::new(config(Jitter::None, Some(1)));
+    connector
+        .retry(|| async { Ok::<_, (FailureKind, String)>(()) })
+        .await
+        .unwrap();
+    let LinkState::Connected { since: connected } = connector.state() else {
+        panic!("{:?}", connector.state());
+    };
+    let stalled = chrono::Utc::now();
+    connector.unresponsive(Some(stalled));
+    assert_eq!(
+        connector.state(),
+        LinkState::Unresponsive {
+            since: stalled,
+            connected_since: connected
+        }
+    );
+    connector.unresponsive(None);
+    assert_eq!(connector.state(), LinkState::Connected { since: connected });
+
+    connector.lost("terminating connection (password pw)");
+    let down = connector.state().down().cloned().expect("an outage");
+    assert_eq!(down.last_error, "terminating connection (password ***)");
+    let err = gaps(&connector, FailureKind::Io).await.1;
+    assert_eq!(err.attempts(), 2);
+    let LinkState::Failed { down: after, attempts, .. } = connector.state() else {
+        panic!("{:?}", connector.state());
+    };
+    assert_eq!(attempts, 2);
+    assert_eq!(after.since, down.since, "the outage started when the link was lost");
+    assert_eq!(after.last_error, "connection refused");
+    // Connected again: the outage is over, and the next loss starts a new one.
+    connector
+        .retry(|| async { Ok::<_, (FailureKind, String)>(()) })
+        .await
+        .unwrap();
+    assert!(connector.state().is_connected());
+    assert!(connector.state().down().is_none());
+}

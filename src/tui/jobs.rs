@@ -14,7 +14,7 @@ use super::state::{JobKind, JobOutcome, Msg};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
 use pgvigil::pool::connect_options;
-use pgvigil::safety::dry_run::{DryRunOptions, dry_run};
+use pgvigil::safety::{DryRunOptions, dry_run};
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -117,7 +117,7 @@ impl JobRunner {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::jobs",
                     "job stopped, but cancelling backend {pid} failed: {}",
-                    config.database_url.scrub(&pgvigil::pool::error_text(&e))
+                    config.database_url.explain(&e)
                 ),
             }
         }));

@@ -9,10 +9,10 @@ use std::time::Duration;
 use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
-use super::snapshot::{Link, Snapshot};
+use super::snapshot::Snapshot;
 use pgvigil::catalog::server_view;
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::{Connector, InstrumentedPool, LinkState, RetryNow, classify};
+use pgvigil::pool::{Connector, InstrumentedPool, RetryNow, classify};
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {
@@ -54,9 +54,14 @@ async fn run(
     mut paused: watch::Receiver<bool>,
     pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
 ) {
-    let scrub = |s: &str| connector.config().database_url.scrub(s);
-    let mut down_since = None;
-    let mut last_error = String::new();
+    // Every snapshot carries the connector's own state: the retry loop moves it while
+    // connecting, and this loop reports a lost or unanswering server back to the connector.
+    let snapshot = |server, pool| Snapshot {
+        taken_at: Utc::now(),
+        link: connector.state(),
+        server,
+        pool,
+    };
     loop {
         // Connect phase: forward every change of the retry loop's state.
         let mut link_rx = connector.subscribe();
@@ -66,24 +71,11 @@ async fn run(
             tokio::select! {
                 result = &mut connect => match result {
                     Ok(pool) => break Some(pool),
-                    Err(e) => {
+                    Err(_) => {
                         // Unlimited retries end only on a fatal error (wrong password, no such
                         // database, a certificate that cannot be trusted): retrying would only
                         // fail again (and may lock the account), so wait for `r`.
-                        last_error = scrub(&e.to_string());
-                        let since = *down_since.get_or_insert_with(Utc::now);
-                        let _ = tx.send(Snapshot {
-                            taken_at: Utc::now(),
-                            link: Link::Disconnected {
-                                since,
-                                attempt: e.attempts(),
-                                next_retry_at: None,
-                                last_error: last_error.clone(),
-                                retrying: false,
-                            },
-                            server: None,
-                            pool: None,
-                        }).await;
+                        let _ = tx.send(snapshot(None, None)).await;
                         connector.retry_now().wait().await;
                         break None;
                     }
@@ -92,10 +84,8 @@ async fn run(
                     if changed.is_err() {
                         continue;
                     }
-                    let state = link_rx.borrow_and_update().clone();
-                    if let Some(link) = link_of(&state, &mut down_since, &mut last_error, &scrub) {
-                        let _ = tx.send(Snapshot { taken_at: Utc::now(), link, server: None, pool: None }).await;
-                    }
+                    link_rx.borrow_and_update();
+                    let _ = tx.send(snapshot(None, None)).await;
                 }
             }
         };
@@ -103,7 +93,6 @@ async fn run(
         if let Some(out) = &pool_out {
             let _ = out.send(Some(pool.clone()));
         }
-        let connected_since = Utc::now();
         // Poll phase.
         let mut unresponsive_since = None;
         let mut first = true;
@@ -130,70 +119,40 @@ async fn run(
                     .map_err(|e| (e.kind, e.to_string()))?;
                 server_view(&mut conn)
                     .await
-                    .map_err(|e| (classify(&e), pgvigil::pool::error_text(&e)))
+                    .map_err(|e| (classify(&e), connector.config().database_url.explain(&e)))
             };
             match tokio::time::timeout(deadline, poll).await {
                 Ok(Ok(view)) => {
                     unresponsive_since = None;
-                    let snap = Snapshot {
-                        taken_at: Utc::now(),
-                        link: Link::Connected {
-                            since: connected_since,
-                        },
-                        server: Some(view),
-                        pool: Some(pool.stats()),
-                    };
-                    if tx.send(snap).await.is_err() {
+                    connector.unresponsive(None);
+                    if tx
+                        .send(snapshot(Some(view), Some(pool.stats())))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                 }
                 Ok(Err((kind, message))) if kind.is_retryable() => {
-                    last_error = scrub(&message);
-                    tracing::warn!(target: "pgvigil::poller", "lost the database: {last_error}; reconnecting");
-                    let since = Utc::now();
-                    down_since = Some(since);
-                    let _ = tx
-                        .send(Snapshot {
-                            taken_at: since,
-                            link: Link::Disconnected {
-                                since,
-                                attempt: 0,
-                                next_retry_at: None,
-                                last_error: last_error.clone(),
-                                retrying: true,
-                            },
-                            server: None,
-                            pool: None,
-                        })
-                        .await;
+                    connector.lost(&message);
+                    if let Some(down) = connector.state().down() {
+                        tracing::warn!(target: "pgvigil::poller", "lost the database: {}; reconnecting", down.last_error);
+                    }
+                    let _ = tx.send(snapshot(None, None)).await;
                     break;
                 }
                 Ok(Err((_, message))) => {
                     // The server answered but refused the statement (permissions, a bug):
                     // stay connected, keep the pool figures, say why in the log.
-                    tracing::warn!(target: "pgvigil::poller", "server view failed: {}", scrub(&message));
-                    let _ = tx
-                        .send(Snapshot {
-                            taken_at: Utc::now(),
-                            link: Link::Connected {
-                                since: connected_since,
-                            },
-                            server: None,
-                            pool: Some(pool.stats()),
-                        })
-                        .await;
+                    connector.unresponsive(None);
+                    tracing::warn!(target: "pgvigil::poller", "server view failed: {}", connector.config().database_url.scrub(&message));
+                    let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
                 Err(_) => {
                     let since = *unresponsive_since.get_or_insert_with(Utc::now);
+                    connector.unresponsive(Some(since));
                     tracing::warn!(target: "pgvigil::poller", "no answer from the server within {}s", deadline.as_secs());
-                    let _ = tx
-                        .send(Snapshot {
-                            taken_at: Utc::now(),
-                            link: Link::Unresponsive { since },
-                            server: None,
-                            pool: Some(pool.stats()),
-                        })
-                        .await;
+                    let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
             }
         }
@@ -201,48 +160,5 @@ async fn run(
             let _ = out.send(None);
         }
         pool.close().await;
-    }
-}
-
-/// The UI's link from the retry loop's state. The first attempt before any failure is
-/// "connecting"; everything after a failure is "disconnected" with the attempt and next retry.
-fn link_of(
-    state: &LinkState,
-    down_since: &mut Option<chrono::DateTime<Utc>>,
-    last_error: &mut String,
-    scrub: &impl Fn(&str) -> String,
-) -> Option<Link> {
-    match state {
-        LinkState::Connecting { attempt, since, .. } => Some(match down_since {
-            None => Link::Connecting {
-                attempt: *attempt,
-                since: *since,
-            },
-            Some(down) => Link::Disconnected {
-                since: *down,
-                attempt: *attempt,
-                next_retry_at: None,
-                last_error: last_error.clone(),
-                retrying: true,
-            },
-        }),
-        LinkState::Waiting {
-            attempt,
-            down_since: d,
-            next_retry_at,
-            last_error: e,
-            ..
-        } => {
-            let since = *down_since.get_or_insert(*d);
-            *last_error = scrub(e);
-            Some(Link::Disconnected {
-                since,
-                attempt: *attempt,
-                next_retry_at: Some(*next_retry_at),
-                last_error: last_error.clone(),
-                retrying: true,
-            })
-        }
-        LinkState::Connected { .. } | LinkState::Failed { .. } => None,
     }
 }

@@ -10,11 +10,12 @@ use chrono::{DateTime, FixedOffset, Utc};
 use crossterm::event::KeyEvent;
 
 use super::keymap::{Action, action_for};
-use super::snapshot::{Link, Snapshot};
+use super::snapshot::Snapshot;
 use pgvigil::catalog::ServerView;
 use pgvigil::checks::{CheckReport, Status};
+use pgvigil::pool::LinkState;
 use pgvigil::pool::PoolStats;
-use pgvigil::safety::dry_run::DryRunReport;
+use pgvigil::safety::DryRunReport;
 
 /// Samples kept for the sparklines (five minutes at one per second).
 pub const HISTORY: usize = 300;
@@ -129,7 +130,7 @@ pub struct State {
     pub local: FixedOffset,
     pub target: pgvigil::config::Target,
     pub warn_at: f64,
-    pub link: Link,
+    pub link: LinkState,
     pub server: Option<ServerView>,
     pub server_at: Option<DateTime<Utc>>,
     pub pool: Option<PoolStats>,
@@ -161,9 +162,11 @@ impl State {
             local,
             target,
             warn_at,
-            link: Link::Connecting {
+            link: LinkState::Connecting {
                 attempt: 1,
+                max_attempts: None,
                 since: now,
+                down: None,
             },
             server: None,
             server_at: None,

@@ -265,8 +265,8 @@ pub fn dev() -> Option<pgvigil::dev::DevSource> {
 }
 
 /// Dry-run options with the private dev database.
-pub fn dry_run_options() -> pgvigil::safety::dry_run::DryRunOptions {
-    pgvigil::safety::dry_run::DryRunOptions {
+pub fn dry_run_options() -> pgvigil::safety::DryRunOptions {
+    pgvigil::safety::DryRunOptions {
         dev: dev(),
         ..Default::default()
     }

@@ -21,14 +21,14 @@ static TASKS: Mutex<Vec<JoinHandle<()>>> = Mutex::new(Vec::new());
 /// normally; if it is dropped instead (its future cancelled by a signal, Esc or a quit), the
 /// backend's statement is cancelled on the server from a task the way out waits for.
 #[derive(Debug)]
-pub struct Tracked {
+pub(crate) struct Tracked {
     id: u64,
     armed: bool,
 }
 
 impl Tracked {
     /// The work finished: nothing to cancel.
-    pub fn done(mut self) {
+    pub(crate) fn done(mut self) {
         self.armed = false;
     }
 }
@@ -51,7 +51,7 @@ impl Drop for Tracked {
 }
 
 /// Registers backend `pid`, reachable with `options`, until the returned value is dropped.
-pub fn track_pid(options: &PgConnectOptions, pid: i32) -> Tracked {
+pub(crate) fn track_pid(options: &PgConnectOptions, pid: i32) -> Tracked {
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     if let Ok(mut list) = IN_FLIGHT.lock() {
         list.push((id, options.clone(), pid));
@@ -90,7 +90,7 @@ async fn cancel(options: PgConnectOptions, pid: i32) {
 }
 
 /// Registers the backend of `conn` (one statement: `pg_backend_pid()`).
-pub async fn track(conn: &mut PgConnection, options: &PgConnectOptions) -> Option<Tracked> {
+pub(crate) async fn track(conn: &mut PgConnection, options: &PgConnectOptions) -> Option<Tracked> {
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
         .fetch_one(&mut *conn)
         .await
@@ -99,7 +99,10 @@ pub async fn track(conn: &mut PgConnection, options: &PgConnectOptions) -> Optio
 }
 
 /// Runs `task` (a cleanup started from a Drop) and lets the way out wait for it.
-pub fn spawn(handle: &tokio::runtime::Handle, task: impl Future<Output = ()> + Send + 'static) {
+pub(crate) fn spawn(
+    handle: &tokio::runtime::Handle,
+    task: impl Future<Output = ()> + Send + 'static,
+) {
     let h = handle.spawn(task);
     if let Ok(mut list) = TASKS.lock() {
         list.retain(|t| !t.is_finished());

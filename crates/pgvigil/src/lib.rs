@@ -2,8 +2,9 @@
 //!
 //! The library is what an application embeds: a pool configured from the environment
 //! ([`config`]), connected with retries and instrumented ([`pool`]), the checks behind
-//! `pgvigil check` ([`checks`]), the migration dry-run on a dev database ([`safety`], [`dev`]),
-//! the live catalog reads ([`catalog`]) and the SQL statement scanner ([`sql_scan`]). The dashboard and the commands live in the
+//! `pgvigil check` ([`checks`]), the migration dry-run on a dev database ([`safety`], [`dev`])
+//! and the live catalog reads ([`catalog`]). Nothing here changes the database it watches:
+//! production sees read-only statements only. The dashboard and the commands live in the
 //! `pgvigil-cli` package; throwaway clusters in `pgvigil-cluster`.
 //!
 //! A pool from the environment (`DATABASE_URL`, `POOL_*`, `RETRY_*`, a `.env` file), with the
@@ -14,9 +15,7 @@
 //! # let cluster = pgvigil_cluster::PrivateCluster::start_new().expect("scripts/setup-postgres.sh");
 //! # unsafe { std::env::set_var("DATABASE_URL", cluster.url("postgres")) };
 //! # tokio::runtime::Runtime::new().unwrap().block_on(async {
-//! use pgvigil::config::ConfigSources;
-//! use pgvigil::pool::Connector;
-//! use pgvigil::PoolConfig;
+//! use pgvigil::{ConfigSources, Connector, PoolConfig};
 //!
 //! let sources = ConfigSources::from_process([], None)?;
 //! let config = PoolConfig::from_sources(&sources)?;
@@ -30,16 +29,27 @@
 //! # }).unwrap();
 //! ```
 
+// #![warn(missing_docs)] -- on once every public item has its doc comment
+
+// The areas an application reaches into, each with its own error type.
 pub mod catalog;
 pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod dev;
-pub mod files;
 pub mod pool;
 pub mod safety;
 pub mod sanitize;
-pub mod sql_scan;
 
-pub use config::{ConfigError, DatabaseUrl, PoolConfig};
-pub use pool::{InstrumentedPool, PoolStats};
+// Implementation: bounded reads and private writes, the lint-only SQL scanner.
+mod files;
+mod sql_scan;
+
+pub use checks::{CheckOptions, CheckReport, Finding, Status, run_checks};
+pub use config::{ConfigError, ConfigSources, DatabaseUrl, PoolConfig, Target};
+pub use dev::{DevServer, DevSource};
+pub use files::{FileError, read_text};
+pub use pool::{
+    AcquireError, ConnectError, Connector, InstrumentedPool, LinkState, PoolStats, connect,
+};
+pub use safety::{DryRunOptions, DryRunReport, dry_run};

@@ -7,6 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Look, ago, fit, local_time, status_span, styled};
 use crate::tui::state::{Panel, State};
+use pgvigil::checks::{Group, Status};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("pgvector & schema", Panel::Checks, state, look);
@@ -31,20 +32,27 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     ])];
     let skip = state.scroll_of(Panel::Checks) as usize;
     let mut shown = 0;
-    for f in report.findings.iter().filter(|f| {
-        f.id.starts_with("pgvector.") || f.id.starts_with("schema.") || f.id == "connection"
+    // The panel is about pgvector and the schema; a connection finding shows only when it is
+    // not a pass (the header already says the server is reachable and what it is).
+    for f in report.findings.iter().filter(|f| match f.group {
+        Group::Pgvector | Group::Schema => true,
+        Group::Connection => f.status != Status::Pass,
+        Group::Migrations | Group::Pool => false,
     }) {
         if shown < skip {
             shown += 1;
             continue;
         }
-        let id = f.id.trim_start_matches("pgvector.");
+        let id = match f.group {
+            Group::Pgvector => f.id.trim_start_matches("pgvector."),
+            _ => f.id,
+        };
         let text = format!(" {id:<9} {}", f.summary);
         lines.push(Line::from(vec![
             status_span(f.status, look),
             styled(fit(&text, width.saturating_sub(1)), t.text),
         ]));
-        if f.status != pgvigil::checks::Status::Pass {
+        if f.status != Status::Pass {
             for d in f.details.iter().take(3) {
                 lines.push(Line::from(styled(fit(&format!("   {d}"), width), t.dim)));
             }
@@ -59,11 +67,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             }
         }
     }
-    if !report
-        .findings
-        .iter()
-        .any(|f| f.id.starts_with("pgvector."))
-    {
+    if !report.findings.iter().any(|f| f.group == Group::Pgvector) {
         lines.push(Line::from(styled(
             "pgvector and schema not checked: press v",
             t.dim,

@@ -7,7 +7,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Look, ago, fit, styled};
 use crate::tui::state::{JobKind, Panel, State};
-use pgvigil::checks::migrations::{MigrationStatus, PartialState};
+use pgvigil::checks::{MigrationStatus, PartialState};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Migrations", Panel::Migrations, state, look);

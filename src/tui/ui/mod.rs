@@ -16,10 +16,10 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
 use super::keymap::KEYMAP;
-use super::snapshot::Link;
 use super::state::{Panel, State};
 use super::theme::{Glyphs, Theme};
 use pgvigil::config::format_duration;
+use pgvigil::pool::LinkState;
 
 pub const MIN_WIDTH: u16 = 80;
 pub const MIN_HEIGHT: u16 = 24;
@@ -130,23 +130,27 @@ pub(crate) fn status_span<'a>(status: pgvigil::checks::Status, look: &Look) -> S
 fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let t = look.theme;
     let g = look.glyphs;
-    let (dot, link_text, alert) = match &state.link {
-        Link::Connecting { attempt, .. } => (
+    let (dot, link_text, alert) = match (&state.link, state.link.down()) {
+        (_, Some(down)) => (
+            g.disconnected,
+            format!("DISCONNECTED {}", ago(state, down.since)),
+            true,
+        ),
+        (LinkState::Connecting { attempt, .. }, None) => (
             g.disconnected,
             format!("connecting (attempt {attempt})"),
             false,
         ),
-        Link::Connected { .. } => (g.connected, "connected".to_string(), false),
-        Link::Disconnected { since, .. } => (
-            g.disconnected,
-            format!("DISCONNECTED {}", ago(state, *since)),
-            true,
-        ),
-        Link::Unresponsive { since } => (
+        (LinkState::Connected { .. }, _) => (g.connected, "connected".to_string(), false),
+        (LinkState::Unresponsive { since, .. }, _) => (
             g.warn,
             format!("NOT ANSWERING {}", ago(state, *since)),
             true,
         ),
+        // Waiting and Failed always carry an outage (the first arm).
+        (LinkState::Waiting { .. } | LinkState::Failed { .. }, None) => {
+            (g.disconnected, "DISCONNECTED".to_string(), true)
+        }
     };
     let style = if alert { t.header_alert } else { t.header };
     let version = state

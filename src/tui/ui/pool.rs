@@ -9,8 +9,8 @@ use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 
 use super::{Look, ago, fit, local_time, styled};
 use crate::tui::keymap::{Action, keys_for};
-use crate::tui::snapshot::Link;
 use crate::tui::state::{Panel, State};
+use pgvigil::pool::LinkState;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Pool", Panel::Pool, state, look);
@@ -20,51 +20,58 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let width = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
 
+    if let Some(down) = state.link.down() {
+        let (attempt, next) = match &state.link {
+            LinkState::Failed { attempts, .. } => (*attempts, "not retried automatically".into()),
+            LinkState::Waiting {
+                attempt,
+                next_retry_at,
+                ..
+            } if *next_retry_at > state.now => {
+                let secs = (*next_retry_at - state.now).num_milliseconds().max(0) as f64 / 1000.0;
+                (*attempt, format!("next retry in {:.0}s", secs.ceil()))
+            }
+            LinkState::Waiting { attempt, .. } | LinkState::Connecting { attempt, .. } => {
+                (*attempt, "retrying now".into())
+            }
+            LinkState::Connected { .. } | LinkState::Unresponsive { .. } => (0, String::new()),
+        };
+        // A fatal failure's whole message carries what to fix; otherwise the last cause.
+        let last_error = match &state.link {
+            LinkState::Failed { error, .. } => error,
+            _ => &down.last_error,
+        };
+        let since = down.since;
+        lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "DISCONNECTED since {} ({})",
+                    local_time(state, since),
+                    ago(state, since)
+                ),
+                width,
+            ),
+            t.danger,
+        )));
+        lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "attempt {attempt}, {next} ({}: retry now)",
+                    keys_for(Action::RetryNow)
+                ),
+                width,
+            ),
+            t.warn,
+        )));
+        lines.push(Line::from(styled(
+            format!("last error: {last_error}"),
+            t.text,
+        )));
+        frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
+        return;
+    }
     match &state.link {
-        Link::Disconnected {
-            since,
-            attempt,
-            next_retry_at,
-            last_error,
-            retrying,
-        } => {
-            let next = match next_retry_at {
-                _ if !retrying => "not retried automatically".into(),
-                Some(at) if *at > state.now => {
-                    let secs = (*at - state.now).num_milliseconds().max(0) as f64 / 1000.0;
-                    format!("next retry in {:.0}s", secs.ceil())
-                }
-                _ => "retrying now".into(),
-            };
-            lines.push(Line::from(styled(
-                fit(
-                    &format!(
-                        "DISCONNECTED since {} ({})",
-                        local_time(state, *since),
-                        ago(state, *since)
-                    ),
-                    width,
-                ),
-                t.danger,
-            )));
-            lines.push(Line::from(styled(
-                fit(
-                    &format!(
-                        "attempt {attempt}, {next} ({}: retry now)",
-                        keys_for(Action::RetryNow)
-                    ),
-                    width,
-                ),
-                t.warn,
-            )));
-            lines.push(Line::from(styled(
-                format!("last error: {last_error}"),
-                t.text,
-            )));
-            frame.render_widget(Paragraph::new(lines).wrap(Wrap { trim: true }), inner);
-            return;
-        }
-        Link::Connecting { attempt, since } => {
+        LinkState::Connecting { attempt, since, .. } => {
             lines.push(Line::from(styled(
                 format!(
                     "connecting, attempt {attempt} (started {})",
@@ -73,7 +80,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 t.warn,
             )));
         }
-        Link::Unresponsive { since } => {
+        LinkState::Unresponsive { since, .. } => {
             lines.push(Line::from(styled(
                 fit(
                     &format!(
@@ -85,7 +92,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 t.danger,
             )));
         }
-        Link::Connected { .. } => {}
+        LinkState::Connected { .. } | LinkState::Waiting { .. } | LinkState::Failed { .. } => {}
     }
     let Some(p) = &state.pool else {
         lines.push(Line::from(styled("no pool figures yet", t.dim)));

@@ -9,9 +9,9 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::Finding;
 use super::expected::ExpectedSchema;
 use super::local::{LocalMigration, hex};
+use super::{Finding, Group};
 use crate::catalog::{LedgerRow, ObjectKey, SchemaSnapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -241,6 +241,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
     let newest = state.entries.iter().find(|e| e.installed_on.is_some());
     out.push(if state.ledger_present {
         let mut f = Finding::pass(
+            Group::Migrations,
             "migrations.ledger",
             format!("ledger present: {applied} applied"),
         );
@@ -257,6 +258,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         f
     } else {
         Finding::warn(
+            Group::Migrations,
             "migrations.ledger",
             "no _sqlx_migrations table: sqlx has never applied a migration to this database",
         )
@@ -264,6 +266,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
     let pending: Vec<&MigrationEntry> = state.pending().collect();
     out.push(if pending.is_empty() {
         Finding::pass(
+            Group::Migrations,
             "migrations.pending",
             format!(
                 "none pending ({} local in {})",
@@ -272,20 +275,24 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
             ),
         )
     } else {
-        Finding::warn("migrations.pending", format!("{} pending", pending.len()))
-            .details(pending.iter().rev().map(|e| {
-                format!(
-                    "{} {}{}",
-                    e.version,
-                    e.description,
-                    if e.no_transaction {
-                        " (no-transaction)"
-                    } else {
-                        ""
-                    }
-                )
-            }))
-            .fix("pgvigil migrate dry-run, then apply in the maintenance window")
+        Finding::warn(
+            Group::Migrations,
+            "migrations.pending",
+            format!("{} pending", pending.len()),
+        )
+        .details(pending.iter().rev().map(|e| {
+            format!(
+                "{} {}{}",
+                e.version,
+                e.description,
+                if e.no_transaction {
+                    " (no-transaction)"
+                } else {
+                    ""
+                }
+            )
+        }))
+        .fix("pgvigil migrate dry-run, then apply in the maintenance window")
     });
     let mismatched: Vec<&MigrationEntry> = state
         .entries
@@ -294,11 +301,13 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         .collect();
     out.push(if mismatched.is_empty() {
         Finding::pass(
+            Group::Migrations,
             "migrations.checksums",
             format!("{applied} applied migrations match their files"),
         )
     } else {
         Finding::fail(
+            Group::Migrations,
             "migrations.checksums",
             format!(
                 "{} applied migration(s) edited after they were applied",
@@ -328,11 +337,13 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         .collect();
     out.push(if missing.is_empty() && failed.is_empty() {
         Finding::pass(
+            Group::Migrations,
             "migrations.history",
             "every applied version exists locally and succeeded",
         )
     } else {
         let mut f = Finding::fail(
+            Group::Migrations,
             "migrations.history",
             format!(
                 "{} applied but missing locally, {} recorded as failed",
@@ -363,11 +374,13 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         .count();
     let mut partial = if state.partial.is_empty() {
         Finding::pass(
+            Group::Migrations,
             "migrations.partial",
             "no invalid indexes, unvalidated constraints or half-applied migrations",
         )
     } else if fails > 0 {
         Finding::fail(
+            Group::Migrations,
             "migrations.partial",
             format!(
                 "{} sign(s) of a half-applied migration",
@@ -376,6 +389,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         )
     } else {
         Finding::warn(
+            Group::Migrations,
             "migrations.partial",
             format!("{} constraint(s) NOT VALID", state.partial.len()),
         )
@@ -392,6 +406,7 @@ pub fn findings(state: &MigrationState, dir: &Path) -> Vec<Finding> {
         && partial.status == super::Status::Pass
     {
         partial = Finding::unknown(
+            Group::Migrations,
             "migrations.partial",
             "could not tell whether objects of the pending migrations already exist (no expected schema)",
         );

@@ -3,18 +3,57 @@
 //! [`Finding`]s with pass / warn / fail / unknown; when a check cannot decide, it says UNKNOWN
 //! with the reason, because a wrong "pass" before a maintenance window is the worst outcome.
 
-pub mod diff;
-pub mod expected;
-pub mod expected_cache;
-pub mod guard;
-pub mod local;
-pub mod migrations;
+pub(crate) mod diff;
+pub(crate) mod expected;
+pub(crate) mod expected_cache;
+pub(crate) mod guard;
+pub(crate) mod local;
+pub(crate) mod migrations;
 pub mod pgvector;
 mod run;
 
 use serde::Serialize;
 
-pub use run::{CheckOptions, CheckReport, Counts, Group, UnknownGroup, run_checks, run_checks_on};
+pub use diff::{DiffEntry, DiffKind, SchemaDiff, Severity, diff};
+pub use expected::{ExpectedError, ExpectedSchema, MAX_SNAPSHOT_BYTES, mark_pending};
+pub use guard::ReadError;
+pub use local::{LocalMigration, MAX_MIGRATION_BYTES, MigrationError, MigrationStamp, load_local};
+pub use migrations::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
+pub use run::{CheckOptions, CheckReport, Counts, NoExpected, run_checks, run_checks_on};
+
+/// The group a finding belongs to; every group but [`Group::Connection`] can be chosen with
+/// `--only` (connection always runs: nothing else can be read without it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Group {
+    /// Reaching the server and what it is (primary or standby, the role's rights).
+    Connection,
+    /// The pgvector extension, the embedding column and its ANN index.
+    Pgvector,
+    Schema,
+    Migrations,
+    Pool,
+}
+
+/// A group name that is not one of pgvector, schema, migrations, pool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{0}` is not a group of checks; expected pgvector, schema, migrations or pool")]
+pub struct UnknownGroup(pub String);
+
+impl std::str::FromStr for Group {
+    type Err = UnknownGroup;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "pgvector" => Ok(Self::Pgvector),
+            "schema" => Ok(Self::Schema),
+            "migrations" => Ok(Self::Migrations),
+            "pool" => Ok(Self::Pool),
+            // `connection` is not selectable: it runs whatever is chosen.
+            other => Err(UnknownGroup(other.to_string())),
+        }
+    }
+}
 
 /// The result of one check, ordered from best to worst for [`Status::worst`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -66,6 +105,8 @@ impl Status {
 pub struct Finding {
     /// Stable identifier: `pgvector.index`, `schema.diff`, `migrations.checksums`.
     pub id: &'static str,
+    /// The group the check belongs to: what the dashboard and `--only` select by.
+    pub group: Group,
     pub status: Status,
     pub summary: String,
     pub details: Vec<String>,
@@ -77,9 +118,10 @@ pub struct Finding {
 }
 
 impl Finding {
-    pub fn new(id: &'static str, status: Status, summary: impl Into<String>) -> Self {
+    pub fn new(group: Group, id: &'static str, status: Status, summary: impl Into<String>) -> Self {
         Self {
             id,
+            group,
             status,
             summary: summary.into(),
             details: Vec::new(),
@@ -88,17 +130,17 @@ impl Finding {
         }
     }
 
-    pub fn pass(id: &'static str, summary: impl Into<String>) -> Self {
-        Self::new(id, Status::Pass, summary)
+    pub fn pass(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
+        Self::new(group, id, Status::Pass, summary)
     }
-    pub fn warn(id: &'static str, summary: impl Into<String>) -> Self {
-        Self::new(id, Status::Warn, summary)
+    pub fn warn(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
+        Self::new(group, id, Status::Warn, summary)
     }
-    pub fn fail(id: &'static str, summary: impl Into<String>) -> Self {
-        Self::new(id, Status::Fail, summary)
+    pub fn fail(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
+        Self::new(group, id, Status::Fail, summary)
     }
-    pub fn unknown(id: &'static str, summary: impl Into<String>) -> Self {
-        Self::new(id, Status::Unknown, summary)
+    pub fn unknown(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
+        Self::new(group, id, Status::Unknown, summary)
     }
 
     pub fn detail(mut self, line: impl Into<String>) -> Self {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, PgConnection, Row};
 
-use super::Finding;
+use super::{Finding, Group};
 
 /// Dimensions of the embeddings pgvigil's users store.
 pub const DIMENSIONS: u32 = 3072;
@@ -115,6 +115,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
         Ok(f) => f,
         Err(e) => {
             out.push(Finding::unknown(
+                Group::Pgvector,
                 "pgvector.extension",
                 format!("could not read pg_extension: {e}"),
             ));
@@ -131,6 +132,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
             "pgvector.knn",
         ] {
             out.push(Finding::unknown(
+                Group::Pgvector,
                 id,
                 "not checked: the vector extension is not usable in this database",
             ));
@@ -139,12 +141,14 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     }
     out.push(guarded(conn, roundtrip).await.unwrap_or_else(|e| {
         Finding::fail(
+            Group::Pgvector,
             "pgvector.roundtrip",
             format!("round trip through vector(3072) failed: {e}"),
         )
     }));
     let column = guarded(conn, column).await.unwrap_or_else(|e| {
         Finding::unknown(
+            Group::Pgvector,
             "pgvector.column",
             format!("could not read documents.embedding: {e}"),
         )
@@ -154,6 +158,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     if !column_ok {
         for id in ["pgvector.index", "pgvector.knn"] {
             out.push(Finding::unknown(
+                Group::Pgvector,
                 id,
                 "not checked: documents.embedding is not vector(3072)",
             ));
@@ -163,7 +168,11 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     let (index, usable_name) = match guarded(conn, index).await {
         Ok(r) => r,
         Err(e) => (
-            Finding::unknown("pgvector.index", format!("could not read the indexes: {e}")),
+            Finding::unknown(
+                Group::Pgvector,
+                "pgvector.index",
+                format!("could not read the indexes: {e}"),
+            ),
             None,
         ),
     };
@@ -174,7 +183,11 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
         })
         .await
         .unwrap_or_else(|e| {
-            Finding::unknown("pgvector.knn", format!("KNN smoke test could not run: {e}"))
+            Finding::unknown(
+                Group::Pgvector,
+                "pgvector.knn",
+                format!("KNN smoke test could not run: {e}"),
+            )
         }),
     );
     out
@@ -192,12 +205,14 @@ async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
     let data = serde_json::json!({ "installed": installed, "available": available });
     Ok(match (installed, available) {
         (None, None) => Finding::fail(
+            Group::Pgvector,
             "pgvector.extension",
             "pgvector is not installed on this server (no `vector` in pg_available_extensions)",
         )
         .detail("install the server package (Debian: postgresql-15-pgvector, or build from source)")
         .data(data),
         (None, Some(avail)) => Finding::fail(
+            Group::Pgvector,
             "pgvector.extension",
             format!("extension vector is not created in this database (server offers {avail})"),
         )
@@ -206,7 +221,7 @@ async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
         (Some(v), avail) => {
             let version = parse_version(&v);
             if version.is_none_or(|ver| ver < MIN_VERSION) {
-                Finding::fail(
+                Finding::fail(Group::Pgvector,
                     "pgvector.extension",
                     format!("vector {v} is older than 0.7.0: halfvec, needed to index 3072 dimensions, is missing"),
                 )
@@ -214,6 +229,7 @@ async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
                 .data(data)
             } else if let Some(a) = avail.as_ref().filter(|a| parse_version(a) > version) {
                 Finding::warn(
+                    Group::Pgvector,
                     "pgvector.extension",
                     format!("vector {v} installed; the server has {a} (upgrade pending)"),
                 )
@@ -221,6 +237,7 @@ async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
                 .data(data)
             } else {
                 Finding::pass(
+                    Group::Pgvector,
                     "pgvector.extension",
                     format!("vector {v} installed (>= 0.7.0, no upgrade pending)"),
                 )
@@ -255,12 +272,14 @@ async fn roundtrip(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
         && (hd - expected).abs() < 1e-3;
     Ok(if ok {
         Finding::pass(
+            Group::Pgvector,
             "pgvector.roundtrip",
             format!("3072-dim vector and halfvec round trip; cosine distance {vd:.6} as expected"),
         )
         .data(data)
     } else {
         Finding::fail(
+            Group::Pgvector,
             "pgvector.roundtrip",
             "3072-dim round trip returned wrong values",
         )
@@ -287,13 +306,24 @@ async fn column(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
     let declared: Option<String> = row.try_get("declared")?;
     let expected = format!("vector({DIMENSIONS})");
     Ok(match declared {
-        _ if !has_table => Finding::fail("pgvector.column", "table documents does not exist"),
-        None => Finding::fail("pgvector.column", "documents has no embedding column")
-            .detail(format!("expected: embedding {expected}")),
-        Some(t) if t == expected => {
-            Finding::pass("pgvector.column", format!("documents.embedding is {t}"))
-        }
+        _ if !has_table => Finding::fail(
+            Group::Pgvector,
+            "pgvector.column",
+            "table documents does not exist",
+        ),
+        None => Finding::fail(
+            Group::Pgvector,
+            "pgvector.column",
+            "documents has no embedding column",
+        )
+        .detail(format!("expected: embedding {expected}")),
+        Some(t) if t == expected => Finding::pass(
+            Group::Pgvector,
+            "pgvector.column",
+            format!("documents.embedding is {t}"),
+        ),
         Some(t) => Finding::fail(
+            Group::Pgvector,
             "pgvector.column",
             format!("documents.embedding is {t}, expected {expected}"),
         )
@@ -343,7 +373,7 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
                 let data =
                     serde_json::json!({"name": name, "method": method, "definition": definition});
                 return Ok((
-                    Finding::pass(
+                    Finding::pass(Group::Pgvector,
                         "pgvector.index",
                         format!("{method} index {name} on (embedding::halfvec({DIMENSIONS})) {opclasses}, valid"),
                     )
@@ -361,7 +391,7 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
     }
     if let Some((name, definition)) = matching_invalid {
         return Ok((
-            Finding::fail(
+            Finding::fail(Group::Pgvector,
                 "pgvector.index",
                 format!("ANN index {name} is INVALID (a CREATE INDEX CONCURRENTLY failed or was cancelled)"),
             )
@@ -371,7 +401,7 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
             None,
         ));
     }
-    let mut f = Finding::fail(
+    let mut f = Finding::fail(Group::Pgvector,
         "pgvector.index",
         format!("no valid ANN index on documents (embedding::halfvec({DIMENSIONS})) with a halfvec opclass"),
     )
@@ -393,6 +423,7 @@ async fn knn(
 ) -> Result<Finding, sqlx::Error> {
     let Some(index) = index else {
         return Ok(Finding::unknown(
+            Group::Pgvector,
             "pgvector.knn",
             "not checked: no usable ANN index",
         ));
@@ -472,9 +503,15 @@ async fn knn(
         None => "no rows, latency not measured".to_string(),
     };
     Ok(if !index_usable {
-        Finding::warn("pgvector.knn", format!("KNN queries cannot use {index}"))
-            .detail(format!("queries must ORDER BY embedding::halfvec({DIMENSIONS}) <=> $1::halfvec({DIMENSIONS})"))
-            .data(smoke)
+        Finding::warn(
+            Group::Pgvector,
+            "pgvector.knn",
+            format!("KNN queries cannot use {index}"),
+        )
+        .detail(format!(
+            "queries must ORDER BY embedding::halfvec({DIMENSIONS}) <=> $1::halfvec({DIMENSIONS})"
+        ))
+        .data(smoke)
     } else {
         let planner = if planner_uses_index {
             "planner chooses it".to_string()
@@ -482,6 +519,7 @@ async fn knn(
             format!("planner prefers a sequential scan at ~{estimated_rows:.0} rows")
         };
         Finding::pass(
+            Group::Pgvector,
             "pgvector.knn",
             format!("KNN plan uses {index} ({planner}); {latency}"),
         )

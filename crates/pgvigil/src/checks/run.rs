@@ -16,39 +16,10 @@ use super::expected::{ExpectedSchema, mark_pending};
 use super::guard::guarded;
 use super::local::LocalMigration;
 use super::migrations::{self, MigrationState};
-use super::{Finding, Status, expected_cache, pgvector};
+use super::{Finding, Group, Status, expected_cache, pgvector};
 use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::dev::{DevServer, DevSource};
 use crate::pool::InstrumentedPool;
-
-/// A group of checks, for `--only`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Group {
-    Pgvector,
-    Schema,
-    Migrations,
-    Pool,
-}
-
-/// A group name that is not one of pgvector, schema, migrations, pool.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not a group of checks; expected pgvector, schema, migrations or pool")]
-pub struct UnknownGroup(pub String);
-
-impl std::str::FromStr for Group {
-    type Err = UnknownGroup;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "pgvector" => Ok(Self::Pgvector),
-            "schema" => Ok(Self::Schema),
-            "migrations" => Ok(Self::Migrations),
-            "pool" => Ok(Self::Pool),
-            other => Err(UnknownGroup(other.to_string())),
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
@@ -168,7 +139,8 @@ impl CheckReport {
     /// A report for a check that could not start (no connection, bad configuration).
     pub fn unknown(target: String, reason: String) -> Self {
         let mut r = Self::new(target, Utc::now());
-        r.findings.push(Finding::unknown("connection", reason));
+        r.findings
+            .push(Finding::unknown(Group::Connection, "connection", reason));
         r.finish(Instant::now());
         r
     }
@@ -274,7 +246,7 @@ async fn checks_on(
         Err(e) => {
             report
                 .findings
-                .push(Finding::unknown("connection", scrub(&e)));
+                .push(Finding::unknown(Group::Connection, "connection", scrub(&e)));
             report.finish(started);
             return report;
         }
@@ -297,21 +269,23 @@ async fn checks_on(
     if let Err(e) = begin_read_only(&mut *conn, opts).await {
         report
             .findings
-            .push(Finding::unknown("connection", scrub(&e)));
+            .push(Finding::unknown(Group::Connection, "connection", scrub(&e)));
         report.finish(started);
         return report;
     }
     // A standby is named whatever was asked for; a primary only in the full report.
     if facts.in_recovery {
-        report.findings.push(Finding::pass(
+        report.findings.push(Finding::pass(Group::Connection,
             "server.role",
             "STANDBY: this server is a read-only replica in recovery (pg_is_in_recovery); \
              migrations are applied on its primary, and what is read here lags it by the replay delay",
         ));
     } else if opts.only.is_none() {
-        report
-            .findings
-            .push(Finding::pass("server.role", "primary (not in recovery)"));
+        report.findings.push(Finding::pass(
+            Group::Connection,
+            "server.role",
+            "primary (not in recovery)",
+        ));
     }
     if opts.wants(Group::Pool) {
         report
@@ -354,12 +328,15 @@ async fn checks_on(
     if opts.wants(Group::Schema) {
         report.findings.push(match (&live, &expected) {
             (Some(Err(e)), _) => Finding::unknown(
+                Group::Schema,
                 "schema.diff",
                 format!("could not read the live catalog: {e}"),
             ),
-            (_, Some(Err(e))) => {
-                Finding::unknown("schema.diff", format!("no expected schema: {e}"))
-            }
+            (_, Some(Err(e))) => Finding::unknown(
+                Group::Schema,
+                "schema.diff",
+                format!("no expected schema: {e}"),
+            ),
             (Some(Ok(live)), Some(Ok(expected))) => {
                 let mut d = diff(&expected.snapshot, live, opts.strict);
                 mark_pending(&mut d, expected, &pending_versions);
@@ -367,19 +344,23 @@ async fn checks_on(
                 report.schema_diff = Some(d);
                 f
             }
-            _ => Finding::unknown("schema.diff", "not checked"),
+            _ => Finding::unknown(Group::Schema, "schema.diff", "not checked"),
         });
     }
     if opts.wants(Group::Migrations) {
         match (&local, &live, &ledger) {
-            (Some(Err(e)), _, _) => report
-                .findings
-                .push(Finding::unknown("migrations.ledger", e.to_string())),
+            (Some(Err(e)), _, _) => report.findings.push(Finding::unknown(
+                Group::Migrations,
+                "migrations.ledger",
+                e.to_string(),
+            )),
             (_, Some(Err(e)), _) => report.findings.push(Finding::unknown(
+                Group::Migrations,
                 "migrations.ledger",
                 format!("could not read the live catalog: {e}"),
             )),
             (_, _, Some(Err(e))) => report.findings.push(Finding::unknown(
+                Group::Migrations,
                 "migrations.ledger",
                 format!("could not read _sqlx_migrations: {e}"),
             )),
@@ -599,6 +580,7 @@ fn schema_finding(
     let warnings = d.iter().filter(|e| e.severity == Severity::Warning).count();
     let mut f = if critical > 0 {
         Finding::fail(
+            Group::Schema,
             "schema.diff",
             format!(
                 "{} difference(s) from the migrations, {critical} critical",
@@ -607,6 +589,7 @@ fn schema_finding(
         )
     } else if warnings > 0 {
         Finding::warn(
+            Group::Schema,
             "schema.diff",
             format!(
                 "{} difference(s) from the migrations, none critical",
@@ -615,6 +598,7 @@ fn schema_finding(
         )
     } else if d.iter().any(|e| e.kind == DiffKind::Pending) {
         Finding::pass(
+            Group::Schema,
             "schema.diff",
             format!(
                 "matches the applied migrations; {} difference(s) are the pending migrations' to make (expected from {})",
@@ -624,6 +608,7 @@ fn schema_finding(
         )
     } else {
         Finding::pass(
+            Group::Schema,
             "schema.diff",
             format!(
                 "matches the migrations ({tables} tables, {} enums, {} extensions; expected from {})",
@@ -674,6 +659,7 @@ async fn pool_findings(
     let rtt = t0.elapsed();
     match row {
         Err(e) => out.push(Finding::unknown(
+            Group::Pool,
             "pool.server_connections",
             format!(
                 "could not read pg_stat_activity: {}",
@@ -698,6 +684,7 @@ async fn pool_findings(
                 .unwrap_or_default();
             out.push(
                 Finding::pass(
+                    Group::Pool,
                     "pool.connect",
                     format!(
                         "connected to PostgreSQL {version}; round trip {:.1} ms{pool_text}",
@@ -712,11 +699,11 @@ async fn pool_findings(
             );
             let warn_at = config.saturation_warn;
             let mut f = if ratio >= crate::catalog::NEAR_MAX_CONNECTIONS {
-                Finding::fail("pool.server_connections", summary)
+                Finding::fail(Group::Pool, "pool.server_connections", summary)
             } else if ratio >= warn_at {
-                Finding::warn("pool.server_connections", summary)
+                Finding::warn(Group::Pool, "pool.server_connections", summary)
             } else {
-                Finding::pass("pool.server_connections", summary)
+                Finding::pass(Group::Pool, "pool.server_connections", summary)
             };
             if !facts.sees_all_sessions {
                 f = f.detail(format!(

@@ -252,6 +252,13 @@ impl DatabaseUrl {
         self.url.as_str()
     }
 
+    /// The words of a driver error, fit for a screen, a log or JSON: the server's message for
+    /// database errors (no "at line N" of PostgreSQL's source), the driver's text otherwise,
+    /// with the secrets removed. Every driver error pgvigil shows passes through here.
+    pub fn explain(&self, err: &sqlx::Error) -> String {
+        self.scrub(&crate::pool::error_text(err))
+    }
+
     /// Removes the secrets (the password, raw and percent-decoded, and `password=` /
     /// `sslpassword=` query values) from `text`, for driver messages that might echo them.
     pub fn scrub(&self, text: &str) -> String {

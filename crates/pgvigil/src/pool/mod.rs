@@ -25,7 +25,7 @@ use sqlx::postgres::{PgConnection, PgPool, Postgres};
 pub use self::classify::{FailureKind, classify, classify_sqlstate, error_text};
 pub use self::leak::LeakedConnection;
 pub use self::retry::{
-    Backoff, ConnectError, Connector, LinkState, RetryNow, connect, connect_options,
+    Backoff, ConnectError, Connector, Down, LinkState, RetryNow, connect, connect_options,
     ensure_read_only, pool_options,
 };
 pub use self::saturation::saturation;

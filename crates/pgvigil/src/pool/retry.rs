@@ -71,33 +71,88 @@ impl Iterator for Backoff {
     }
 }
 
-/// Where the connection stands, for a dashboard header or a readiness probe.
+/// Where the connection stands: the one state machine from the retry loop to a dashboard's
+/// header or a readiness probe (after tokio-console's connection state). The retry loop moves
+/// it through Connecting, Waiting, Connected and Failed; whoever reads through the pool reports
+/// a lost or unanswering server with [`Connector::lost`] and [`Connector::unresponsive`], so
+/// "down since" survives a reconnect and nobody re-derives it on the side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum LinkState {
-    /// Attempt `attempt` (1-based) is under way.
+    /// Attempt `attempt` (1-based) is under way. `down` is set when the link was lost or an
+    /// attempt failed before this one: the outage goes on.
     Connecting {
+        /// The attempt under way, from 1.
         attempt: u32,
+        /// The last attempt there will be; `None` when retries are unlimited.
         max_attempts: Option<u32>,
+        /// When this attempt started.
         since: DateTime<Utc>,
+        /// The outage this attempt is trying to end, if any.
+        down: Option<Down>,
     },
     /// Attempt `attempt` failed; the next starts at `next_retry_at` unless cut short.
     Waiting {
+        /// The attempt that failed.
         attempt: u32,
+        /// The last attempt there will be; `None` when retries are unlimited.
         max_attempts: Option<u32>,
-        down_since: DateTime<Utc>,
+        /// When the next attempt starts.
         next_retry_at: DateTime<Utc>,
+        /// What kind of failure the last attempt met.
         kind: FailureKind,
-        last_error: String,
+        /// Since when, and why, the database cannot be reached.
+        down: Down,
     },
+    /// Connected, and the last read answered.
     Connected {
+        /// When the connection was made.
         since: DateTime<Utc>,
     },
-    /// Gave up: a fatal failure or attempts exhausted.
-    Failed {
-        kind: FailureKind,
-        error: String,
+    /// Connected, but the last read has not answered within its deadline (a frozen server,
+    /// a lock): figures are stale, and nothing is retried until it answers or fails.
+    Unresponsive {
+        /// When it stopped answering.
+        since: DateTime<Utc>,
+        /// When the connection was made.
+        connected_since: DateTime<Utc>,
     },
+    /// Gave up: a fatal failure (nothing to retry until told to) or attempts exhausted.
+    Failed {
+        /// What kind of failure ended the loop.
+        kind: FailureKind,
+        /// The whole error, with what to fix.
+        error: String,
+        /// The attempts made.
+        attempts: u32,
+        /// Since when, and why, the database cannot be reached.
+        down: Down,
+    },
+}
+
+/// An outage: since when the database cannot be reached and the last reason, without secrets.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Down {
+    /// The first failure of this outage.
+    pub since: DateTime<Utc>,
+    /// The last failure's message, password removed.
+    pub last_error: String,
+}
+
+impl LinkState {
+    /// True when connected and answering.
+    pub fn is_connected(&self) -> bool {
+        matches!(self, Self::Connected { .. })
+    }
+
+    /// The outage under way, if any: set from the first failure until connected again.
+    pub fn down(&self) -> Option<&Down> {
+        match self {
+            Self::Connecting { down, .. } => down.as_ref(),
+            Self::Waiting { down, .. } | Self::Failed { down, .. } => Some(down),
+            Self::Connected { .. } | Self::Unresponsive { .. } => None,
+        }
+    }
 }
 
 /// Cuts the current wait between attempts short ("retry now"). Cheap to clone.
@@ -162,6 +217,8 @@ pub struct Connector {
     config: Arc<PoolConfig>,
     retry_now: RetryNow,
     state: watch::Sender<LinkState>,
+    /// The outage a reader reported with [`Connector::lost`], for the next `connect`.
+    lost: std::sync::Mutex<Option<Down>>,
 }
 
 impl Connector {
@@ -170,12 +227,61 @@ impl Connector {
             attempt: 1,
             max_attempts: config.retry.max_retries.map(|r| r + 1),
             since: Utc::now(),
+            down: None,
         });
         Self {
             config: Arc::new(config),
             retry_now: RetryNow::default(),
             state,
+            lost: std::sync::Mutex::new(None),
         }
+    }
+
+    /// The current state.
+    pub fn state(&self) -> LinkState {
+        self.state.borrow().clone()
+    }
+
+    /// A reader lost the database (a retryable failure on a connected pool): records the
+    /// outage, so the next [`Connector::connect`] continues it instead of starting afresh.
+    /// `error` is scrubbed of the password here.
+    pub fn lost(&self, error: &str) {
+        let down = Down {
+            since: Utc::now(),
+            last_error: self.config.database_url.scrub(error),
+        };
+        *self.lost.lock().unwrap_or_else(|p| p.into_inner()) = Some(down.clone());
+        self.state.send_replace(LinkState::Connecting {
+            attempt: 1,
+            max_attempts: self.config.retry.max_retries.map(|r| r + 1),
+            since: Utc::now(),
+            down: Some(down),
+        });
+    }
+
+    /// A read on the connected pool has not answered since `since` (`None`: it answers again).
+    pub fn unresponsive(&self, since: Option<DateTime<Utc>>) {
+        self.state.send_if_modified(|state| {
+            let connected_since = match state {
+                LinkState::Connected { since } => *since,
+                LinkState::Unresponsive {
+                    connected_since, ..
+                } => *connected_since,
+                _ => return false,
+            };
+            let next = match since {
+                Some(since) => LinkState::Unresponsive {
+                    since,
+                    connected_since,
+                },
+                None => LinkState::Connected {
+                    since: connected_since,
+                },
+            };
+            let changed = *state != next;
+            *state = next;
+            changed
+        });
     }
 
     pub fn config(&self) -> &PoolConfig {
@@ -208,13 +314,14 @@ impl Connector {
         let max_attempts = config.retry.max_retries.map(|r| r + 1);
         let mut backoff = Backoff::new(config.retry.clone());
         let started = Instant::now();
-        let down_since = Utc::now();
+        let mut down = self.lost.lock().unwrap_or_else(|p| p.into_inner()).take();
         let mut attempt = 1u32;
         loop {
             self.state.send_replace(LinkState::Connecting {
                 attempt,
                 max_attempts,
                 since: Utc::now(),
+                down: down.clone(),
             });
             let (kind, cause) = match attempt_once().await {
                 Ok(value) => {
@@ -234,6 +341,10 @@ impl Connector {
                 Err(failure) => failure,
             };
             let cause = url.scrub(&cause);
+            let down = down.insert(Down {
+                since: down.as_ref().map_or_else(Utc::now, |d| d.since),
+                last_error: cause.clone(),
+            });
             if !kind.is_retryable() {
                 let hint = kind.hint_for(&cause);
                 let err = ConnectError::Fatal {
@@ -249,6 +360,8 @@ impl Connector {
                 self.state.send_replace(LinkState::Failed {
                     kind,
                     error: err.to_string(),
+                    attempts: attempt,
+                    down: down.clone(),
                 });
                 return Err(err);
             }
@@ -264,6 +377,8 @@ impl Connector {
                 self.state.send_replace(LinkState::Failed {
                     kind,
                     error: err.to_string(),
+                    attempts: attempt,
+                    down: down.clone(),
                 });
                 return Err(err);
             };
@@ -276,11 +391,10 @@ impl Connector {
             self.state.send_replace(LinkState::Waiting {
                 attempt,
                 max_attempts,
-                down_since,
                 next_retry_at: Utc::now()
                     + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX),
                 kind,
-                last_error: cause,
+                down: down.clone(),
             });
             tokio::select! {
                 _ = tokio::time::sleep(delay) => {}

@@ -1,5 +1,12 @@
-//! Steps of the live-database policy that pgvigil makes checkable. Today: the migration
-//! dry-run, which always rolls back.
+//! Steps of the maintenance-window policy that pgvigil makes checkable. Today: the migration
+//! dry-run, which runs the pending migrations on a dev copy of production's schema, never on
+//! production.
 
-pub mod dry_run;
-pub mod schema_copy;
+mod dry_run;
+mod schema_copy;
+
+pub use dry_run::{
+    DryRunError, DryRunOptions, DryRunReport, DryRunStatus, LockTaken, MigrationDryRun, Outcome,
+    dry_run, dry_run_migrations, lock_mode_words,
+};
+pub use schema_copy::{CopyError, ProductionFacts};

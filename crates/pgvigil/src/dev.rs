@@ -73,36 +73,63 @@ impl DevSource {
 /// Why no dev database could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
+    /// `--dev-url` / `DEV_DATABASE_URL` is not a usable URL.
     #[error(
         "{origin}: {reason}; expected the URL of an empty scratch PostgreSQL server \
          (postgres://user:password@host:5432/postgres) whose role may create databases"
     )]
     Url {
+        /// Which of the two gave it (`--dev-url` or `DEV_DATABASE_URL`).
         origin: &'static str,
+        /// What is wrong with it (no password in it).
         reason: String,
     },
+    /// The [`DevProvider`] could not start a private cluster.
     #[error("no private dev database could be started: {0}")]
     Start(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Neither a dev URL nor a [`DevProvider`] was given.
     #[error(
         "no dev database is configured: pass --dev-url / DEV_DATABASE_URL (an empty scratch \
          server), or give the library a DevProvider"
     )]
     NotConfigured,
+    /// The dev server could not be reached (refused, timed out after 30 s, rejected the login).
     #[error("the dev database at {target} did not answer: {reason}")]
-    Connect { target: String, reason: String },
+    Connect {
+        /// The dev server as reports name it (a redacted URL, or `private cluster`).
+        target: String,
+        /// The driver's message, secrets removed.
+        reason: String,
+    },
+    /// The dev URL's role lacks CREATEDB, so no scratch database can be made there.
     #[error(
         "role \"{role}\" on the dev database at {target} may not create databases; give it \
          CREATEDB, or leave out --dev-url to use a private cluster"
     )]
-    NotAllowed { role: String, target: String },
+    NotAllowed {
+        /// The role the dev URL logs in as.
+        role: String,
+        /// The dev server, URL redacted.
+        target: String,
+    },
+    /// A statement on the dev server failed.
     #[error("the dev database at {target}: {reason}")]
-    Database { target: String, reason: String },
+    Database {
+        /// The dev server as reports name it (a redacted URL, or `private cluster`).
+        target: String,
+        /// The server's message, secrets removed.
+        reason: String,
+    },
+    /// The dev URL reaches production's own server (same [`server_identity`]): refused.
     #[error(
         "--dev-url / DEV_DATABASE_URL ({target}) names the same PostgreSQL server as \
          DATABASE_URL; the dev database must be a separate, empty scratch server (migration SQL \
          never runs on production's server), or leave it out to use a private cluster"
     )]
-    SameServer { target: String },
+    SameServer {
+        /// The dev server, URL redacted.
+        target: String,
+    },
 }
 
 /// What tells one running server from another without privileges: when its postmaster started
@@ -137,6 +164,7 @@ pub struct DevServer {
     migrator: Option<PgConnectOptions>,
     /// `server_version_num`, e.g. 150020.
     pub version_num: i32,
+    /// `server_version`, e.g. `15.2`, for reports.
     pub version: String,
     identity: String,
 }
@@ -223,10 +251,12 @@ impl DevServer {
         }
     }
 
+    /// The major version (`server_version_num / 10000`), e.g. 15.
     pub fn major(&self) -> u32 {
         (self.version_num / 10000) as u32
     }
 
+    /// Whether this is a private cluster pgvigil started (not a `--dev-url` server).
     pub fn is_private(&self) -> bool {
         matches!(self.kind, Kind::Owned { .. })
     }
@@ -434,8 +464,11 @@ impl DevServer {
 /// known, else the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extension {
+    /// Extension name (`vector`).
     pub name: String,
+    /// Version to install, `None` for the server's default.
     pub version: Option<String>,
+    /// Schema to install it in (created when missing), `None` for the default.
     pub schema: Option<String>,
 }
 
@@ -520,6 +553,7 @@ pub(crate) async fn drop_database(conn: &mut PgConnection, name: &str) -> Result
 /// A database of our own on the dev server. [`ScratchDatabase::drop_now`] drops it and waits;
 /// plain dropping (a cancelled job) drops it from a task of its own.
 pub struct ScratchDatabase {
+    /// The scratch database's name, `pgvigil_scratch_<pid>_<ms>_<random>`.
     pub name: String,
     /// As the role migrations run as.
     options: PgConnectOptions,
@@ -535,6 +569,7 @@ pub struct ScratchDatabase {
 }
 
 impl ScratchDatabase {
+    /// Connect options as the role migrations run as, for the scratch database.
     pub fn connect_options(&self) -> PgConnectOptions {
         self.options.clone()
     }
@@ -592,6 +627,8 @@ impl ScratchDatabase {
         conn.close().await
     }
 
+    /// Drops the database now and waits for the outcome (ending sessions still in it on
+    /// PostgreSQL 13+).
     pub async fn drop_now(mut self) -> Result<(), sqlx::Error> {
         self.dropped = true;
         let mut conn = self.admin.connect().await?;

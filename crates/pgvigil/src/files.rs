@@ -12,12 +12,22 @@ use std::path::Path;
 /// Why a file could not be read; the caller names the flag or variable that gave the path.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
+    /// Opening or reading failed (absent, no permission...).
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Not a regular file (a directory, FIFO, device or socket): refused without reading.
     #[error("is {kind}, not a regular file")]
-    NotRegular { kind: &'static str },
+    NotRegular {
+        /// What it is, in words (`a FIFO`, `a directory`).
+        kind: &'static str,
+    },
+    /// Larger than the caller's limit (checked before and while reading).
     #[error("is larger than the limit of {limit} bytes")]
-    TooLarge { limit: u64 },
+    TooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The contents are not valid UTF-8.
     #[error("is not UTF-8 text")]
     NotText,
 }

@@ -29,7 +29,7 @@
 //! # }).unwrap();
 //! ```
 
-// #![warn(missing_docs)] -- on once every public item has its doc comment
+#![warn(missing_docs)]
 
 // The areas an application reaches into, each with its own error type.
 pub mod catalog;

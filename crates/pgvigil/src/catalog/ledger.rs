@@ -7,10 +7,16 @@ use sqlx::{PgConnection, Row};
 /// One row of `_sqlx_migrations`.
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerRow {
+    /// Migration version: the number prefixing the migration file's name (often a timestamp).
     pub version: i64,
+    /// Description taken from the migration file's name (underscores become spaces).
     pub description: String,
+    /// When sqlx applied the migration (UTC).
     pub installed_on: DateTime<Utc>,
+    /// `false` when the migration failed partway; sqlx refuses to run further until it is fixed.
     pub success: bool,
+    /// SHA-384 of the migration's SQL as sqlx recorded it; compared with the file on disk, not
+    /// serialized.
     #[serde(skip)]
     pub checksum: Vec<u8>,
     /// sqlx records nanoseconds.

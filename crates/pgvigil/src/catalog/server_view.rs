@@ -7,45 +7,69 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
 
+/// Client connections of one application in one state (a row of the per-tick grouping).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionGroup {
+    /// `application_name` of the sessions, `(unnamed)` when empty.
     pub application: String,
     /// active, idle, idle in transaction, idle in transaction (aborted), fastpath function call...
     pub state: String,
+    /// Client connections of this application in this state.
     pub count: i64,
     /// Of those, waiting on a lock.
     pub waiting_on_lock: i64,
 }
 
+/// The transaction open the longest (pgvigil's own session left out).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LongestTransaction {
+    /// Backend process id, for `pg_cancel_backend` / `pg_terminate_backend`.
     pub pid: i32,
+    /// `application_name` of the session, `(unnamed)` when empty.
     pub application: String,
+    /// The session's state (`active`, `idle in transaction`, ...).
     pub state: String,
+    /// Seconds since the transaction started (`now() - xact_start`).
     pub seconds: f64,
+    /// The session's current or last statement, whitespace collapsed, cut at 200 characters.
     pub query: String,
 }
 
+/// A session waiting on a lock, with the sessions that hold it up.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LockWait {
+    /// Backend process id of the waiting session.
     pub pid: i32,
+    /// `application_name` of the waiting session, `(unnamed)` when empty.
     pub application: String,
+    /// Seconds the waiting statement has been running (`now() - query_start`).
     pub seconds: f64,
+    /// Pids blocking this one (`pg_blocking_pids`): the sessions to look at first.
     pub blocked_by: Vec<i32>,
+    /// The waiting statement, whitespace collapsed, cut at 200 characters.
     pub query: String,
 }
 
 /// One poll's view of the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerView {
+    /// The server's `now()` when the view was read.
     pub server_time: DateTime<Utc>,
+    /// `server_version`, e.g. `16.4`.
     pub version: String,
+    /// The server's `max_connections` setting.
     pub max_connections: i64,
+    /// Slots kept back from ordinary clients: `superuser_reserved_connections` plus
+    /// `reserved_connections` (PostgreSQL 16+).
     pub reserved_connections: i64,
     /// Client backends (all applications, pgvigil included).
     pub total: i64,
+    /// Client connections grouped by application and state.
     pub groups: Vec<ConnectionGroup>,
+    /// The longest open transaction, if any session other than pgvigil's has one.
     pub longest_transaction: Option<LongestTransaction>,
+    /// Client backends waiting on a lock right now (all of them; [`lock_waits`](Self::lock_waits)
+    /// lists at most five).
     pub lock_waiters: i64,
     /// The longest lock waits (at most five), with the pids blocking them.
     pub lock_waits: Vec<LockWait>,
@@ -78,10 +102,13 @@ impl ServerView {
         (self.max_connections - self.reserved_connections).max(1)
     }
 
+    /// Client connections as a share of the usable slots (1.0 = full; may exceed 1.0 when
+    /// reserved slots are in use).
     pub fn usage(&self) -> f64 {
         self.total as f64 / self.usable() as f64
     }
 
+    /// Client connections in `state` (e.g. `idle in transaction`), summed over all applications.
     pub fn count_in_state(&self, state: &str) -> i64 {
         self.groups
             .iter()
@@ -91,6 +118,8 @@ impl ServerView {
     }
 }
 
+/// The single statement behind [`server_view`]: pg_stat_activity and the connection settings as
+/// one JSON document.
 pub const SERVER_VIEW_SQL: &str = r#"
 WITH a AS (
     SELECT pid, coalesce(nullif(application_name, ''), '(unnamed)') AS application,

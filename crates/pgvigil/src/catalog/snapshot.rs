@@ -11,8 +11,11 @@ use sqlx::PgConnection;
 /// Version of the snapshot file format written by `pgvigil schema snapshot`.
 pub const SNAPSHOT_FORMAT: u32 = 1;
 
+/// One database's schema as pg_catalog describes it; what `pgvigil schema snapshot` writes and
+/// what schema comparisons diff.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SchemaSnapshot {
+    /// `server_version` of the server the snapshot was read from.
     pub server_version: String,
     /// Extension name -> installed version.
     pub extensions: BTreeMap<String, String>,
@@ -27,41 +30,60 @@ pub struct SchemaSnapshot {
     pub sql_names: BTreeMap<String, String>,
 }
 
+/// One table's definition: its columns, constraints, indexes and triggers, each keyed by name.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Table {
+    /// Column name -> definition (dropped columns left out).
     pub columns: BTreeMap<String, Column>,
+    /// Constraint name -> definition.
     pub constraints: BTreeMap<String, Constraint>,
+    /// Index name -> definition.
     pub indexes: BTreeMap<String, Index>,
+    /// Trigger name -> definition (internal triggers, e.g. for foreign keys, left out).
     pub triggers: BTreeMap<String, Trigger>,
 }
 
+/// One column of a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Column {
+    /// `attnum`: 1-based position in the table; dropped columns leave gaps.
     pub position: i32,
     /// `format_type(atttypid, atttypmod)`: `vector(3072)`, `timestamp with time zone`.
     pub data_type: String,
+    /// Whether the column is `NOT NULL`.
     pub not_null: bool,
+    /// The default expression as PostgreSQL prints it, `None` when there is none.
     pub default: Option<String>,
 }
 
+/// One table constraint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Constraint {
     /// p primary key, u unique, f foreign key, c check, x exclusion, n not null (PG 17+)
     pub kind: String,
+    /// `pg_get_constraintdef`, without a trailing `NOT VALID` (see [`validated`](Self::validated)).
     pub definition: String,
+    /// `false` for a constraint added `NOT VALID` and not yet validated.
     pub validated: bool,
 }
 
+/// One index on a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Index {
+    /// `pg_get_indexdef`: the full `CREATE INDEX` statement.
     pub definition: String,
+    /// `false` when unusable (`indisvalid`), e.g. after a failed `CREATE INDEX CONCURRENTLY`.
     pub valid: bool,
+    /// Whether it is a unique index.
     pub unique: bool,
 }
 
+/// One user-defined trigger on a table.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trigger {
+    /// `pg_get_triggerdef`: the full `CREATE TRIGGER` statement.
     pub definition: String,
+    /// `false` when the trigger is disabled (`ALTER TABLE ... DISABLE TRIGGER`).
     pub enabled: bool,
 }
 
@@ -69,13 +91,21 @@ pub struct Trigger {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "name", rename_all = "snake_case")]
 pub enum ObjectKey {
+    /// An extension, by name.
     Extension(String),
+    /// An enum type, by name (schema-qualified unless in public).
     Enum(String),
+    /// One label of an enum type: (enum, label).
     EnumLabel(String, String),
+    /// A table, by name (schema-qualified unless in public).
     Table(String),
+    /// A column: (table, column).
     Column(String, String),
+    /// A constraint: (table, constraint).
     Constraint(String, String),
+    /// An index: (table, index).
     Index(String, String),
+    /// A trigger: (table, trigger).
     Trigger(String, String),
 }
 
@@ -152,6 +182,7 @@ impl SchemaSnapshot {
         out
     }
 
+    /// Whether the snapshot has `key` (an enum label, column, ... only with its enum or table).
     pub fn contains(&self, key: &ObjectKey) -> bool {
         match key {
             ObjectKey::Extension(n) => self.extensions.contains_key(n),

@@ -8,33 +8,48 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::{ObjectKey, SchemaSnapshot, Table};
 use crate::sanitize::{quote_ident, quote_literal};
 
+/// How the live schema differs from the expected one for one object.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum DiffKind {
+    /// The migrations create it; the live database does not have it.
     Missing,
+    /// The live database has it; the migrations do not create it.
     Unexpected,
+    /// Both have it, with different definitions (type, default, labels, validity...).
     Different,
     /// Differs only because a pending migration has not run yet: it will create, change or
     /// drop this object.
     Pending,
 }
 
+/// How much a difference matters. Ordered: the most severe is the greatest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth a line in the report; does not change the check's status.
     Info,
+    /// Makes the schema check WARN: unusual, but the application should still work.
     Warning,
+    /// Makes the schema check FAIL: something the application relies on is missing or wrong.
     Critical,
 }
 
 /// One difference between the expected and the live schema.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DiffEntry {
+    /// The object as reports name it (`column documents.embedding`, `index i on t`).
     pub object: String,
+    /// Missing, unexpected, different or pending.
     pub kind: DiffKind,
+    /// What the migrations produce, as text; `None` for an unexpected object.
     pub expected: Option<String>,
+    /// What the live database has, as text; `None` for a missing object.
     pub actual: Option<String>,
+    /// How much it matters: decides whether the schema check passes, warns or fails.
     pub severity: Severity,
+    /// SQL that would bring the live object in line (`CREATE INDEX CONCURRENTLY ...`), when a safe
+    /// one exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fix: Option<String>,
     /// The object, for matching against what pending migrations touch.

@@ -17,10 +17,14 @@ use crate::dev::{DevError, DevServer};
 /// What the migrations produce, and which objects each one creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExpectedSchema {
+    /// File format version, [`SNAPSHOT_FORMAT`] when written; a file of another format is refused.
     pub format: u32,
     /// Where it came from: `dev database ...`, a file path, or the cache.
     pub source: String,
+    /// The migration files it was built from; compared with the local directory to warn when the
+    /// expected schema is stale.
     pub migrations: Vec<MigrationStamp>,
+    /// The schema after every migration has run.
     pub snapshot: SchemaSnapshot,
     /// Objects that first appear after each migration (by version).
     pub objects_by_version: BTreeMap<i64, Vec<ObjectKey>>,
@@ -33,29 +37,44 @@ pub struct ExpectedSchema {
 /// Why the expected schema could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum ExpectedError {
+    /// The dev database could not be started or reached.
     #[error(transparent)]
     Dev(#[from] DevError),
+    /// A migration failed on the scratch database, so the expected schema cannot be built.
     #[error("migration {version} ({description}) failed in the dev database: {error}")]
     MigrationFailed {
+        /// Version of the failing migration.
         version: i64,
+        /// Description of the failing migration (from its file name).
         description: String,
+        /// The database's error message.
         error: String,
     },
+    /// Another database error on the dev database (connecting, snapshotting).
     #[error("the dev database: {}", crate::pool::error_text(.0))]
     Database(#[source] sqlx::Error),
+    /// Building took longer than the bound (seconds) given to [`ExpectedSchema::build`].
     #[error(
         "building the expected schema passed its wall-clock bound of {0} s; raise it or pass \
          --expected FILE"
     )]
     TooSlow(u64),
+    /// The `--expected` file could not be read or is not a snapshot file of a supported format.
     #[error("--expected {path}: {reason}; expected a file written by `pgvigil schema snapshot`")]
-    File { path: String, reason: String },
+    File {
+        /// The path given with `--expected`.
+        path: String,
+        /// Why it was refused (unreadable, too large, not JSON, another format...).
+        reason: String,
+    },
 }
 
 /// Snapshot files larger than this are refused.
 pub const MAX_SNAPSHOT_BYTES: u64 = 64 * 1024 * 1024;
 
 impl ExpectedSchema {
+    /// Reads a file written by `pgvigil schema snapshot` (or [`write`](Self::write)): at most
+    /// [`MAX_SNAPSHOT_BYTES`], of format [`SNAPSHOT_FORMAT`].
     pub fn read(path: &Path) -> Result<Self, ExpectedError> {
         let file_err = |reason: String| ExpectedError::File {
             path: path.display().to_string(),
@@ -74,6 +93,7 @@ impl ExpectedSchema {
         Ok(parsed)
     }
 
+    /// Writes it as pretty JSON, readable by the owner only, replacing `path` atomically.
     pub fn write(&self, path: &Path) -> std::io::Result<()> {
         let json = serde_json::to_string_pretty(self).expect("snapshot serialises");
         crate::files::write_private(path, (json + "\n").as_bytes())

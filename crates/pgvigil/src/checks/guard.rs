@@ -26,6 +26,8 @@ impl From<sqlx::Error> for ReadError {
 }
 
 impl ReadError {
+    /// The server's SQLSTATE (`42501` permission denied, `55P03` lock not available), when the
+    /// database returned one.
     pub fn sqlstate(&self) -> Option<String> {
         match &self.source {
             sqlx::Error::Database(d) => d.code().map(|c| c.to_string()),

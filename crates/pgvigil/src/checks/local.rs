@@ -9,14 +9,20 @@ use serde::{Deserialize, Serialize};
 /// A migration file from the local directory, as sqlx reads it.
 #[derive(Debug, Clone)]
 pub struct LocalMigration {
+    /// Version: the number before the first `_` of the file name.
     pub version: i64,
+    /// Description from the rest of the file name (underscores as spaces).
     pub description: String,
+    /// The file's SQL, as the migrator would run it.
     pub sql: String,
+    /// SHA-384 of the SQL, as sqlx computes it and records in `_sqlx_migrations`.
     pub checksum: Vec<u8>,
+    /// The file starts with `-- no-transaction`: sqlx runs it outside a transaction.
     pub no_tx: bool,
 }
 
 impl LocalMigration {
+    /// Its identity (version, description, hex checksum) as recorded in an expected schema.
     pub fn stamp(&self) -> MigrationStamp {
         MigrationStamp {
             version: self.version,
@@ -33,28 +39,56 @@ pub const MAX_MIGRATION_BYTES: u64 = 16 * 1024 * 1024;
 /// would be accepted.
 #[derive(Debug, thiserror::Error)]
 pub enum MigrationError {
+    /// The directory could not be read (absent, not a directory, unreadable, refused by sqlx).
     #[error(
         "--migrations {dir}: {reason}; expected a directory of <version>_<description>.sql files"
     )]
-    Directory { dir: String, reason: String },
+    Directory {
+        /// The directory given with `--migrations`.
+        dir: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// A symbolic link in the directory: refused, since it can point anywhere.
     #[error(
         "--migrations: {file} is a symbolic link; migrations must be regular files in the \
          directory (a link can point anywhere, and change between a dry-run and an apply)"
     )]
-    Symlink { file: String },
+    Symlink {
+        /// Path of the link.
+        file: String,
+    },
+    /// A device, FIFO or socket in the directory: reading it could hang or never end.
     #[error("--migrations: {file} is not a regular file ({kind}); expected only .sql files")]
-    NotAFile { file: String, kind: &'static str },
+    NotAFile {
+        /// Path of the entry.
+        file: String,
+        /// What it is, in words (`a FIFO`, `a device`...).
+        kind: &'static str,
+    },
+    /// A migration file over [`MAX_MIGRATION_BYTES`].
     #[error(
         "--migrations: {file} is {size} bytes, over the limit of {limit} bytes for one migration"
     )]
-    TooLarge { file: String, size: u64, limit: u64 },
+    TooLarge {
+        /// Path of the file.
+        file: String,
+        /// Its size in bytes.
+        size: u64,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Two up (or two down) migration files with the same version: which one applies is ambiguous.
     #[error(
         "--migrations: version {version} is used by two files, {first} and {second}; each \
          version must be unique (rename one with a new timestamp)"
     )]
     DuplicateVersion {
+        /// The shared version.
         version: i64,
+        /// The first file with it (in name order).
         first: String,
+        /// The second file with it.
         second: String,
     },
 }
@@ -151,8 +185,11 @@ fn validate_dir(dir: &Path) -> Result<(), MigrationError> {
 /// Identity of a migration an expected schema was built from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MigrationStamp {
+    /// Version from the file name.
     pub version: i64,
+    /// Description from the file name.
     pub description: String,
+    /// SHA-384 of the SQL, lower-case hex: a changed file no longer matches.
     pub checksum: String,
 }
 

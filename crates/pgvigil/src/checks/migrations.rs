@@ -14,26 +14,42 @@ use super::local::{LocalMigration, hex};
 use super::{Finding, Group};
 use crate::catalog::{LedgerRow, ObjectKey, SchemaSnapshot};
 
+/// Where one migration stands, the local file against the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MigrationStatus {
+    /// In the ledger, succeeded, with the same checksum as the local file.
     Applied,
+    /// A local file with no ledger row: not applied yet.
     Pending,
+    /// Applied, but the local file has changed since (checksums differ); sqlx refuses to migrate.
     ChecksumMismatch,
+    /// In the ledger but no local file has its version (a branch ahead of this checkout, or a
+    /// deleted file).
     MissingLocally,
+    /// In the ledger with `success = false`: it failed partway and blocks further migrations.
     Failed,
 }
 
+/// One migration in the report: local file and ledger row side by side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationEntry {
+    /// Version: the local file's name prefix, and the ledger's key.
     pub version: i64,
+    /// Description, from the local file or else the ledger.
     pub description: String,
+    /// Applied, pending, changed since applied, missing locally or failed.
     pub status: MigrationStatus,
+    /// When it was applied (from the ledger), `None` while pending.
     pub installed_on: Option<DateTime<Utc>>,
+    /// How long it took to apply, in milliseconds (the ledger's nanoseconds converted).
     pub execution_ms: Option<f64>,
+    /// The local file runs outside a transaction (`-- no-transaction`); `false` when there is
+    /// no local file.
     pub no_transaction: bool,
-    /// Short SHA-384 prefixes, for checksum mismatches.
+    /// Short SHA-384 prefixes (12 hex digits), for checksum mismatches: the local file's.
     pub local_checksum: Option<String>,
+    /// The ledger's checksum, shortened the same way; `None` while pending.
     pub applied_checksum: Option<String>,
 }
 
@@ -41,9 +57,28 @@ pub struct MigrationEntry {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum PartialState {
-    InvalidIndex { object: String, fix: String },
-    UnvalidatedConstraint { object: String, fix: String },
-    PendingObjectExists { version: i64, object: String },
+    /// An index left INVALID, typically by an interrupted `CREATE INDEX CONCURRENTLY`.
+    InvalidIndex {
+        /// The index, as reports name it.
+        object: String,
+        /// The statement that clears it (drop it concurrently, then re-run its migration).
+        fix: String,
+    },
+    /// A constraint still `NOT VALID`: existing rows have not been checked against it.
+    UnvalidatedConstraint {
+        /// The constraint, as reports name it.
+        object: String,
+        /// The `ALTER TABLE ... VALIDATE CONSTRAINT` statement that checks it.
+        fix: String,
+    },
+    /// An object a pending migration creates already exists: the migration was partly run, or run
+    /// by hand, and will likely fail when applied.
+    PendingObjectExists {
+        /// The pending migration's version.
+        version: i64,
+        /// The object that already exists, as reports name it.
+        object: String,
+    },
 }
 
 impl std::fmt::Display for PartialState {
@@ -63,21 +98,27 @@ impl std::fmt::Display for PartialState {
     }
 }
 
+/// Where the migrations stand: local directory, ledger and live catalog side by side.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationState {
+    /// Whether `_sqlx_migrations` exists on the database.
     pub ledger_present: bool,
     /// Newest first.
     pub entries: Vec<MigrationEntry>,
+    /// Partial state found in the live catalog (invalid indexes, unvalidated constraints,
+    /// objects of pending migrations).
     pub partial: Vec<PartialState>,
     /// False when no expected schema was available to tell which objects pending migrations create.
     pub pending_objects_checked: bool,
 }
 
 impl MigrationState {
+    /// How many entries have `status`.
     pub fn count(&self, status: MigrationStatus) -> usize {
         self.entries.iter().filter(|e| e.status == status).count()
     }
 
+    /// The pending migrations, newest first.
     pub fn pending(&self) -> impl Iterator<Item = &MigrationEntry> {
         self.entries
             .iter()

@@ -30,8 +30,11 @@ pub enum Group {
     Connection,
     /// The pgvector extension, the embedding column and its ANN index.
     Pgvector,
+    /// The live schema against the one the migrations produce (missing, unexpected, different).
     Schema,
+    /// The migrations directory against sqlx's ledger, and partial state left by failed migrations.
     Migrations,
+    /// The pool connects, and the server's client connections against max_connections.
     Pool,
 }
 
@@ -59,13 +62,18 @@ impl std::str::FromStr for Group {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
+    /// Nothing to do.
     Pass,
+    /// Worth a look, but nothing known to be broken (a pending migration, usage near the limit).
     Warn,
+    /// The check could not decide (a read failed, no expected schema): treat it as not passed.
     Unknown,
+    /// Known broken: fix before relying on the database.
     Fail,
 }
 
 impl Status {
+    /// The word for the status in reports: PASS, WARN, UNKNOWN or FAIL.
     pub fn label(self) -> &'static str {
         match self {
             Self::Pass => "PASS",
@@ -95,6 +103,7 @@ impl Status {
         }
     }
 
+    /// The worst of `statuses` (FAIL, then UNKNOWN, WARN, PASS); PASS when there are none.
     pub fn worst(statuses: impl IntoIterator<Item = Status>) -> Status {
         statuses.into_iter().max().unwrap_or(Status::Pass)
     }
@@ -107,8 +116,11 @@ pub struct Finding {
     pub id: &'static str,
     /// The group the check belongs to: what the dashboard and `--only` select by.
     pub group: Group,
+    /// How the check came out.
     pub status: Status,
+    /// One line saying what was found, with its numbers.
     pub summary: String,
+    /// Further lines: each difference, pending migration or note, one per line.
     pub details: Vec<String>,
     /// A statement or command that would fix it, when there is one.
     pub fix: Option<String>,
@@ -118,6 +130,7 @@ pub struct Finding {
 }
 
 impl Finding {
+    /// A finding with no details, fix or data; the builder methods below add them.
     pub fn new(group: Group, id: &'static str, status: Status, summary: impl Into<String>) -> Self {
         Self {
             id,
@@ -130,34 +143,42 @@ impl Finding {
         }
     }
 
+    /// A finding with [`Status::Pass`].
     pub fn pass(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
         Self::new(group, id, Status::Pass, summary)
     }
+    /// A finding with [`Status::Warn`].
     pub fn warn(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
         Self::new(group, id, Status::Warn, summary)
     }
+    /// A finding with [`Status::Fail`].
     pub fn fail(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
         Self::new(group, id, Status::Fail, summary)
     }
+    /// A finding with [`Status::Unknown`].
     pub fn unknown(group: Group, id: &'static str, summary: impl Into<String>) -> Self {
         Self::new(group, id, Status::Unknown, summary)
     }
 
+    /// Adds one line of detail.
     pub fn detail(mut self, line: impl Into<String>) -> Self {
         self.details.push(line.into());
         self
     }
 
+    /// Adds lines of detail.
     pub fn details(mut self, lines: impl IntoIterator<Item = String>) -> Self {
         self.details.extend(lines);
         self
     }
 
+    /// Sets the fix: a statement or command that would resolve it.
     pub fn fix(mut self, fix: impl Into<String>) -> Self {
         self.fix = Some(fix.into());
         self
     }
 
+    /// Attaches structured content for `--json` consumers (dropped if it does not serialize).
     pub fn data(mut self, data: impl Serialize) -> Self {
         self.data = serde_json::to_value(data).ok();
         self

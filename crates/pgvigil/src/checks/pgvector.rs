@@ -18,12 +18,15 @@ pub const VECTOR_INDEX_MAX_DIMS: u32 = 2000;
 pub const HALFVEC_INDEX_MAX_DIMS: u32 = 4000;
 /// halfvec (and so indexing 3072 dimensions) arrived in pgvector 0.7.0.
 pub const MIN_VERSION: (u32, u32, u32) = (0, 7, 0);
+/// Name of the HNSW index on `documents.embedding` in the fixes pgvigil suggests.
 pub const INDEX_NAME: &str = "documents_embedding_hnsw_idx";
 
 /// Storage type an ANN index is built on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexStorage {
+    /// Full-precision `vector`: indexable up to [`VECTOR_INDEX_MAX_DIMS`] dimensions.
     Vector,
+    /// Half-precision `halfvec` (an expression index on a cast): up to [`HALFVEC_INDEX_MAX_DIMS`].
     Halfvec,
 }
 
@@ -55,6 +58,8 @@ pub fn ann_index_statement(storage: IndexStorage, dims: u32) -> Result<String, N
     }
 }
 
+/// Parses an extension version (`0.8.0`, `0.8`) into (major, minor, patch) for comparison;
+/// missing parts count as 0, `None` when the major part is not a number.
 pub fn parse_version(v: &str) -> Option<(u32, u32, u32)> {
     let mut parts = v.split('.').map(|p| p.parse::<u32>().ok());
     Some((
@@ -76,6 +81,7 @@ fn probe_vectors() -> (Vec<f32>, Vec<f32>) {
     (a, b)
 }
 
+/// A pgvector text literal, `[x1,x2,...]`, for casting to `vector` or `halfvec`.
 pub fn vector_literal(v: &[f32]) -> String {
     let mut s = String::with_capacity(v.len() * 8);
     s.push('[');
@@ -99,11 +105,17 @@ fn cosine_distance(a: &[f32], b: &[f32]) -> f64 {
 /// Latency figures of the KNN smoke test, for JSON.
 #[derive(Debug, Clone, Serialize)]
 pub struct KnnSmoke {
+    /// The index can serve the KNN query at all (it appears in the plan with sequential scans off).
     pub index_usable: bool,
+    /// The planner picks the index on its own (with sequential scans allowed).
     pub planner_uses_index: bool,
+    /// The planner's row estimate for `documents` (`pg_class.reltuples`, 0 when never analyzed).
     pub estimated_rows: f64,
+    /// KNN queries actually timed (0 when the table is empty or the index unusable).
     pub samples: usize,
+    /// Median KNN query latency in milliseconds, `None` when none were timed.
     pub p50_ms: Option<f64>,
+    /// 95th-percentile KNN query latency in milliseconds, `None` when none were timed.
     pub p95_ms: Option<f64>,
 }
 

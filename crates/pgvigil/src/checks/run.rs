@@ -21,15 +21,24 @@ use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::dev::{DevServer, DevSource};
 use crate::pool::InstrumentedPool;
 
+/// What `pgvigil check` runs and the bounds it runs under; [`Default`] gives the command's
+/// defaults.
 #[derive(Debug, Clone)]
 pub struct CheckOptions {
+    /// Run only this group (connection always runs too); `None` runs them all (`--only`).
     pub only: Option<Group>,
     /// Groups left out (the dashboard's automatic status read skips the schema).
     pub skip: Vec<Group>,
+    /// The sqlx migrations directory (default `migrations`).
     pub migrations_dir: PathBuf,
+    /// An expected schema written by `pgvigil schema snapshot` (`--expected`), used instead of
+    /// the cache or a dev database.
     pub expected_file: Option<PathBuf>,
+    /// Report objects the migrations do not create everywhere, not only inside tables they create.
     pub strict: bool,
+    /// How many KNN queries the pgvector smoke test times (default 10).
     pub knn_samples: usize,
+    /// statement_timeout for every read on the target (default 30 s).
     pub statement_timeout: Duration,
     /// lock_timeout for every read: a read queued behind a migration's ACCESS EXCLUSIVE lock
     /// would block everyone queued after it.
@@ -74,27 +83,41 @@ impl CheckOptions {
 /// How many findings ended in each status.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    /// Findings that passed.
     pub pass: usize,
+    /// Findings that warned.
     pub warn: usize,
+    /// Findings that failed.
     pub fail: usize,
+    /// Findings that could not decide.
     pub unknown: usize,
 }
 
 /// The whole report: what `--json` prints (format `pgvigil.check/1`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CheckReport {
+    /// Always `pgvigil.check/1`: the JSON format's name and version.
     pub format: &'static str,
+    /// The database checked, as its URL with the password redacted.
     pub target: String,
+    /// The server's `server_version`, `None` when it could not be read.
     pub server_version: Option<String>,
+    /// When the check started.
     pub started_at: DateTime<Utc>,
+    /// Wall-clock time of the whole check, in milliseconds.
     pub duration_ms: f64,
     /// ok, warning, critical or unknown.
     pub status: &'static str,
+    /// Exit code of the overall status (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
     pub exit_code: u8,
+    /// How many findings ended in each status.
     pub counts: Counts,
+    /// Every finding, in the order the checks ran.
     pub findings: Vec<Finding>,
+    /// Where the migrations stand, when the migrations group ran and could read them.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub migrations: Option<MigrationState>,
+    /// The schema differences, when the schema group ran with an expected schema.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub schema_diff: Option<SchemaDiff>,
 }
@@ -163,11 +186,13 @@ impl CheckReport {
         r
     }
 
+    /// The worst status among the findings (PASS when there are none).
     pub fn overall(&self) -> Status {
         // CRITICAL outranks UNKNOWN (something is known to be broken); UNKNOWN outranks WARNING.
         Status::worst(self.findings.iter().map(|f| f.status))
     }
 
+    /// The finding with `id` (`pgvector.index`, `schema.diff`), if that check ran.
     pub fn finding(&self, id: &str) -> Option<&Finding> {
         self.findings.iter().find(|f| f.id == id)
     }
@@ -506,15 +531,20 @@ pub enum NoExpected {
     /// The migrations directory could not be read (its own finding says why).
     #[error("the migrations could not be read")]
     Migrations,
+    /// The cache has none and [`CheckOptions::build_expected`] is off (the dashboard's automatic
+    /// status read).
     #[error(
         "not built automatically (it needs a dev database); press v to verify, or pass \
          --expected FILE"
     )]
     NotBuilt,
+    /// No dev database could be used to build it.
     #[error("{0}; or pass --expected FILE from `pgvigil schema snapshot`")]
     Dev(#[from] crate::dev::DevError),
+    /// The expected-schema file could not be read, or building on the dev database failed.
     #[error(transparent)]
     Expected(#[from] crate::checks::expected::ExpectedError),
+    /// Starting the dev database and building passed [`CheckOptions::build_bound`] (seconds).
     #[error("building it on the dev database passed its bound of {0} s")]
     TooSlow(u64),
 }

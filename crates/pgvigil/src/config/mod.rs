@@ -25,7 +25,9 @@ const DAY: Duration = Duration::from_secs(86_400);
 /// (environment) or `POOL_MAX_CONNECTIONS in ./.env`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Setting {
+    /// The flag or variable as the user set it (`--pool-max-connections`, `POOL_MAX_CONNECTIONS`).
     pub name: String,
+    /// Which source the value came from.
     pub origin: Origin,
 }
 
@@ -53,29 +55,54 @@ impl fmt::Display for Setting {
 /// A configuration a user can get wrong, named so it can be fixed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ConfigError {
+    /// A value that does not parse or is out of range.
     #[error("{setting} = `{value}` is not valid: expected {expected}")]
     Invalid {
+        /// The setting that holds it.
         setting: Setting,
+        /// The value as given.
         value: String,
+        /// What would be accepted, in words (`a whole number of at least 1`).
         expected: String,
     },
+    /// A required setting (DATABASE_URL) is set nowhere.
     #[error("{setting} is required: expected postgres://user:password@host:5432/database")]
-    Missing { setting: Setting },
+    Missing {
+        /// The setting that is missing.
+        setting: Setting,
+    },
+    /// DATABASE_URL was refused.
     #[error("{setting} {problem}")]
-    Url { setting: Setting, problem: UrlError },
+    Url {
+        /// Where the URL came from.
+        setting: Setting,
+        /// What is wrong with it.
+        problem: UrlError,
+    },
+    /// Two settings in the wrong order (`POOL_MIN_CONNECTIONS` above `POOL_MAX_CONNECTIONS`).
     #[error(
         "{first} = {first_value} is greater than {second} = {second_value}: expected {first} <= {second}"
     )]
     Order {
+        /// The setting that must be the smaller.
         first: Box<Setting>,
+        /// Its value, as shown to the user.
         first_value: String,
+        /// The setting that must be the larger.
         second: Box<Setting>,
+        /// Its value, as shown to the user.
         second_value: String,
     },
+    /// The .env file named with `--env-file` cannot be read or parsed.
     #[error(
         "--env-file {path}: cannot read it ({reason}); expected a readable file of KEY=value lines"
     )]
-    EnvFile { path: String, reason: String },
+    EnvFile {
+        /// The file's path.
+        path: String,
+        /// Why (the offending line is never quoted: it may hold a password).
+        reason: String,
+    },
 }
 
 /// How retry delays are randomised. Full jitter (a delay drawn from 0..=the capped exponential
@@ -83,7 +110,9 @@ pub enum ConfigError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Jitter {
+    /// Each delay drawn uniformly from zero to the scheduled delay.
     Full,
+    /// The plain exponential schedule, no randomness.
     None,
 }
 
@@ -92,9 +121,13 @@ pub enum Jitter {
 pub struct RetryPolicy {
     /// Retries after the first attempt; `None` retries forever (the dashboard's mode).
     pub max_retries: Option<u32>,
+    /// Delay before the first retry (`RETRY_INITIAL_DELAY`, default 1 s).
     pub initial_delay: Duration,
+    /// Cap on any one delay (`RETRY_MAX_DELAY`, default 30 s).
     pub max_delay: Duration,
+    /// Factor from one delay to the next (`RETRY_MULTIPLIER`, at least 1.0, default 2.0).
     pub multiplier: f64,
+    /// Randomisation of the delays (`RETRY_JITTER`, default full).
     pub jitter: Jitter,
 }
 
@@ -122,18 +155,35 @@ impl RetryPolicy {
 /// [`PoolConfig::from_sources`].
 #[derive(Debug, Clone, Serialize)]
 pub struct PoolConfig {
+    /// Where to connect; its password never appears in output.
     pub database_url: DatabaseUrl,
+    /// Connections the pool keeps open even when idle (`POOL_MIN_CONNECTIONS`, default 5).
     pub min_connections: u32,
+    /// Most connections the pool opens (`POOL_MAX_CONNECTIONS`, default 100).
     pub max_connections: u32,
+    /// How long a checkout waits for a free connection before failing (`POOL_ACQUIRE_TIMEOUT`,
+    /// default 30 s).
     pub acquire_timeout: Duration,
+    /// Bound on each connection attempt as a whole (`POOL_CONNECT_TIMEOUT`, default 30 s).
     pub connect_timeout: Duration,
+    /// A connection idle this long is closed, the pool reopening up to its minimum
+    /// (`POOL_IDLE_TIMEOUT`, default 10 min; `None`: never).
     pub idle_timeout: Option<Duration>,
+    /// Connections are replaced after this age (`POOL_MAX_LIFETIME`, default 30 min; `None`:
+    /// never).
     pub max_lifetime: Option<Duration>,
+    /// Share of `max_connections` in use (0 to 1) at which the saturation warning is raised
+    /// (`POOL_SATURATION_WARN`, default 0.80).
     pub saturation_warn: f64,
     /// How long saturation must stay clearly below the warning level before it clears.
     pub saturation_hold: Duration,
+    /// A checkout held longer than this is reported as a possible leak (`POOL_LEAK_THRESHOLD`,
+    /// default 30 s).
     pub leak_threshold: Duration,
+    /// How connecting is retried.
     pub retry: RetryPolicy,
+    /// `application_name` the sessions carry, as seen in pg_stat_activity (`APPLICATION_NAME`,
+    /// 1 to 63 bytes, default `pgvigil`).
     pub application_name: String,
     /// Ping a connection before handing it out (sqlx's default). The dashboard turns it off so
     /// that a poll costs exactly one round trip; a dead connection then fails the poll instead.
@@ -150,7 +200,10 @@ pub struct PoolConfig {
 /// that a read queued behind a migration's lock gives up instead of joining the queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct ReadOnlySession {
+    /// Give up waiting for a lock after this (default 2 s): a queued read would block everyone
+    /// behind it.
     pub lock_timeout: Duration,
+    /// Cancel any statement running longer than this (default 60 s).
     pub statement_timeout: Duration,
 }
 
@@ -170,6 +223,7 @@ impl PoolConfig {
         self
     }
 
+    /// A builder for `database_url` with pgvigil's defaults (see [`PoolConfigBuilder`]).
     pub fn builder(database_url: impl Into<String>) -> PoolConfigBuilder {
         PoolConfigBuilder::new(database_url.into())
     }
@@ -231,71 +285,92 @@ impl PoolConfigBuilder {
         }
     }
 
+    /// Connections kept open even when idle (default 5; at most `max_connections`).
     pub fn min_connections(mut self, n: u32) -> Self {
         self.min_connections = n;
         self
     }
+    /// Most connections the pool opens (default 100; at least 1).
     pub fn max_connections(mut self, n: u32) -> Self {
         self.max_connections = n;
         self
     }
+    /// How long a checkout waits for a free connection (default 30 s).
     pub fn acquire_timeout(mut self, d: Duration) -> Self {
         self.acquire_timeout = d;
         self
     }
+    /// Bound on each connection attempt (default 30 s).
     pub fn connect_timeout(mut self, d: Duration) -> Self {
         self.connect_timeout = d;
         self
     }
+    /// Close a connection idle this long; the pool reopens up to its minimum (default 10 min;
+    /// `None`: never).
     pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
         self.idle_timeout = d;
         self
     }
+    /// Replace connections after this age (default 30 min; `None`: never).
     pub fn max_lifetime(mut self, d: Option<Duration>) -> Self {
         self.max_lifetime = d;
         self
     }
+    /// Share of `max_connections` in use (above 0, at most 1) that raises the saturation warning
+    /// (default 0.80).
     pub fn saturation_warn(mut self, ratio: f64) -> Self {
         self.saturation_warn = ratio;
         self
     }
+    /// How long saturation must stay clearly below the warning level before it clears (default
+    /// 10 s).
     pub fn saturation_hold(mut self, d: Duration) -> Self {
         self.saturation_hold = d;
         self
     }
+    /// A checkout held longer than this is reported as a possible leak (default 30 s).
     pub fn leak_threshold(mut self, d: Duration) -> Self {
         self.leak_threshold = d;
         self
     }
+    /// The whole retry schedule at once.
     pub fn retry(mut self, policy: RetryPolicy) -> Self {
         self.retry = policy;
         self
     }
+    /// Retries after the first attempt (default 5; `None`: forever).
     pub fn max_retries(mut self, n: Option<u32>) -> Self {
         self.retry.max_retries = n;
         self
     }
+    /// Delay before the first retry (default 1 s).
     pub fn initial_delay(mut self, d: Duration) -> Self {
         self.retry.initial_delay = d;
         self
     }
+    /// Cap on any one retry delay (default 30 s).
     pub fn max_delay(mut self, d: Duration) -> Self {
         self.retry.max_delay = d;
         self
     }
+    /// Factor from one retry delay to the next (at least 1.0; default 2.0).
     pub fn multiplier(mut self, m: f64) -> Self {
         self.retry.multiplier = m;
         self
     }
+    /// Randomisation of the retry delays (default [`Jitter::Full`]).
     pub fn jitter(mut self, j: Jitter) -> Self {
         self.retry.jitter = j;
         self
     }
+    /// `application_name` for the sessions, shown in pg_stat_activity (1 to 63 bytes; default
+    /// `pgvigil`).
     pub fn application_name(mut self, name: impl Into<String>) -> Self {
         self.application_name = name.into();
         self
     }
 
+    /// Ping a connection before handing it out (default on, as in sqlx).
     pub fn test_before_acquire(mut self, test: bool) -> Self {
         self.test_before_acquire = test;
         self

@@ -32,10 +32,15 @@ pub const SETTINGS: &[(&str, &str)] = &[
 /// Where a value came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
+    /// A command-line flag (`--pool-max-connections`).
     Flag,
+    /// The process environment.
     Env,
+    /// The .env file at this path.
     DotEnv(PathBuf),
+    /// Set in code through [`PoolConfigBuilder`](super::PoolConfigBuilder).
     Code,
+    /// Set nowhere: the default, or nothing at all for a required setting that is missing.
     Default,
 }
 
@@ -74,6 +79,8 @@ pub struct ConfigSources {
 }
 
 impl ConfigSources {
+    /// Empty sources; add values with [`flag`](Self::flag), [`env`](Self::env) and
+    /// [`dotenv_file`](Self::dotenv_file).
     pub fn new() -> Self {
         Self::default()
     }
@@ -105,6 +112,8 @@ impl ConfigSources {
         self
     }
 
+    /// A value as if from the process environment, keyed by variable name: below flags, above
+    /// the .env file.
     pub fn env(mut self, var: &str, value: impl Into<String>) -> Self {
         self.env.insert(var.to_string(), value.into());
         self

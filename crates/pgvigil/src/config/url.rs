@@ -15,24 +15,51 @@ pub const ACCEPTED_SSLMODES: &str = "disable, allow, prefer, require, verify-ca,
 /// Why a DATABASE_URL was refused. Messages never contain the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum UrlError {
+    /// Not a URL at all.
     #[error("is not a URL ({reason}); expected postgres://user:password@host:5432/database")]
-    Unparsable { reason: String },
+    Unparsable {
+        /// What the URL parser objected to (never the input itself).
+        reason: String,
+    },
+    /// Not a PostgreSQL URL.
     #[error("has scheme `{scheme}`; expected postgres:// or postgresql://")]
-    Scheme { scheme: String },
+    Scheme {
+        /// The scheme it has instead.
+        scheme: String,
+    },
+    /// An sslmode libpq and sqlx do not know.
     #[error("has sslmode=`{value}`; expected one of: {ACCEPTED_SSLMODES}")]
-    SslMode { value: String },
+    SslMode {
+        /// The value given.
+        value: String,
+    },
+    /// The `sslrootcert` file cannot be read (checked now, not at connect time).
     #[error(
         "names sslrootcert=`{path}`, which cannot be read ({reason}); expected a readable PEM file"
     )]
-    SslRootCert { path: String, reason: String },
+    SslRootCert {
+        /// The path given.
+        path: String,
+        /// Why it cannot be read (absent, not a regular file, too large...).
+        reason: String,
+    },
+    /// Neither a host nor a `?host=/socket/dir` parameter.
     #[error(
         "has no host; expected postgres://user:password@host:5432/database or ?host=/socket/dir"
     )]
     NoHost,
+    /// A query parameter sqlx does not understand (its value is not echoed: it may be a secret).
     #[error("has an unknown parameter `{key}`; expected only {ACCEPTED_PARAMETERS}")]
-    UnknownParameter { key: String },
+    UnknownParameter {
+        /// The parameter's name.
+        key: String,
+    },
+    /// sqlx itself refused the URL (a port that is not a number, a bad escape).
     #[error("is refused by the driver ({reason}); check the port, host and parameters")]
-    Driver { reason: String },
+    Driver {
+        /// The driver's message, password removed.
+        reason: String,
+    },
 }
 
 /// Query parameters sqlx understands. Anything else would be logged by the driver, value
@@ -81,6 +108,8 @@ impl PartialEq for DatabaseUrl {
 impl Eq for DatabaseUrl {}
 
 impl DatabaseUrl {
+    /// Validates `raw` (scheme, host, parameters, sslmode, a readable sslrootcert) and parses it
+    /// for sqlx once, so a bad URL is a configuration error here rather than at connect time.
     pub fn parse(raw: &str) -> Result<Self, UrlError> {
         let url = Url::parse(raw.trim()).map_err(|e| UrlError::Unparsable {
             // url's messages describe the defect without echoing the input.
@@ -157,6 +186,8 @@ impl DatabaseUrl {
         self.options.clone()
     }
 
+    /// The user name from the URL, percent-decoded; without one, `PGUSER`, else `USER`, else
+    /// `postgres`, as libpq does.
     pub fn username(&self) -> String {
         let user = self.url.username();
         if user.is_empty() {
@@ -169,6 +200,8 @@ impl DatabaseUrl {
         }
     }
 
+    /// The database name from the URL's path, percent-decoded; without one, the user name, as
+    /// libpq does.
     pub fn database(&self) -> String {
         let path = self.url.path().trim_start_matches('/');
         if path.is_empty() {
@@ -195,6 +228,7 @@ impl DatabaseUrl {
         )
     }
 
+    /// The `sslrootcert` (or `ssl-root-cert`, `ssl-ca`) path, when the URL names one.
     pub fn ssl_root_cert(&self) -> Option<PathBuf> {
         self.url
             .query_pairs()
@@ -202,6 +236,7 @@ impl DatabaseUrl {
             .map(|(_, v)| PathBuf::from(v.as_ref()))
     }
 
+    /// Whether the URL's user part carries a password (a `password=` parameter does not count).
     pub fn has_password(&self) -> bool {
         self.url.password().is_some()
     }

@@ -36,6 +36,7 @@ pub enum FailureKind {
     PoolClosed,
     /// Any other error the server returned for a statement.
     Query,
+    /// Anything else (a driver error that fits none of the kinds above).
     Other,
 }
 
@@ -55,6 +56,7 @@ impl FailureKind {
         )
     }
 
+    /// The kind as a stable snake_case word, for logs, metrics and JSON (`too_many_connections`).
     pub fn label(self) -> &'static str {
         match self {
             Self::Authentication => "authentication",

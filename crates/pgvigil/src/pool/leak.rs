@@ -23,8 +23,11 @@ struct Lease {
 /// A connection held past the leak threshold.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeakedConnection {
+    /// Who checked it out: the label given to `acquire_labeled`, or the caller's `file:line`.
     pub label: String,
+    /// When it was checked out.
     pub checked_out_at: DateTime<Utc>,
+    /// How long it has been held, in seconds.
     pub age_secs: f64,
 }
 

@@ -39,32 +39,45 @@ use crate::config::{PoolConfig, format_duration};
 /// Everything known about the pool at one instant, gathered without a database round trip.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PoolStats {
+    /// When these figures were read.
     pub taken_at: DateTime<Utc>,
     /// Open connections, idle included (sqlx's `size`).
     pub size: u32,
+    /// Open connections sitting idle in the pool, ready to hand out.
     pub idle: u32,
     /// Connections checked out through this pool.
     pub in_use: u32,
     /// Highest `in_use` since the pool was created.
     pub peak_in_use: u32,
+    /// The configured minimum of open connections (`POOL_MIN_CONNECTIONS`).
     pub min: u32,
+    /// The configured maximum (`POOL_MAX_CONNECTIONS`), the denominator of `saturation`.
     pub max: u32,
     /// Tasks waiting in `acquire` right now.
     pub waiters: u64,
     /// in_use / max.
     pub saturation: f64,
+    /// Saturation at which the warning is raised (`POOL_SATURATION_WARN`, 0 to 1).
     pub saturation_warn_at: f64,
+    /// Whether the saturation warning is raised right now.
     pub saturation_warning: bool,
     /// The warning clears only below this (hysteresis).
     pub saturation_clear_below: f64,
+    /// How many times the warning has been raised since the pool was created.
     pub saturation_warnings_total: u64,
+    /// How long successful acquires waited: the last [`WINDOW_SECS`] seconds and all time.
     pub acquire_wait: AcquireWait,
+    /// Successful acquires since the pool was created.
     pub acquisitions_total: u64,
+    /// Acquires that gave up after `POOL_ACQUIRE_TIMEOUT` since the pool was created.
     pub timeouts_total: u64,
     /// Failed acquires by [`FailureKind`] label (timeouts included).
     pub errors_total: BTreeMap<String, u64>,
+    /// Connections checked out longer than the leak threshold right now, oldest first.
     pub leaked: Vec<LeakedConnection>,
+    /// Checkouts that crossed the leak threshold since the pool was created (each counted once).
     pub leaks_total: u64,
+    /// The pool has been closed: every acquire now fails.
     pub closed: bool,
 }
 
@@ -72,14 +85,18 @@ pub struct PoolStats {
 #[derive(Debug, Clone, thiserror::Error)]
 #[error("no connection from the pool after {waited_text} ({kind_label}): {message}")]
 pub struct AcquireError {
+    /// What went wrong, for deciding whether to retry.
     pub kind: FailureKind,
     kind_label: &'static str,
+    /// How long the acquire waited before failing.
     pub waited: Duration,
     waited_text: String,
+    /// The driver's message, password removed.
     pub message: String,
 }
 
 impl AcquireError {
+    /// Whether no connection came in time (acquire or connect timeout).
     pub fn is_timeout(&self) -> bool {
         self.kind == FailureKind::Timeout
     }
@@ -236,6 +253,7 @@ impl InstrumentedPool {
         self.shared.waits.cumulative_at(bounds_secs)
     }
 
+    /// The configuration the pool was built with.
     pub fn config(&self) -> &PoolConfig {
         &self.shared.config
     }
@@ -245,6 +263,8 @@ impl InstrumentedPool {
         &self.shared.pool
     }
 
+    /// Closes the pool: waits for checked-out connections to come back, then closes them all;
+    /// later acquires fail with [`FailureKind::PoolClosed`].
     pub async fn close(&self) {
         self.shared.pool.close().await;
     }

@@ -27,6 +27,7 @@ pub struct Backoff {
 }
 
 impl Backoff {
+    /// The schedule of `policy`, starting at retry 0.
     pub fn new(policy: RetryPolicy) -> Self {
         Self { policy, retries: 0 }
     }
@@ -174,37 +175,54 @@ impl RetryNow {
 /// Why connecting ended without a pool. Messages carry the redacted URL, never the password.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum ConnectError {
+    /// A failure retrying cannot cure (authentication, missing database, TLS, configuration):
+    /// the loop ends at once.
     #[error(
         "cannot connect to {target} as user \"{user}\": {cause} ({kind_label}, not retried); {hint}"
     )]
     Fatal {
+        /// The database, as its URL with the password redacted.
         target: String,
+        /// The user name connected as.
         user: String,
+        /// What kind of failure it was.
         kind: FailureKind,
+        /// `kind` as its snake_case word, for the message.
         kind_label: &'static str,
+        /// The driver's or server's message, password removed.
         cause: String,
+        /// What to fix.
         hint: String,
+        /// Attempts made, this one included.
         attempts: u32,
     },
+    /// Every attempt failed with a retryable failure and the retries ran out.
     #[error(
         "gave up connecting to {target} after {attempts} attempts in {elapsed}; last error: {cause}"
     )]
     Exhausted {
+        /// The database, as its URL with the password redacted.
         target: String,
+        /// Attempts made.
         attempts: u32,
+        /// Time from the first attempt to giving up, formatted (`2m05s`).
         elapsed: String,
+        /// What kind of failure the last attempt met.
         kind: FailureKind,
+        /// The last attempt's message, password removed.
         cause: String,
     },
 }
 
 impl ConnectError {
+    /// What kind of failure ended the connecting.
     pub fn kind(&self) -> FailureKind {
         match self {
             Self::Fatal { kind, .. } | Self::Exhausted { kind, .. } => *kind,
         }
     }
 
+    /// How many attempts were made.
     pub fn attempts(&self) -> u32 {
         match self {
             Self::Fatal { attempts, .. } | Self::Exhausted { attempts, .. } => *attempts,
@@ -222,6 +240,8 @@ pub struct Connector {
 }
 
 impl Connector {
+    /// A connector for `config`, in state Connecting (attempt 1); nothing happens until
+    /// [`connect`](Self::connect).
     pub fn new(config: PoolConfig) -> Self {
         let (state, _) = watch::channel(LinkState::Connecting {
             attempt: 1,
@@ -284,14 +304,17 @@ impl Connector {
         });
     }
 
+    /// The configuration it connects with.
     pub fn config(&self) -> &PoolConfig {
         &self.config
     }
 
+    /// A handle that cuts the current wait between attempts short (the dashboard's "retry now").
     pub fn retry_now(&self) -> RetryNow {
         self.retry_now.clone()
     }
 
+    /// A receiver that sees every change of [`LinkState`], for a screen or a readiness probe.
     pub fn subscribe(&self) -> watch::Receiver<LinkState> {
         self.state.subscribe()
     }

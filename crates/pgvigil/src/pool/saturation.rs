@@ -87,6 +87,7 @@ impl SaturationAlarm {
     }
 }
 
+/// Share of the pool's maximum in use, `in_use / max` (0 when `max` is 0).
 pub fn saturation(in_use: usize, max: u32) -> f64 {
     if max == 0 {
         0.0

@@ -113,16 +113,23 @@ pub struct WaitRecorder {
 /// Wait figures as shown on screen and exported: the sliding window and the totals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AcquireWait {
+    /// Width of the sliding window, in seconds ([`WINDOW_SECS`]).
     pub window_secs: u64,
     /// Acquisitions within the window.
     pub window_count: u64,
+    /// Median wait in the window, in milliseconds (bucket upper bound, about 6 % resolution).
     pub p50_ms: f64,
+    /// 95th-percentile wait in the window, in milliseconds.
     pub p95_ms: f64,
+    /// 99th-percentile wait in the window, in milliseconds.
     pub p99_ms: f64,
+    /// Longest wait in the window, in milliseconds (exact).
     pub max_ms: f64,
     /// All acquisitions since the pool was created (the histogram's count).
     pub total_count: u64,
+    /// Time spent waiting by all acquisitions since the pool was created, in seconds.
     pub total_seconds: f64,
+    /// Longest wait since the pool was created, in milliseconds.
     pub max_ever_ms: f64,
 }
 

@@ -32,6 +32,8 @@ use crate::dev::{DevError, DevServer, DevSource};
 use crate::safety::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 use crate::sql_scan::lint;
 
+/// Bounds of a dry-run and where it runs; [`Default`]: lock_timeout 5 s, statement_timeout
+/// 120 s, 10 minutes in all, no dev database.
 #[derive(Debug, Clone)]
 pub struct DryRunOptions {
     /// lock_timeout on the dev copy (and the bound on pg_dump's wait for its read locks on
@@ -61,6 +63,7 @@ impl Default for DryRunOptions {
 /// A relation lock a migration took.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 pub struct LockTaken {
+    /// The relation (schema-qualified unless in public), as on the dev copy.
     pub relation: String,
     /// `ACCESS EXCLUSIVE`, `SHARE`, `ROW EXCLUSIVE`, ...
     pub mode: String,
@@ -78,31 +81,46 @@ impl std::fmt::Display for LockTaken {
     }
 }
 
+/// How one pending migration went on the dev copy.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Outcome {
+    /// It ran and committed.
     Succeeded,
+    /// It failed, or was stopped at the dry-run's wall-clock bound.
     Failed {
+        /// The server's message (with a hint for permission and lock errors), or pgvigil's when it
+        /// stopped the migration.
         error: String,
+        /// The SQLSTATE, when the server gave one (`42501`, `55P03`).
         sqlstate: Option<String>,
         /// 1-based line and column in the migration file.
         line: Option<usize>,
+        /// 1-based column in the migration file.
         column: Option<usize>,
     },
     /// Not run because an earlier pending migration failed (as a real apply would stop).
     NotRun {
+        /// Why: which earlier migration failed or ran out of time.
         reason: String,
     },
 }
 
+/// One pending migration as the dry-run ran it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MigrationDryRun {
+    /// Version, from the file name.
     pub version: i64,
+    /// Description from the file name.
     pub description: String,
+    /// The file runs outside a transaction (`-- no-transaction`).
     pub no_transaction: bool,
+    /// How it went.
     #[serde(flatten)]
     pub outcome: Outcome,
+    /// Time it ran on the dev copy, in milliseconds.
     pub duration_ms: f64,
+    /// Relation locks it took on the dev copy: the locks it would take on production.
     pub locks: Vec<LockTaken>,
     /// Locks of a no-transaction migration are sampled while it runs; a very short lock can
     /// slip between two samples.
@@ -115,19 +133,28 @@ pub struct MigrationDryRun {
     pub lint: Vec<String>,
 }
 
+/// The whole dry-run: what `--json` prints (format `pgvigil.dry-run/2`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRunReport {
+    /// Always `pgvigil.dry-run/2`: the JSON format's name and version.
     pub format: &'static str,
     /// Production (redacted).
     pub target: String,
+    /// Production's `server_version`.
     pub production_version: String,
     /// Where the migrations ran; `None` when nothing was pending.
     pub dev: Option<String>,
+    /// When the dry-run started.
     pub started_at: DateTime<Utc>,
+    /// Wall-clock time of the whole dry-run, in milliseconds.
     pub duration_ms: f64,
+    /// lock_timeout on the dev copy, in milliseconds.
     pub lock_timeout_ms: u128,
+    /// statement_timeout on the dev copy, in milliseconds.
     pub statement_timeout_ms: u128,
+    /// The wall-clock bound of the whole dry-run, in milliseconds.
     pub max_duration_ms: u128,
+    /// The pending migrations in order, with how each went.
     pub migrations: Vec<MigrationDryRun>,
     /// Things that make the dev copy differ from production (versions, extensions).
     pub notes: Vec<String>,
@@ -174,6 +201,7 @@ impl DryRunReport {
         )
     }
 
+    /// How many migrations failed (or ran out of time).
     pub fn failed(&self) -> usize {
         self.migrations
             .iter()
@@ -181,6 +209,7 @@ impl DryRunReport {
             .count()
     }
 
+    /// Passed when every migration succeeded and production did not change meanwhile.
     pub fn status(&self) -> DryRunStatus {
         if self.failed() > 0 || !self.production_unchanged {
             DryRunStatus::Failed
@@ -190,23 +219,34 @@ impl DryRunReport {
     }
 }
 
+/// Why a dry-run could not produce a report at all (a failing migration is in the report, not
+/// here).
 #[derive(Debug, thiserror::Error)]
 pub enum DryRunError {
+    /// The migrations directory could not be read.
     #[error(transparent)]
     Migrations(#[from] MigrationError),
+    /// A read on production failed (it only reads, in READ ONLY transactions).
     #[error("reading production (read-only): {0}")]
     Production(#[from] crate::checks::guard::ReadError),
+    /// No dev database could be had, or it is production's own server.
     #[error(transparent)]
     Dev(#[from] DevError),
+    /// Production's schema could not be dumped or restored onto the dev copy.
     #[error(transparent)]
     Copy(#[from] CopyError),
+    /// A statement on the dev copy (outside the migrations themselves) failed.
     #[error("the dev copy: {}", crate::pool::error_text(.0))]
     DevDatabase(#[source] sqlx::Error),
+    /// The bound ran out before the migrations could start.
     #[error(
         "the dry-run passed its wall-clock bound of {bound} s before the migrations could run \
          (starting the dev database and copying the schema); raise --max-duration"
     )]
-    TooSlow { bound: u64 },
+    TooSlow {
+        /// The wall-clock bound, in seconds (`--max-duration`).
+        bound: u64,
+    },
 }
 
 /// Dry-runs the pending migrations of `dir`. `production` must be a read-only session
@@ -221,6 +261,8 @@ pub async fn dry_run(
     dry_run_migrations(config, production, &local, options).await
 }
 
+/// Like [`dry_run`], with the migrations already read; cancels production's running statement
+/// on the server when dropped mid-way.
 pub async fn dry_run_migrations(
     config: &PoolConfig,
     production: &mut PgConnection,

@@ -23,8 +23,11 @@ const MAX_DUMP_BYTES: usize = 256 * 1024 * 1024;
 /// What is read from production (read-only) to build its copy.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProductionFacts {
+    /// `server_version_num`, e.g. 160004: picks the pg_dump and the private cluster's version.
     pub version_num: i32,
+    /// `server_version`, e.g. `16.4`, for reports.
     pub version: String,
+    /// Production is a standby in recovery (read-only replica).
     pub in_recovery: bool,
     /// (name, installed version, schema)
     pub extensions: Vec<(String, String, String)>,
@@ -35,6 +38,7 @@ pub struct ProductionFacts {
 }
 
 impl ProductionFacts {
+    /// The major version (`server_version_num / 10000`), e.g. 16.
     pub fn major(&self) -> u32 {
         (self.version_num / 10000) as u32
     }
@@ -69,20 +73,33 @@ impl ProductionFacts {
     }
 }
 
+/// Why production's schema could not be copied onto the dev database.
 #[derive(Debug, thiserror::Error)]
 pub enum CopyError {
+    /// No pg_dump able to read production is installed on this machine.
     #[error(
         "pg_dump for PostgreSQL {major} or newer is not installed here (looked in \
          /usr/lib/postgresql/*/bin); install postgresql-client-{major}"
     )]
-    NoPgDump { major: u32 },
+    NoPgDump {
+        /// Production's major version: pg_dump must be this one or newer.
+        major: u32,
+    },
+    /// pg_dump failed, timed out or produced an unusable dump (its message, password removed).
     #[error("pg_dump could not read production's schema: {0}")]
     Dump(String),
+    /// Restoring the dump on the dev database failed.
     #[error(
         "production's schema could not be restored into the dev database: {reason}; the dev \
          server needs the same extensions as production (pgvector for PostgreSQL {major})"
     )]
-    Restore { reason: String, major: u32 },
+    Restore {
+        /// The dev server's error.
+        reason: String,
+        /// Production's major version, for the hint.
+        major: u32,
+    },
+    /// The dev server could not be reached to prepare the copy.
     #[error("the dev database: {0}")]
     Dev(String),
 }

@@ -42,7 +42,11 @@ readonly ARCHIVE_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # if dpkg does not report it as installed. make/gcc are needed to build
 # pgvector (postgresql-server-dev-15 pulls in clang/llvm for JIT bitcode but
 # not the C toolchain itself).
-REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux openssl"
+# prometheus (with promtool) scrapes `pgvigil serve` in the tests and checks the alert rules;
+# pgbouncer is the pooler the dashboard reads; wrk is the HTTP load generator of
+# scripts/bench-serve.sh. Their packages start system services on install: the tests run
+# their own private instances, so install them with services held back (policy-rc.d).
+REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux openssl prometheus pgbouncer wrk"
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C
@@ -370,13 +374,28 @@ main() {
     if [[ -n $missing ]]; then
         apt_update_once
         log "installing: $missing"
+        # No service of a package starts during the install (prometheus and pgbouncer ship
+        # units that would take their default ports); tests start their own instances.
+        local policy=/usr/sbin/policy-rc.d placed_policy=0
+        if [[ ! -e $policy ]]; then
+            printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && placed_policy=1
+        fi
         # shellcheck disable=SC2086  # word splitting of the package list is intended
-        apt-get -q install -y --no-install-recommends $missing
+        apt-get -q install -y --no-install-recommends $missing || {
+            [[ $placed_policy -eq 1 ]] && rm -f "$policy"
+            die "apt-get install failed for: $missing"
+        }
+        [[ $placed_policy -eq 1 ]] && rm -f "$policy"
         [[ -x $PG_BIN/initdb ]] || die "$PG_BIN/initdb still missing after installing packages"
         server_headers_present || die "PostgreSQL ${PG_MAJOR} server headers still missing after installing packages"
     else
         log "packages already installed: $REQUIRED_PACKAGES"
     fi
+
+    local tool
+    for tool in /usr/bin/prometheus /usr/bin/promtool /usr/sbin/pgbouncer /usr/bin/wrk; do
+        [[ -x $tool ]] || die "$tool missing after installing packages ($REQUIRED_PACKAGES)"
+    done
 
     if [[ $need_pgvector -eq 1 ]]; then
         install_pgvector

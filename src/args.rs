@@ -39,6 +39,12 @@ pub struct ConfigArgs {
     /// POOL_LEAK_THRESHOLD, checkout age reported as a possible leak (default 30s)
     #[arg(long, value_name = "DURATION", global = true)]
     pub pool_leak_threshold: Option<String>,
+    /// POOL_IDLE_IN_TRANSACTION_TIMEOUT, the server ends a transaction idle this long (default 60s; off)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_idle_in_transaction_timeout: Option<String>,
+    /// POOL_LOG_INTERVAL, how often the pool's status line is logged (default 60s; off)
+    #[arg(long, value_name = "DURATION", global = true)]
+    pub pool_log_interval: Option<String>,
     /// RETRY_MAX_RETRIES after the first connect attempt (default 5; `unlimited`)
     #[arg(long, value_name = "N", global = true)]
     pub retry_max_retries: Option<String>,
@@ -78,7 +84,7 @@ impl std::fmt::Debug for ConfigArgs {
 }
 
 impl ConfigArgs {
-    pub fn flag_values(&self) -> [(&'static str, &Option<String>); 15] {
+    pub fn flag_values(&self) -> [(&'static str, &Option<String>); 17] {
         [
             ("DATABASE_URL", &self.database_url),
             ("POOL_MIN_CONNECTIONS", &self.pool_min_connections),
@@ -89,6 +95,11 @@ impl ConfigArgs {
             ("POOL_MAX_LIFETIME", &self.pool_max_lifetime),
             ("POOL_SATURATION_WARN", &self.pool_saturation_warn),
             ("POOL_LEAK_THRESHOLD", &self.pool_leak_threshold),
+            (
+                "POOL_IDLE_IN_TRANSACTION_TIMEOUT",
+                &self.pool_idle_in_transaction_timeout,
+            ),
+            ("POOL_LOG_INTERVAL", &self.pool_log_interval),
             ("RETRY_MAX_RETRIES", &self.retry_max_retries),
             ("RETRY_INITIAL_DELAY", &self.retry_initial_delay),
             ("RETRY_MAX_DELAY", &self.retry_max_delay),

@@ -93,6 +93,50 @@ enum Command {
     Config,
     /// Connect with the configured retries, run one query, print the pool's figures as JSON.
     Ping,
+    /// Serve /health/live, /health/ready and /metrics for DATABASE_URL's pool (a sidecar and a
+    /// probe target); keeps serving while the database is down. SIGTERM stops it gracefully.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9187")]
+    listen: String,
+    /// HEALTH_READY_TIMEOUT, bound on one readiness reading (default 2s).
+    #[arg(long, value_name = "DURATION")]
+    health_ready_timeout: Option<String>,
+    /// HEALTH_CACHE_TTL, how long one readiness reading answers (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    health_cache_ttl: Option<String>,
+    /// READY_REQUIRE_MIGRATIONS: `applied` (pending migrations fail readiness) or `no-failures`.
+    #[arg(long, value_name = "applied|no-failures")]
+    ready_require_migrations: Option<String>,
+    /// READY_CHECK_PGVECTOR: check pgvector and documents.embedding's dimensions (true/false).
+    #[arg(long, value_name = "BOOL")]
+    ready_check_pgvector: Option<String>,
+    /// EMBEDDING_DIMENSIONS the embedding column must have (default 3072).
+    #[arg(long, value_name = "N")]
+    embedding_dimensions: Option<String>,
+    /// MIGRATIONS_DIR compared with the ledger (checksums, missing files, pending).
+    #[arg(long, value_name = "DIR")]
+    migrations: Option<String>,
+}
+
+impl ServeArgs {
+    fn flags(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("HEALTH_READY_TIMEOUT", &self.health_ready_timeout),
+            ("HEALTH_CACHE_TTL", &self.health_cache_ttl),
+            ("READY_REQUIRE_MIGRATIONS", &self.ready_require_migrations),
+            ("READY_CHECK_PGVECTOR", &self.ready_check_pgvector),
+            ("EMBEDDING_DIMENSIONS", &self.embedding_dimensions),
+            ("MIGRATIONS_DIR", &self.migrations),
+        ]
+        .into_iter()
+        .filter_map(|(var, v)| v.as_deref().map(|v| (var, v)))
+        .collect()
+    }
 }
 
 #[derive(Debug, Args)]
@@ -195,8 +239,14 @@ fn main() -> ExitCode {
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(
-                tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
-                    .unwrap_or_else(|_| "warn,sqlx=error".into()),
+                tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG").unwrap_or_else(|_| {
+                    // A server's log is its status lines; a one-shot command says only problems.
+                    if matches!(cli.command, Some(Command::Serve(_))) {
+                        "info,sqlx=warn".into()
+                    } else {
+                        "warn,sqlx=error".into()
+                    }
+                }),
             )
             .with_writer(std::io::stderr)
             .with_ansi(colour_wanted(cli.no_color, std::io::stderr().is_terminal()))
@@ -234,6 +284,13 @@ fn main() -> ExitCode {
             return exit(UNKNOWN);
         }
     };
+    if let Some(Command::Serve(args)) = &cli.command {
+        let mut sources = sources.clone();
+        for (var, value) in args.flags() {
+            sources = sources.flag(var, value);
+        }
+        return exit(runtime.block_on(serve(&sources, &args.listen)));
+    }
     let config = match PoolConfig::from_sources(&sources) {
         // Every session pgvigil opens on DATABASE_URL is read-only, with lock and statement
         // timeouts: nothing it does on its own may change that database.
@@ -272,7 +329,7 @@ fn main() -> ExitCode {
         };
         let command = async move {
             match command {
-                Command::Demo => unreachable!("handled above"),
+                Command::Demo | Command::Serve(_) => unreachable!("handled above"),
                 Command::Config => {
                     print_out(&format!(
                         "{}\n",
@@ -304,6 +361,47 @@ fn main() -> ExitCode {
         };
         interruptible(command).await
     })
+}
+
+/// `pgvigil serve`: 0 after a graceful stop (SIGTERM, SIGINT), 3 when it cannot start.
+async fn serve(sources: &pgvigil::ConfigSources, listen: &str) -> Status {
+    let started = (|| {
+        let addr = pgvigil_cli::serve::parse_listen(listen).map_err(|e| e.to_string())?;
+        let config = PoolConfig::from_sources(sources).map_err(|e| e.to_string())?;
+        let health =
+            pgvigil::http::HealthSettings::from_sources(sources).map_err(|e| e.to_string())?;
+        Ok::<_, String>((addr, config.read_only(), health))
+    })();
+    let (addr, config, health) = match started {
+        Ok(v) => v,
+        Err(e) => {
+            say(&e);
+            return UNKNOWN;
+        }
+    };
+    let shutdown = async {
+        use tokio::signal::unix::{SignalKind, signal};
+        match (
+            signal(SignalKind::interrupt()),
+            signal(SignalKind::terminate()),
+        ) {
+            (Ok(mut int), Ok(mut term)) => {
+                let name = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                };
+                tracing::info!(target: "pgvigil::serve", "{name}: finishing requests in flight and stopping");
+            }
+            _ => std::future::pending::<()>().await,
+        }
+    };
+    match pgvigil_cli::serve::serve(config, health, addr, shutdown).await {
+        Ok(()) => Status::Pass,
+        Err(e) => {
+            say(&e.to_string());
+            UNKNOWN
+        }
+    }
 }
 
 /// The process exit code of a verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.

@@ -54,6 +54,7 @@ fn pool(in_use: u32) -> PoolStats {
         leaked: Vec::new(),
         leaks_total: 0,
         closed: false,
+        lifecycle: Default::default(),
     }
 }
 

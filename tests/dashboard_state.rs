@@ -304,5 +304,6 @@ fn support_pool() -> pgvigil::PoolStats {
         leaked: vec![],
         leaks_total: 0,
         closed: false,
+        lifecycle: Default::default(),
     }
 }

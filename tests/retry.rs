@@ -176,11 +176,19 @@ async fn a_lost_link_keeps_its_outage_through_the_reconnect() {
     assert_eq!(down.last_error, "terminating connection (password ***)");
     let err = gaps(&connector, FailureKind::Io).await.1;
     assert_eq!(err.attempts(), 2);
-    let LinkState::Failed { down: after, attempts, .. } = connector.state() else {
+    let LinkState::Failed {
+        down: after,
+        attempts,
+        ..
+    } = connector.state()
+    else {
         panic!("{:?}", connector.state());
     };
     assert_eq!(attempts, 2);
-    assert_eq!(after.since, down.since, "the outage started when the link was lost");
+    assert_eq!(
+        after.since, down.since,
+        "the outage started when the link was lost"
+    );
     assert_eq!(after.last_error, "connection refused");
     // Connected again: the outage is over, and the next loss starts a new one.
     connector

@@ -37,6 +37,8 @@ pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod dev;
+#[cfg(feature = "http")]
+pub mod http;
 pub mod pool;
 pub mod safety;
 pub mod sanitize;

@@ -3,7 +3,7 @@
 //! Every error names the setting (variable, flag or file), the value it got and what is accepted.
 
 mod duration;
-mod sources;
+pub(crate) mod sources;
 mod url;
 
 use std::collections::HashMap;
@@ -180,6 +180,14 @@ pub struct PoolConfig {
     /// A checkout held longer than this is reported as a possible leak (`POOL_LEAK_THRESHOLD`,
     /// default 30 s).
     pub leak_threshold: Duration,
+    /// The server ends a session's transaction left idle this long
+    /// (`idle_in_transaction_session_timeout`, from `POOL_IDLE_IN_TRANSACTION_TIMEOUT`, default
+    /// 60 s; `None`: the server's own setting). A leaked checkout that left a transaction open
+    /// would otherwise hold its locks and snapshot (and block VACUUM) until it came back.
+    pub idle_in_transaction_timeout: Option<Duration>,
+    /// How often the pool logs its status line at INFO (`POOL_LOG_INTERVAL`, default 60 s;
+    /// `None`: never).
+    pub log_interval: Option<Duration>,
     /// How connecting is retried.
     pub retry: RetryPolicy,
     /// `application_name` the sessions carry, as seen in pg_stat_activity (`APPLICATION_NAME`,
@@ -244,6 +252,8 @@ pub struct PoolConfigBuilder {
     saturation_warn: f64,
     saturation_hold: Duration,
     leak_threshold: Duration,
+    idle_in_transaction_timeout: Option<Duration>,
+    log_interval: Option<Duration>,
     retry: RetryPolicy,
     application_name: String,
     test_before_acquire: bool,
@@ -278,6 +288,8 @@ impl PoolConfigBuilder {
             saturation_warn: 0.80,
             saturation_hold: Duration::from_secs(10),
             leak_threshold: Duration::from_secs(30),
+            idle_in_transaction_timeout: Some(Duration::from_secs(60)),
+            log_interval: Some(Duration::from_secs(60)),
             retry: RetryPolicy::default(),
             application_name: "pgvigil".into(),
             test_before_acquire: true,
@@ -370,6 +382,19 @@ impl PoolConfigBuilder {
         self
     }
 
+    /// `POOL_IDLE_IN_TRANSACTION_TIMEOUT`: the server ends a transaction idle this long
+    /// (`None`: leave the server's setting).
+    pub fn idle_in_transaction_timeout(mut self, d: Option<Duration>) -> Self {
+        self.idle_in_transaction_timeout = d;
+        self
+    }
+
+    /// `POOL_LOG_INTERVAL`: how often the status line is logged (`None`: never).
+    pub fn log_interval(mut self, d: Option<Duration>) -> Self {
+        self.log_interval = d;
+        self
+    }
+
     /// Ping a connection before handing it out (default on, as in sqlx).
     pub fn test_before_acquire(mut self, test: bool) -> Self {
         self.test_before_acquire = test;
@@ -425,6 +450,11 @@ impl PoolConfigBuilder {
             ("POOL_IDLE_TIMEOUT", self.idle_timeout),
             ("POOL_MAX_LIFETIME", self.max_lifetime),
             ("POOL_LEAK_THRESHOLD", Some(self.leak_threshold)),
+            (
+                "POOL_IDLE_IN_TRANSACTION_TIMEOUT",
+                self.idle_in_transaction_timeout,
+            ),
+            ("POOL_LOG_INTERVAL", self.log_interval),
             ("RETRY_INITIAL_DELAY", Some(self.retry.initial_delay)),
             ("RETRY_MAX_DELAY", Some(self.retry.max_delay)),
         ] {
@@ -439,6 +469,12 @@ impl PoolConfigBuilder {
             ("POOL_IDLE_TIMEOUT", self.idle_timeout, 7 * DAY),
             ("POOL_MAX_LIFETIME", self.max_lifetime, 7 * DAY),
             ("POOL_LEAK_THRESHOLD", Some(self.leak_threshold), DAY),
+            (
+                "POOL_IDLE_IN_TRANSACTION_TIMEOUT",
+                self.idle_in_transaction_timeout,
+                DAY,
+            ),
+            ("POOL_LOG_INTERVAL", self.log_interval, DAY),
             ("RETRY_INITIAL_DELAY", Some(self.retry.initial_delay), HOUR),
             ("RETRY_MAX_DELAY", Some(self.retry.max_delay), HOUR),
         ] {
@@ -490,6 +526,8 @@ impl PoolConfigBuilder {
             saturation_warn: self.saturation_warn,
             saturation_hold: self.saturation_hold,
             leak_threshold: self.leak_threshold,
+            idle_in_transaction_timeout: self.idle_in_transaction_timeout,
+            log_interval: self.log_interval,
             retry: self.retry,
             application_name: self.application_name,
             test_before_acquire: self.test_before_acquire,

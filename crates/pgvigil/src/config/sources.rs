@@ -20,6 +20,11 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("POOL_MAX_LIFETIME", "--pool-max-lifetime"),
     ("POOL_SATURATION_WARN", "--pool-saturation-warn"),
     ("POOL_LEAK_THRESHOLD", "--pool-leak-threshold"),
+    (
+        "POOL_IDLE_IN_TRANSACTION_TIMEOUT",
+        "--pool-idle-in-transaction-timeout",
+    ),
+    ("POOL_LOG_INTERVAL", "--pool-log-interval"),
     ("RETRY_MAX_RETRIES", "--retry-max-retries"),
     ("RETRY_INITIAL_DELAY", "--retry-initial-delay"),
     ("RETRY_MAX_DELAY", "--retry-max-delay"),
@@ -27,6 +32,12 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("RETRY_JITTER", "--retry-jitter"),
     ("APPLICATION_NAME", "--application-name"),
     ("DEV_DATABASE_URL", "--dev-url"),
+    ("HEALTH_READY_TIMEOUT", "--health-ready-timeout"),
+    ("HEALTH_CACHE_TTL", "--health-cache-ttl"),
+    ("READY_REQUIRE_MIGRATIONS", "--ready-require-migrations"),
+    ("READY_CHECK_PGVECTOR", "--ready-check-pgvector"),
+    ("EMBEDDING_DIMENSIONS", "--embedding-dimensions"),
+    ("MIGRATIONS_DIR", "--migrations"),
 ];
 
 /// Where a value came from.
@@ -226,6 +237,16 @@ impl ConfigSources {
         if let Some(d) = self.parse("POOL_LEAK_THRESHOLD", parse_positive_duration, &positive)? {
             b = b.leak_threshold(d);
         }
+        if let Some(d) = self.parse(
+            "POOL_IDLE_IN_TRANSACTION_TIMEOUT",
+            parse_optional_duration,
+            &optional,
+        )? {
+            b = b.idle_in_transaction_timeout(d);
+        }
+        if let Some(d) = self.parse("POOL_LOG_INTERVAL", parse_optional_duration, &optional)? {
+            b = b.log_interval(d);
+        }
         if let Some(n) = self.parse("RETRY_MAX_RETRIES", parse_retries, RETRIES)? {
             b = b.max_retries(n);
         }
@@ -247,7 +268,7 @@ impl ConfigSources {
         b.build()
     }
 
-    fn parse<T>(
+    pub(crate) fn parse<T>(
         &self,
         var: &'static str,
         parse: fn(&str) -> Option<T>,
@@ -283,7 +304,7 @@ fn parse_count(raw: &str) -> Option<u32> {
     raw.trim().parse().ok().filter(|n| *n <= 100_000)
 }
 
-fn parse_positive_duration(raw: &str) -> Option<Duration> {
+pub(crate) fn parse_positive_duration(raw: &str) -> Option<Duration> {
     parse_duration(raw).filter(|d| !d.is_zero())
 }
 

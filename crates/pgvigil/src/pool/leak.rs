@@ -68,21 +68,24 @@ impl LeakTracker {
         (id, leases.len())
     }
 
-    /// Records a return; returns the number of connections still checked out.
-    pub fn checkin(&self, id: u64) -> usize {
+    /// Records a return; returns the number of connections still checked out, and the time
+    /// the lease was held with whether it had been reported leaked (then the connection is
+    /// closed instead of reused).
+    pub fn checkin(&self, id: u64) -> (usize, Option<(Duration, bool)>) {
         let mut leases = self.lock();
         let lease = leases.remove(&id);
         let remaining = leases.len();
         drop(leases);
+        let held = lease.as_ref().map(|l| (l.since.elapsed(), l.reported));
         if let Some(lease) = lease.filter(|l| l.reported) {
             tracing::info!(
                 target: "pgvigil::pool::leak",
-                "leaked connection returned: checked out by {} for {}",
+                "leaked connection returned: checked out by {} for {}; closing it instead of reusing it",
                 lease.label,
                 format_duration(lease.since.elapsed())
             );
         }
-        remaining
+        (remaining, held)
     }
 
     pub fn in_use(&self) -> usize {

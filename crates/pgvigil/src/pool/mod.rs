@@ -5,6 +5,7 @@
 
 mod classify;
 mod leak;
+mod lifecycle;
 mod retry;
 mod saturation;
 mod wait;
@@ -24,6 +25,7 @@ use sqlx::postgres::{PgConnection, PgPool, Postgres};
 
 pub use self::classify::{FailureKind, classify, classify_sqlstate, error_text};
 pub use self::leak::LeakedConnection;
+pub use self::lifecycle::{CloseReason, LifecycleStats};
 pub use self::retry::{
     Backoff, ConnectError, Connector, Down, LinkState, RetryNow, connect, connect_options,
     ensure_read_only, pool_options,
@@ -32,6 +34,7 @@ pub use self::saturation::saturation;
 pub use self::wait::{AcquireWait, WINDOW_SECS};
 
 use self::leak::LeakTracker;
+use self::lifecycle::{Lifecycle, instrumented_options};
 use self::saturation::SaturationAlarm;
 use self::wait::WaitRecorder;
 use crate::config::{PoolConfig, format_duration};
@@ -79,6 +82,8 @@ pub struct PoolStats {
     pub leaks_total: u64,
     /// The pool has been closed: every acquire now fails.
     pub closed: bool,
+    /// Connections opened and closed (with reasons), connect attempts by result.
+    pub lifecycle: LifecycleStats,
 }
 
 /// A failed acquire, classified. The message is scrubbed of the password.
@@ -113,6 +118,7 @@ struct Shared {
     acquisitions: AtomicU64,
     timeouts: AtomicU64,
     errors: Mutex<BTreeMap<FailureKind, u64>>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 /// sqlx's PgPool with the figures an on-call engineer needs. Cheap to clone.
@@ -132,8 +138,20 @@ impl std::fmt::Debug for InstrumentedPool {
 
 impl InstrumentedPool {
     /// Wraps an already connected pool. Starts the leak scanner on the current tokio runtime.
+    /// A pool built elsewhere has none of pgvigil's hooks: its lifecycle counts stay at zero
+    /// (use [`Connector`] or [`InstrumentedPool::lazy`] for those).
     pub fn from_parts(pool: PgPool, config: Arc<PoolConfig>) -> Self {
+        Self::with_lifecycle(pool, config, Arc::default())
+    }
+
+    pub(crate) fn with_lifecycle(
+        pool: PgPool,
+        config: Arc<PoolConfig>,
+        lifecycle: Arc<Lifecycle>,
+    ) -> Self {
+        let log_interval = config.log_interval;
         let shared = Arc::new(Shared {
+            lifecycle,
             waits: WaitRecorder::new(),
             leaks: LeakTracker::new(config.leak_threshold),
             alarm: SaturationAlarm::new(config.saturation_warn, config.saturation_hold),
@@ -146,14 +164,19 @@ impl InstrumentedPool {
             config,
         });
         spawn_leak_scanner(Arc::downgrade(&shared));
+        if let Some(every) = log_interval {
+            spawn_status_log(Arc::downgrade(&shared), every);
+        }
         Self { shared }
     }
 
     /// A pool that connects on first use instead of now: for callers that must start
     /// without the database (the dashboard shows its own connection state).
     pub fn lazy(config: PoolConfig) -> Self {
-        let pool = pool_options(&config).connect_lazy_with(connect_options(&config));
-        Self::from_parts(pool, Arc::new(config))
+        let lifecycle = Arc::new(Lifecycle::default());
+        let pool =
+            instrumented_options(&config, &lifecycle).connect_lazy_with(connect_options(&config));
+        Self::with_lifecycle(pool, Arc::new(config), lifecycle)
     }
 
     /// Checks out a connection, labelled with the caller's source location.
@@ -177,6 +200,11 @@ impl InstrumentedPool {
         match result {
             Ok(conn) => {
                 shared.waits.record(waited);
+                tracing::debug!(
+                    target: "pgvigil::pool::lifecycle",
+                    "connection acquired after {}",
+                    format_duration(waited)
+                );
                 shared.acquisitions.fetch_add(1, Ordering::Relaxed);
                 let (lease, in_use) = shared.leaks.checkout(label.into());
                 shared
@@ -193,6 +221,9 @@ impl InstrumentedPool {
                 let kind = classify(&e);
                 if kind == FailureKind::Timeout {
                     shared.timeouts.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    // The pool had to open a connection for this acquire and could not.
+                    shared.lifecycle.connect_failed();
                 }
                 *shared
                     .errors
@@ -245,7 +276,14 @@ impl InstrumentedPool {
             leaked: s.leaks.leaked(),
             leaks_total: s.leaks.leaks_total(),
             closed: s.pool.is_closed(),
+            lifecycle: s.lifecycle.stats(s.pool.size()),
         }
+    }
+
+    /// Cumulative connection-usage (time held) counts at the given bounds (seconds): (counts,
+    /// total, sum).
+    pub fn usage_histogram(&self, bounds_secs: &[f64]) -> (Vec<u64>, u64, f64) {
+        self.shared.lifecycle.usage.cumulative_at(bounds_secs)
     }
 
     /// Cumulative acquire-wait counts at the given bounds (seconds): (counts, total, sum).
@@ -311,7 +349,20 @@ impl DerefMut for Checkout {
 
 impl Drop for Checkout {
     fn drop(&mut self) {
-        let in_use = self.shared.leaks.checkin(self.lease);
+        let (in_use, held) = self.shared.leaks.checkin(self.lease);
+        if let Some((held, leaked)) = held {
+            self.shared.lifecycle.usage.record(held);
+            tracing::debug!(
+                target: "pgvigil::pool::lifecycle",
+                "connection released after {} held",
+                format_duration(held)
+            );
+            if leaked && let Some(conn) = self.conn.as_mut() {
+                // It may carry an open transaction or session settings: close, never reuse.
+                conn.close_on_drop();
+                self.shared.lifecycle.closed(CloseReason::Leaked, held);
+            }
+        }
         self.shared
             .alarm
             .observe(in_use, self.shared.config.max_connections);
@@ -332,6 +383,41 @@ impl Drop for WaiterGuard<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// One INFO line per POOL_LOG_INTERVAL with the figures an engineer reads first.
+fn spawn_status_log(shared: Weak<Shared>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            if shared.pool.is_closed() {
+                return;
+            }
+            let pool = InstrumentedPool { shared };
+            let s = pool.stats();
+            let p95 = format_duration(Duration::from_secs_f64(
+                s.acquire_wait.p95_ms.max(0.0) / 1000.0,
+            ));
+            tracing::info!(
+                target: "pgvigil::pool",
+                "pool {}: size {} (max {}), active {}, idle {}, pending {}, acquire p95 {p95}, timeouts {}, leaked {}",
+                pool.config().application_name,
+                s.size,
+                s.max,
+                s.in_use,
+                s.idle,
+                s.waiters,
+                s.timeouts_total,
+                s.leaked.len()
+            );
+        }
+    });
 }
 
 fn spawn_leak_scanner(shared: Weak<Shared>) {

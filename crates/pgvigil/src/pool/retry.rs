@@ -321,8 +321,21 @@ impl Connector {
 
     /// Attempts until connected, a fatal failure, or the retries run out.
     pub async fn connect(&self) -> Result<InstrumentedPool, ConnectError> {
-        let pool = self.retry(|| open_pool(&self.config)).await?;
-        Ok(InstrumentedPool::from_parts(pool, self.config.clone()))
+        let lifecycle = Arc::new(super::lifecycle::Lifecycle::default());
+        let pool = self
+            .retry(|| async {
+                let result = open_pool(&self.config, &lifecycle).await;
+                if result.is_err() {
+                    lifecycle.connect_failed();
+                }
+                result
+            })
+            .await?;
+        Ok(InstrumentedPool::with_lifecycle(
+            pool,
+            self.config.clone(),
+            lifecycle,
+        ))
     }
 
     /// The retry loop itself, around any attempt that reports a classified failure. `connect`
@@ -448,6 +461,14 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
             tracing::log::LevelFilter::Debug,
             std::time::Duration::from_secs(1),
         );
+    // The server ends a transaction left open by a leaked (or stuck) checkout after this.
+    let options = match config.idle_in_transaction_timeout {
+        Some(d) => options.options([(
+            "idle_in_transaction_session_timeout",
+            format!("{}ms", d.as_millis().max(1)),
+        )]),
+        None => options,
+    };
     match config.read_only {
         None => options,
         Some(guard) => options.options([
@@ -507,12 +528,17 @@ pub async fn ensure_read_only(
 /// One attempt, bounded by the connect timeout as a whole. A single probe connection goes
 /// first because sqlx's pool silently retries "connection refused" until its own deadline,
 /// which would hide the cause; once the probe succeeds the pool opens its minimum.
-async fn open_pool(config: &PoolConfig) -> Result<PgPool, (FailureKind, String)> {
+async fn open_pool(
+    config: &PoolConfig,
+    lifecycle: &Arc<super::lifecycle::Lifecycle>,
+) -> Result<PgPool, (FailureKind, String)> {
     let options = connect_options(config);
     let attempt = async {
         let probe = sqlx::PgConnection::connect_with(&options).await?;
         let _ = probe.close().await;
-        pool_options(config).connect_with(options.clone()).await
+        super::lifecycle::instrumented_options(config, lifecycle)
+            .connect_with(options.clone())
+            .await
     };
     match tokio::time::timeout(config.connect_timeout, attempt).await {
         Ok(Ok(pool)) => Ok(pool),

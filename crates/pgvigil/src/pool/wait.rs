@@ -104,7 +104,7 @@ struct Inner {
     total: Buckets,
 }
 
-/// The acquire-wait recorder owned by the instrumented pool.
+/// A recorder of durations (acquire waits, connection usage) owned by the instrumented pool.
 pub struct WaitRecorder {
     origin: Instant,
     inner: Mutex<Inner>,
@@ -131,6 +131,12 @@ pub struct AcquireWait {
     pub total_seconds: f64,
     /// Longest wait since the pool was created, in milliseconds.
     pub max_ever_ms: f64,
+}
+
+impl std::fmt::Debug for WaitRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WaitRecorder").finish_non_exhaustive()
+    }
 }
 
 impl Default for WaitRecorder {

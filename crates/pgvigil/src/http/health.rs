@@ -1,0 +1,504 @@
+//! `/health/live` and `/health/ready` in the health+json shape (draft-inadarei-api-health-check):
+//! `status` pass/warn/fail, `checks` keyed `component:measurement`, each a list of readings
+//! (one per pool) with `componentId`, `observedValue`, `observedUnit`, `status`, `time` and
+//! `output`. pass and warn answer 200, fail 503.
+//!
+//! Liveness never touches the database: an outage must not make Kubernetes restart every pod.
+//! Readiness is one reading per `HEALTH_CACHE_TTL`, shared by every request inside it; requests
+//! that arrive during a refresh wait for that one refresh (single flight), and a refresh is
+//! bounded by `HEALTH_READY_TIMEOUT`, so a hung database makes readiness fail, never hang.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::checks::{LocalMigration, load_local};
+use crate::pool::InstrumentedPool;
+
+/// The health+json content type.
+pub const HEALTH_JSON: &str = "application/health+json";
+
+/// What readiness asks of the migration ledger.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MigrationRequirement {
+    /// Failed, mismatched or missing migrations fail readiness; pending ones only warn (the
+    /// default: an instance of the new release may start before the migration has run).
+    NoFailures,
+    /// Every local migration must be applied: pending ones fail readiness too
+    /// (`READY_REQUIRE_MIGRATIONS=applied`).
+    Applied,
+}
+
+/// How readiness reads and judges. From `HEALTH_READY_TIMEOUT`, `HEALTH_CACHE_TTL`,
+/// `READY_REQUIRE_MIGRATIONS`, `READY_CHECK_PGVECTOR`, `EMBEDDING_DIMENSIONS` and
+/// `MIGRATIONS_DIR` (see [`HealthSettings::from_sources`](crate::ConfigSources)).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSettings {
+    /// Bound on one readiness reading: acquire, `SELECT 1` and the ledger (default 2 s).
+    pub ready_timeout: Duration,
+    /// How long one reading answers every request (default 5 s).
+    pub cache_ttl: Duration,
+    /// What the ledger must show.
+    pub require_migrations: MigrationRequirement,
+    /// Check that pgvector is installed and `documents.embedding` has [`Self::dimensions`]
+    /// (default off: not every database behind a pool stores embeddings).
+    pub check_pgvector: bool,
+    /// The embedding column's expected dimensions (default 3072).
+    pub dimensions: u32,
+    /// The application's migrations, to compare with the ledger (checksums, missing files).
+    /// Without it, readiness fails only on a ledger row that failed.
+    pub migrations_dir: Option<PathBuf>,
+}
+
+impl Default for HealthSettings {
+    fn default() -> Self {
+        Self {
+            ready_timeout: Duration::from_secs(2),
+            cache_ttl: Duration::from_secs(5),
+            require_migrations: MigrationRequirement::NoFailures,
+            check_pgvector: false,
+            dimensions: crate::checks::pgvector::DIMENSIONS,
+            migrations_dir: None,
+        }
+    }
+}
+
+/// pass, warn or fail, in the health+json words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Healthy.
+    Pass,
+    /// Healthy, with a concern (pending migrations, a saturated pool).
+    Warn,
+    /// Not healthy: take the instance out of service.
+    Fail,
+}
+
+/// One reading of one component, as health+json writes it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CheckReading {
+    /// The pool this reading is about.
+    pub component_id: String,
+    /// `datastore` or `system`, as the draft suggests.
+    pub component_type: &'static str,
+    /// The measured value (milliseconds, a count, a ratio, dimensions).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_value: Option<serde_json::Value>,
+    /// The unit of `observed_value`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_unit: Option<&'static str>,
+    /// This reading's verdict.
+    pub status: HealthStatus,
+    /// When it was taken (RFC 3339).
+    pub time: String,
+    /// Why, in words, when not a plain pass.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub output: String,
+}
+
+/// A readiness answer: the overall status and every reading, keyed `component:measurement`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Readiness {
+    /// The worst reading's status.
+    pub status: HealthStatus,
+    /// pgvigil's version.
+    pub version: &'static str,
+    /// When the readings were taken: the answer is cached until `HEALTH_CACHE_TTL` after this.
+    pub time: String,
+    /// The readings.
+    pub checks: BTreeMap<String, Vec<CheckReading>>,
+}
+
+/// A reading with its rendered body, shared by every request within the TTL.
+#[derive(Debug)]
+pub(crate) struct Reading {
+    pub(crate) taken: Instant,
+    pub(crate) body: axum::body::Bytes,
+    pub(crate) status: HealthStatus,
+    pub(crate) pool_ready: BTreeMap<String, bool>,
+}
+
+/// Holds the last reading; refreshes it once per TTL, single flight.
+#[derive(Debug)]
+pub(crate) struct ReadinessCache {
+    pools: Arc<Vec<(String, InstrumentedPool)>>,
+    settings: HealthSettings,
+    current: RwLock<Option<Arc<Reading>>>,
+    refresh: tokio::sync::Mutex<()>,
+}
+
+impl ReadinessCache {
+    pub(crate) fn new(
+        pools: Arc<Vec<(String, InstrumentedPool)>>,
+        settings: HealthSettings,
+    ) -> Self {
+        Self {
+            pools,
+            settings,
+            current: RwLock::new(None),
+            refresh: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    fn fresh(&self) -> Option<Arc<Reading>> {
+        let current = self.current.read().unwrap_or_else(|p| p.into_inner());
+        current
+            .as_ref()
+            .filter(|r| r.taken.elapsed() < self.settings.cache_ttl)
+            .cloned()
+    }
+
+    /// The current reading, refreshed when older than the TTL. Concurrent callers during a
+    /// refresh wait for it and share its result.
+    pub(crate) async fn get(&self) -> Arc<Reading> {
+        if let Some(r) = self.fresh() {
+            return r;
+        }
+        let _flight = self.refresh.lock().await;
+        if let Some(r) = self.fresh() {
+            return r;
+        }
+        let reading = Arc::new(self.read().await);
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
+        reading
+    }
+
+    /// Readiness of one pool as last read, without waiting; a stale reading starts a refresh
+    /// in the background (for /metrics, which must not wait on the database).
+    pub(crate) fn pool_ready(self: &Arc<Self>, pool: &str) -> Option<bool> {
+        let last = self
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        let stale = last
+            .as_ref()
+            .is_none_or(|r| r.taken.elapsed() >= self.settings.cache_ttl);
+        if stale && let Ok(handle) = tokio::runtime::Handle::try_current() {
+            let me = self.clone();
+            handle.spawn(async move {
+                me.get().await;
+            });
+        }
+        last.and_then(|r| r.pool_ready.get(pool).copied())
+    }
+
+    async fn read(&self) -> Reading {
+        let now: DateTime<Utc> = Utc::now();
+        let time = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let local = match &self.settings.migrations_dir {
+            Some(dir) => Some(load_local(dir).await.map_err(|e| e.to_string())),
+            None => None,
+        };
+        let mut checks: BTreeMap<String, Vec<CheckReading>> = BTreeMap::new();
+        let mut pool_ready = BTreeMap::new();
+        for (name, pool) in self.pools.iter() {
+            let readings = read_pool(name, pool, &self.settings, local.as_ref(), &time).await;
+            let worst = readings.iter().map(|(_, r)| r.status).max();
+            pool_ready.insert(name.clone(), worst != Some(HealthStatus::Fail));
+            for (key, r) in readings {
+                checks.entry(key.to_string()).or_default().push(r);
+            }
+        }
+        let status = checks
+            .values()
+            .flatten()
+            .map(|r| r.status)
+            .max()
+            .unwrap_or(HealthStatus::Pass);
+        let body = Readiness {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            time,
+            checks,
+        };
+        Reading {
+            taken: Instant::now(),
+            body: serde_json::to_vec(&body).unwrap_or_default().into(),
+            status,
+            pool_ready,
+        }
+    }
+}
+
+fn reading(
+    name: &str,
+    component_type: &'static str,
+    status: HealthStatus,
+    value: Option<serde_json::Value>,
+    unit: Option<&'static str>,
+    time: &str,
+    output: impl Into<String>,
+) -> CheckReading {
+    CheckReading {
+        component_id: name.to_string(),
+        component_type,
+        observed_value: value,
+        observed_unit: unit,
+        status,
+        time: time.to_string(),
+        output: output.into(),
+    }
+}
+
+/// What one statement learns about a pool's database: it answers, the ledger's state and the
+/// embedding column, in one round trip.
+const READY_SQL: &str = "SELECT 1 AS ready, \
+     to_regclass('_sqlx_migrations') IS NOT NULL AS has_ledger, \
+     (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS vector_version, \
+     (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a \
+       WHERE a.attrelid = to_regclass('documents') AND a.attname = 'embedding' \
+         AND NOT a.attisdropped) AS embedding_type";
+
+async fn read_pool(
+    name: &str,
+    pool: &InstrumentedPool,
+    settings: &HealthSettings,
+    local: Option<&Result<Vec<LocalMigration>, String>>,
+    time: &str,
+) -> Vec<(&'static str, CheckReading)> {
+    let mut out = Vec::new();
+    let started = Instant::now();
+    let url = &pool.config().database_url;
+    let answer = tokio::time::timeout(settings.ready_timeout, async {
+        let mut conn = pool
+            .acquire_labeled("health")
+            .await
+            .map_err(|e| e.to_string())?;
+        let row = sqlx::query(READY_SQL)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| url.explain(&e))?;
+        let has_ledger: bool = row.try_get("has_ledger").unwrap_or(false);
+        let ledger = if has_ledger {
+            Some(
+                crate::catalog::read_ledger(&mut conn)
+                    .await
+                    .map_err(|e| url.explain(&e))?,
+            )
+        } else {
+            None
+        };
+        Ok::<_, String>((row, ledger))
+    })
+    .await;
+    let elapsed_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
+    let (row, ledger) = match answer {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => {
+            out.push((
+                "postgres:responseTime",
+                reading(
+                    name,
+                    "datastore",
+                    HealthStatus::Fail,
+                    Some(elapsed_ms.into()),
+                    Some("ms"),
+                    time,
+                    e,
+                ),
+            ));
+            return out;
+        }
+        Err(_) => {
+            out.push((
+                "postgres:responseTime",
+                reading(
+                    name,
+                    "datastore",
+                    HealthStatus::Fail,
+                    Some(elapsed_ms.into()),
+                    Some("ms"),
+                    time,
+                    format!(
+                        "no answer within HEALTH_READY_TIMEOUT ({})",
+                        crate::config::format_duration(settings.ready_timeout)
+                    ),
+                ),
+            ));
+            return out;
+        }
+    };
+    out.push((
+        "postgres:responseTime",
+        reading(
+            name,
+            "datastore",
+            HealthStatus::Pass,
+            Some(elapsed_ms.into()),
+            Some("ms"),
+            time,
+            "",
+        ),
+    ));
+
+    // The ledger: failed, mismatched or missing fail; pending warns or fails.
+    let (status, value, output) =
+        ledger_verdict(ledger.flatten(), local, settings.require_migrations);
+    out.push((
+        "migrations:ledger",
+        reading(name, "datastore", status, value, None, time, output),
+    ));
+
+    if settings.check_pgvector {
+        let version: Option<String> = row.try_get("vector_version").ok().flatten();
+        let column: Option<String> = row.try_get("embedding_type").ok().flatten();
+        let expected = format!("vector({})", settings.dimensions);
+        let expected_half = format!("halfvec({})", settings.dimensions);
+        let (status, output) = match (&version, &column) {
+            (None, _) => (
+                HealthStatus::Fail,
+                "the vector extension is not installed in this database".to_string(),
+            ),
+            (Some(_), None) => (
+                HealthStatus::Fail,
+                "documents.embedding does not exist".to_string(),
+            ),
+            (Some(_), Some(t)) if *t == expected || *t == expected_half => {
+                (HealthStatus::Pass, String::new())
+            }
+            (Some(_), Some(t)) => (
+                HealthStatus::Fail,
+                format!("documents.embedding is {t}, expected {expected}"),
+            ),
+        };
+        let dims = column
+            .as_deref()
+            .and_then(|t| t.split_once('(')?.1.strip_suffix(')')?.parse::<u32>().ok());
+        out.push((
+            "pgvector:dimensions",
+            reading(
+                name,
+                "datastore",
+                status,
+                dims.map(Into::into),
+                None,
+                time,
+                output,
+            ),
+        ));
+    }
+
+    let stats = pool.stats();
+    let status = if stats.saturation_warning {
+        HealthStatus::Warn
+    } else {
+        HealthStatus::Pass
+    };
+    let output = if stats.saturation_warning {
+        format!(
+            "{} of {} connections in use (warning at {:.0}%)",
+            stats.in_use,
+            stats.max,
+            stats.saturation_warn_at * 100.0
+        )
+    } else {
+        String::new()
+    };
+    let ratio = (stats.saturation * 1000.0).round() / 1000.0;
+    out.push((
+        "pool:saturation",
+        reading(
+            name,
+            "system",
+            status,
+            Some(ratio.into()),
+            Some("ratio"),
+            time,
+            output,
+        ),
+    ));
+    out
+}
+
+fn ledger_verdict(
+    ledger: Option<Vec<crate::catalog::LedgerRow>>,
+    local: Option<&Result<Vec<LocalMigration>, String>>,
+    require: MigrationRequirement,
+) -> (HealthStatus, Option<serde_json::Value>, String) {
+    let rows = ledger.unwrap_or_default();
+    let applied = rows.iter().filter(|r| r.success).count();
+    if let Some(r) = rows.iter().find(|r| !r.success) {
+        return (
+            HealthStatus::Fail,
+            Some(applied.into()),
+            format!(
+                "migration {} ({}) failed part-way",
+                r.version, r.description
+            ),
+        );
+    }
+    let local = match local {
+        None => return (HealthStatus::Pass, Some(applied.into()), String::new()),
+        Some(Err(e)) => {
+            return (
+                HealthStatus::Fail,
+                Some(applied.into()),
+                format!("MIGRATIONS_DIR: {e}"),
+            );
+        }
+        Some(Ok(local)) => local,
+    };
+    let by_version: BTreeMap<i64, &LocalMigration> = local.iter().map(|m| (m.version, m)).collect();
+    let mut problems = Vec::new();
+    for r in &rows {
+        match by_version.get(&r.version) {
+            None => problems.push(format!(
+                "{} is applied but missing from MIGRATIONS_DIR",
+                r.version
+            )),
+            Some(m) if m.checksum != r.checksum => problems.push(format!(
+                "{} was changed after it was applied (checksum differs)",
+                r.version
+            )),
+            Some(_) => {}
+        }
+    }
+    if !problems.is_empty() {
+        return (
+            HealthStatus::Fail,
+            Some(applied.into()),
+            problems.join("; "),
+        );
+    }
+    let applied_versions: std::collections::BTreeSet<i64> =
+        rows.iter().map(|r| r.version).collect();
+    let pending: Vec<i64> = local
+        .iter()
+        .map(|m| m.version)
+        .filter(|v| !applied_versions.contains(v))
+        .collect();
+    if pending.is_empty() {
+        return (HealthStatus::Pass, Some(applied.into()), String::new());
+    }
+    let words = format!(
+        "{} pending: {}",
+        pending.len(),
+        pending
+            .iter()
+            .map(|v| v.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let status = match require {
+        MigrationRequirement::Applied => HealthStatus::Fail,
+        MigrationRequirement::NoFailures => HealthStatus::Warn,
+    };
+    (status, Some(applied.into()), words)
+}
+
+/// The liveness body: no database involved.
+#[derive(Debug, Serialize)]
+pub(crate) struct Liveness {
+    pub(crate) status: HealthStatus,
+    pub(crate) version: &'static str,
+    pub(crate) uptime_seconds: u64,
+}

@@ -8,6 +8,8 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use pgvigil_cluster::PrivateCluster;
 
+pub mod http;
+
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
 /// loudly here; it never passes without a database.
 pub fn cluster() -> &'static PrivateCluster {

@@ -4,7 +4,7 @@
 
 CARGO ?= cargo
 
-.PHONY: demo test setup lint bench-pool bench-check bench-dashboard screenshots
+.PHONY: demo test setup lint bench-pool bench-check bench-dashboard bench-serve screenshots
 
 demo: setup
 	$(CARGO) run --release --locked -- demo
@@ -27,6 +27,9 @@ bench-pool: setup
 
 bench-check: setup
 	bash scripts/bench-check.sh
+
+bench-serve: setup
+	bash scripts/bench-serve.sh
 
 bench-dashboard: setup
 	bash scripts/bench-dashboard.sh

@@ -38,12 +38,16 @@ type Pool<'a> = [(&'static str, &'a str); 1];
 type Cumulative = (Vec<u64>, u64, f64);
 type HistogramRow<'a> = (Pool<'a>, Cumulative, &'a [f64]);
 
-fn gauge(
+/// Counts go out as integers (`3`, not `3.0`): less to format per scrape, and exact.
+fn gauge<N>(
     e: &mut DescriptorEncoder,
     name: &str,
     help: &str,
-    rows: &[(Vec<(&'static str, String)>, f64)],
-) -> Result<(), std::fmt::Error> {
+    rows: &[(Vec<(&'static str, String)>, N)],
+) -> Result<(), std::fmt::Error>
+where
+    N: prometheus_client::encoding::EncodeGaugeValue + Copy + std::fmt::Debug + Send + Sync,
+{
     let mut m = e.encode_descriptor(name, help, None, MetricType::Gauge)?;
     for (labels, value) in rows {
         ConstGauge::new(*value).encode(m.encode_family(labels)?)?;
@@ -93,7 +97,7 @@ impl Collector for PoolCollector {
         let stats: Vec<(&str, PoolStats, &InstrumentedPool)> = self
             .pools
             .iter()
-            .map(|(name, pool)| (name.as_str(), pool.stats(), pool))
+            .map(|(name, pool)| (name.as_str(), pool.counters(), pool))
             .collect();
         let per_pool = |f: &dyn Fn(&PoolStats) -> f64| -> Vec<(Vec<(&'static str, String)>, f64)> {
             stats
@@ -101,6 +105,13 @@ impl Collector for PoolCollector {
                 .map(|(name, s, _)| (vec![("pool", name.to_string())], f(s)))
                 .collect()
         };
+        let int_per_pool =
+            |f: &dyn Fn(&PoolStats) -> i64| -> Vec<(Vec<(&'static str, String)>, i64)> {
+                stats
+                    .iter()
+                    .map(|(name, s, _)| (vec![("pool", name.to_string())], f(s)))
+                    .collect()
+            };
         let count_per_pool =
             |f: &dyn Fn(&PoolStats) -> u64| -> Vec<(Vec<(&'static str, String)>, u64)> {
                 stats
@@ -113,8 +124,8 @@ impl Collector for PoolCollector {
         for (name, s, _) in &stats {
             let labels =
                 |state: &str| vec![("pool", name.to_string()), ("state", state.to_string())];
-            by_state.push((labels("active"), s.in_use as f64));
-            by_state.push((labels("idle"), s.idle as f64));
+            by_state.push((labels("active"), i64::from(s.in_use)));
+            by_state.push((labels("idle"), i64::from(s.idle)));
         }
         gauge(
             &mut e,
@@ -126,19 +137,19 @@ impl Collector for PoolCollector {
             &mut e,
             "pgvigil_pool_connections_max",
             "Most connections the pool opens (POOL_MAX_CONNECTIONS).",
-            &per_pool(&|s| s.max as f64),
+            &int_per_pool(&|s| i64::from(s.max)),
         )?;
         gauge(
             &mut e,
             "pgvigil_pool_connections_min",
             "Connections the pool keeps open when idle (POOL_MIN_CONNECTIONS).",
-            &per_pool(&|s| s.min as f64),
+            &int_per_pool(&|s| i64::from(s.min)),
         )?;
         gauge(
             &mut e,
             "pgvigil_pool_connections_pending",
             "Acquires waiting for a connection right now.",
-            &per_pool(&|s| s.waiters as f64),
+            &int_per_pool(&|s| s.waiters as i64),
         )?;
         gauge(
             &mut e,
@@ -156,19 +167,19 @@ impl Collector for PoolCollector {
             &mut e,
             "pgvigil_pool_saturation_warning",
             "1 while the saturation warning is raised (it clears with hysteresis).",
-            &per_pool(&|s| f64::from(u8::from(s.saturation_warning))),
+            &int_per_pool(&|s| i64::from(s.saturation_warning)),
         )?;
         gauge(
             &mut e,
             "pgvigil_pool_leaked_connections",
             "Connections checked out longer than POOL_LEAK_THRESHOLD right now.",
-            &per_pool(&|s| s.leaked.len() as f64),
+            &int_per_pool(&|s| s.leaked.len() as i64),
         )?;
         gauge(
             &mut e,
             "pgvigil_pool_peak_connections_active",
             "Highest number of connections in use at once since the pool started.",
-            &per_pool(&|s| s.peak_in_use as f64),
+            &int_per_pool(&|s| i64::from(s.peak_in_use)),
         )?;
 
         counter(
@@ -284,7 +295,7 @@ impl Collector for PoolCollector {
             .filter_map(|(name, _, _)| {
                 self.readiness
                     .pool_ready(name)
-                    .map(|ok| (vec![("pool", name.to_string())], f64::from(u8::from(ok))))
+                    .map(|ok| (vec![("pool", name.to_string())], i64::from(ok)))
             })
             .collect();
         gauge(
@@ -299,7 +310,7 @@ impl Collector for PoolCollector {
             "pgvigil's version; always 1.",
             &[(
                 vec![("version", env!("CARGO_PKG_VERSION").to_string())],
-                1.0,
+                1i64,
             )],
         )?;
         Ok(())

@@ -244,6 +244,17 @@ impl InstrumentedPool {
 
     /// The pool's figures, read from memory.
     pub fn stats(&self) -> PoolStats {
+        self.read_stats(true)
+    }
+
+    /// The figures without the sliding-window quantiles of the acquire wait (`acquire_wait`
+    /// keeps its default): what a scrape needs, since Prometheus computes quantiles from the
+    /// histogram itself. Saves merging 60 one-second histograms per scrape.
+    pub fn counters(&self) -> PoolStats {
+        self.read_stats(false)
+    }
+
+    fn read_stats(&self, window: bool) -> PoolStats {
         let s = &self.shared;
         let in_use = s.leaks.in_use();
         let max = s.config.max_connections;
@@ -269,7 +280,11 @@ impl InstrumentedPool {
             saturation_warning: warning,
             saturation_clear_below: s.alarm.clear_below(),
             saturation_warnings_total: s.alarm.raised_total(),
-            acquire_wait: s.waits.summary(),
+            acquire_wait: if window {
+                s.waits.summary()
+            } else {
+                AcquireWait::default()
+            },
             acquisitions_total: s.acquisitions.load(Ordering::Relaxed),
             timeouts_total: s.timeouts.load(Ordering::Relaxed),
             errors_total,

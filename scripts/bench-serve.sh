@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Load on `pgvigil serve` with wrk: requests/s, p50/p99 latency and the readiness statements the
+# server saw, for /health/live (baseline), /health/ready and /metrics (see
+# examples/bench_serve.rs). Usage: scripts/bench-serve.sh [seconds-per-endpoint] [connections]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v wrk >/dev/null || { echo "bench-serve: wrk missing: run scripts/setup-postgres.sh as root" >&2; exit 1; }
+cargo build --release --locked --bin pgvigil --example bench_serve
+exec target/release/examples/bench_serve "${1:-10}" "${2:-50}"

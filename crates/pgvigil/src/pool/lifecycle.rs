@@ -21,7 +21,7 @@ use sqlx::Connection;
 use sqlx::pool::PoolConnectionMetadata;
 use sqlx::postgres::{PgConnection, PgPoolOptions};
 
-use super::wait::WaitRecorder;
+use super::usage::UsageHistogram;
 use crate::config::{PoolConfig, format_duration};
 
 /// Why a connection was closed.
@@ -104,7 +104,7 @@ pub(crate) struct Lifecycle {
     connect_ok: AtomicU64,
     connect_failed: AtomicU64,
     /// Time each checkout held its connection.
-    pub(crate) usage: WaitRecorder,
+    pub(crate) usage: UsageHistogram,
 }
 
 impl Lifecycle {

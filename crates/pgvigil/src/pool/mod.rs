@@ -8,6 +8,7 @@ mod leak;
 mod lifecycle;
 mod retry;
 mod saturation;
+mod usage;
 mod wait;
 
 use std::borrow::Cow;

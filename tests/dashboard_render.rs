@@ -89,6 +89,7 @@ fn server() -> ServerView {
         }),
         lock_waiters: 1,
         lock_waits: vec![],
+        index_builds: vec![],
         in_recovery: false,
         sees_all_sessions: true,
     }
@@ -331,6 +332,25 @@ fn fixture(name: &str) -> State {
                 }
             }
         }
+        "index_build" => {
+            // The HNSW build on documents, a third of the way through, run by a hostile-named
+            // client.
+            if let Some(v) = s.server.as_mut() {
+                v.index_builds.push(pgvigil::catalog::IndexBuild {
+                    pid: 51234,
+                    application: "psql\x1b[2J".into(),
+                    table: "documents".into(),
+                    index: Some("documents_embedding_hnsw_idx".into()),
+                    command: "CREATE INDEX CONCURRENTLY".into(),
+                    phase: "building index: loading tuples in tree".into(),
+                    blocks_done: 41_000,
+                    blocks_total: 123_000,
+                    tuples_done: 0,
+                    tuples_total: 0,
+                    seconds: Some(5_400.0),
+                });
+            }
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -357,6 +377,7 @@ const FIXTURES: &[&str] = &[
     "migrations",
     "pgvector_missing",
     "standby_unprivileged",
+    "index_build",
 ];
 
 #[test]

@@ -87,6 +87,42 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             t.warn,
         )));
     }
+    // Index builds in progress (the HNSW build on documents runs for hours): phase, progress
+    // through it and, where the phase counts its work, the time left at the rate so far.
+    for b in s.index_builds.iter().take(2) {
+        // What the engineer watches first leads: how far, how long; then which and how.
+        let progress = match (b.fraction(), b.eta_seconds()) {
+            (Some(f), Some(eta)) => format!(
+                "{:.0}% ~{} left",
+                f * 100.0,
+                pgvigil::config::format_duration(std::time::Duration::from_secs_f64(eta))
+            ),
+            (Some(f), None) => format!("{:.0}%", f * 100.0),
+            (None, _) => "waiting".to_string(),
+        };
+        let counted = if b.blocks_total > 0 {
+            format!(" (blocks {}/{})", b.blocks_done, b.blocks_total)
+        } else if b.tuples_total > 0 {
+            format!(" (tuples {}/{})", b.tuples_done, b.tuples_total)
+        } else {
+            String::new()
+        };
+        lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "index build {progress}: {} on {}, {}{counted}; {} pid {} ({})",
+                    b.index.as_deref().unwrap_or("(not created yet)"),
+                    b.table,
+                    b.phase,
+                    b.command,
+                    b.pid,
+                    b.application
+                ),
+                width,
+            ),
+            t.info,
+        )));
+    }
     if !state.link.is_connected()
         && let Some(at) = state.server_at
     {

@@ -73,6 +73,9 @@ pub struct ServerView {
     pub lock_waiters: i64,
     /// The longest lock waits (at most five), with the pids blocking them.
     pub lock_waits: Vec<LockWait>,
+    /// Index builds in progress (`pg_stat_progress_create_index`), by backend.
+    #[serde(default)]
+    pub index_builds: Vec<IndexBuild>,
     /// A standby in recovery (read-only replica).
     #[serde(default)]
     pub in_recovery: bool,
@@ -80,6 +83,57 @@ pub struct ServerView {
     /// state and query. Without it they appear with state "unknown".
     #[serde(default = "yes")]
     pub sees_all_sessions: bool,
+}
+
+/// A `CREATE INDEX [CONCURRENTLY]` or `REINDEX` in progress, whoever runs it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IndexBuild {
+    /// The backend building it.
+    pub pid: i32,
+    /// Its application_name (as the server has it: sanitise before showing).
+    pub application: String,
+    /// The table being indexed.
+    pub table: String,
+    /// The index, once the server has created its entry (not yet in the first phase).
+    pub index: Option<String>,
+    /// `CREATE INDEX`, `CREATE INDEX CONCURRENTLY`, `REINDEX` or `REINDEX CONCURRENTLY`.
+    pub command: String,
+    /// The phase, in the server's words (`building index: loading tuples in tree`, ...).
+    pub phase: String,
+    /// Blocks processed in this phase.
+    pub blocks_done: i64,
+    /// Blocks to process in this phase (0 when the phase does not count blocks).
+    pub blocks_total: i64,
+    /// Tuples processed in this phase.
+    pub tuples_done: i64,
+    /// Tuples to process in this phase (0 when the phase does not count tuples).
+    pub tuples_total: i64,
+    /// Seconds since its statement started.
+    pub seconds: Option<f64>,
+}
+
+impl IndexBuild {
+    /// Progress through the current phase (0 to 1), by blocks when the phase counts blocks,
+    /// else by tuples; `None` when it counts neither (waiting phases).
+    pub fn fraction(&self) -> Option<f64> {
+        let (done, total) = if self.blocks_total > 0 {
+            (self.blocks_done, self.blocks_total)
+        } else if self.tuples_total > 0 {
+            (self.tuples_done, self.tuples_total)
+        } else {
+            return None;
+        };
+        Some((done as f64 / total as f64).clamp(0.0, 1.0))
+    }
+
+    /// Seconds left in this phase at the rate so far, when the phase counts its work and has
+    /// done some. PostgreSQL does not say when each phase began, so the rate is measured from the
+    /// statement's start: an estimate that is honest only for the long phase (the build).
+    pub fn eta_seconds(&self) -> Option<f64> {
+        let f = self.fraction().filter(|f| *f > 0.0 && *f < 1.0)?;
+        let elapsed = self.seconds?;
+        Some(elapsed * (1.0 - f) / f)
+    }
 }
 
 fn yes() -> bool {
@@ -123,8 +177,7 @@ impl ServerView {
 pub const SERVER_VIEW_SQL: &str = r#"
 WITH a AS (
     SELECT pid, coalesce(nullif(application_name, ''), '(unnamed)') AS application,
-           coalesce(state, 'unknown') AS state, wait_event_type, xact_start, query_start, query,
-           pg_blocking_pids(pid) AS blocked_by
+           coalesce(state, 'unknown') AS state, wait_event_type, xact_start, query_start, query
     FROM pg_stat_activity
     WHERE backend_type = 'client backend'
 )
@@ -149,11 +202,26 @@ SELECT json_build_object(
         FROM a WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
         ORDER BY xact_start LIMIT 1),
     'lock_waiters', (SELECT count(*) FROM a WHERE wait_event_type = 'Lock'),
+    -- pg_blocking_pids only for the (at most five) backends that wait on a lock: it takes the
+    -- lock manager's partition locks, a cost that would grow with every connection.
     'lock_waits', (SELECT coalesce(json_agg(w), '[]') FROM (
-        SELECT pid, application, extract(epoch FROM now() - query_start)::float8 AS seconds,
-               blocked_by, left(regexp_replace(query, '\s+', ' ', 'g'), 200) AS query
-        FROM a WHERE wait_event_type = 'Lock'
-        ORDER BY query_start LIMIT 5) w)
+        SELECT pid, application, seconds, pg_blocking_pids(pid) AS blocked_by, query
+        FROM (SELECT pid, application,
+                     extract(epoch FROM now() - query_start)::float8 AS seconds,
+                     left(regexp_replace(query, '\s+', ' ', 'g'), 200) AS query
+              FROM a WHERE wait_event_type = 'Lock'
+              ORDER BY query_start LIMIT 5) waiting) w),
+    -- CREATE INDEX [CONCURRENTLY] in progress, whoever runs it (the HNSW build on documents
+    -- takes hours): phase, blocks and tuples done.
+    'index_builds', (SELECT coalesce(json_agg(b), '[]') FROM (
+        SELECT p.pid, coalesce(nullif(s.application_name, ''), '(unnamed)') AS application,
+               p.relid::regclass::text AS "table",
+               CASE WHEN p.index_relid <> 0 THEN p.index_relid::regclass::text END AS index,
+               p.command, p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total,
+               extract(epoch FROM now() - s.query_start)::float8 AS seconds
+        FROM pg_stat_progress_create_index p
+        LEFT JOIN pg_stat_activity s ON s.pid = p.pid
+        ORDER BY p.pid) b)
 )::text
 "#;
 

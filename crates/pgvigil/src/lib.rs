@@ -40,6 +40,8 @@ pub mod dev;
 #[cfg(feature = "http")]
 pub mod http;
 pub mod pool;
+#[cfg(feature = "scrape")]
+pub mod remote;
 pub mod safety;
 pub mod sanitize;
 

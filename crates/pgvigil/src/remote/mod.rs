@@ -1,0 +1,22 @@
+//! Reading other processes' pools (cargo feature `scrape`): an application instance's `/metrics`
+//! (pgvigil's names or HikariCP's), so the dashboard shows the pools that serve traffic, not
+//! only its own.
+
+mod exposition;
+mod figures;
+mod scrape;
+
+pub use exposition::{Exposition, Sample, parse};
+pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading, quantile};
+pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, redact};
+
+/// Fetches and reads one endpoint: its pool figures, or why not.
+pub async fn read_endpoint(
+    endpoint: &Endpoint,
+    timeout: std::time::Duration,
+) -> Result<PoolReading, ScrapeError> {
+    let body = endpoint.fetch(timeout).await?;
+    let exposition = parse(&body);
+    PoolReading::from_exposition(&exposition)
+        .ok_or(ScrapeError::NoPoolMetrics(exposition.samples.len()))
+}

@@ -1,0 +1,240 @@
+//! Fetching an application's `/metrics` over HTTP/1.1 (hyper's client connection on a tokio
+//! socket), bounded in time and in size: a slow, dead, huge or garbled endpoint is an error with
+//! its reason, never a hang or unbounded memory.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper::body::Bytes;
+use hyper_util::rt::TokioIo;
+
+/// Largest body read from an endpoint; pgvigil's own is about 6 KB, a busy Spring Boot service's
+/// a few hundred KB.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// An endpoint to read, with its URL for display (credentials redacted).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    url: url::Url,
+    shown: String,
+}
+
+impl Endpoint {
+    /// Parses `http://host:port/path`. `what` names the flag or variable for errors.
+    pub fn parse(raw: &str, what: &str) -> Result<Self, ScrapeError> {
+        let bad = |reason: &str| ScrapeError::BadUrl {
+            what: what.to_string(),
+            value: crate::sanitize::printable(&redact(raw)).into_owned(),
+            reason: reason.to_string(),
+        };
+        let url = url::Url::parse(raw.trim()).map_err(|e| bad(&e.to_string()))?;
+        if url.scheme() != "http" {
+            return Err(bad(
+                "only http:// is supported (a metrics port inside the network)",
+            ));
+        }
+        if url.host_str().is_none_or(str::is_empty) {
+            return Err(bad("no host"));
+        }
+        let shown = redact(url.as_str());
+        Ok(Self { url, shown })
+    }
+
+    /// The URL with any password replaced by `***`.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+
+    /// `host:port`, for compact display.
+    pub fn authority(&self) -> String {
+        format!(
+            "{}:{}",
+            self.url.host_str().unwrap_or("?"),
+            self.url.port_or_known_default().unwrap_or(80)
+        )
+    }
+
+    /// GET the body within `timeout` and [`MAX_BODY_BYTES`].
+    pub async fn fetch(&self, timeout: Duration) -> Result<String, ScrapeError> {
+        tokio::time::timeout(timeout, self.fetch_unbounded())
+            .await
+            .unwrap_or(Err(ScrapeError::Timeout(timeout)))
+    }
+
+    async fn fetch_unbounded(&self) -> Result<String, ScrapeError> {
+        let host = self.url.host_str().unwrap_or_default().to_string();
+        let port = self.url.port_or_known_default().unwrap_or(80);
+        let host = host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string();
+        let stream = tokio::net::TcpStream::connect((host.as_str(), port))
+            .await
+            .map_err(|e| ScrapeError::Connect(e.to_string()))?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+        let driver = tokio::spawn(conn);
+        let mut path = self.url.path().to_string();
+        if let Some(q) = self.url.query() {
+            path.push('?');
+            path.push_str(q);
+        }
+        let mut request = hyper::Request::get(path)
+            .header(hyper::header::HOST, self.authority())
+            .header(
+                hyper::header::ACCEPT,
+                "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5",
+            );
+        if !self.url.username().is_empty() {
+            let user = percent(self.url.username());
+            let pass = self.url.password().map(percent).unwrap_or_default();
+            request = request.header(
+                hyper::header::AUTHORIZATION,
+                format!("Basic {}", base64(format!("{user}:{pass}").as_bytes())),
+            );
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+        let status = response.status();
+        if !status.is_success() {
+            driver.abort();
+            return Err(ScrapeError::Status(status.as_u16()));
+        }
+        let content_type = response
+            .headers()
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_ascii_lowercase();
+        if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+            driver.abort();
+            return Err(ScrapeError::NotMetrics(
+                crate::sanitize::printable(&content_type).into_owned(),
+            ));
+        }
+        let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
+            .collect()
+            .await
+            .map_err(|e| {
+                if e.is::<http_body_util::LengthLimitError>() {
+                    ScrapeError::TooLarge
+                } else {
+                    ScrapeError::Http(e.to_string())
+                }
+            })?
+            .to_bytes();
+        driver.abort();
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+fn percent(s: &str) -> String {
+    url::form_urlencoded::parse(s.as_bytes())
+        .map(|(k, v)| {
+            if v.is_empty() {
+                k.into_owned()
+            } else {
+                format!("{k}={v}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+fn base64(bytes: &[u8]) -> String {
+    const TABLE: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// Replaces the password of a URL with `***` (whatever the scheme; unparsable text is kept
+/// only up to the `@`).
+pub fn redact(raw: &str) -> String {
+    match url::Url::parse(raw.trim()) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string().replace("%2A%2A%2A", "***")
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => match raw.rfind('@') {
+            Some(at) => format!("***{}", &raw[at..]),
+            None => raw.to_string(),
+        },
+    }
+}
+
+/// Why an endpoint could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScrapeError {
+    /// The URL is not one pgvigil can read.
+    #[error("{what}: `{value}` is not a metrics URL ({reason}); expected http://HOST:PORT/metrics")]
+    BadUrl {
+        /// The flag or variable.
+        what: String,
+        /// The value, password redacted.
+        value: String,
+        /// Why.
+        reason: String,
+    },
+    /// No TCP connection.
+    #[error("cannot connect: {0}")]
+    Connect(String),
+    /// No complete answer in time.
+    #[error("no answer within {}", crate::config::format_duration(*.0))]
+    Timeout(Duration),
+    /// Not 2xx.
+    #[error("HTTP status {0}")]
+    Status(u16),
+    /// HTML or JSON, not the text exposition.
+    #[error("not a metrics endpoint (content type {0})")]
+    NotMetrics(String),
+    /// Over [`MAX_BODY_BYTES`].
+    #[error("body larger than {} MiB", MAX_BODY_BYTES / 1024 / 1024)]
+    TooLarge,
+    /// A protocol error.
+    #[error("HTTP error: {0}")]
+    Http(String),
+    /// The body has none of the known pool metrics.
+    #[error("no pool metrics in the body ({0} samples; expected pgvigil_pool_* or hikaricp_*)")]
+    NoPoolMetrics(usize),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_auth_is_encoded_and_passwords_are_redacted() {
+        assert_eq!(base64(b"app:s3cret"), "YXBwOnMzY3JldA==");
+        assert_eq!(base64(b"ab"), "YWI=");
+        let e = Endpoint::parse("http://app:s3cret@10.0.0.7:8080/metrics", "--app").unwrap();
+        assert_eq!(e.shown(), "http://app:***@10.0.0.7:8080/metrics");
+        assert_eq!(e.authority(), "10.0.0.7:8080");
+        let err = Endpoint::parse("https://u:pw@x/metrics", "--app")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("--app: `https://u:***@x/metrics`"), "{err}");
+        assert!(!err.contains("pw@"), "{err}");
+    }
+}

@@ -1,0 +1,191 @@
+//! Reading application pools from `/metrics`: HikariCP's two name families (Micrometer's and
+//! the native tracker's, in the text their Java exporters write: trailing commas, `.0` floats,
+//! `E` exponents), pgvigil's own names from a real `pgvigil serve`-style endpoint, and hostile
+//! endpoints on real sockets (HTML, 10 MB, one that never answers, label values with quotes,
+//! newlines and escape sequences): each ends in its own error or sanitised text, in bounded time
+//! and memory.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use pgvigil::remote::{
+    Endpoint, InstanceWindow, MetricFamily, PoolReading, ScrapeError, parse, read_endpoint,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+#[test]
+fn hikaricp_micrometer_text_gives_the_pool_figures_summed_over_pools() {
+    let r = PoolReading::from_exposition(&parse(&fixture("hikaricp-micrometer.txt"))).unwrap();
+    assert_eq!(r.family, MetricFamily::HikariMicrometer);
+    assert_eq!((r.active, r.idle, r.max, r.pending), (8.0, 4.0, 12.0, 2.0));
+    assert_eq!(r.timeouts_total, 4.0);
+    assert_eq!(r.acquire_buckets.last(), Some(&(f64::INFINITY, 1000.0)));
+    assert!((r.saturation() - 8.0 / 12.0).abs() < 1e-9);
+
+    // Two readings a minute apart: the p95 and the timeouts come from the deltas.
+    let mut later = r.clone();
+    later.timeouts_total = 10.0;
+    later.acquire_buckets = vec![
+        (0.001, 900.0),
+        (0.01, 950.0),
+        (0.1, 1080.0),
+        (1.0, 1100.0),
+        (f64::INFINITY, 1100.0),
+    ];
+    let mut w = InstanceWindow::default();
+    let t0 = Instant::now();
+    w.push(t0, r);
+    let f = w.push(t0 + Duration::from_secs(60), later);
+    assert!((f.timeouts_per_minute - 6.0).abs() < 1e-9, "{f:?}");
+    // 100 new acquires, 90 between 10 ms and 100 ms, 10 up to 1 s: p95 at 0.55 s.
+    let p95 = f.acquire_p95.unwrap();
+    assert!((p95 - 0.55).abs() < 1e-9, "{p95}");
+}
+
+#[test]
+fn hikaricp_native_tracker_text_gives_its_own_p95() {
+    let r = PoolReading::from_exposition(&parse(&fixture("hikaricp-native.txt"))).unwrap();
+    assert_eq!(r.family, MetricFamily::HikariNative);
+    assert_eq!((r.active, r.idle, r.max, r.pending), (4.0, 6.0, 20.0, 0.0));
+    assert_eq!(r.timeouts_total, 1.0);
+    assert_eq!(r.acquire_p95_reported, Some(0.003125));
+    let f = InstanceWindow::default().push(Instant::now(), r);
+    assert_eq!(f.acquire_p95, Some(0.003125));
+}
+
+#[test]
+fn a_body_without_pool_metrics_is_not_read_as_an_empty_pool() {
+    assert_eq!(
+        PoolReading::from_exposition(&parse("jvm_threads 4\n")),
+        None
+    );
+}
+
+/// A one-connection-at-a-time HTTP peer answering with `respond(request)`; `None` never answers.
+async fn peer(respond: fn() -> Option<Vec<u8>>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                match respond() {
+                    Some(bytes) => {
+                        let _ = s.write_all(&bytes).await;
+                        let _ = s.shutdown().await;
+                    }
+                    None => tokio::time::sleep(Duration::from_secs(3600)).await,
+                }
+            });
+        }
+    });
+    addr
+}
+
+fn http(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+fn endpoint(addr: SocketAddr) -> Endpoint {
+    Endpoint::parse(&format!("http://{addr}/metrics"), "--app").unwrap()
+}
+
+#[tokio::test]
+async fn hostile_endpoints_end_in_their_own_error_in_bounded_time() {
+    let html = peer(|| {
+        Some(http(
+            "text/html; charset=utf-8",
+            b"<html><body>login</body></html>",
+        ))
+    })
+    .await;
+    let huge = peer(|| Some(http("text/plain", &vec![b'#'; 10 * 1024 * 1024]))).await;
+    let silent = peer(|| None).await;
+    let empty = peer(|| Some(http("text/plain", b"jvm_threads 3\n"))).await;
+    let timeout = Duration::from_millis(500);
+
+    let (html, huge, silent, empty) = (
+        endpoint(html),
+        endpoint(huge),
+        endpoint(silent),
+        endpoint(empty),
+    );
+    let started = Instant::now();
+    let (a, b, c, d) = tokio::join!(
+        read_endpoint(&html, timeout),
+        read_endpoint(&huge, timeout),
+        read_endpoint(&silent, timeout),
+        read_endpoint(&empty, timeout),
+    );
+    // Concurrent: the silent one costs its timeout once, not the sum.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(a, Err(ScrapeError::NotMetrics(ref t)) if t.starts_with("text/html")),
+        "{a:?}"
+    );
+    assert_eq!(b, Err(ScrapeError::TooLarge));
+    assert_eq!(c, Err(ScrapeError::Timeout(timeout)));
+    assert_eq!(d, Err(ScrapeError::NoPoolMetrics(1)));
+    assert_eq!(
+        c.unwrap_err().to_string(),
+        "no answer within 500ms",
+        "the reason reads well on screen"
+    );
+    let refused = Endpoint::parse("http://127.0.0.1:1/metrics", "--app").unwrap();
+    assert!(matches!(
+        read_endpoint(&refused, timeout).await,
+        Err(ScrapeError::Connect(_))
+    ));
+}
+
+#[tokio::test]
+async fn hostile_label_values_are_read_as_text_and_pgvigil_names_as_figures() {
+    let hostile = peer(|| {
+        Some(http(
+            "text/plain; version=0.0.4",
+            b"pgvigil_pool_connections{pool=\"a\\\"b}\\n\x1b[2J\x1b]0;pwned\x07\",state=\"active\"} 3\n\
+              pgvigil_pool_connections{pool=\"x\",state=\"idle\"} 2\n\
+              pgvigil_pool_connections_max{pool=\"x\"} 10\n\
+              pgvigil_pool_connections_pending{pool=\"x\"} 1\n\
+              pgvigil_pool_acquire_timeouts_total{pool=\"x\"} 0\n\
+              pgvigil_pool_leaked_connections{pool=\"x\"} 1\n",
+        ))
+    })
+    .await;
+    let hostile = endpoint(hostile);
+    let r = read_endpoint(&hostile, Duration::from_secs(2))
+        .await
+        .unwrap();
+    assert_eq!(r.family, MetricFamily::Pgvigil);
+    assert_eq!((r.active, r.idle, r.max, r.pending), (3.0, 2.0, 10.0, 1.0));
+    assert_eq!(r.leaked, Some(1.0));
+    // The label text survives parsing for what it is, and the screen's sanitiser defuses it.
+    let body = parse("x{pool=\"a\\\"b}\\n\x1b[2J\"} 1\n");
+    let label = body.samples[0].label("pool").unwrap();
+    assert_eq!(label, "a\"b}\n\x1b[2J");
+    let shown = pgvigil::sanitize::printable(label);
+    assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown}");
+}

@@ -63,6 +63,31 @@ struct DashboardArgs {
     /// Expected schema file for the verify key (instead of a scratch database).
     #[arg(long = "expected", value_name = "FILE")]
     dashboard_expected: Option<PathBuf>,
+    /// An application instance's /metrics (pgvigil's or HikariCP's names) whose pool the Pool
+    /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
+    #[arg(long = "app", value_name = "URL")]
+    apps: Vec<String>,
+}
+
+/// The `--app` endpoints, else APP_METRICS_URLS (flag, environment or .env).
+fn app_endpoints(
+    flags: &[String],
+    sources: &pgvigil::ConfigSources,
+) -> Result<Vec<pgvigil::remote::Endpoint>, pgvigil::remote::ScrapeError> {
+    if !flags.is_empty() {
+        return flags
+            .iter()
+            .map(|v| pgvigil::remote::Endpoint::parse(v, "--app"))
+            .collect();
+    }
+    let Some((list, setting)) = sources.lookup("APP_METRICS_URLS") else {
+        return Ok(Vec::new());
+    };
+    list.split(',')
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .map(|v| pgvigil::remote::Endpoint::parse(v, &setting.to_string()))
+        .collect()
 }
 
 fn refresh_arg(raw: &str) -> Result<Duration, String> {
@@ -325,7 +350,16 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         // The dashboard handles its own keys and signals (and restores the terminal).
         let Some(command) = cli.command else {
-            return exit(dashboard(config, cli.dashboard, cli.no_color, None, None, dev).await);
+            let apps = match app_endpoints(&cli.dashboard.apps, &sources) {
+                Ok(apps) => apps,
+                Err(e) => {
+                    say(&e.to_string());
+                    return exit(UNKNOWN);
+                }
+            };
+            return exit(
+                dashboard(config, cli.dashboard, cli.no_color, None, None, dev, apps).await,
+            );
         };
         let command = async move {
             match command {
@@ -492,6 +526,7 @@ async fn dashboard(
     migrations: Option<PathBuf>,
     pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
     dev: DevSource,
+    apps: Vec<pgvigil::remote::Endpoint>,
 ) -> Status {
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
@@ -515,6 +550,7 @@ async fn dashboard(
         expected_file: args.dashboard_expected,
         dev,
         pool_out,
+        apps,
     };
     match run_dashboard(config, options).await {
         Ok(()) => Status::Pass,
@@ -545,6 +581,8 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
         Some(demo.migrations_dir.clone()),
         Some(pool_tx),
         dev,
+        // The demo's workload runs through pgvigil's own pool; it watches no application.
+        Vec::new(),
     )
     .await;
     workload.abort();

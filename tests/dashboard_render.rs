@@ -351,6 +351,59 @@ fn fixture(name: &str) -> State {
                 });
             }
         }
+        "apps" => {
+            // Three application instances: one saturated, one healthy, one unreachable with a
+            // hostile name in its error; HikariCP and pgvigil names mixed.
+            use pgvigil::remote::{InstanceFigures, MetricFamily, PoolReading};
+            use pgvigil_cli::tui::apps::{AppInstance, AppsSnapshot};
+            let figures = |active: f64, max: f64, pending: f64, p95: f64, family| InstanceFigures {
+                reading: PoolReading {
+                    family,
+                    active,
+                    idle: max - active,
+                    max,
+                    pending,
+                    timeouts_total: 0.0,
+                    leaked: (family == MetricFamily::Pgvigil).then_some(0.0),
+                    acquire_buckets: Vec::new(),
+                    acquire_p95_reported: None,
+                },
+                acquire_p95: Some(p95),
+                timeouts_per_minute: if pending > 0.0 { 2.0 } else { 0.0 },
+                peak_active: active,
+            };
+            s.apps = Some(AppsSnapshot {
+                taken_at: t(0),
+                instances: vec![
+                    AppInstance {
+                        name: "10.0.4.11:8080".into(),
+                        figures: Ok(figures(6.0, 20.0, 0.0, 0.0012, MetricFamily::Pgvigil)),
+                        last_good: None,
+                        last_ok: Some(t(0)),
+                    },
+                    AppInstance {
+                        name: "10.0.4.12:8080".into(),
+                        figures: Ok(figures(
+                            19.0,
+                            20.0,
+                            4.0,
+                            0.84,
+                            MetricFamily::HikariMicrometer,
+                        )),
+                        last_good: None,
+                        last_ok: Some(t(0)),
+                    },
+                    AppInstance {
+                        name: "10.0.4.13:8080\x1b[2J".into(),
+                        figures: Err(
+                            "cannot connect: Connection refused (os error 111)\x1b]0;x\x07".into(),
+                        ),
+                        last_good: None,
+                        last_ok: Some(t(-14)),
+                    },
+                ],
+            });
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -378,6 +431,7 @@ const FIXTURES: &[&str] = &[
     "pgvector_missing",
     "standby_unprivileged",
     "index_build",
+    "apps",
 ];
 
 #[test]

@@ -31,6 +31,8 @@ pub struct DashboardOptions {
     pub dev: pgvigil::dev::DevSource,
     /// Receives the current pool (for `pgvigil demo`'s workload).
     pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
+    /// Application `/metrics` endpoints whose pools the Pool panel shows (`--app`).
+    pub apps: Vec<pgvigil::remote::Endpoint>,
 }
 
 /// Restores the terminal when dropped, whatever path leaves the loop.
@@ -79,6 +81,15 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         snap_tx,
         options.pool_out,
     );
+    let (apps_tx, mut apps_rx) = mpsc::channel(4);
+    let apps_task = (!options.apps.is_empty()).then(|| {
+        super::apps::spawn(
+            options.apps,
+            poller.refresh.subscribe(),
+            poller.paused.subscribe(),
+            apps_tx,
+        )
+    });
     let mut jobs = JobRunner::new(
         config.clone(),
         JobSettings {
@@ -97,6 +108,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         let effects = tokio::select! {
             _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
             Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
+            Some(apps) = apps_rx.recv() => update(&mut state, Msg::Apps(Box::new(apps))),
             Some(msg) = msg_rx.recv() => update(&mut state, msg),
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
@@ -145,6 +157,9 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     // Every way out passes here: no job keeps working on the server behind our back.
     jobs.shutdown().await;
     poller.task.abort();
+    if let Some(task) = apps_task {
+        task.abort();
+    }
     outcome
 }
 

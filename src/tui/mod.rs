@@ -3,6 +3,7 @@
 //! job results come back as messages.
 
 pub mod app;
+pub mod apps;
 pub mod jobs;
 pub mod keymap;
 pub mod poller;

@@ -104,6 +104,8 @@ pub enum Msg {
     /// The clock (drives "checked 2 min ago", the retry countdown and the header time).
     Tick(DateTime<Utc>),
     Snapshot(Box<Snapshot>),
+    /// The application pools' figures, one scrape of every `--app` endpoint.
+    Apps(Box<crate::tui::apps::AppsSnapshot>),
     Key(KeyEvent),
     JobDone {
         id: u64,
@@ -134,6 +136,8 @@ pub struct State {
     pub server: Option<ServerView>,
     pub server_at: Option<DateTime<Utc>>,
     pub pool: Option<PoolStats>,
+    /// The application pools (`--app`), when any are watched.
+    pub apps: Option<crate::tui::apps::AppsSnapshot>,
     pub in_use_history: VecDeque<u64>,
     /// Acquire wait p95 per sample, in tenths of a millisecond.
     pub wait_history: VecDeque<u64>,
@@ -169,6 +173,7 @@ impl State {
                 down: None,
             },
             server: None,
+            apps: None,
             server_at: None,
             pool: None,
             in_use_history: VecDeque::with_capacity(HISTORY),
@@ -199,6 +204,12 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             Vec::new()
         }
         Msg::Snapshot(snapshot) => on_snapshot(state, *snapshot),
+        Msg::Apps(apps) => {
+            if !state.paused {
+                state.apps = Some(*apps);
+            }
+            Vec::new()
+        }
         Msg::Key(key) => match action_for(&key) {
             Some(action) => on_action(state, action),
             None => Vec::new(),

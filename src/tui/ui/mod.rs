@@ -2,6 +2,7 @@
 //! database and never awaits; time comes from `state.now`, so a frame is deterministic and can
 //! be snapshot-tested. Layout: header, pool | server, migrations | checks, jobs | log, footer.
 
+mod apps;
 mod checks;
 mod jobs;
 mod migrations;

@@ -16,6 +16,11 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Pool", Panel::Pool, state, look);
     let inner = block.inner(area);
     frame.render_widget(block, area);
+    // The production pools when watched; pgvigil's own pool shrinks to one line there.
+    if let Some(apps) = &state.apps {
+        super::apps::render(frame, inner, state, apps, look);
+        return;
+    }
     let t = look.theme;
     let width = inner.width as usize;
     let mut lines: Vec<Line> = Vec::new();
@@ -191,6 +196,14 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             },
         ),
     ]));
+    // This is pgvigil's own pool; the production pools need a source.
+    lines.push(Line::from(styled(
+        fit(
+            "(pgvigil's own pool; --app URL shows application pools)",
+            width,
+        ),
+        t.dim,
+    )));
     let text_rows = lines.len() as u16;
     let rest = inner.height.saturating_sub(text_rows);
     let [text_area, spark_area] = Layout::vertical([

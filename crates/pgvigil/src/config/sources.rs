@@ -38,6 +38,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("READY_CHECK_PGVECTOR", "--ready-check-pgvector"),
     ("EMBEDDING_DIMENSIONS", "--embedding-dimensions"),
     ("MIGRATIONS_DIR", "--migrations"),
+    ("APP_METRICS_URLS", "--app"),
 ];
 
 /// Where a value came from.

@@ -1,0 +1,155 @@
+//! The application pools the dashboard watches: each `--app` endpoint's `/metrics` scraped once
+//! per tick, all concurrently, each bounded by a timeout, off the UI loop. A slow, dead or
+//! garbled instance is a value with its reason and the age of its last good reading; the others
+//! keep updating.
+
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use pgvigil::remote::{Endpoint, InstanceFigures, InstanceWindow, read_endpoint};
+use tokio::sync::{mpsc, watch};
+
+/// One instance as last read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppInstance {
+    /// `host:port` of its metrics endpoint (credentials never shown).
+    pub name: String,
+    /// The figures of the last scrape, or why it failed.
+    pub figures: Result<InstanceFigures, String>,
+    /// The last good figures, kept while the instance is unreachable (shown as stale).
+    pub last_good: Option<InstanceFigures>,
+    /// When the last good reading was taken.
+    pub last_ok: Option<DateTime<Utc>>,
+}
+
+/// Every instance at one tick.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppsSnapshot {
+    /// When the scrapes ended.
+    pub taken_at: DateTime<Utc>,
+    /// In the order given on the command line.
+    pub instances: Vec<AppInstance>,
+}
+
+/// The fleet's sums over the instances that answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AppTotals {
+    /// Instances that answered this tick.
+    pub answering: usize,
+    /// Connections in use, summed.
+    pub active: f64,
+    /// Pool maximums, summed.
+    pub max: f64,
+    /// Waiting acquires, summed.
+    pub pending: f64,
+    /// Acquire timeouts per minute, summed.
+    pub timeouts_per_minute: f64,
+    /// The worst instance's acquire p95 (seconds): a fleet p95 cannot be summed.
+    pub worst_p95: Option<f64>,
+    /// Leaked connections now, summed (pgvigil instances only).
+    pub leaked: f64,
+}
+
+impl AppsSnapshot {
+    /// The sums over the instances that answered.
+    pub fn totals(&self) -> AppTotals {
+        let mut t = AppTotals::default();
+        for f in self
+            .instances
+            .iter()
+            .filter_map(|i| i.figures.as_ref().ok())
+        {
+            t.answering += 1;
+            t.active += f.reading.active;
+            t.max += f.reading.max;
+            t.pending += f.reading.pending;
+            t.timeouts_per_minute += f.timeouts_per_minute;
+            t.leaked += f.reading.leaked.unwrap_or(0.0);
+            if let Some(p) = f.acquire_p95 {
+                t.worst_p95 = Some(t.worst_p95.map_or(p, |w: f64| w.max(p)));
+            }
+        }
+        t
+    }
+
+    /// Instances sorted for the table: unreachable first, then by saturation, highest first.
+    pub fn by_saturation(&self) -> Vec<&AppInstance> {
+        let mut v: Vec<&AppInstance> = self.instances.iter().collect();
+        v.sort_by(|a, b| {
+            let key = |i: &AppInstance| match &i.figures {
+                Err(_) => f64::INFINITY,
+                Ok(f) => f.reading.saturation(),
+            };
+            key(b).total_cmp(&key(a))
+        });
+        v
+    }
+}
+
+/// Scrapes every endpoint once per `refresh` (paused with the poller) and sends a snapshot.
+pub fn spawn(
+    endpoints: Vec<Endpoint>,
+    mut refresh: watch::Receiver<Duration>,
+    mut paused: watch::Receiver<bool>,
+    tx: mpsc::Sender<AppsSnapshot>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut windows: Vec<InstanceWindow> = endpoints
+            .iter()
+            .map(|_| InstanceWindow::default())
+            .collect();
+        let mut previous: Vec<Option<(InstanceFigures, DateTime<Utc>)>> =
+            vec![None; endpoints.len()];
+        loop {
+            let interval = *refresh.borrow();
+            // A target gets most of a tick, never more than 2 s: a dead one must not hold the
+            // others' next reading back.
+            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
+            let started = Instant::now();
+            let readings =
+                futures_util::future::join_all(endpoints.iter().map(|e| read_endpoint(e, timeout)))
+                    .await;
+            let at = Instant::now();
+            let taken_at = Utc::now();
+            let instances = endpoints
+                .iter()
+                .zip(readings)
+                .zip(windows.iter_mut().zip(previous.iter_mut()))
+                .map(|((endpoint, reading), (window, last))| {
+                    let figures = reading
+                        .map(|r| window.push(at, r))
+                        .map_err(|e| e.to_string());
+                    if let Ok(f) = &figures {
+                        *last = Some((f.clone(), taken_at));
+                    }
+                    AppInstance {
+                        name: endpoint.authority(),
+                        figures,
+                        last_good: last.as_ref().map(|(f, _)| f.clone()),
+                        last_ok: last.as_ref().map(|(_, at)| *at),
+                    }
+                })
+                .collect();
+            if tx
+                .send(AppsSnapshot {
+                    taken_at,
+                    instances,
+                })
+                .await
+                .is_err()
+            {
+                return;
+            }
+            let rest = interval.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = refresh.changed() => {}
+            }
+            while *paused.borrow() {
+                if paused.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}

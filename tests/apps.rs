@@ -1,0 +1,104 @@
+//! The dashboard's application-pool scraper against three real `pgvigil serve` instances: all
+//! read; one killed is marked unreachable within two ticks while the others keep updating; the
+//! same one restarted on its port recovers.
+
+mod support;
+
+use std::net::SocketAddr;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pgvigil::remote::Endpoint;
+use pgvigil_cli::tui::apps::{AppsSnapshot, spawn};
+use support::http::{free_port, get};
+use tokio::sync::{mpsc, watch};
+
+fn serve(url: &str, addr: SocketAddr) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["serve", "--listen", &addr.to_string()])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("DATABASE_URL", url)
+        .env("POOL_MIN_CONNECTIONS", "1")
+        .current_dir(std::env::temp_dir())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("pgvigil serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while get(addr, "/health/live", &[]).map(|r| r.status).ok() != Some(200) {
+        assert!(Instant::now() < deadline, "serve on {addr} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child
+}
+
+async fn next_where(
+    rx: &mut mpsc::Receiver<AppsSnapshot>,
+    within: usize,
+    ok: impl Fn(&AppsSnapshot) -> bool,
+) -> AppsSnapshot {
+    let mut last = None;
+    for _ in 0..within {
+        let s = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a snapshot every tick")
+            .expect("scraper alive");
+        if ok(&s) {
+            return s;
+        }
+        last = Some(s);
+    }
+    panic!("not within {within} ticks: {last:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
+    let url = support::fresh_database(support::cluster(), "apps_scrape");
+    let addrs: Vec<SocketAddr> = (0..3)
+        .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
+        .collect();
+    let mut children: Vec<Child> = addrs.iter().map(|a| serve(&url, *a)).collect();
+    let endpoints: Vec<Endpoint> = addrs
+        .iter()
+        .map(|a| Endpoint::parse(&format!("http://{a}/metrics"), "--app").unwrap())
+        .collect();
+    let (_refresh_tx, refresh) = watch::channel(Duration::from_millis(500));
+    let (_paused_tx, paused) = watch::channel(false);
+    let (tx, mut rx) = mpsc::channel(4);
+    let task = spawn(endpoints, refresh, paused, tx);
+
+    let all = next_where(&mut rx, 10, |s| {
+        s.instances.iter().all(|i| i.figures.is_ok())
+    })
+    .await;
+    assert_eq!(all.totals().answering, 3);
+    assert_eq!(all.totals().max, 300.0, "three pools of 100");
+
+    children[1].kill().unwrap();
+    children[1].wait().unwrap();
+    let down = next_where(&mut rx, 2, |s| s.instances[1].figures.is_err()).await;
+    assert!(down.instances[0].figures.is_ok() && down.instances[2].figures.is_ok());
+    assert!(
+        down.instances[1].last_ok.is_some(),
+        "the age of its last good reading"
+    );
+    let err = down.instances[1].figures.clone().unwrap_err();
+    assert!(err.contains("cannot connect"), "{err}");
+    let before = down.taken_at;
+    let later = next_where(&mut rx, 2, |_| true).await;
+    assert!(later.taken_at > before, "the others keep updating");
+    assert!(later.instances[0].figures.is_ok());
+
+    children[1] = serve(&url, addrs[1]);
+    next_where(&mut rx, 10, |s| {
+        s.instances.iter().all(|i| i.figures.is_ok())
+    })
+    .await;
+
+    task.abort();
+    for mut c in children {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+}

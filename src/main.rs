@@ -67,6 +67,25 @@ struct DashboardArgs {
     /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
     #[arg(long = "app", value_name = "URL")]
     apps: Vec<String>,
+    /// The PgBouncer admin console in front of the database (postgres://USER@HOST:PORT/pgbouncer;
+    /// or PGBOUNCER_URL): its pools show in the Pool panel.
+    #[arg(long = "pgbouncer", value_name = "URL")]
+    pgbouncer: Option<String>,
+}
+
+/// `--pgbouncer`, else PGBOUNCER_URL.
+fn bouncer_url(
+    flag: Option<&str>,
+    sources: &pgvigil::ConfigSources,
+) -> Result<Option<pgvigil::DatabaseUrl>, String> {
+    let (raw, what) = match (flag, sources.lookup("PGBOUNCER_URL")) {
+        (Some(v), _) => (v.to_string(), "--pgbouncer".to_string()),
+        (None, Some((v, setting))) => (v, setting.to_string()),
+        (None, None) => return Ok(None),
+    };
+    pgvigil::DatabaseUrl::parse(&raw)
+        .map(Some)
+        .map_err(|e| format!("{what}: {e}"))
 }
 
 /// The `--app` endpoints, else APP_METRICS_URLS (flag, environment or .env).
@@ -357,8 +376,24 @@ fn main() -> ExitCode {
                     return exit(UNKNOWN);
                 }
             };
+            let bouncer = match bouncer_url(cli.dashboard.pgbouncer.as_deref(), &sources) {
+                Ok(b) => b,
+                Err(e) => {
+                    say(&e);
+                    return exit(UNKNOWN);
+                }
+            };
             return exit(
-                dashboard(config, cli.dashboard, cli.no_color, None, None, dev, apps).await,
+                dashboard(
+                    config,
+                    cli.dashboard,
+                    cli.no_color,
+                    None,
+                    None,
+                    dev,
+                    (apps, bouncer),
+                )
+                .await,
             );
         };
         let command = async move {
@@ -526,7 +561,7 @@ async fn dashboard(
     migrations: Option<PathBuf>,
     pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
     dev: DevSource,
-    apps: Vec<pgvigil::remote::Endpoint>,
+    (apps, bouncer): (Vec<pgvigil::remote::Endpoint>, Option<pgvigil::DatabaseUrl>),
 ) -> Status {
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
@@ -551,6 +586,7 @@ async fn dashboard(
         dev,
         pool_out,
         apps,
+        bouncer,
     };
     match run_dashboard(config, options).await {
         Ok(()) => Status::Pass,
@@ -582,7 +618,7 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
         Some(pool_tx),
         dev,
         // The demo's workload runs through pgvigil's own pool; it watches no application.
-        Vec::new(),
+        (Vec::new(), None),
     )
     .await;
     workload.abort();

@@ -404,6 +404,26 @@ fn fixture(name: &str) -> State {
                 ],
             });
         }
+        "pgbouncer" => {
+            // PgBouncer only (no --app): one pool with clients queueing.
+            s.bouncer = Some(Ok(pgvigil::pgbouncer::BouncerView {
+                pools: vec![pgvigil::pgbouncer::BouncerPool {
+                    database: "app".into(),
+                    user: "docs".into(),
+                    cl_active: 3,
+                    cl_waiting: 2,
+                    sv_active: 3,
+                    sv_idle: 0,
+                    sv_used: 0,
+                    maxwait_seconds: 2.4,
+                    pool_mode: "transaction".into(),
+                    xact_per_second: Some(412.0),
+                    query_per_second: Some(1650.0),
+                    avg_wait_us: Some(35_000.0),
+                }],
+                lists: Default::default(),
+            }));
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -432,6 +452,7 @@ const FIXTURES: &[&str] = &[
     "standby_unprivileged",
     "index_build",
     "apps",
+    "pgbouncer",
 ];
 
 #[test]

@@ -33,6 +33,8 @@ pub struct DashboardOptions {
     pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
     /// Application `/metrics` endpoints whose pools the Pool panel shows (`--app`).
     pub apps: Vec<pgvigil::remote::Endpoint>,
+    /// The PgBouncer admin console (`--pgbouncer`).
+    pub bouncer: Option<pgvigil::DatabaseUrl>,
 }
 
 /// Restores the terminal when dropped, whatever path leaves the loop.
@@ -90,6 +92,15 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             apps_tx,
         )
     });
+    let (bouncer_tx, mut bouncer_rx) = mpsc::channel(4);
+    let bouncer_task = options.bouncer.map(|url| {
+        super::apps::spawn_bouncer(
+            url,
+            poller.refresh.subscribe(),
+            poller.paused.subscribe(),
+            bouncer_tx,
+        )
+    });
     let mut jobs = JobRunner::new(
         config.clone(),
         JobSettings {
@@ -109,6 +120,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
             Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
             Some(apps) = apps_rx.recv() => update(&mut state, Msg::Apps(Box::new(apps))),
+            Some(view) = bouncer_rx.recv() => update(&mut state, Msg::Bouncer(Box::new(view))),
             Some(msg) = msg_rx.recv() => update(&mut state, msg),
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
@@ -157,7 +169,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     // Every way out passes here: no job keeps working on the server behind our back.
     jobs.shutdown().await;
     poller.task.abort();
-    if let Some(task) = apps_task {
+    for task in [apps_task, bouncer_task].into_iter().flatten() {
         task.abort();
     }
     outcome

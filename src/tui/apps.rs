@@ -153,3 +153,35 @@ pub fn spawn(
         }
     })
 }
+
+/// Reads the PgBouncer admin console once per `refresh` (paused with the poller).
+pub fn spawn_bouncer(
+    url: pgvigil::DatabaseUrl,
+    mut refresh: watch::Receiver<Duration>,
+    mut paused: watch::Receiver<bool>,
+    tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let interval = *refresh.borrow();
+            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
+            let started = Instant::now();
+            let view = pgvigil::pgbouncer::read(&url, timeout)
+                .await
+                .map_err(|e| e.to_string());
+            if tx.send(view).await.is_err() {
+                return;
+            }
+            let rest = interval.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = refresh.changed() => {}
+            }
+            while *paused.borrow() {
+                if paused.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}

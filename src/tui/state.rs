@@ -106,6 +106,8 @@ pub enum Msg {
     Snapshot(Box<Snapshot>),
     /// The application pools' figures, one scrape of every `--app` endpoint.
     Apps(Box<crate::tui::apps::AppsSnapshot>),
+    /// One reading of the PgBouncer admin console (`--pgbouncer`), or why not.
+    Bouncer(Box<Result<pgvigil::pgbouncer::BouncerView, String>>),
     Key(KeyEvent),
     JobDone {
         id: u64,
@@ -138,6 +140,8 @@ pub struct State {
     pub pool: Option<PoolStats>,
     /// The application pools (`--app`), when any are watched.
     pub apps: Option<crate::tui::apps::AppsSnapshot>,
+    /// The PgBouncer in front of the database (`--pgbouncer`), when watched.
+    pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, String>>,
     pub in_use_history: VecDeque<u64>,
     /// Acquire wait p95 per sample, in tenths of a millisecond.
     pub wait_history: VecDeque<u64>,
@@ -174,6 +178,7 @@ impl State {
             },
             server: None,
             apps: None,
+            bouncer: None,
             server_at: None,
             pool: None,
             in_use_history: VecDeque::with_capacity(HISTORY),
@@ -207,6 +212,12 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Apps(apps) => {
             if !state.paused {
                 state.apps = Some(*apps);
+            }
+            Vec::new()
+        }
+        Msg::Bouncer(view) => {
+            if !state.paused {
+                state.bouncer = Some(*view);
             }
             Vec::new()
         }

@@ -39,6 +39,7 @@ pub mod config;
 pub mod dev;
 #[cfg(feature = "http")]
 pub mod http;
+pub mod pgbouncer;
 pub mod pool;
 #[cfg(feature = "scrape")]
 pub mod remote;

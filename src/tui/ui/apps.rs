@@ -21,9 +21,111 @@ fn ms(seconds: Option<f64>) -> String {
     }
 }
 
-pub fn render(frame: &mut Frame, inner: Rect, state: &State, apps: &AppsSnapshot, look: &Look) {
+pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     let t = look.theme;
     let width = inner.width as usize;
+    let mut lines = match &state.apps {
+        Some(apps) => fleet(state, apps, look, width, inner.height as usize),
+        None => vec![Line::from(styled(
+            fit(
+                "application pools: add --app http://HOST:PORT/metrics",
+                width,
+            ),
+            t.dim,
+        ))],
+    };
+    if let Some(bouncer) = &state.bouncer {
+        bouncer_lines(&mut lines, bouncer, look, width);
+    }
+    let own = match &state.pool {
+        Some(p) => format!(
+            "pgvigil's own pool: {}/{} in use, wait p95 {:.1}ms",
+            p.in_use, p.max, p.acquire_wait.p95_ms
+        ),
+        None => "pgvigil's own pool: not connected".to_string(),
+    };
+    let room = (inner.height as usize).saturating_sub(1);
+    lines.truncate(room);
+    let top = lines.len() as u16;
+    frame.render_widget(
+        Paragraph::new(lines),
+        Rect {
+            height: top.min(inner.height),
+            ..inner
+        },
+    );
+    if inner.height > top {
+        frame.render_widget(
+            Paragraph::new(Line::from(styled(fit(&own, width), t.dim))),
+            Rect {
+                y: inner.y + inner.height - 1,
+                height: 1,
+                ..inner
+            },
+        );
+    }
+}
+
+/// PgBouncer's pools: clients active and waiting, servers active/idle/used, the longest wait,
+/// the mode and the rates; a pool whose clients wait is in the warning colour.
+fn bouncer_lines(
+    lines: &mut Vec<Line<'static>>,
+    bouncer: &Result<pgvigil::pgbouncer::BouncerView, String>,
+    look: &Look,
+    width: usize,
+) {
+    let t = look.theme;
+    match bouncer {
+        Err(e) => lines.push(Line::from(styled(
+            fit(&pgvigil::sanitize::printable(e), width),
+            t.danger,
+        ))),
+        Ok(view) => {
+            for p in &view.pools {
+                let rate = match (p.xact_per_second, p.avg_wait_us) {
+                    (Some(x), Some(w)) => format!(", {x:.0} tps, avg wait {:.1}ms", w / 1000.0),
+                    (Some(x), None) => format!(", {x:.0} tps"),
+                    _ => String::new(),
+                };
+                let style = if p.clients_wait() { t.warn } else { t.text };
+                lines.push(Line::from(styled(
+                    fit(
+                        &format!(
+                            "pgbouncer {}/{}: {} active, {} waiting, maxwait {:.1}s ({})",
+                            pgvigil::sanitize::printable(&p.database),
+                            pgvigil::sanitize::printable(&p.user),
+                            p.cl_active,
+                            p.cl_waiting,
+                            p.maxwait_seconds,
+                            p.pool_mode,
+                        ),
+                        width,
+                    ),
+                    style,
+                )));
+                lines.push(Line::from(styled(
+                    fit(
+                        &format!(
+                            "  servers {} active {} idle {} used{rate}",
+                            p.sv_active, p.sv_idle, p.sv_used
+                        ),
+                        width,
+                    ),
+                    t.text,
+                )));
+            }
+        }
+    }
+}
+
+fn fleet(
+    state: &State,
+    apps: &AppsSnapshot,
+    look: &Look,
+    width: usize,
+    height: usize,
+) -> Vec<Line<'static>> {
+    let t = look.theme;
     let totals = apps.totals();
     let saturation = if totals.max > 0.0 {
         totals.active / totals.max
@@ -83,8 +185,9 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, apps: &AppsSnapshot
             t.dim,
         )),
     ];
-    // Leave the last row for pgvigil's own pool.
-    let room = (inner.height as usize).saturating_sub(lines.len() + 1);
+    // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
+    let reserve = if state.bouncer.is_some() { 5 } else { 1 };
+    let room = height.saturating_sub(lines.len() + reserve);
     let sorted = apps.by_saturation();
     for (i, inst) in sorted.iter().enumerate() {
         if i >= room {
@@ -139,29 +242,5 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, apps: &AppsSnapshot
             }
         }
     }
-    let own = match &state.pool {
-        Some(p) => format!(
-            "pgvigil's own pool: {}/{} in use, wait p95 {:.1}ms",
-            p.in_use, p.max, p.acquire_wait.p95_ms
-        ),
-        None => "pgvigil's own pool: not connected".to_string(),
-    };
-    let top = lines.len() as u16;
-    frame.render_widget(
-        Paragraph::new(lines),
-        Rect {
-            height: top.min(inner.height),
-            ..inner
-        },
-    );
-    if inner.height > top {
-        frame.render_widget(
-            Paragraph::new(Line::from(styled(fit(&own, width), t.dim))),
-            Rect {
-                y: inner.y + inner.height - 1,
-                height: 1,
-                ..inner
-            },
-        );
-    }
+    lines
 }

@@ -17,8 +17,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // The production pools when watched; pgvigil's own pool shrinks to one line there.
-    if let Some(apps) = &state.apps {
-        super::apps::render(frame, inner, state, apps, look);
+    if state.apps.is_some() || state.bouncer.is_some() {
+        super::apps::render(frame, inner, state, look);
         return;
     }
     let t = look.theme;

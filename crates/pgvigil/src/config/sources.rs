@@ -39,6 +39,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("EMBEDDING_DIMENSIONS", "--embedding-dimensions"),
     ("MIGRATIONS_DIR", "--migrations"),
     ("APP_METRICS_URLS", "--app"),
+    ("PGBOUNCER_URL", "--pgbouncer"),
 ];
 
 /// Where a value came from.

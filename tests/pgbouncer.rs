@@ -1,0 +1,76 @@
+//! PgBouncer's admin console on a real PgBouncer: with 5 clients holding transactions through a
+//! pool of 3 server connections, SHOW POOLS reads 3 servers active and 2 clients waiting.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use pgvigil::DatabaseUrl;
+use sqlx::{ConnectOptions, Connection};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting() {
+    let cluster = support::cluster();
+    let db = support::fresh_database(cluster, "bouncer");
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let bouncer = support::pgbouncer::Bouncer::start(cluster, &name, 3);
+    let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
+
+    let mut holders = Vec::new();
+    for _ in 0..5 {
+        let url = bouncer.app_url();
+        holders.push(tokio::spawn(async move {
+            let options: sqlx::postgres::PgConnectOptions = url.parse().unwrap();
+            let mut conn = options
+                .extra_float_digits(None)
+                .connect()
+                .await
+                .expect("through pgbouncer");
+            // BEGIN takes a server connection until COMMIT (transaction pooling).
+            sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::raw_sql("SELECT pg_sleep(3)")
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::raw_sql("COMMIT").execute(&mut conn).await.unwrap();
+            let _ = conn.close().await;
+        }));
+    }
+    let started = Instant::now();
+    let view = loop {
+        let view = pgvigil::pgbouncer::read(&admin, Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
+        if view.pools.iter().any(|p| p.cl_waiting == 2) {
+            break view;
+        }
+        assert!(started.elapsed() < Duration::from_secs(5), "{view:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let pool = view.pools.iter().find(|p| p.database == "app").unwrap();
+    assert_eq!(
+        (pool.cl_active, pool.cl_waiting, pool.sv_active),
+        (3, 2, 3),
+        "{pool:?}"
+    );
+    assert_eq!(pool.pool_mode, "transaction");
+    assert!(view.lists.contains_key("used_servers"), "{:?}", view.lists);
+    for h in holders {
+        h.await.unwrap();
+    }
+    // A wrong console URL is an error naming it, without a password.
+    let wrong = DatabaseUrl::parse(&format!(
+        "postgres://postgres:Secr3t@127.0.0.1:{}/pgbouncer",
+        support::http::free_port()
+    ))
+    .unwrap();
+    let err = pgvigil::pgbouncer::read(&wrong, Duration::from_secs(2))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("PgBouncer postgres://postgres:***@127.0.0.1:"),
+        "{err}"
+    );
+    assert!(!err.contains("Secr3t"), "{err}");
+}

@@ -1,0 +1,100 @@
+//! A real PgBouncer (Debian's package) in front of a private cluster, on a free port, as the
+//! `postgres` user when run as root (it refuses to run as root); stopped and removed on drop.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pgvigil_cluster::PrivateCluster;
+
+pub struct Bouncer {
+    child: Child,
+    pub port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Bouncer {
+    /// Database `app` on `database` of `cluster`, transaction pooling, `pool_size` servers.
+    pub fn start(cluster: &PrivateCluster, database: &str, pool_size: u32) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = super::http::free_port();
+        let path = dir.path();
+        std::fs::write(path.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
+        std::fs::write(
+            path.join("pgbouncer.ini"),
+            format!(
+                "[databases]\napp = host=127.0.0.1 port={} dbname={database} user=postgres password={} pool_size={pool_size}\n\
+                 [pgbouncer]\nlisten_addr = 127.0.0.1\nlisten_port = {port}\nunix_socket_dir =\n\
+                 auth_type = trust\nauth_file = {dir}/userlist.txt\nadmin_users = postgres\n\
+                 pool_mode = transaction\nmax_client_conn = 200\ndefault_pool_size = {pool_size}\n\
+                 ignore_startup_parameters = extra_float_digits\n\
+                 logfile = {dir}/pgbouncer.log\npidfile = {dir}/pgbouncer.pid\n",
+                cluster.port(),
+                cluster.password(),
+                dir = path.display(),
+            ),
+        )
+        .unwrap();
+        let root = nix::unistd::Uid::effective().is_root();
+        if root {
+            let pg = nix::unistd::User::from_name("postgres")
+                .unwrap()
+                .expect("user postgres");
+            for f in ["", "userlist.txt", "pgbouncer.ini"] {
+                nix::unistd::chown(&path.join(f), Some(pg.uid), Some(pg.gid)).unwrap();
+            }
+        }
+        let ini = path.join("pgbouncer.ini");
+        let mut cmd = if root {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--", "/usr/sbin/pgbouncer"])
+                .arg(&ini);
+            c
+        } else {
+            let mut c = Command::new("/usr/sbin/pgbouncer");
+            c.arg(&ini);
+            c
+        };
+        let child = cmd
+            .current_dir("/")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("pgbouncer (Debian package; scripts/setup-postgres.sh installs it)");
+        let b = Self { child, port, dir };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "pgbouncer did not listen: {}",
+                b.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        b
+    }
+
+    /// The admin console's URL.
+    pub fn admin_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/pgbouncer", self.port)
+    }
+
+    /// The pooled database's URL.
+    pub fn app_url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/app", self.port)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Bouncer {
+    fn drop(&mut self) {
+        // runuser forwards the signal to pgbouncer.
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let _ = self.child.wait();
+    }
+}

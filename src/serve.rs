@@ -85,17 +85,10 @@ pub async fn serve(
             }
         })?;
     let target = config.database_url.to_string();
+    // Lazy: no acquire at start (one that waited out POOL_ACQUIRE_TIMEOUT on a database that
+    // is down would count as a timeout and fire the alert with no user affected); the first
+    // readiness reading opens the pool.
     let pool = InstrumentedPool::lazy(config);
-    // Open the minimum now when the database is there; when it is not, readiness says so and
-    // the pool connects on the first request that needs it.
-    {
-        let pool = pool.clone();
-        tokio::spawn(async move {
-            if let Ok(conn) = pool.acquire_labeled("serve-start").await {
-                drop(conn);
-            }
-        });
-    }
     let app = HttpFace::new(health)
         .pool("main", pool.clone())
         .router::<()>();

@@ -33,6 +33,24 @@ fn example_binary() -> std::path::PathBuf {
         "{} is missing: run `cargo build --workspace --examples` (make test does)",
         example.display()
     );
+    // A binary older than its sources would test yesterday's code.
+    let built = std::fs::metadata(&example).unwrap().modified().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/pgvigil");
+    let mut stack = vec![root.join("src"), root.join("examples")];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else if entry.metadata().unwrap().modified().unwrap() > built {
+                panic!(
+                    "{} is older than {}: run `cargo build --workspace --examples` (make test does)",
+                    example.display(),
+                    path.display()
+                );
+            }
+        }
+    }
     example
 }
 

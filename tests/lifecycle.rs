@@ -61,7 +61,7 @@ async fn a_leaked_connection_is_closed_when_it_returns_instead_of_reused() {
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    assert_eq!(pool.stats().leaked.len(), 1, "reported leaked first");
+    assert_eq!(pool.stats().leaks_total, 1, "reported leaked first");
     drop(leaked);
     until_gone(&url, pid, Duration::from_secs(5)).await;
     let stats = pool.stats();
@@ -161,10 +161,41 @@ async fn status_line_and_lifecycle_events_are_logged() {
         assert!(!lines.is_empty(), "{event}:\n{text}");
         assert!(lines[0].contains("DEBUG"), "{}", lines[0]);
     }
+    // What the pool says it opened is what the server sees.
     let stats = pool.stats();
+    let mut conn = sqlx::PgConnection::connect(&url).await.unwrap();
+    let seen: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'docs-api'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
     assert!(stats.lifecycle.created_total >= 1, "{stats:?}");
-    assert_eq!(
-        stats.lifecycle.connect_successes_total,
-        stats.lifecycle.created_total
-    );
+    assert_eq!(stats.lifecycle.created_total, seen as u64, "{stats:?}");
+}
+
+#[tokio::test]
+async fn a_checkout_held_past_the_threshold_is_closed_even_before_the_scanner_reports_it() {
+    let url = support::fresh_database(support::cluster(), "leak_unscanned");
+    // The scanner runs on this same thread and cannot report it while the test holds the thread.
+    let pool = pool(
+        PoolConfig::builder(&url)
+            .min_connections(0)
+            .max_connections(2)
+            .leak_threshold(Duration::from_millis(100))
+            .build()
+            .unwrap(),
+    )
+    .await;
+    let mut conn = pool.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    // Hold it past the threshold without yielding to the scanner task (current-thread runtime).
+    std::thread::sleep(Duration::from_millis(150));
+    drop(conn);
+    until_gone(&url, pid, Duration::from_secs(5)).await;
+    assert_eq!(pool.stats().leaks_total, 1);
+    assert_eq!(pool.stats().lifecycle.closed_total.get("leaked"), Some(&1));
 }

@@ -58,6 +58,27 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     for h in holders {
         h.await.unwrap();
     }
+    // An application's instrumented pool works through PgBouncer: every session setting
+    // pgvigil makes (idle_in_transaction_session_timeout) is a SET after connecting, never a
+    // startup parameter the pooler would refuse.
+    let app = pgvigil::Connector::new(
+        pgvigil::PoolConfig::builder(bouncer.app_url())
+            .min_connections(1)
+            .max_connections(2)
+            .build()
+            .unwrap(),
+    )
+    .connect()
+    .await
+    .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
+    let mut conn = app.acquire().await.unwrap();
+    let one: i32 = sqlx::query_scalar("SELECT 1")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(one, 1);
+    drop(conn);
+    app.close().await;
     // A wrong console URL is an error naming it, without a password.
     let wrong = DatabaseUrl::parse(&format!(
         "postgres://postgres:Secr3t@127.0.0.1:{}/pgbouncer",

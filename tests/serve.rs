@@ -13,6 +13,10 @@ use std::time::{Duration, Instant};
 use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 use support::http::{Response, free_port, get};
 
+/// Tests that measure time take this, so the 200-thread test does not load the machine under
+/// them (the tests of one binary run in parallel).
+static TIMING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The cluster most tests here share, with pg_stat_statements loaded to count statements on
 /// the server side.
 fn counting_cluster() -> &'static PrivateCluster {
@@ -137,6 +141,7 @@ fn until_status(serve: &Serve, path: &str, want: u16, bound: Duration) -> Durati
 
 #[test]
 fn readiness_follows_the_database_and_liveness_never_waits_for_it() {
+    let _timing = TIMING.lock().unwrap_or_else(|p| p.into_inner());
     // Its own cluster: this test stops, starts and freezes it.
     let cluster = PrivateCluster::start_new().expect("PostgreSQL (scripts/setup-postgres.sh)");
     let ttl = Duration::from_secs(1);
@@ -162,13 +167,12 @@ fn readiness_follows_the_database_and_liveness_never_waits_for_it() {
         "the body says when it was read: {body}"
     );
 
-    // Stopped: 503 within TTL + timeout (plus this loop's own polling).
+    // Stopped: 503 within TTL + timeout. The slack covers this loop's polling and a loaded CI
+    // machine's scheduling, not the server: a reading is bounded by the timeout itself.
+    let slack = Duration::from_secs(1);
     cluster.stop().unwrap();
     let to_fail = until_status(&serve, "/health/ready", 503, Duration::from_secs(10));
-    assert!(
-        to_fail <= ttl + timeout + Duration::from_millis(300),
-        "{to_fail:?}"
-    );
+    assert!(to_fail <= ttl + timeout + slack, "{to_fail:?}");
     let live = serve.get("/health/live");
     assert_eq!(live.status, 200, "liveness never depends on the database");
     let metrics = serve.get("/metrics").body;
@@ -180,24 +184,35 @@ fn readiness_follows_the_database_and_liveness_never_waits_for_it() {
     // Started again: 200 within TTL + 2 s, same process.
     cluster.start().unwrap();
     let to_recover = until_status(&serve, "/health/ready", 200, Duration::from_secs(10));
-    assert!(to_recover <= ttl + Duration::from_secs(2), "{to_recover:?}");
+    assert!(
+        to_recover <= ttl + Duration::from_secs(2) + slack,
+        "{to_recover:?}"
+    );
 
     // Frozen (SIGSTOP): liveness answers at once; readiness fails within its bound, never hangs.
     cluster.pause().unwrap();
     std::thread::sleep(ttl);
-    let mut slowest = Duration::ZERO;
-    for _ in 0..20 {
+    let mut times = Vec::new();
+    for _ in 0..21 {
         let started = Instant::now();
         assert_eq!(serve.get("/health/live").status, 200);
-        slowest = slowest.max(started.elapsed());
+        times.push(started.elapsed());
     }
+    times.sort();
+    let (median, slowest) = (times[10], times[20]);
     let started = Instant::now();
     let frozen = serve.get("/health/ready");
     let took = started.elapsed();
     cluster.resume().unwrap();
+    // Each request is a new TCP connection; the median says what liveness costs, the slowest
+    // that none waited for the frozen database.
     assert!(
-        slowest < Duration::from_millis(50),
-        "liveness took {slowest:?}"
+        median < Duration::from_millis(50),
+        "liveness median {median:?}"
+    );
+    assert!(
+        slowest < Duration::from_millis(500),
+        "liveness slowest {slowest:?}"
     );
     assert_eq!(frozen.status, 503, "{}", frozen.body);
     assert!(
@@ -205,10 +220,7 @@ fn readiness_follows_the_database_and_liveness_never_waits_for_it() {
         "{}",
         frozen.body
     );
-    assert!(
-        took < timeout + Duration::from_millis(500),
-        "readiness took {took:?}"
-    );
+    assert!(took < timeout + slack, "readiness took {took:?}");
     until_status(&serve, "/health/ready", 200, Duration::from_secs(10));
 
     // SIGTERM: a clean, graceful exit.
@@ -226,6 +238,7 @@ fn readiness_follows_the_database_and_liveness_never_waits_for_it() {
 
 #[test]
 fn concurrent_readiness_requests_share_one_reading() {
+    let _timing = TIMING.lock().unwrap_or_else(|p| p.into_inner());
     let cluster = counting_cluster();
     let db = support::fresh_database(cluster, "ready_flight");
     let name = db.rsplit('/').next().unwrap().to_string();
@@ -520,6 +533,20 @@ fn serve_refuses_a_bad_listen_address_or_a_port_in_use_naming_the_flag() {
         "{err}"
     );
     assert!(err.contains("127.0.0.1:9187"), "{err}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["serve", "--migrations", "/no/such/migrations"])
+        .env_clear()
+        .env("DATABASE_URL", "postgres://app:Pa55word@127.0.0.1:1/db")
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("--migrations") && err.contains("/no/such/migrations"),
+        "{err}"
+    );
 
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();

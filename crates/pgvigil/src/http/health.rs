@@ -126,6 +126,37 @@ pub(crate) struct Reading {
     pub(crate) pool_ready: BTreeMap<String, bool>,
 }
 
+impl Reading {
+    fn failed(output: String) -> Self {
+        let time = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let mut checks = BTreeMap::new();
+        checks.insert(
+            "pgvigil:readiness".to_string(),
+            vec![reading(
+                "all",
+                "system",
+                HealthStatus::Fail,
+                None,
+                None,
+                &time,
+                output,
+            )],
+        );
+        let body = Readiness {
+            status: HealthStatus::Fail,
+            version: env!("CARGO_PKG_VERSION"),
+            time,
+            checks,
+        };
+        Self {
+            taken: Instant::now(),
+            body: serde_json::to_vec(&body).unwrap_or_default().into(),
+            status: HealthStatus::Fail,
+            pool_ready: BTreeMap::new(),
+        }
+    }
+}
+
 /// Holds the last reading; refreshes it once per TTL, single flight.
 #[derive(Debug)]
 pub(crate) struct ReadinessCache {
@@ -157,8 +188,10 @@ impl ReadinessCache {
     }
 
     /// The current reading, refreshed when older than the TTL. Concurrent callers during a
-    /// refresh wait for it and share its result.
-    pub(crate) async fn get(&self) -> Arc<Reading> {
+    /// refresh wait for it and share its result. The refresh runs as its own task and stores
+    /// its reading itself: a caller that gives up (a probe's own timeout) does not throw the
+    /// refresh away for the next one.
+    pub(crate) async fn get(self: &Arc<Self>) -> Arc<Reading> {
         if let Some(r) = self.fresh() {
             return r;
         }
@@ -166,9 +199,19 @@ impl ReadinessCache {
         if let Some(r) = self.fresh() {
             return r;
         }
-        let reading = Arc::new(self.read().await);
-        *self.current.write().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
-        reading
+        let me = self.clone();
+        let task = tokio::spawn(async move {
+            let reading = Arc::new(me.read().await);
+            *me.current.write().unwrap_or_else(|p| p.into_inner()) = Some(reading.clone());
+            reading
+        });
+        match task.await {
+            Ok(reading) => reading,
+            // Only a panic in the reading gets here; say so rather than hang or pass.
+            Err(e) => Arc::new(Reading::failed(format!(
+                "the readiness reading failed: {e}"
+            ))),
+        }
     }
 
     /// Readiness of one pool as last read, without waiting; a stale reading starts a refresh
@@ -194,14 +237,28 @@ impl ReadinessCache {
     async fn read(&self) -> Reading {
         let now: DateTime<Utc> = Utc::now();
         let time = now.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let timeout = self.settings.ready_timeout;
+        // One deadline for the whole reading: the migrations directory and every pool at once.
+        let deadline = tokio::time::Instant::now() + timeout;
         let local = match &self.settings.migrations_dir {
-            Some(dir) => Some(load_local(dir).await.map_err(|e| e.to_string())),
+            Some(dir) => Some(
+                match tokio::time::timeout_at(deadline, load_local(dir)).await {
+                    Ok(r) => r.map_err(|e| e.to_string()),
+                    Err(_) => Err(format!(
+                        "not read within HEALTH_READY_TIMEOUT ({})",
+                        crate::config::format_duration(timeout)
+                    )),
+                },
+            ),
             None => None,
         };
+        let all = futures_util::future::join_all(self.pools.iter().map(|(name, pool)| {
+            read_pool(name, pool, &self.settings, local.as_ref(), &time, deadline)
+        }))
+        .await;
         let mut checks: BTreeMap<String, Vec<CheckReading>> = BTreeMap::new();
         let mut pool_ready = BTreeMap::new();
-        for (name, pool) in self.pools.iter() {
-            let readings = read_pool(name, pool, &self.settings, local.as_ref(), &time).await;
+        for ((name, _), readings) in self.pools.iter().zip(all) {
             let worst = readings.iter().map(|(_, r)| r.status).max();
             pool_ready.insert(name.clone(), worst != Some(HealthStatus::Fail));
             for (key, r) in readings {
@@ -264,11 +321,12 @@ async fn read_pool(
     settings: &HealthSettings,
     local: Option<&Result<Vec<LocalMigration>, String>>,
     time: &str,
+    deadline: tokio::time::Instant,
 ) -> Vec<(&'static str, CheckReading)> {
     let mut out = Vec::new();
     let started = Instant::now();
     let url = &pool.config().database_url;
-    let answer = tokio::time::timeout(settings.ready_timeout, async {
+    let answer = tokio::time::timeout_at(deadline, async {
         let mut conn = pool
             .acquire_labeled("health")
             .await

@@ -1,6 +1,8 @@
 //! `/metrics`: the pools' figures in the Prometheus text format (0.0.4), or OpenMetrics when the
-//! scraper asks for it, encoded by prometheus-client from [`PoolStats`] at scrape time. Nothing
-//! runs in the background: a scrape reads memory only. The names follow HikariCP's set (active,
+//! scraper asks for it, encoded by prometheus-client from [`PoolStats`] at scrape time. A scrape
+//! reads memory only and never waits on the database; when the readiness reading behind
+//! `pgvigil_pool_ready` is older than HEALTH_CACHE_TTL, the scrape starts one refresh in the
+//! background (single flight, as for /health/ready) and reports the last one. The names follow HikariCP's set (active,
 //! idle, pending, max, min, timeouts, acquire and usage time, created and closed), under the
 //! prefix `pgvigil_pool_`, in base units, with the label `pool`.
 

@@ -60,7 +60,16 @@ impl HealthSettings {
         )? {
             s.dimensions = n;
         }
-        if let Some((dir, _)) = sources.lookup("MIGRATIONS_DIR") {
+        if let Some((dir, setting)) = sources.lookup("MIGRATIONS_DIR") {
+            // Checked now: a mistyped directory would otherwise fail every reading for ever.
+            if !std::path::Path::new(&dir).is_dir() {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    value: crate::sanitize::printable(&dir).into_owned(),
+                    expected: "a directory of sqlx migrations that exists and can be read"
+                        .to_string(),
+                });
+            }
             s.migrations_dir = Some(PathBuf::from(dir));
         }
         Ok(s)

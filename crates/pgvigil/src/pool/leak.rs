@@ -76,8 +76,25 @@ impl LeakTracker {
         let lease = leases.remove(&id);
         let remaining = leases.len();
         drop(leases);
-        let held = lease.as_ref().map(|l| (l.since.elapsed(), l.reported));
-        if let Some(lease) = lease.filter(|l| l.reported) {
+        // Held past the threshold counts as leaked even when the scanner (every quarter of the
+        // threshold) has not reported it yet: the connection is closed all the same.
+        let held = lease.as_ref().map(|l| {
+            (
+                l.since.elapsed(),
+                l.reported || l.since.elapsed() >= self.threshold,
+            )
+        });
+        if let Some(lease) = lease.filter(|l| l.reported || l.since.elapsed() >= self.threshold) {
+            if !lease.reported {
+                self.leaks_total.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    target: "pgvigil::pool::leak",
+                    "possible connection leak: checked out by {} for {} (POOL_LEAK_THRESHOLD {})",
+                    lease.label,
+                    format_duration(lease.since.elapsed()),
+                    format_duration(self.threshold)
+                );
+            }
             tracing::info!(
                 target: "pgvigil::pool::leak",
                 "leaked connection returned: checked out by {} for {}; closing it instead of reusing it",

@@ -69,13 +69,16 @@ pub struct LifecycleStats {
     pub created_total: u64,
     /// Closes with a known reason, by [`CloseReason::label`].
     pub closed_total: BTreeMap<&'static str, u64>,
-    /// Connections closed by sqlx without a hook (its reaper: idle timeout or max lifetime, or
-    /// the pool closing): opened, minus open now, minus the closes above.
+    /// Connections closed without a known reason (sqlx's reaper for idle timeout or max
+    /// lifetime, a return past max lifetime, an explicit close, the pool closing): opened,
+    /// minus open now, minus the closes above, never decreasing.
     pub reaped_total: u64,
     /// Connection attempts that succeeded (the pool's and the retry loop's).
     pub connect_successes_total: u64,
-    /// Connection attempts that failed (the retry loop's, and the pool's when an acquire had
-    /// to open a connection and could not).
+    /// Connection attempts that failed as pgvigil sees them: the retry loop's failed attempts,
+    /// and acquires that failed for a reason other than a timeout or a closed pool. sqlx retries
+    /// a refused connection inside an acquire until its deadline and reports a timeout, so an
+    /// outage during which the pool is already open shows as acquire timeouts, not here.
     pub connect_failures_total: u64,
 }
 
@@ -103,6 +106,9 @@ pub(crate) struct Lifecycle {
     closed: [AtomicU64; 4],
     connect_ok: AtomicU64,
     connect_failed: AtomicU64,
+    /// The highest `reaped` computed so far: the inference dips while a connection is being
+    /// opened or closed (sqlx's size moves before our hooks count), and a counter must not.
+    reaped_high: AtomicU64,
     /// Time each checkout held its connection.
     pub(crate) usage: UsageHistogram,
 }
@@ -135,7 +141,13 @@ impl Lifecycle {
         let known: u64 = closed_total.values().sum();
         LifecycleStats {
             created_total: created,
-            reaped_total: created.saturating_sub(u64::from(open_now) + known),
+            reaped_total: self
+                .reaped_high
+                .fetch_max(
+                    created.saturating_sub(u64::from(open_now) + known),
+                    Ordering::Relaxed,
+                )
+                .max(created.saturating_sub(u64::from(open_now) + known)),
             closed_total,
             connect_successes_total: self.connect_ok.load(Ordering::Relaxed),
             connect_failures_total: self.connect_failed.load(Ordering::Relaxed),
@@ -151,6 +163,7 @@ pub(crate) fn instrumented_options(
     lifecycle: &Arc<Lifecycle>,
 ) -> PgPoolOptions {
     let read_only = config.read_only;
+    let idle_in_transaction = config.idle_in_transaction_timeout;
     let ping = config.test_before_acquire;
     let max_lifetime = config.max_lifetime;
     let idle_timeout = config.idle_timeout;
@@ -164,6 +177,16 @@ pub(crate) fn instrumented_options(
             Box::pin(async move {
                 if let Some(guard) = read_only {
                     super::ensure_read_only(conn, guard).await?;
+                }
+                // A SET, not a startup parameter: poolers such as PgBouncer refuse startup
+                // `options` they do not know.
+                if let Some(d) = idle_in_transaction {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "SET idle_in_transaction_session_timeout = {}",
+                        d.as_millis().clamp(1, i32::MAX as u128)
+                    )))
+                    .execute(&mut *conn)
+                    .await?;
                 }
                 lifecycle.created.fetch_add(1, Ordering::Relaxed);
                 lifecycle.connect_succeeded();

@@ -222,7 +222,7 @@ impl InstrumentedPool {
                 let kind = classify(&e);
                 if kind == FailureKind::Timeout {
                     shared.timeouts.fetch_add(1, Ordering::Relaxed);
-                } else {
+                } else if !matches!(e, sqlx::Error::PoolClosed) {
                     // The pool had to open a connection for this acquire and could not.
                     shared.lifecycle.connect_failed();
                 }

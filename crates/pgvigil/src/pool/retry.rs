@@ -461,14 +461,6 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
             tracing::log::LevelFilter::Debug,
             std::time::Duration::from_secs(1),
         );
-    // The server ends a transaction left open by a leaked (or stuck) checkout after this.
-    let options = match config.idle_in_transaction_timeout {
-        Some(d) => options.options([(
-            "idle_in_transaction_session_timeout",
-            format!("{}ms", d.as_millis().max(1)),
-        )]),
-        None => options,
-    };
     match config.read_only {
         None => options,
         Some(guard) => options.options([

@@ -33,6 +33,36 @@ fn serve(url: &str, addr: SocketAddr) -> Child {
     child
 }
 
+/// Serves tests/fixtures/hikaricp-micrometer.txt as a Spring Boot service would.
+async fn hikari_endpoint() -> SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let body = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/hikaricp-micrometer.txt"),
+    )
+    .unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 8192];
+                let _ = s.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n\
+                     Content-Length: {}\r\nConnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = s.write_all(head.as_bytes()).await;
+                let _ = s.write_all(body.as_bytes()).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
 async fn next_where(
     rx: &mut mpsc::Receiver<AppsSnapshot>,
     within: usize,
@@ -91,12 +121,61 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
     assert!(later.instances[0].figures.is_ok());
 
     children[1] = serve(&url, addrs[1]);
-    next_where(&mut rx, 10, |s| {
+    let direct = next_where(&mut rx, 10, |s| {
         s.instances.iter().all(|i| i.figures.is_ok())
     })
     .await;
-
     task.abort();
+
+    // The same three, plus a HikariCP (Micrometer) endpoint, through a real Prometheus: one
+    // instant query gives the fleet's sums, equal to the instances' own figures.
+    let hikari = hikari_endpoint().await;
+    let mut targets = addrs.clone();
+    targets.push(hikari);
+    let prometheus =
+        tokio::task::spawn_blocking(move || support::prometheus::Prometheus::start(&targets))
+            .await
+            .unwrap();
+    let fleet = pgvigil::remote::Fleet::new(
+        &format!("http://{}", prometheus.addr),
+        Some("{job=\"pgvigil\"}"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let figures = loop {
+        match fleet.read(Duration::from_secs(5)).await {
+            Ok(f) if f.instances == 4.0 => break f,
+            other => assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{other:?}\n{}\n{}",
+                fleet.query(),
+                prometheus.log()
+            ),
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    let direct_max: f64 = direct
+        .instances
+        .iter()
+        .map(|i| i.figures.as_ref().unwrap().reading.max)
+        .sum();
+    assert_eq!(figures.max, direct_max + 12.0, "{figures:?}");
+    assert_eq!(
+        figures.pending, 2.0,
+        "HikariCP's pending threads: {figures:?}"
+    );
+    assert!(figures.active >= 8.0, "{figures:?}");
+    assert_eq!(figures.top.len(), 4, "{figures:?}");
+    assert_eq!(
+        figures.top[0].0,
+        hikari.to_string(),
+        "the fullest first: {figures:?}"
+    );
+
+    // A selector that is not one is refused, naming the flag.
+    let err = pgvigil::remote::Fleet::new("http://127.0.0.1:9090", Some("job=x")).unwrap_err();
+    assert!(err.to_string().starts_with("--selector: `job=x`"), "{err}");
+
     for mut c in children {
         let _ = c.kill();
         let _ = c.wait();

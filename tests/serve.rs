@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 use support::http::{Response, free_port, get};
+use support::prometheus::Prometheus;
 
 /// Tests that measure time take this, so the 200-thread test does not load the machine under
 /// them (the tests of one binary run in parallel).
@@ -306,84 +307,6 @@ fn promtool(args: &[&str], stdin: Option<&str>) -> (bool, String) {
             String::from_utf8_lossy(&out.stderr)
         ),
     )
-}
-
-/// Debian's Prometheus on a free port, scraping `targets` every second; killed when dropped.
-struct Prometheus {
-    child: Child,
-    addr: SocketAddr,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(targets: &[SocketAddr]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
-                 - job_name: pgvigil\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
-            ),
-        )
-        .unwrap();
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address={addr}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
-            .spawn()
-            .expect("prometheus (Debian package; scripts/setup-postgres.sh installs it)");
-        let p = Self {
-            child,
-            addr,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while get(addr, "/-/ready", &[]).map(|r| r.status).ok() != Some(200) {
-            assert!(
-                Instant::now() < deadline,
-                "prometheus did not become ready: {}",
-                p.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        p
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// An instant query; the `result` array.
-    fn query(&self, promql: &str) -> Vec<serde_json::Value> {
-        let encoded: String = promql
-            .bytes()
-            .map(|b| match b {
-                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'.' | b'-' => {
-                    (b as char).to_string()
-                }
-                other => format!("%{other:02X}"),
-            })
-            .collect();
-        let r = get(self.addr, &format!("/api/v1/query?query={encoded}"), &[]).unwrap();
-        let v: serde_json::Value = serde_json::from_str(&r.body).unwrap_or_default();
-        v["data"]["result"].as_array().cloned().unwrap_or_default()
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]

@@ -10,6 +10,7 @@ use pgvigil_cluster::PrivateCluster;
 
 pub mod http;
 pub mod pgbouncer;
+pub mod prometheus;
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
 /// loudly here; it never passes without a database.

@@ -4,10 +4,12 @@
 
 mod exposition;
 mod figures;
+mod fleet;
 mod scrape;
 
 pub use exposition::{Exposition, Sample, parse};
 pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading, quantile};
+pub use fleet::{Fleet, FleetFigures, parse_answer};
 pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, redact};
 
 /// Fetches and reads one endpoint: its pool figures, or why not.

@@ -54,14 +54,32 @@ impl Endpoint {
         )
     }
 
-    /// GET the body within `timeout` and [`MAX_BODY_BYTES`].
-    pub async fn fetch(&self, timeout: Duration) -> Result<String, ScrapeError> {
-        tokio::time::timeout(timeout, self.fetch_unbounded())
+    /// The same server with another path and query (for an API under a base URL).
+    pub fn with_path_and_query(&self, path: &str, query: &[(&str, &str)]) -> Self {
+        let mut url = self.url.clone();
+        url.set_path(path);
+        url.query_pairs_mut().clear().extend_pairs(query);
+        Self {
+            shown: self.shown.clone(),
+            url,
+        }
+    }
+
+    /// GET a JSON answer within `timeout` and [`MAX_BODY_BYTES`].
+    pub async fn fetch_json(&self, timeout: Duration) -> Result<String, ScrapeError> {
+        tokio::time::timeout(timeout, self.get(true))
             .await
             .unwrap_or(Err(ScrapeError::Timeout(timeout)))
     }
 
-    async fn fetch_unbounded(&self) -> Result<String, ScrapeError> {
+    /// GET the body within `timeout` and [`MAX_BODY_BYTES`].
+    pub async fn fetch(&self, timeout: Duration) -> Result<String, ScrapeError> {
+        tokio::time::timeout(timeout, self.get(false))
+            .await
+            .unwrap_or(Err(ScrapeError::Timeout(timeout)))
+    }
+
+    async fn get(&self, json: bool) -> Result<String, ScrapeError> {
         let host = self.url.host_str().unwrap_or_default().to_string();
         let port = self.url.port_or_known_default().unwrap_or(80);
         let host = host
@@ -112,7 +130,9 @@ impl Endpoint {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
-        if content_type.starts_with("text/html") || content_type.starts_with("application/json") {
+        let refused = content_type.starts_with("text/html")
+            || (!json && content_type.starts_with("application/json"));
+        if refused {
             driver.abort();
             return Err(ScrapeError::NotMetrics(
                 crate::sanitize::printable(&content_type).into_owned(),

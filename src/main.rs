@@ -71,6 +71,37 @@ struct DashboardArgs {
     /// or PGBOUNCER_URL): its pools show in the Pool panel.
     #[arg(long = "pgbouncer", value_name = "URL")]
     pgbouncer: Option<String>,
+    /// A Prometheus that scrapes the fleet (http://HOST:9090; or PROMETHEUS_URL): one query per
+    /// tick gives the fleet's sums and its fullest instances.
+    #[arg(long = "prometheus", value_name = "URL")]
+    prometheus: Option<String>,
+    /// The fleet's series in that Prometheus, e.g. '{job="docs-api"}' (or PROMETHEUS_SELECTOR).
+    #[arg(long = "selector", value_name = "SELECTOR")]
+    selector: Option<String>,
+}
+
+/// `--prometheus` / `--selector`, else PROMETHEUS_URL / PROMETHEUS_SELECTOR.
+fn fleet_source(
+    args: &DashboardArgs,
+    sources: &pgvigil::ConfigSources,
+) -> Result<Option<pgvigil::remote::Fleet>, String> {
+    let url = args
+        .prometheus
+        .clone()
+        .or_else(|| sources.lookup("PROMETHEUS_URL").map(|(v, _)| v));
+    let selector = args
+        .selector
+        .clone()
+        .or_else(|| sources.lookup("PROMETHEUS_SELECTOR").map(|(v, _)| v));
+    match url {
+        None if selector.is_some() => {
+            Err("--selector needs --prometheus URL (or PROMETHEUS_URL)".to_string())
+        }
+        None => Ok(None),
+        Some(url) => pgvigil::remote::Fleet::new(&url, selector.as_deref())
+            .map(Some)
+            .map_err(|e| e.to_string()),
+    }
 }
 
 /// `--pgbouncer`, else PGBOUNCER_URL.
@@ -383,6 +414,13 @@ fn main() -> ExitCode {
                     return exit(UNKNOWN);
                 }
             };
+            let fleet = match fleet_source(&cli.dashboard, &sources) {
+                Ok(f) => f,
+                Err(e) => {
+                    say(&e);
+                    return exit(UNKNOWN);
+                }
+            };
             return exit(
                 dashboard(
                     config,
@@ -391,7 +429,7 @@ fn main() -> ExitCode {
                     None,
                     None,
                     dev,
-                    (apps, bouncer),
+                    (apps, bouncer, fleet),
                 )
                 .await,
             );
@@ -561,7 +599,11 @@ async fn dashboard(
     migrations: Option<PathBuf>,
     pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
     dev: DevSource,
-    (apps, bouncer): (Vec<pgvigil::remote::Endpoint>, Option<pgvigil::DatabaseUrl>),
+    (apps, bouncer, fleet): (
+        Vec<pgvigil::remote::Endpoint>,
+        Option<pgvigil::DatabaseUrl>,
+        Option<pgvigil::remote::Fleet>,
+    ),
 ) -> Status {
     let theme = match theme_for(&args, no_color) {
         Ok(t) => t,
@@ -587,6 +629,7 @@ async fn dashboard(
         pool_out,
         apps,
         bouncer,
+        fleet,
     };
     match run_dashboard(config, options).await {
         Ok(()) => Status::Pass,
@@ -618,7 +661,7 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
         Some(pool_tx),
         dev,
         // The demo's workload runs through pgvigil's own pool; it watches no application.
-        (Vec::new(), None),
+        (Vec::new(), None, None),
     )
     .await;
     workload.abort();

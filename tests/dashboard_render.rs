@@ -424,6 +424,22 @@ fn fixture(name: &str) -> State {
                 lists: Default::default(),
             }));
         }
+        "fleet" => {
+            // A fleet through Prometheus beside two instances read directly.
+            s.fleet = Some(Ok(pgvigil::remote::FleetFigures {
+                instances: 40.0,
+                active: 610.0,
+                max: 800.0,
+                pending: 12.0,
+                timeouts_per_minute: 3.5,
+                acquire_p95: Some(0.22),
+                top: vec![
+                    ("10.0.7.3:8080".into(), 1.0),
+                    ("10.0.7.9:8080".into(), 0.95),
+                    ("10.0.5.1:8080\x1b[31m".into(), 0.9),
+                ],
+            }));
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -453,6 +469,7 @@ const FIXTURES: &[&str] = &[
     "index_build",
     "apps",
     "pgbouncer",
+    "fleet",
 ];
 
 #[test]

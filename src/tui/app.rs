@@ -35,6 +35,8 @@ pub struct DashboardOptions {
     pub apps: Vec<pgvigil::remote::Endpoint>,
     /// The PgBouncer admin console (`--pgbouncer`).
     pub bouncer: Option<pgvigil::DatabaseUrl>,
+    /// A fleet through Prometheus (`--prometheus`, `--selector`).
+    pub fleet: Option<pgvigil::remote::Fleet>,
 }
 
 /// Restores the terminal when dropped, whatever path leaves the loop.
@@ -101,6 +103,15 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             bouncer_tx,
         )
     });
+    let (fleet_tx, mut fleet_rx) = mpsc::channel(4);
+    let fleet_task = options.fleet.map(|fleet| {
+        super::apps::spawn_fleet(
+            fleet,
+            poller.refresh.subscribe(),
+            poller.paused.subscribe(),
+            fleet_tx,
+        )
+    });
     let mut jobs = JobRunner::new(
         config.clone(),
         JobSettings {
@@ -121,6 +132,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
             Some(apps) = apps_rx.recv() => update(&mut state, Msg::Apps(Box::new(apps))),
             Some(view) = bouncer_rx.recv() => update(&mut state, Msg::Bouncer(Box::new(view))),
+            Some(figures) = fleet_rx.recv() => update(&mut state, Msg::Fleet(Box::new(figures))),
             Some(msg) = msg_rx.recv() => update(&mut state, msg),
             event = events.next() => match event {
                 Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
@@ -169,7 +181,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     // Every way out passes here: no job keeps working on the server behind our back.
     jobs.shutdown().await;
     poller.task.abort();
-    for task in [apps_task, bouncer_task].into_iter().flatten() {
+    for task in [apps_task, bouncer_task, fleet_task].into_iter().flatten() {
         task.abort();
     }
     outcome

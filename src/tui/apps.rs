@@ -185,3 +185,33 @@ pub fn spawn_bouncer(
         }
     })
 }
+
+/// Runs the fleet's one Prometheus query once per `refresh` (paused with the poller).
+pub fn spawn_fleet(
+    fleet: pgvigil::remote::Fleet,
+    mut refresh: watch::Receiver<Duration>,
+    mut paused: watch::Receiver<bool>,
+    tx: mpsc::Sender<Result<pgvigil::remote::FleetFigures, String>>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let interval = *refresh.borrow();
+            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
+            let started = Instant::now();
+            let figures = fleet.read(timeout).await.map_err(|e| e.to_string());
+            if tx.send(figures).await.is_err() {
+                return;
+            }
+            let rest = interval.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = refresh.changed() => {}
+            }
+            while *paused.borrow() {
+                if paused.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}

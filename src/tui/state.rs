@@ -108,6 +108,8 @@ pub enum Msg {
     Apps(Box<crate::tui::apps::AppsSnapshot>),
     /// One reading of the PgBouncer admin console (`--pgbouncer`), or why not.
     Bouncer(Box<Result<pgvigil::pgbouncer::BouncerView, String>>),
+    /// The fleet's figures from Prometheus (`--prometheus`), or why not.
+    Fleet(Box<Result<pgvigil::remote::FleetFigures, String>>),
     Key(KeyEvent),
     JobDone {
         id: u64,
@@ -142,6 +144,8 @@ pub struct State {
     pub apps: Option<crate::tui::apps::AppsSnapshot>,
     /// The PgBouncer in front of the database (`--pgbouncer`), when watched.
     pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, String>>,
+    /// The fleet through Prometheus (`--prometheus`), when watched.
+    pub fleet: Option<Result<pgvigil::remote::FleetFigures, String>>,
     pub in_use_history: VecDeque<u64>,
     /// Acquire wait p95 per sample, in tenths of a millisecond.
     pub wait_history: VecDeque<u64>,
@@ -179,6 +183,7 @@ impl State {
             server: None,
             apps: None,
             bouncer: None,
+            fleet: None,
             server_at: None,
             pool: None,
             in_use_history: VecDeque::with_capacity(HISTORY),
@@ -218,6 +223,12 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         Msg::Bouncer(view) => {
             if !state.paused {
                 state.bouncer = Some(*view);
+            }
+            Vec::new()
+        }
+        Msg::Fleet(figures) => {
+            if !state.paused {
+                state.fleet = Some(*figures);
             }
             Vec::new()
         }

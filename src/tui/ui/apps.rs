@@ -24,16 +24,21 @@ fn ms(seconds: Option<f64>) -> String {
 pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     let t = look.theme;
     let width = inner.width as usize;
-    let mut lines = match &state.apps {
-        Some(apps) => fleet(state, apps, look, width, inner.height as usize),
-        None => vec![Line::from(styled(
+    let mut lines = Vec::new();
+    if let Some(f) = &state.fleet {
+        fleet_lines(&mut lines, f, state, look, width);
+    }
+    match &state.apps {
+        Some(apps) => lines.extend(fleet(state, apps, look, width, inner.height as usize)),
+        None if state.fleet.is_none() => lines.push(Line::from(styled(
             fit(
                 "application pools: add --app http://HOST:PORT/metrics",
                 width,
             ),
             t.dim,
-        ))],
-    };
+        ))),
+        None => {}
+    }
     if let Some(bouncer) = &state.bouncer {
         bouncer_lines(&mut lines, bouncer, look, width);
     }
@@ -63,6 +68,57 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
                 ..inner
             },
         );
+    }
+}
+
+/// The fleet through Prometheus: its sums, then its fullest instances.
+fn fleet_lines(
+    lines: &mut Vec<Line<'static>>,
+    figures: &Result<pgvigil::remote::FleetFigures, String>,
+    state: &State,
+    look: &Look,
+    width: usize,
+) {
+    let t = look.theme;
+    match figures {
+        Err(e) => lines.push(Line::from(styled(
+            fit(
+                &format!("fleet: {}", pgvigil::sanitize::printable(e)),
+                width,
+            ),
+            t.danger,
+        ))),
+        Ok(f) => {
+            let sat = if f.max > 0.0 { f.active / f.max } else { 0.0 };
+            lines.push(Line::from(styled(
+                fit(
+                    &format!(
+                        "fleet of {:.0}: in use {:.0}/{:.0} ({:.0}%), waiting {:.0}, p95 {}, timeouts {:.1}/min",
+                        f.instances,
+                        f.active,
+                        f.max,
+                        sat * 100.0,
+                        f.pending,
+                        ms(f.acquire_p95),
+                        f.timeouts_per_minute
+                    ),
+                    width,
+                ),
+                if sat >= state.warn_at { t.danger } else { t.text },
+            )));
+            let top: Vec<String> = f
+                .top
+                .iter()
+                .take(3)
+                .map(|(i, s)| format!("{} {:.0}%", pgvigil::sanitize::printable(i), s * 100.0))
+                .collect();
+            if !top.is_empty() {
+                lines.push(Line::from(styled(
+                    fit(&format!("  fullest: {}", top.join(", ")), width),
+                    t.dim,
+                )));
+            }
+        }
     }
 }
 
@@ -186,7 +242,8 @@ fn fleet(
         )),
     ];
     // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
-    let reserve = if state.bouncer.is_some() { 5 } else { 1 };
+    let reserve =
+        1 + if state.bouncer.is_some() { 4 } else { 0 } + if state.fleet.is_some() { 2 } else { 0 };
     let room = height.saturating_sub(lines.len() + reserve);
     let sorted = apps.by_saturation();
     for (i, inst) in sorted.iter().enumerate() {

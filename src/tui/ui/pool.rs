@@ -17,7 +17,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // The production pools when watched; pgvigil's own pool shrinks to one line there.
-    if state.apps.is_some() || state.bouncer.is_some() {
+    if state.apps.is_some() || state.bouncer.is_some() || state.fleet.is_some() {
         super::apps::render(frame, inner, state, look);
         return;
     }

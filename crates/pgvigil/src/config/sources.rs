@@ -40,6 +40,8 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("MIGRATIONS_DIR", "--migrations"),
     ("APP_METRICS_URLS", "--app"),
     ("PGBOUNCER_URL", "--pgbouncer"),
+    ("PROMETHEUS_URL", "--prometheus"),
+    ("PROMETHEUS_SELECTOR", "--selector"),
 ];
 
 /// Where a value came from.

@@ -63,6 +63,13 @@ struct DashboardArgs {
     /// Expected schema file for the verify key (instead of a scratch database).
     #[arg(long = "expected", value_name = "FILE")]
     dashboard_expected: Option<PathBuf>,
+    #[command(flatten)]
+    sources: PoolSourceArgs,
+}
+
+/// Where the production pools are read from: application instances, PgBouncer, a fleet.
+#[derive(Debug, Args)]
+struct PoolSourceArgs {
     /// An application instance's /metrics (pgvigil's or HikariCP's names) whose pool the Pool
     /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
     #[arg(long = "app", value_name = "URL")]
@@ -82,7 +89,7 @@ struct DashboardArgs {
 
 /// `--prometheus` / `--selector`, else PROMETHEUS_URL / PROMETHEUS_SELECTOR.
 fn fleet_source(
-    args: &DashboardArgs,
+    args: &PoolSourceArgs,
     sources: &pgvigil::ConfigSources,
 ) -> Result<Option<pgvigil::remote::Fleet>, String> {
     let url = args
@@ -240,6 +247,9 @@ struct CheckArgs {
     /// Number of KNN queries timed by the pgvector smoke test.
     #[arg(long, value_name = "N", default_value_t = 10)]
     knn_samples: usize,
+    /// With any of these, `pool.sizing` says whether the pools can oversubscribe the server.
+    #[command(flatten)]
+    sources: PoolSourceArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -400,21 +410,21 @@ fn main() -> ExitCode {
     runtime.block_on(async move {
         // The dashboard handles its own keys and signals (and restores the terminal).
         let Some(command) = cli.command else {
-            let apps = match app_endpoints(&cli.dashboard.apps, &sources) {
+            let apps = match app_endpoints(&cli.dashboard.sources.apps, &sources) {
                 Ok(apps) => apps,
                 Err(e) => {
                     say(&e.to_string());
                     return exit(UNKNOWN);
                 }
             };
-            let bouncer = match bouncer_url(cli.dashboard.pgbouncer.as_deref(), &sources) {
+            let bouncer = match bouncer_url(cli.dashboard.sources.pgbouncer.as_deref(), &sources) {
                 Ok(b) => b,
                 Err(e) => {
                     say(&e);
                     return exit(UNKNOWN);
                 }
             };
-            let fleet = match fleet_source(&cli.dashboard, &sources) {
+            let fleet = match fleet_source(&cli.dashboard.sources, &sources) {
                 Ok(f) => f,
                 Err(e) => {
                     say(&e);
@@ -445,7 +455,7 @@ fn main() -> ExitCode {
                     Status::Pass
                 }
                 Command::Ping => ping(config).await,
-                Command::Check(args) => check(config, args, colour, dev).await,
+                Command::Check(args) => check(config, args, colour, dev, &sources).await,
                 Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
                     snapshot(config, dir.migrations, output, dev).await
                 }
@@ -735,8 +745,26 @@ async fn ping(config: PoolConfig) -> Status {
     Status::Pass
 }
 
-async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource) -> Status {
+async fn check(
+    config: PoolConfig,
+    args: CheckArgs,
+    colour: bool,
+    dev: DevSource,
+    sources: &pgvigil::ConfigSources,
+) -> Status {
     let target = config.database_url.to_string();
+    // The pool sources are read before connecting: a bad URL is a usage error (exit 3).
+    let pool_sources = match (
+        app_endpoints(&args.sources.apps, sources).map_err(|e| e.to_string()),
+        bouncer_url(args.sources.pgbouncer.as_deref(), sources),
+        fleet_source(&args.sources, sources),
+    ) {
+        (Ok(a), Ok(b), Ok(f)) => (a, b, f),
+        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
+            say(&e);
+            return UNKNOWN;
+        }
+    };
     let report = match connect_one_shot(config).await {
         Ok(pool) => {
             let options = CheckOptions {
@@ -748,7 +776,12 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
                 dev: Some(dev),
                 ..CheckOptions::default()
             };
-            let report = run_checks(&pool, &options).await;
+            let mut report = run_checks(&pool, &options).await;
+            let (apps, bouncer, fleet) = &pool_sources;
+            let wants_pool = matches!(options.only, None | Some(Group::Pool));
+            if wants_pool && (!apps.is_empty() || bouncer.is_some() || fleet.is_some()) {
+                report.push(sizing_finding(&pool, apps, bouncer.as_ref(), fleet.as_ref()).await);
+            }
             pool.close().await;
             report
         }
@@ -763,6 +796,78 @@ async fn check(config: PoolConfig, args: CheckArgs, colour: bool, dev: DevSource
         print_out(&render_check(&report, colour));
     }
     report.overall()
+}
+
+/// `pool.sizing`: one reading of every pool source and the server's view.
+async fn sizing_finding(
+    pool: &InstrumentedPool,
+    apps: &[pgvigil::remote::Endpoint],
+    bouncer: Option<&pgvigil::DatabaseUrl>,
+    fleet: Option<&pgvigil::remote::Fleet>,
+) -> pgvigil::Finding {
+    use pgvigil::checks::Group;
+    let unknown = |why: String| pgvigil::Finding::unknown(Group::Pool, "pool.sizing", why);
+    let timeout = Duration::from_secs(5);
+    let server = match pool.acquire_labeled("sizing").await {
+        Ok(mut conn) => pgvigil::catalog::server_view(&mut conn)
+            .await
+            .map_err(|e| pool.config().database_url.explain(&e)),
+        Err(e) => Err(e.to_string()),
+    };
+    let server = match server {
+        Ok(s) => s,
+        Err(e) => return unknown(format!("the server view could not be read: {e}")),
+    };
+    let readings = futures_util::future::join_all(
+        apps.iter()
+            .map(|e| pgvigil::remote::read_endpoint(e, timeout)),
+    )
+    .await;
+    let now = std::time::Instant::now();
+    let mut instances = Vec::new();
+    for (endpoint, reading) in apps.iter().zip(readings) {
+        match reading {
+            Ok(r) => instances.push(pgvigil_cli::tui::apps::AppInstance {
+                name: endpoint.authority(),
+                figures: Ok(pgvigil::remote::InstanceWindow::default().push(now, r)),
+                last_good: None,
+                last_ok: None,
+            }),
+            Err(e) => {
+                return unknown(format!(
+                    "{}: {e}",
+                    pgvigil::sanitize::printable(endpoint.shown())
+                ));
+            }
+        }
+    }
+    let snapshot = pgvigil_cli::tui::apps::AppsSnapshot {
+        taken_at: chrono::Utc::now(),
+        instances,
+    };
+    let bouncer = match bouncer {
+        Some(url) => match pgvigil::pgbouncer::read(url, timeout).await {
+            Ok(v) => Some(v),
+            Err(e) => return unknown(e.to_string()),
+        },
+        None => None,
+    };
+    let fleet = match fleet {
+        Some(f) => match f.read(timeout).await {
+            Ok(v) => Some(v),
+            Err(e) => return unknown(format!("Prometheus {}: {e}", f.shown())),
+        },
+        None => None,
+    };
+    match pgvigil_cli::tui::apps::sizing_input(
+        &server,
+        (!apps.is_empty()).then_some(&snapshot),
+        bouncer.as_ref(),
+        fleet.as_ref(),
+    ) {
+        Some(input) => pgvigil::sizing::sizing(&input).finding(),
+        None => unknown("no pool figures were read".to_string()),
+    }
 }
 
 async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> Status {

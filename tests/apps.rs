@@ -127,6 +127,31 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
     .await;
     task.abort();
 
+    // `pgvigil check` with the same sources says whether they can oversubscribe the server:
+    // three pools of 100 against 97 usable connections.
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgvigil"));
+    cmd.args(["check", "--only", "pool", "--json"])
+        .env_clear()
+        .env("DATABASE_URL", &url)
+        .current_dir(std::env::temp_dir());
+    for a in &addrs {
+        cmd.args(["--app", &format!("http://{a}/metrics")]);
+    }
+    let out = cmd.output().unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let sizing = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "pool.sizing")
+        .unwrap_or_else(|| panic!("{report}"))
+        .clone();
+    assert_eq!(sizing["status"], "warn", "{sizing}");
+    assert_eq!(sizing["data"]["demand"], 300, "{sizing}");
+    assert_eq!(sizing["data"]["oversubscribed"], true, "{sizing}");
+    assert_eq!(out.status.code(), Some(1), "WARNING");
+
     // The same three, plus a HikariCP (Micrometer) endpoint, through a real Prometheus: one
     // instant query gives the fleet's sums, equal to the instances' own figures.
     let hikari = hikari_endpoint().await;

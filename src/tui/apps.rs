@@ -215,3 +215,62 @@ pub fn spawn_fleet(
         }
     })
 }
+
+/// The sizing inputs from what the dashboard (or `check`) has read: the server view, the
+/// instances read directly, PgBouncer's server connections and a fleet through Prometheus
+/// (whose instances count as equal shares of its sums). `None` without any pool source.
+pub fn sizing_input(
+    server: &pgvigil::catalog::ServerView,
+    apps: Option<&AppsSnapshot>,
+    bouncer: Option<&pgvigil::pgbouncer::BouncerView>,
+    fleet: Option<&pgvigil::remote::FleetFigures>,
+) -> Option<pgvigil::sizing::SizingInput> {
+    use pgvigil::sizing::InstanceSize;
+    let mut instances: Vec<InstanceSize> = apps
+        .map(|a| {
+            a.instances
+                .iter()
+                .filter_map(|i| {
+                    let f = i.figures.as_ref().ok()?;
+                    Some(InstanceSize {
+                        name: i.name.clone(),
+                        max: f.reading.max.round() as i64,
+                        open: (f.reading.active + f.reading.idle).round() as i64,
+                        peak: f.peak_active.round() as i64,
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    if let Some(f) = fleet
+        && instances.is_empty()
+        && f.instances >= 1.0
+    {
+        let n = f.instances.round() as i64;
+        for k in 0..n {
+            instances.push(InstanceSize {
+                name: format!("fleet instance {}", k + 1),
+                max: (f.max / f.instances).round() as i64,
+                open: (f.active / f.instances).round() as i64,
+                peak: (f.active / f.instances).round() as i64,
+            });
+        }
+    }
+    let bouncer_servers: i64 = bouncer
+        .map(|b| {
+            b.pools
+                .iter()
+                .map(|p| p.sv_active + p.sv_idle + p.sv_used)
+                .sum()
+        })
+        .unwrap_or(0);
+    if instances.is_empty() && bouncer.is_none() {
+        return None;
+    }
+    Some(pgvigil::sizing::SizingInput {
+        usable: server.usable(),
+        server_total: server.total,
+        instances,
+        bouncer_servers,
+    })
+}

@@ -45,6 +45,7 @@ pub mod pool;
 pub mod remote;
 pub mod safety;
 pub mod sanitize;
+pub mod sizing;
 
 // Implementation: bounded reads and private writes, the lint-only SQL scanner.
 mod files;

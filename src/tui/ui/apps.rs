@@ -42,6 +42,35 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     if let Some(bouncer) = &state.bouncer {
         bouncer_lines(&mut lines, bouncer, look, width);
     }
+    // Sizing: can these pools together exhaust the server's connections?
+    if let Some(server) = &state.server
+        && let Some(input) = crate::tui::apps::sizing_input(
+            server,
+            state.apps.as_ref(),
+            state.bouncer.as_ref().and_then(|b| b.as_ref().ok()),
+            state.fleet.as_ref().and_then(|f| f.as_ref().ok()),
+        )
+    {
+        let s = pgvigil::sizing::sizing(&input);
+        let verdict = if s.oversubscribed {
+            "OVERSUBSCRIBED"
+        } else {
+            "fits"
+        };
+        let suggest = s.suggested_max.map_or(String::new(), |m| {
+            format!(", max {m}/instance fits (peak {})", s.peak)
+        });
+        lines.push(Line::from(styled(
+            fit(
+                &format!(
+                    "sizing: {} + {} others vs {} usable: {verdict}{suggest}",
+                    s.demand, s.others, s.usable
+                ),
+                width,
+            ),
+            if s.oversubscribed { t.warn } else { t.dim },
+        )));
+    }
     let own = match &state.pool {
         Some(p) => format!(
             "pgvigil's own pool: {}/{} in use, wait p95 {:.1}ms",

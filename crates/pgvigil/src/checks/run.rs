@@ -197,8 +197,19 @@ impl CheckReport {
         self.findings.iter().find(|f| f.id == id)
     }
 
+    /// Adds a finding computed outside the runner (`pool.sizing` from the application pools)
+    /// and recomputes the status, exit code and counts.
+    pub fn push(&mut self, finding: Finding) {
+        self.findings.push(finding);
+        self.recount();
+    }
+
     fn finish(&mut self, started: Instant) {
         self.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
+        self.recount();
+    }
+
+    fn recount(&mut self) {
         let overall = self.overall();
         self.status = match overall {
             Status::Pass => "ok",

@@ -1,0 +1,183 @@
+//! Can the fleet oversubscribe the server? Every instance may open up to its pool maximum, and
+//! PgBouncer holds its own server connections: together they must stay under
+//! `max_connections` minus the reserved slots, with room for everything else that connects
+//! (migrations, cron jobs, psql, pgvigil). From that, a per-instance maximum that fits, beside
+//! what each instance has actually used at its peak.
+
+use serde::Serialize;
+
+use crate::checks::{Finding, Group};
+
+/// One application instance's pool as read from its metrics.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct InstanceSize {
+    /// Its name (host:port or the Prometheus instance label).
+    pub name: String,
+    /// Its pool maximum.
+    pub max: i64,
+    /// Connections it holds open now (in use and idle).
+    pub open: i64,
+    /// The most it had in use at once in the window.
+    pub peak: i64,
+}
+
+/// What the sizing is computed from.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SizingInput {
+    /// `max_connections` minus the reserved slots.
+    pub usable: i64,
+    /// Client connections on the server now (all applications).
+    pub server_total: i64,
+    /// The application instances.
+    pub instances: Vec<InstanceSize>,
+    /// Server connections PgBouncer holds now.
+    pub bouncer_servers: i64,
+}
+
+/// The verdict.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Sizing {
+    /// Instances' maximums plus PgBouncer's server connections.
+    pub demand: i64,
+    /// What clients may use.
+    pub usable: i64,
+    /// Connections from everything else (server total minus the instances' and PgBouncer's).
+    pub others: i64,
+    /// `demand + others > usable`: at full load, connections would be refused.
+    pub oversubscribed: bool,
+    /// The largest per-instance maximum that fits beside PgBouncer and the others.
+    pub suggested_max: Option<i64>,
+    /// The highest peak any instance reached.
+    pub peak: i64,
+    /// The instances, as given.
+    pub instances: Vec<InstanceSize>,
+}
+
+/// Computes the sizing.
+pub fn sizing(input: &SizingInput) -> Sizing {
+    let maxes: i64 = input.instances.iter().map(|i| i.max).sum();
+    let open: i64 = input.instances.iter().map(|i| i.open).sum();
+    let others = (input.server_total - open - input.bouncer_servers).max(0);
+    let demand = maxes + input.bouncer_servers;
+    let n = input.instances.len() as i64;
+    let room = input.usable - input.bouncer_servers - others;
+    Sizing {
+        demand,
+        usable: input.usable,
+        others,
+        oversubscribed: demand + others > input.usable,
+        suggested_max: (n > 0).then(|| (room / n).max(0)),
+        peak: input.instances.iter().map(|i| i.peak).max().unwrap_or(0),
+        instances: input.instances.clone(),
+    }
+}
+
+impl Sizing {
+    /// The finding `pool.sizing` for `pgvigil check`.
+    pub fn finding(&self) -> Finding {
+        let n = self.instances.len();
+        let summary = format!(
+            "{n} instance(s) may open {} connection(s) plus {} from others against {} usable",
+            self.demand, self.others, self.usable
+        );
+        let mut f = if self.oversubscribed {
+            Finding::warn(
+                Group::Pool,
+                "pool.sizing",
+                format!("OVERSUBSCRIBED: {summary}"),
+            )
+        } else {
+            Finding::pass(Group::Pool, "pool.sizing", summary)
+        };
+        for i in &self.instances {
+            f = f.detail(format!(
+                "{}: max {}, open {}, peak in use {}",
+                crate::sanitize::printable(&i.name),
+                i.max,
+                i.open,
+                i.peak
+            ));
+        }
+        if let Some(s) = self.suggested_max
+            && self.oversubscribed
+        {
+            f = f.fix(format!(
+                "set each instance's pool maximum to at most {s} (observed peak {}), or raise \
+                 max_connections, or put the instances behind PgBouncer",
+                self.peak
+            ));
+        }
+        f.data(self)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn inst(max: i64, open: i64, peak: i64) -> InstanceSize {
+        InstanceSize {
+            name: "a".into(),
+            max,
+            open,
+            peak,
+        }
+    }
+
+    #[test]
+    fn sizing_table() {
+        // (usable, server total, instances, bouncer) -> (demand, others, oversubscribed, suggested)
+        let cases = [
+            (
+                97,
+                10,
+                vec![inst(20, 5, 3), inst(20, 5, 4)],
+                0,
+                (40, 0, false, Some(48)),
+            ),
+            (
+                97,
+                40,
+                vec![inst(100, 10, 9); 3],
+                0,
+                (300, 10, true, Some(29)),
+            ),
+            (
+                297,
+                50,
+                vec![inst(50, 20, 12); 2],
+                10,
+                (110, 0, false, Some(143)),
+            ),
+            (97, 0, vec![], 5, (5, 0, false, None)),
+            (10, 30, vec![inst(5, 5, 5)], 0, (5, 25, true, Some(0))),
+        ];
+        for (usable, total, instances, bouncer, want) in cases {
+            let s = sizing(&SizingInput {
+                usable,
+                server_total: total,
+                instances,
+                bouncer_servers: bouncer,
+            });
+            assert_eq!(
+                (s.demand, s.others, s.oversubscribed, s.suggested_max),
+                want,
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_finding_warns_with_a_fix_when_oversubscribed() {
+        let s = sizing(&SizingInput {
+            usable: 97,
+            server_total: 40,
+            instances: vec![inst(100, 10, 9); 3],
+            bouncer_servers: 0,
+        });
+        let f = s.finding();
+        assert_eq!(f.status, crate::checks::Status::Warn);
+        assert!(f.summary.starts_with("OVERSUBSCRIBED"), "{}", f.summary);
+        assert!(f.fix.unwrap().contains("at most 29"));
+    }
+}

@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures_util::future::BoxFuture;
 use pgvigil::remote::{Endpoint, InstanceFigures, InstanceWindow, read_endpoint};
 use tokio::sync::{mpsc, watch};
 
@@ -86,133 +87,131 @@ impl AppsSnapshot {
     }
 }
 
-/// Scrapes every endpoint once per `refresh` (paused with the poller) and sends a snapshot.
+/// One reading per tick: `read` gets its state and the time it may take (most of a tick, never
+/// more than 2 s, so one dead source cannot hold the next reading back); each result goes to
+/// `tx`. Paused with the poller; ends when the receiver goes.
+fn every_tick<S, T>(
+    mut state: S,
+    mut refresh: watch::Receiver<Duration>,
+    mut paused: watch::Receiver<bool>,
+    tx: mpsc::Sender<T>,
+    read: for<'a> fn(&'a mut S, Duration) -> BoxFuture<'a, T>,
+) -> tokio::task::JoinHandle<()>
+where
+    S: Send + 'static,
+    T: Send + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            let interval = *refresh.borrow();
+            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
+            let started = Instant::now();
+            let value = read(&mut state, timeout).await;
+            if tx.send(value).await.is_err() {
+                return;
+            }
+            let rest = interval.saturating_sub(started.elapsed());
+            tokio::select! {
+                _ = tokio::time::sleep(rest) => {}
+                _ = refresh.changed() => {}
+            }
+            while *paused.borrow() {
+                if paused.changed().await.is_err() {
+                    return;
+                }
+            }
+        }
+    })
+}
+
+/// What the scraper keeps between ticks: the endpoints, their one-minute windows and their
+/// last good figures.
+struct Scraper {
+    endpoints: Vec<Endpoint>,
+    windows: Vec<InstanceWindow>,
+    last: Vec<Option<(InstanceFigures, DateTime<Utc>)>>,
+}
+
+impl Scraper {
+    async fn tick(&mut self, timeout: Duration) -> AppsSnapshot {
+        let readings = futures_util::future::join_all(
+            self.endpoints.iter().map(|e| read_endpoint(e, timeout)),
+        )
+        .await;
+        let at = Instant::now();
+        let taken_at = Utc::now();
+        let instances = self
+            .endpoints
+            .iter()
+            .zip(readings)
+            .zip(self.windows.iter_mut().zip(self.last.iter_mut()))
+            .map(|((endpoint, reading), (window, last))| {
+                let figures = reading
+                    .map(|r| window.push(at, r))
+                    .map_err(|e| e.to_string());
+                if let Ok(f) = &figures {
+                    *last = Some((f.clone(), taken_at));
+                }
+                AppInstance {
+                    name: endpoint.authority(),
+                    figures,
+                    last_good: last.as_ref().map(|(f, _)| f.clone()),
+                    last_ok: last.as_ref().map(|(_, at)| *at),
+                }
+            })
+            .collect();
+        AppsSnapshot {
+            taken_at,
+            instances,
+        }
+    }
+}
+
+/// Scrapes every endpoint once per `refresh`, all at once, and sends a snapshot.
 pub fn spawn(
     endpoints: Vec<Endpoint>,
-    mut refresh: watch::Receiver<Duration>,
-    mut paused: watch::Receiver<bool>,
+    refresh: watch::Receiver<Duration>,
+    paused: watch::Receiver<bool>,
     tx: mpsc::Sender<AppsSnapshot>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut windows: Vec<InstanceWindow> = endpoints
+    let scraper = Scraper {
+        windows: endpoints
             .iter()
             .map(|_| InstanceWindow::default())
-            .collect();
-        let mut previous: Vec<Option<(InstanceFigures, DateTime<Utc>)>> =
-            vec![None; endpoints.len()];
-        loop {
-            let interval = *refresh.borrow();
-            // A target gets most of a tick, never more than 2 s: a dead one must not hold the
-            // others' next reading back.
-            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
-            let started = Instant::now();
-            let readings =
-                futures_util::future::join_all(endpoints.iter().map(|e| read_endpoint(e, timeout)))
-                    .await;
-            let at = Instant::now();
-            let taken_at = Utc::now();
-            let instances = endpoints
-                .iter()
-                .zip(readings)
-                .zip(windows.iter_mut().zip(previous.iter_mut()))
-                .map(|((endpoint, reading), (window, last))| {
-                    let figures = reading
-                        .map(|r| window.push(at, r))
-                        .map_err(|e| e.to_string());
-                    if let Ok(f) = &figures {
-                        *last = Some((f.clone(), taken_at));
-                    }
-                    AppInstance {
-                        name: endpoint.authority(),
-                        figures,
-                        last_good: last.as_ref().map(|(f, _)| f.clone()),
-                        last_ok: last.as_ref().map(|(_, at)| *at),
-                    }
-                })
-                .collect();
-            if tx
-                .send(AppsSnapshot {
-                    taken_at,
-                    instances,
-                })
-                .await
-                .is_err()
-            {
-                return;
-            }
-            let rest = interval.saturating_sub(started.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = refresh.changed() => {}
-            }
-            while *paused.borrow() {
-                if paused.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
+            .collect(),
+        last: vec![None; endpoints.len()],
+        endpoints,
+    };
+    every_tick(scraper, refresh, paused, tx, |s, timeout| {
+        Box::pin(s.tick(timeout))
     })
 }
 
-/// Reads the PgBouncer admin console once per `refresh` (paused with the poller).
+/// Reads the PgBouncer admin console once per `refresh`.
 pub fn spawn_bouncer(
     url: pgvigil::DatabaseUrl,
-    mut refresh: watch::Receiver<Duration>,
-    mut paused: watch::Receiver<bool>,
+    refresh: watch::Receiver<Duration>,
+    paused: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, String>>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let interval = *refresh.borrow();
-            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
-            let started = Instant::now();
-            let view = pgvigil::pgbouncer::read(&url, timeout)
+    every_tick(url, refresh, paused, tx, |url, timeout| {
+        Box::pin(async move {
+            pgvigil::pgbouncer::read(url, timeout)
                 .await
-                .map_err(|e| e.to_string());
-            if tx.send(view).await.is_err() {
-                return;
-            }
-            let rest = interval.saturating_sub(started.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = refresh.changed() => {}
-            }
-            while *paused.borrow() {
-                if paused.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
+                .map_err(|e| e.to_string())
+        })
     })
 }
 
-/// Runs the fleet's one Prometheus query once per `refresh` (paused with the poller).
+/// Runs the fleet's one Prometheus query once per `refresh`.
 pub fn spawn_fleet(
     fleet: pgvigil::remote::Fleet,
-    mut refresh: watch::Receiver<Duration>,
-    mut paused: watch::Receiver<bool>,
+    refresh: watch::Receiver<Duration>,
+    paused: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<pgvigil::remote::FleetFigures, String>>,
 ) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        loop {
-            let interval = *refresh.borrow();
-            let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
-            let started = Instant::now();
-            let figures = fleet.read(timeout).await.map_err(|e| e.to_string());
-            if tx.send(figures).await.is_err() {
-                return;
-            }
-            let rest = interval.saturating_sub(started.elapsed());
-            tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
-                _ = refresh.changed() => {}
-            }
-            while *paused.borrow() {
-                if paused.changed().await.is_err() {
-                    return;
-                }
-            }
-        }
+    every_tick(fleet, refresh, paused, tx, |fleet, timeout| {
+        Box::pin(async move { fleet.read(timeout).await.map_err(|e| e.to_string()) })
     })
 }
 

@@ -1,8 +1,12 @@
 //! `pgvigil demo`: the dashboard on a private PostgreSQL with pgvector, the reference schema,
 //! a few thousand documents with random 3072-dimension embeddings and a synthetic workload that
-//! varies over time: the pool crosses its 80 % warning now and then, a long transaction holds a
-//! row lock that another session waits on, and a report job leaks a connection for a while.
-//! Quitting stops the workload and removes the cluster.
+//! varies over time, run by three application instances (each with its own instrumented pool
+//! and its own /metrics on a free port; the third goes through a private PgBouncer with a
+//! smaller server pool, so its clients queue there at the crests). The dashboard watches them
+//! with --app and --pgbouncer: a pool crosses its 80 % warning now and then, a long
+//! transaction holds a row lock that another session waits on, and a report job leaks a
+//! connection for a while. Quitting stops the workload, the instances and PgBouncer, and
+//! removes the cluster.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -90,25 +94,91 @@ impl Demo {
     }
 }
 
-/// Runs the workload until aborted. `pool` follows the dashboard's pool.
-pub async fn workload(config: PoolConfig, mut pool: watch::Receiver<Option<InstrumentedPool>>) {
-    let current = loop {
-        if let Some(p) = pool.borrow_and_update().clone() {
-            break p;
+/// The demo's application instances: their pools, their /metrics servers and the PgBouncer
+/// the third one goes through. Dropping it stops them all.
+pub struct Instances {
+    /// Each instance's pool.
+    pub pools: Vec<InstrumentedPool>,
+    /// Each instance's /metrics URL.
+    pub metrics: Vec<String>,
+    /// The PgBouncer admin console's URL.
+    pub bouncer_admin: String,
+    servers: Vec<tokio::task::JoinHandle<()>>,
+    _bouncer: pgvigil_cluster::PrivateBouncer,
+}
+
+impl Drop for Instances {
+    fn drop(&mut self) {
+        for s in &self.servers {
+            s.abort();
         }
-        if pool.changed().await.is_err() {
-            return;
+    }
+}
+
+impl Instances {
+    /// Starts PgBouncer (a server pool of 4) and three instances of 8 connections each: two
+    /// straight to the database, one through PgBouncer.
+    pub async fn start(demo: &Demo) -> Result<Instances, String> {
+        let bouncer = pgvigil_cluster::PrivateBouncer::start(&demo.cluster, "docs", 4);
+        let direct = demo.cluster.url("docs");
+        let pooled = format!("postgres://postgres@127.0.0.1:{}/app", bouncer.port);
+        let (mut pools, mut metrics, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+        for (i, url) in [&direct, &direct, &pooled].into_iter().enumerate() {
+            let config = PoolConfig::builder(url.as_str())
+                .min_connections(2)
+                .max_connections(8)
+                .leak_threshold(Duration::from_secs(20))
+                .application_name(format!("docs-api-{}", i + 1))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let pool = pgvigil::Connector::new(config)
+                .connect()
+                .await
+                .map_err(|e| e.to_string())?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| e.to_string())?;
+            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+            let app = pgvigil::http::HttpFace::new(pgvigil::http::HealthSettings::default())
+                .pool("main", pool.clone())
+                .router::<()>();
+            servers.push(tokio::spawn(async move {
+                let _ = axum::serve(listener, app).await;
+            }));
+            metrics.push(format!("http://{addr}/metrics"));
+            pools.push(pool);
         }
-    };
-    if let Err(e) = load_documents(&current).await {
+        Ok(Instances {
+            pools,
+            metrics,
+            bouncer_admin: format!("postgres://postgres@127.0.0.1:{}/pgbouncer", bouncer.port),
+            servers,
+            _bouncer: bouncer,
+        })
+    }
+}
+
+/// Runs the workload through the instances' pools until aborted.
+pub async fn workload(config: PoolConfig, pools: Vec<InstrumentedPool>) {
+    // Each worker keeps to one instance, as requests stick to a pod.
+    let receivers: Vec<watch::Receiver<Option<InstrumentedPool>>> = pools
+        .iter()
+        // The pools never change: a receiver keeps its value after the sender goes.
+        .map(|p| watch::channel(Some(p.clone())).1)
+        .collect();
+    if let Err(e) = load_documents(&pools[0]).await {
         tracing::warn!(target: "pgvigil::demo", "loading documents failed: {e}");
     }
     let mut tasks = JoinSet::new();
     tasks.spawn(lock_scenes(config.clone()));
-    tasks.spawn(leaky_report(pool.clone()));
+    tasks.spawn(leaky_report(receivers[0].clone()));
     let wanted = Arc::new(AtomicUsize::new(0));
     for worker in 0..18 {
-        tasks.spawn(worker_loop(worker, wanted.clone(), pool.clone()));
+        tasks.spawn(worker_loop(
+            worker,
+            wanted.clone(),
+            receivers[worker % receivers.len()].clone(),
+        ));
     }
     // The load follows a slow wave with noise: 3 to 18 busy workers on a 20-connection pool,
     // so the pool crosses its 80 % warning near each crest.

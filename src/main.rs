@@ -661,23 +661,55 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
             return UNKNOWN;
         }
     };
-    let (pool_tx, pool_rx) = tokio::sync::watch::channel(None);
-    let workload = tokio::spawn(pgvigil_cli::demo::workload(demo.config.clone(), pool_rx));
+    eprintln!("pgvigil demo: starting PgBouncer and three application instances...");
+    let instances = match pgvigil_cli::demo::Instances::start(&demo).await {
+        Ok(i) => i,
+        Err(e) => {
+            eprintln!("pgvigil demo: {e}");
+            return UNKNOWN;
+        }
+    };
+    let sources = (
+        instances
+            .metrics
+            .iter()
+            .map(|m| pgvigil::remote::Endpoint::parse(m, "--app"))
+            .collect::<Result<Vec<_>, _>>(),
+        pgvigil::DatabaseUrl::parse(&instances.bouncer_admin),
+    );
+    let (apps, bouncer) = match sources {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) => {
+            eprintln!("pgvigil demo: {e}");
+            return UNKNOWN;
+        }
+        (_, Err(e)) => {
+            eprintln!("pgvigil demo: {e}");
+            return UNKNOWN;
+        }
+    };
+    let workload = tokio::spawn(pgvigil_cli::demo::workload(
+        demo.config.clone(),
+        instances.pools.clone(),
+    ));
     let code = dashboard(
         demo.config.clone(),
         args,
         no_color,
         Some(demo.migrations_dir.clone()),
-        Some(pool_tx),
+        None,
         dev,
-        // The demo's workload runs through pgvigil's own pool; it watches no application.
-        (Vec::new(), None, None),
+        (apps, Some(bouncer), None),
     )
     .await;
     workload.abort();
     let _ = workload.await;
+    for pool in &instances.pools {
+        pool.close().await;
+    }
+    drop(instances);
     drop(demo);
-    eprintln!("pgvigil demo: workload stopped, private cluster removed");
+    eprintln!("pgvigil demo: workload, instances and PgBouncer stopped, private cluster removed");
     code
 }
 

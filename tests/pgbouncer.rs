@@ -13,7 +13,7 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     let cluster = support::cluster();
     let db = support::fresh_database(cluster, "bouncer");
     let name = db.rsplit('/').next().unwrap().to_string();
-    let bouncer = support::pgbouncer::Bouncer::start(cluster, &name, 3);
+    let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 3);
     let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
 
     let mut holders = Vec::new();

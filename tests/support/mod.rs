@@ -9,7 +9,6 @@ use std::sync::{Arc, LazyLock, Mutex};
 use pgvigil_cluster::PrivateCluster;
 
 pub mod http;
-pub mod pgbouncer;
 pub mod prometheus;
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails

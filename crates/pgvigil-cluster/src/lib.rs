@@ -7,6 +7,9 @@
 //! user in a directory it owns. A watchdog process removes the cluster if this process dies
 //! without dropping it (a static shared by a test binary, a panic that aborts, SIGKILL).
 
+mod bouncer;
+pub use bouncer::PrivateBouncer;
+
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;

@@ -271,8 +271,15 @@ fn fleet(
         )),
     ];
     // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
-    let reserve =
-        1 + if state.bouncer.is_some() { 4 } else { 0 } + if state.fleet.is_some() { 2 } else { 0 };
+    let bouncer_rows = match &state.bouncer {
+        Some(Ok(v)) => 2 * v.pools.len(),
+        Some(Err(_)) => 1,
+        None => 0,
+    };
+    // The fleet's rows above the table; pgvigil's own pool, the sizing line and PgBouncer's
+    // rows below it.
+    let fleet_rows = if state.fleet.is_some() { 2 } else { 0 };
+    let reserve = 2 + bouncer_rows + fleet_rows;
     let room = height.saturating_sub(lines.len() + reserve);
     let sorted = apps.by_saturation();
     for (i, inst) in sorted.iter().enumerate() {

@@ -1,22 +1,29 @@
-//! A real PgBouncer (Debian's package) in front of a private cluster, on a free port, as the
+//! A private PgBouncer (Debian's package) in front of a private cluster, on a free port, as the
 //! `postgres` user when run as root (it refuses to run as root); stopped and removed on drop.
+//! The demo puts some of its application instances behind one; the tests read its console.
 
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use pgvigil_cluster::PrivateCluster;
+use crate::PrivateCluster;
 
-pub struct Bouncer {
+/// A running PgBouncer with transaction pooling for one database, `app`.
+pub struct PrivateBouncer {
     child: Child,
+    /// The port it listens on (127.0.0.1).
     pub port: u16,
     dir: tempfile::TempDir,
 }
 
-impl Bouncer {
+impl PrivateBouncer {
     /// Database `app` on `database` of `cluster`, transaction pooling, `pool_size` servers.
+    /// Panics with what to install when PgBouncer cannot start.
     pub fn start(cluster: &PrivateCluster, database: &str, pool_size: u32) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let port = super::http::free_port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
         let path = dir.path();
         std::fs::write(path.join("userlist.txt"), "\"postgres\" \"\"\n").unwrap();
         std::fs::write(
@@ -83,12 +90,13 @@ impl Bouncer {
         format!("postgres://postgres@127.0.0.1:{}/app", self.port)
     }
 
+    /// Its log file's text.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("pgbouncer.log")).unwrap_or_default()
     }
 }
 
-impl Drop for Bouncer {
+impl Drop for PrivateBouncer {
     fn drop(&mut self) {
         // runuser forwards the signal to pgbouncer.
         let _ = nix::sys::signal::kill(

@@ -862,7 +862,6 @@ async fn sizing_finding(
             Ok(r) => instances.push(pgvigil_cli::tui::apps::AppInstance {
                 name: endpoint.authority(),
                 figures: Ok(pgvigil::remote::InstanceWindow::default().push(now, r)),
-                last_good: None,
                 last_ok: None,
             }),
             Err(e) => {

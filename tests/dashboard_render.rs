@@ -378,7 +378,6 @@ fn fixture(name: &str) -> State {
                     AppInstance {
                         name: "10.0.4.11:8080".into(),
                         figures: Ok(figures(6.0, 20.0, 0.0, 0.0012, MetricFamily::Pgvigil)),
-                        last_good: None,
                         last_ok: Some(t(0)),
                     },
                     AppInstance {
@@ -390,7 +389,6 @@ fn fixture(name: &str) -> State {
                             0.84,
                             MetricFamily::HikariMicrometer,
                         )),
-                        last_good: None,
                         last_ok: Some(t(0)),
                     },
                     AppInstance {
@@ -398,7 +396,6 @@ fn fixture(name: &str) -> State {
                         figures: Err(
                             "cannot connect: Connection refused (os error 111)\x1b]0;x\x07".into(),
                         ),
-                        last_good: None,
                         last_ok: Some(t(-14)),
                     },
                 ],

@@ -17,8 +17,6 @@ pub struct AppInstance {
     pub name: String,
     /// The figures of the last scrape, or why it failed.
     pub figures: Result<InstanceFigures, String>,
-    /// The last good figures, kept while the instance is unreachable (shown as stale).
-    pub last_good: Option<InstanceFigures>,
     /// When the last good reading was taken.
     pub last_ok: Option<DateTime<Utc>>,
 }
@@ -124,12 +122,12 @@ where
     })
 }
 
-/// What the scraper keeps between ticks: the endpoints, their one-minute windows and their
-/// last good figures.
+/// What the scraper keeps between ticks: the endpoints, their one-minute windows and when each
+/// last answered.
 struct Scraper {
     endpoints: Vec<Endpoint>,
     windows: Vec<InstanceWindow>,
-    last: Vec<Option<(InstanceFigures, DateTime<Utc>)>>,
+    last_ok: Vec<Option<DateTime<Utc>>>,
 }
 
 impl Scraper {
@@ -144,19 +142,18 @@ impl Scraper {
             .endpoints
             .iter()
             .zip(readings)
-            .zip(self.windows.iter_mut().zip(self.last.iter_mut()))
-            .map(|((endpoint, reading), (window, last))| {
+            .zip(self.windows.iter_mut().zip(self.last_ok.iter_mut()))
+            .map(|((endpoint, reading), (window, last_ok))| {
                 let figures = reading
                     .map(|r| window.push(at, r))
                     .map_err(|e| e.to_string());
-                if let Ok(f) = &figures {
-                    *last = Some((f.clone(), taken_at));
+                if figures.is_ok() {
+                    *last_ok = Some(taken_at);
                 }
                 AppInstance {
                     name: endpoint.authority(),
                     figures,
-                    last_good: last.as_ref().map(|(f, _)| f.clone()),
-                    last_ok: last.as_ref().map(|(_, at)| *at),
+                    last_ok: *last_ok,
                 }
             })
             .collect();
@@ -179,7 +176,7 @@ pub fn spawn(
             .iter()
             .map(|_| InstanceWindow::default())
             .collect(),
-        last: vec![None; endpoints.len()],
+        last_ok: vec![None; endpoints.len()],
         endpoints,
     };
     every_tick(scraper, refresh, paused, tx, |s, timeout| {

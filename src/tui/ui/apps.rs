@@ -182,7 +182,7 @@ fn bouncer_lines(
                             p.cl_active,
                             p.cl_waiting,
                             p.maxwait_seconds,
-                            p.pool_mode,
+                            pgvigil::sanitize::printable(&p.pool_mode),
                         ),
                         width,
                     ),

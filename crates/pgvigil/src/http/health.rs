@@ -349,9 +349,17 @@ async fn read_pool(
     })
     .await;
     let elapsed_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
-    let (row, ledger) = match answer {
-        Ok(Ok(v)) => v,
-        Ok(Err(e)) => {
+    let failure = match answer {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(e),
+        Err(_) => Err(format!(
+            "no answer within HEALTH_READY_TIMEOUT ({})",
+            crate::config::format_duration(settings.ready_timeout)
+        )),
+    };
+    let (row, ledger) = match failure {
+        Ok(v) => v,
+        Err(output) => {
             out.push((
                 "postgres:responseTime",
                 reading(
@@ -361,25 +369,7 @@ async fn read_pool(
                     Some(elapsed_ms.into()),
                     Some("ms"),
                     time,
-                    e,
-                ),
-            ));
-            return out;
-        }
-        Err(_) => {
-            out.push((
-                "postgres:responseTime",
-                reading(
-                    name,
-                    "datastore",
-                    HealthStatus::Fail,
-                    Some(elapsed_ms.into()),
-                    Some("ms"),
-                    time,
-                    format!(
-                        "no answer within HEALTH_READY_TIMEOUT ({})",
-                        crate::config::format_duration(settings.ready_timeout)
-                    ),
+                    output,
                 ),
             ));
             return out;

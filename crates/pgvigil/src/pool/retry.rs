@@ -338,6 +338,24 @@ impl Connector {
         ))
     }
 
+    /// Ends the loop: logs the error and publishes the Failed state.
+    fn give_up(
+        &self,
+        err: ConnectError,
+        kind: FailureKind,
+        attempts: u32,
+        down: Down,
+    ) -> ConnectError {
+        tracing::error!(target: "pgvigil::pool", "{err}");
+        self.state.send_replace(LinkState::Failed {
+            kind,
+            error: err.to_string(),
+            attempts,
+            down,
+        });
+        err
+    }
+
     /// The retry loop itself, around any attempt that reports a classified failure. `connect`
     /// uses it with a real connection; tests drive it under tokio's paused clock.
     pub async fn retry<T, F, Fut>(&self, mut attempt_once: F) -> Result<T, ConnectError>
@@ -392,14 +410,7 @@ impl Connector {
                     hint,
                     attempts: attempt,
                 };
-                tracing::error!(target: "pgvigil::pool", "{err}");
-                self.state.send_replace(LinkState::Failed {
-                    kind,
-                    error: err.to_string(),
-                    attempts: attempt,
-                    down: down.clone(),
-                });
-                return Err(err);
+                return Err(self.give_up(err, kind, attempt, down.clone()));
             }
             let Some(delay) = backoff.next() else {
                 let err = ConnectError::Exhausted {
@@ -409,14 +420,7 @@ impl Connector {
                     kind,
                     cause,
                 };
-                tracing::error!(target: "pgvigil::pool", "{err}");
-                self.state.send_replace(LinkState::Failed {
-                    kind,
-                    error: err.to_string(),
-                    attempts: attempt,
-                    down: down.clone(),
-                });
-                return Err(err);
+                return Err(self.give_up(err, kind, attempt, down.clone()));
             };
             let of = max_attempts.map_or("unlimited".to_string(), |m| m.to_string());
             tracing::warn!(

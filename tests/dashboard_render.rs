@@ -11,7 +11,7 @@ use pgvigil::checks::{CheckReport, Finding, Group, Status};
 use pgvigil::checks::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
 use pgvigil::pool::{AcquireWait, LeakedConnection};
 use pgvigil::pool::{Down, FailureKind, LinkState};
-use pgvigil_cli::tui::state::{JobKind, LastJob, RunningJob, State};
+use pgvigil_cli::tui::state::{JobKind, LastJob, PoolSource, RunningJob, State};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::ui::{Look, render};
 use ratatui::Terminal;
@@ -437,6 +437,32 @@ fn fixture(name: &str) -> State {
                 ],
             }));
         }
+        "all_sources" | "source_apps" | "source_bouncer" | "source_fleet" => {
+            // Applications, PgBouncer and a fleet at once: all side by side, or one of them
+            // chosen with the cycling key (the title says which).
+            let mut all = fixture("apps");
+            all.bouncer = fixture("pgbouncer").bouncer;
+            if let Some(Ok(view)) = &mut all.bouncer {
+                view.lists = [
+                    ("used_clients", 5),
+                    ("free_clients", 45),
+                    ("login_clients", 0),
+                    ("used_servers", 3),
+                    ("free_servers", 1),
+                ]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            }
+            all.fleet = fixture("fleet").fleet;
+            all.chosen_source = match name {
+                "source_apps" => PoolSource::Apps,
+                "source_bouncer" => PoolSource::Bouncer,
+                "source_fleet" => PoolSource::Fleet,
+                _ => PoolSource::All,
+            };
+            return all;
+        }
         other => panic!("no fixture {other}"),
     }
     s
@@ -467,6 +493,10 @@ const FIXTURES: &[&str] = &[
     "apps",
     "pgbouncer",
     "fleet",
+    "all_sources",
+    "source_apps",
+    "source_bouncer",
+    "source_fleet",
 ];
 
 #[test]
@@ -637,4 +667,24 @@ fn every_theme_file_parses_and_a_broken_one_names_file_and_key() {
 
     let err = Theme::load("solarized").unwrap_err().to_string();
     assert!(err.starts_with("--theme solarized: no such theme"), "{err}");
+}
+
+#[test]
+fn the_help_screen_lists_every_key_of_the_keymap_including_the_pool_source() {
+    let mut state = fixture("all_sources");
+    state.help = true;
+    let text = draw(&state, &Theme::builtin("default"), 80, 24)
+        .backend()
+        .to_string();
+    for binding in pgvigil_cli::tui::keymap::KEYMAP {
+        assert!(
+            text.contains(binding.description),
+            "{}: {text}",
+            binding.description
+        );
+    }
+    assert!(
+        text.contains("     s  pool source: all, apps, pgbouncer, fleet"),
+        "{text}"
+    );
 }

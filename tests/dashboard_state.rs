@@ -307,3 +307,43 @@ fn support_pool() -> pgvigil::PoolStats {
         lifecycle: Default::default(),
     }
 }
+
+#[test]
+fn s_cycles_the_pool_source_through_what_is_watched() {
+    use pgvigil_cli::tui::state::PoolSource;
+    let mut s = state();
+    // Nothing watched, then one source: nothing to cycle through.
+    assert!(update(&mut s, key('s')).is_empty());
+    assert_eq!(s.pool_source(), PoolSource::All);
+    update(
+        &mut s,
+        Msg::Bouncer(Box::new(Err("PgBouncer: refused".into()))),
+    );
+    update(&mut s, key('s'));
+    assert_eq!(s.pool_sources(), vec![PoolSource::Bouncer]);
+    assert_eq!(s.pool_source(), PoolSource::All);
+    // Two sources: all, applications, pgbouncer, and round again; the Pool panel takes focus.
+    update(
+        &mut s,
+        Msg::Apps(Box::new(pgvigil_cli::tui::apps::AppsSnapshot {
+            taken_at: t(1),
+            instances: Vec::new(),
+        })),
+    );
+    s.focus = Panel::Log;
+    let mut seen = Vec::new();
+    for _ in 0..3 {
+        update(&mut s, key('s'));
+        seen.push(s.pool_source());
+    }
+    assert_eq!(
+        seen,
+        vec![PoolSource::Apps, PoolSource::Bouncer, PoolSource::All]
+    );
+    assert_eq!(s.focus, Panel::Pool);
+    // A chosen source that is no longer watched falls back to all.
+    update(&mut s, key('s'));
+    assert_eq!(s.pool_source(), PoolSource::Apps);
+    s.apps = None;
+    assert_eq!(s.pool_source(), PoolSource::All);
+}

@@ -19,6 +19,7 @@ pub enum Action {
     Faster,
     Slower,
     CycleLogLevel,
+    CycleSource,
     Cancel,
 }
 
@@ -106,6 +107,13 @@ pub const KEYMAP: &[Binding] = &[
         matches: |k| plain(k, '-'),
     },
     Binding {
+        keys: "s",
+        action: Action::CycleSource,
+        description: "pool source: all, apps, pgbouncer, fleet",
+        in_footer: false,
+        matches: |k| plain(k, 's'),
+    },
+    Binding {
         keys: "l",
         action: Action::CycleLogLevel,
         description: "cycle the log level",
@@ -188,6 +196,7 @@ mod tests {
             KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
             KeyEvent::new(KeyCode::Char('v'), KeyModifiers::NONE),
+            KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('+'), KeyModifiers::SHIFT),
             KeyEvent::new(KeyCode::Char('-'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Esc, KeyModifiers::NONE),

@@ -39,6 +39,27 @@ pub enum Panel {
     Log,
 }
 
+/// What the Pool panel shows when several sources of production pool figures are watched:
+/// all of them side by side, or one of them with the whole panel to itself (`s` cycles).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PoolSource {
+    All,
+    Apps,
+    Bouncer,
+    Fleet,
+}
+
+impl PoolSource {
+    pub fn label(self) -> &'static str {
+        match self {
+            PoolSource::All => "all sources",
+            PoolSource::Apps => "applications",
+            PoolSource::Bouncer => "pgbouncer",
+            PoolSource::Fleet => "fleet",
+        }
+    }
+}
+
 pub const PANELS: &[Panel] = &[
     Panel::Pool,
     Panel::Server,
@@ -146,6 +167,8 @@ pub struct State {
     pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, String>>,
     /// The fleet through Prometheus (`--prometheus`), when watched.
     pub fleet: Option<Result<pgvigil::remote::FleetFigures, String>>,
+    /// The source the engineer chose for the Pool panel (see [`State::pool_source`]).
+    pub chosen_source: PoolSource,
     pub in_use_history: VecDeque<u64>,
     /// Acquire wait p95 per sample, in tenths of a millisecond.
     pub wait_history: VecDeque<u64>,
@@ -184,6 +207,7 @@ impl State {
             apps: None,
             bouncer: None,
             fleet: None,
+            chosen_source: PoolSource::All,
             server_at: None,
             pool: None,
             in_use_history: VecDeque::with_capacity(HISTORY),
@@ -198,6 +222,35 @@ impl State {
             dry_run: None,
             log_level: tui_logger::LevelFilter::Info,
             quitting: false,
+        }
+    }
+
+    /// The sources of production pool figures being watched, in cycling order, `All` first
+    /// when there are several (one source has nothing to cycle through).
+    pub fn pool_sources(&self) -> Vec<PoolSource> {
+        let present = [
+            (self.apps.is_some(), PoolSource::Apps),
+            (self.bouncer.is_some(), PoolSource::Bouncer),
+            (self.fleet.is_some(), PoolSource::Fleet),
+        ];
+        let mut sources: Vec<PoolSource> = present
+            .iter()
+            .filter(|(on, _)| *on)
+            .map(|(_, s)| *s)
+            .collect();
+        if sources.len() > 1 {
+            sources.insert(0, PoolSource::All);
+        }
+        sources
+    }
+
+    /// What the Pool panel shows: the chosen source while it is watched, otherwise all.
+    pub fn pool_source(&self) -> PoolSource {
+        let sources = self.pool_sources();
+        if sources.len() > 1 && sources.contains(&self.chosen_source) {
+            self.chosen_source
+        } else {
+            PoolSource::All
         }
     }
 
@@ -351,6 +404,18 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             }
             state.refresh = next;
             vec![Effect::SetRefresh(next)]
+        }
+        Action::CycleSource => {
+            let sources = state.pool_sources();
+            if sources.len() > 1 {
+                let i = sources
+                    .iter()
+                    .position(|s| *s == state.pool_source())
+                    .unwrap_or(0);
+                state.chosen_source = sources[(i + 1) % sources.len()];
+                state.focus = Panel::Pool;
+            }
+            Vec::new()
         }
         Action::CycleLogLevel => {
             let i = LOG_LEVELS

@@ -10,7 +10,7 @@ use ratatui::widgets::Paragraph;
 
 use super::{Look, ago, fit, styled};
 use crate::tui::apps::AppsSnapshot;
-use crate::tui::state::State;
+use crate::tui::state::{PoolSource, State};
 
 fn ms(seconds: Option<f64>) -> String {
     match seconds {
@@ -24,23 +24,43 @@ fn ms(seconds: Option<f64>) -> String {
 pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     let t = look.theme;
     let width = inner.width as usize;
+    let height = inner.height as usize;
+    let source = state.pool_source();
+    let shows = |s: PoolSource| source == PoolSource::All || source == s;
     let mut lines = Vec::new();
-    if let Some(f) = &state.fleet {
-        fleet_lines(&mut lines, f, state, look, width);
+    if shows(PoolSource::Fleet)
+        && let Some(f) = &state.fleet
+    {
+        // Alone, the fleet's fullest instances get a row each (all that Prometheus returned).
+        let rows = if source == PoolSource::Fleet {
+            height.saturating_sub(4)
+        } else {
+            0
+        };
+        fleet_lines(&mut lines, f, state, look, width, rows);
     }
-    match &state.apps {
-        Some(apps) => lines.extend(fleet(state, apps, look, width, inner.height as usize)),
-        None if state.fleet.is_none() => lines.push(Line::from(styled(
-            fit(
-                "application pools: add --app http://HOST:PORT/metrics",
-                width,
-            ),
-            t.dim,
-        ))),
-        None => {}
+    if shows(PoolSource::Apps) {
+        match &state.apps {
+            Some(apps) => lines.extend(fleet(state, source, apps, look, width, height)),
+            None if state.fleet.is_none() => lines.push(Line::from(styled(
+                fit(
+                    "application pools: add --app http://HOST:PORT/metrics",
+                    width,
+                ),
+                t.dim,
+            ))),
+            None => {}
+        }
     }
-    if let Some(bouncer) = &state.bouncer {
+    if shows(PoolSource::Bouncer)
+        && let Some(bouncer) = &state.bouncer
+    {
         bouncer_lines(&mut lines, bouncer, look, width);
+        if source == PoolSource::Bouncer
+            && let Ok(view) = bouncer
+        {
+            lists_line(&mut lines, view, look, width);
+        }
     }
     // Sizing: can these pools together exhaust the server's connections?
     if let Some(server) = &state.server
@@ -107,6 +127,7 @@ fn fleet_lines(
     state: &State,
     look: &Look,
     width: usize,
+    rows: usize,
 ) {
     let t = look.theme;
     match figures {
@@ -135,6 +156,26 @@ fn fleet_lines(
                 ),
                 if sat >= state.warn_at { t.danger } else { t.text },
             )));
+            if rows > 0 {
+                for (instance, s) in f.top.iter().take(rows) {
+                    lines.push(Line::from(styled(
+                        fit(
+                            &format!(
+                                "  {:<30} {:>4.0}%",
+                                fit(&pgvigil::sanitize::printable(instance), 30),
+                                s * 100.0
+                            ),
+                            width,
+                        ),
+                        if *s >= state.warn_at {
+                            t.danger
+                        } else {
+                            t.text
+                        },
+                    )));
+                }
+                return;
+            }
             let top: Vec<String> = f
                 .top
                 .iter()
@@ -203,8 +244,34 @@ fn bouncer_lines(
     }
 }
 
+/// PgBouncer's SHOW LISTS in one line: how many clients and servers it holds, and how many are
+/// still logging in (a login storm shows here first).
+fn lists_line(
+    lines: &mut Vec<Line<'static>>,
+    view: &pgvigil::pgbouncer::BouncerView,
+    look: &Look,
+    width: usize,
+) {
+    let get = |k: &str| view.lists.get(k).copied().unwrap_or(0);
+    lines.push(Line::from(styled(
+        fit(
+            &format!(
+                "  lists: clients {} used {} free {} logging in; servers {} used {} free",
+                get("used_clients"),
+                get("free_clients"),
+                get("login_clients"),
+                get("used_servers"),
+                get("free_servers"),
+            ),
+            width,
+        ),
+        look.theme.dim,
+    )));
+}
+
 fn fleet(
     state: &State,
+    source: PoolSource,
     apps: &AppsSnapshot,
     look: &Look,
     width: usize,
@@ -271,22 +338,31 @@ fn fleet(
         )),
     ];
     // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
+    let all = source == PoolSource::All;
     let bouncer_rows = match &state.bouncer {
+        _ if !all => 0,
         Some(Ok(v)) => 2 * v.pools.len(),
         Some(Err(_)) => 1,
         None => 0,
     };
     // The fleet's rows above the table; pgvigil's own pool, the sizing line and PgBouncer's
     // rows below it.
-    let fleet_rows = if state.fleet.is_some() { 2 } else { 0 };
+    let fleet_rows = if all && state.fleet.is_some() { 2 } else { 0 };
     let reserve = 2 + bouncer_rows + fleet_rows;
-    let room = height.saturating_sub(lines.len() + reserve);
+    let mut room = height.saturating_sub(lines.len() + reserve);
+    if room == 0 && !apps.instances.is_empty() {
+        // No room for a table: the worst instance alone, in place of the column titles.
+        lines.pop();
+        room = 1;
+    }
     let sorted = apps.by_saturation();
     for (i, inst) in sorted.iter().enumerate() {
         if i >= room {
             break;
         }
-        if i + 1 == room && sorted.len() > room {
+        // The last row says how many more did not fit, unless it is the only row: then the
+        // worst instance is worth more than a count.
+        if i + 1 == room && sorted.len() > room && room > 1 {
             lines.push(Line::from(styled(
                 format!("... {} more", sorted.len() - i),
                 t.dim,

@@ -46,7 +46,15 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
         Constraint::Length(1),
     ])
     .areas(area);
-    let (top_h, mid_h) = if tall { (12, 12) } else { (9, 7) };
+    // The production pools (applications, PgBouncer, a fleet) need rows for their instance
+    // table; the Migrations panel gives up some (it reads the same until a migration lands).
+    let production = state.apps.is_some() || state.bouncer.is_some() || state.fleet.is_some();
+    let (top_h, mid_h) = match (tall, production) {
+        (true, true) => (18, 10),
+        (true, false) => (12, 12),
+        (false, true) => (11, 6),
+        (false, false) => (9, 7),
+    };
     let [top, mid, bottom] = Layout::vertical([
         Constraint::Length(top_h),
         Constraint::Length(mid_h),

@@ -13,7 +13,17 @@ use crate::tui::state::{Panel, State};
 use pgvigil::pool::LinkState;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
-    let block = super::panel("Pool", Panel::Pool, state, look);
+    // With several production sources the title says which one shows and how to change it.
+    let title = if state.pool_sources().len() > 1 {
+        format!(
+            "Pool: {} ({} cycles)",
+            state.pool_source().label(),
+            keys_for(Action::CycleSource)
+        )
+    } else {
+        "Pool".to_string()
+    };
+    let block = super::panel(title, Panel::Pool, state, look);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     // The production pools when watched; pgvigil's own pool shrinks to one line there.

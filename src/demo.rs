@@ -1,13 +1,15 @@
 //! `pgvigil demo`: the dashboard on a private PostgreSQL with pgvector, the reference schema,
-//! a few thousand documents with random 3072-dimension embeddings and a synthetic workload that
-//! varies over time, run by three application instances (each with its own instrumented pool
-//! and its own /metrics on a free port; the third goes through a private PgBouncer with a
-//! smaller server pool, so its clients queue there at the crests). The dashboard watches them
-//! with --app and --pgbouncer: a pool crosses its 80 % warning now and then, a long
-//! transaction holds a row lock that another session waits on, and a report job leaks a
-//! connection for a while. Quitting stops the workload, the instances and PgBouncer, and
+//! a few thousand documents with random 3072-dimension embeddings and a workload that varies
+//! over time, sent over HTTP to three instances of the example documents API (`docs-api`, each
+//! with its own instrumented pool and its own /metrics on a free port; the third goes through a
+//! private PgBouncer with a smaller server pool, so its clients queue there). The dashboard
+//! watches them with --app and --pgbouncer. Every two minutes a batch job holds a source's row
+//! lock for 40 s: the API's inserts for that source queue behind it holding their connections,
+//! so the pools fill, cross their 80 % warning and PgBouncer's clients wait; a report job leaks
+//! a connection for a while. Quitting stops the workload, the instances and PgBouncer, and
 //! removes the cluster.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -15,7 +17,6 @@ use std::time::{Duration, Instant};
 
 use rand::RngExt;
 use sqlx::{ConnectOptions, Connection};
-use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use pgvigil::config::PoolConfig;
@@ -101,6 +102,8 @@ pub struct Instances {
     pub pools: Vec<InstrumentedPool>,
     /// Each instance's /metrics URL.
     pub metrics: Vec<String>,
+    /// Each instance's address (its documents API and /metrics).
+    pub addrs: Vec<SocketAddr>,
     /// The PgBouncer admin console's URL.
     pub bouncer_admin: String,
     servers: Vec<tokio::task::JoinHandle<()>>,
@@ -116,17 +119,18 @@ impl Drop for Instances {
 }
 
 impl Instances {
-    /// Starts PgBouncer (a server pool of 4) and three instances of 8 connections each: two
-    /// straight to the database, one through PgBouncer.
+    /// Starts PgBouncer (a server pool of 4) and three instances of the documents API with 6
+    /// connections each: two straight to the database, one through PgBouncer.
     pub async fn start(demo: &Demo) -> Result<Instances, String> {
         let bouncer = pgvigil_cluster::PrivateBouncer::start(&demo.cluster, "docs", 4);
         let direct = demo.cluster.url("docs");
         let pooled = format!("postgres://postgres@127.0.0.1:{}/app", bouncer.port);
-        let (mut pools, mut metrics, mut servers) = (Vec::new(), Vec::new(), Vec::new());
+        let (mut pools, mut metrics, mut addrs, mut servers) =
+            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, url) in [&direct, &direct, &pooled].into_iter().enumerate() {
             let config = PoolConfig::builder(url.as_str())
                 .min_connections(2)
-                .max_connections(8)
+                .max_connections(6)
                 .leak_threshold(Duration::from_secs(20))
                 .application_name(format!("docs-api-{}", i + 1))
                 .build()
@@ -139,18 +143,18 @@ impl Instances {
                 .await
                 .map_err(|e| e.to_string())?;
             let addr = listener.local_addr().map_err(|e| e.to_string())?;
-            let app = pgvigil::http::HttpFace::new(pgvigil::http::HealthSettings::default())
-                .pool("main", pool.clone())
-                .router::<()>();
+            let app = docs_api::router(pool.clone(), pgvigil::http::HealthSettings::default());
             servers.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             }));
             metrics.push(format!("http://{addr}/metrics"));
+            addrs.push(addr);
             pools.push(pool);
         }
         Ok(Instances {
             pools,
             metrics,
+            addrs,
             bouncer_admin: format!("postgres://postgres@127.0.0.1:{}/pgbouncer", bouncer.port),
             servers,
             _bouncer: bouncer,
@@ -158,30 +162,25 @@ impl Instances {
     }
 }
 
-/// Runs the workload through the instances' pools until aborted.
-pub async fn workload(config: PoolConfig, pools: Vec<InstrumentedPool>) {
-    // Each worker keeps to one instance, as requests stick to a pod.
-    let receivers: Vec<watch::Receiver<Option<InstrumentedPool>>> = pools
-        .iter()
-        // The pools never change: a receiver keeps its value after the sender goes.
-        .map(|p| watch::channel(Some(p.clone())).1)
-        .collect();
+/// Runs the workload until aborted: documents are loaded through the first instance's pool,
+/// then 18 clients send searches and inserts to the instances' documents API, each client
+/// sticking to one instance as requests stick to a pod.
+pub async fn workload(config: PoolConfig, pools: Vec<InstrumentedPool>, apis: Vec<SocketAddr>) {
     if let Err(e) = load_documents(&pools[0]).await {
         tracing::warn!(target: "pgvigil::demo", "loading documents failed: {e}");
     }
     let mut tasks = JoinSet::new();
     tasks.spawn(lock_scenes(config.clone()));
-    tasks.spawn(leaky_report(receivers[0].clone()));
+    tasks.spawn(leaky_report(pools[0].clone()));
     let wanted = Arc::new(AtomicUsize::new(0));
-    for worker in 0..18 {
-        tasks.spawn(worker_loop(
-            worker,
+    for client in 0..18 {
+        tasks.spawn(client_loop(
+            client,
             wanted.clone(),
-            receivers[worker % receivers.len()].clone(),
+            apis[client % apis.len()],
         ));
     }
-    // The load follows a slow wave with noise: 3 to 18 busy workers on a 20-connection pool,
-    // so the pool crosses its 80 % warning near each crest.
+    // The load follows a slow wave with noise: 3 to 18 busy clients.
     let started = Instant::now();
     loop {
         let t = started.elapsed().as_secs_f64();
@@ -244,38 +243,103 @@ async fn load_documents(pool: &InstrumentedPool) -> Result<(), String> {
     Ok(())
 }
 
-/// One simulated request handler: busy while `id < wanted`, idle otherwise.
-async fn worker_loop(
-    id: usize,
-    wanted: Arc<AtomicUsize>,
-    pool: watch::Receiver<Option<InstrumentedPool>>,
-) {
+/// One client of the documents API: busy while `id < wanted`, idle otherwise. Four requests
+/// in five are searches for a random embedding; the fifth inserts a guide into one of four
+/// sources, and the first of them is the one the batch job locks now and then.
+async fn client_loop(id: usize, wanted: Arc<AtomicUsize>, api: SocketAddr) {
+    let mut client: Option<ApiClient> = None;
+    let mut n = 0u64;
     loop {
-        let current = pool.borrow().clone();
-        let (Some(p), true) = (current, id < wanted.load(Ordering::Relaxed)) else {
+        if id >= wanted.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(300)).await;
             continue;
-        };
-        let hold: f64 = rand::rng().random_range(0.15..0.6);
-        let offset: i64 = rand::rng().random_range(0..DEMO_DOCUMENTS);
-        if let Ok(mut conn) = p.acquire_labeled("docs-search").await {
-            // A KNN search for the neighbours of an existing document, then the app's think time
-            // inside the checkout (a slow serializer, a remote call): that is what fills pools.
-            let _ = sqlx::query(
-                "SELECT d.id FROM documents d
-                  ORDER BY d.embedding::halfvec(3072) <=> (SELECT q.embedding::halfvec(3072) FROM documents q OFFSET $1 LIMIT 1)
-                  LIMIT 5",
-            )
-            .bind(offset)
-            .execute(&mut *conn)
-            .await;
-            let _ = sqlx::query("SELECT pg_sleep($1)")
-                .bind(hold)
-                .execute(&mut *conn)
-                .await;
         }
-        let pause = rand::rng().random_range(20..120);
+        n += 1;
+        let embedding: Vec<f32> = {
+            let mut rng = rand::rng();
+            (0..docs_api::DIMENSIONS)
+                .map(|_| rng.random_range(0.0..1.0))
+                .collect()
+        };
+        let (path, body) = if n.is_multiple_of(5) {
+            let source = rand::rng().random_range(0..4);
+            (
+                "/documents",
+                serde_json::json!({
+                    "doc_type": "guide",
+                    "source_name": format!("source-{source}"),
+                    "doc_path": format!("client-{id}/{n}.md"),
+                    "content": format!("Written by demo client {id}"),
+                    "embedding": embedding,
+                }),
+            )
+        } else {
+            (
+                "/documents/search",
+                serde_json::json!({ "embedding": embedding, "k": 5 }),
+            )
+        };
+        if client.is_none() {
+            client = ApiClient::connect(api).await.ok();
+        }
+        if let Some(c) = &mut client
+            && c.post(path, body.to_string()).await.is_err()
+        {
+            // Reconnect on the next request (the instance restarted, or the connection broke).
+            client = None;
+        }
+        let pause = rand::rng().random_range(150..600);
         tokio::time::sleep(Duration::from_millis(pause)).await;
+    }
+}
+
+/// One kept-alive HTTP/1.1 connection to an instance (hyper's client connection: the demo
+/// needs nothing of a full client's pooling).
+struct ApiClient {
+    sender: hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>,
+    host: String,
+    _conn: tokio::task::JoinHandle<()>,
+}
+
+impl ApiClient {
+    async fn connect(addr: SocketAddr) -> Result<ApiClient, String> {
+        let stream = tokio::net::TcpStream::connect(addr)
+            .await
+            .map_err(|e| e.to_string())?;
+        let (sender, conn) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|e| e.to_string())?;
+        Ok(ApiClient {
+            sender,
+            host: addr.to_string(),
+            _conn: tokio::spawn(async move {
+                let _ = conn.await;
+            }),
+        })
+    }
+
+    /// Posts JSON and reads the whole answer; the status is the API's business, not the demo's.
+    async fn post(&mut self, path: &str, body: String) -> Result<u16, String> {
+        use http_body_util::BodyExt;
+        let request = hyper::Request::post(path)
+            .header(hyper::header::HOST, &self.host)
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
+            .map_err(|e| e.to_string())?;
+        self.sender.ready().await.map_err(|e| e.to_string())?;
+        let answer = self
+            .sender
+            .send_request(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = answer.status().as_u16();
+        answer
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(status)
     }
 }
 
@@ -317,14 +381,12 @@ async fn lock_scenes(config: PoolConfig) {
     }
 }
 
-/// Now and then a report export keeps its connection past the leak threshold.
-async fn leaky_report(pool: watch::Receiver<Option<InstrumentedPool>>) {
+/// Now and then a report export inside the first instance keeps its connection past the leak
+/// threshold.
+async fn leaky_report(pool: InstrumentedPool) {
     tokio::time::sleep(Duration::from_secs(45)).await;
     loop {
-        let current = pool.borrow().clone();
-        if let Some(p) = current
-            && let Ok(conn) = p.acquire_labeled("report-export").await
-        {
+        if let Ok(conn) = pool.acquire_labeled("report-export").await {
             tokio::time::sleep(Duration::from_secs(30)).await;
             drop(conn);
         }

@@ -691,6 +691,7 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
     let workload = tokio::spawn(pgvigil_cli::demo::workload(
         demo.config.clone(),
         instances.pools.clone(),
+        instances.addrs.clone(),
     ));
     let code = dashboard(
         demo.config.clone(),
@@ -704,9 +705,10 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
     .await;
     workload.abort();
     let _ = workload.await;
-    for pool in &instances.pools {
-        pool.close().await;
-    }
+    // Requests still waiting on a lock hold their connections: closing a pool waits for them,
+    // so the closes get two seconds together (dropping the pools closes what is left).
+    let closes = futures_util::future::join_all(instances.pools.iter().map(|p| p.close()));
+    let _ = tokio::time::timeout(Duration::from_secs(2), closes).await;
     drop(instances);
     drop(demo);
     eprintln!("pgvigil demo: workload, instances and PgBouncer stopped, private cluster removed");

@@ -1,4 +1,4 @@
-//! `crates/pgvigil/examples/documents_api.rs` against a private cluster with the reference
+//! The example documents API (`crates/docs-api`, the program `pgvigil demo` runs three of) against a private cluster with the reference
 //! schema: it stores documents with 3072-dimension embeddings, finds the nearest by cosine
 //! distance with a query the halfvec HNSW index serves, and mounts pgvigil's router (readiness
 //! with the pgvector and ledger checks, /metrics with the application's own counter).
@@ -21,22 +21,22 @@ impl Drop for Api {
 }
 
 fn example_binary() -> std::path::PathBuf {
-    // Built by `make test` (`cargo build --workspace --examples`), beside this test's binary.
+    // Built by `make test` (`cargo build --workspace --bins`), beside this test's binary.
     let exe = std::env::current_exe().unwrap();
     let example = exe
         .parent()
         .and_then(|deps| deps.parent())
-        .map(|profile| profile.join("examples").join("documents_api"))
+        .map(|profile| profile.join("docs-api"))
         .unwrap();
     assert!(
         example.exists(),
-        "{} is missing: run `cargo build --workspace --examples` (make test does)",
+        "{} is missing: run `cargo build --workspace --bins` (make test does)",
         example.display()
     );
     // A binary older than its sources would test yesterday's code.
     let built = std::fs::metadata(&example).unwrap().modified().unwrap();
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates/pgvigil");
-    let mut stack = vec![root.join("src"), root.join("examples")];
+    let crates = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("crates");
+    let mut stack = vec![crates.join("pgvigil/src"), crates.join("docs-api/src")];
     while let Some(dir) = stack.pop() {
         for entry in std::fs::read_dir(&dir).unwrap().flatten() {
             let path = entry.path();
@@ -44,7 +44,7 @@ fn example_binary() -> std::path::PathBuf {
                 stack.push(path);
             } else if entry.metadata().unwrap().modified().unwrap() > built {
                 panic!(
-                    "{} is older than {}: run `cargo build --workspace --examples` (make test does)",
+                    "{} is older than {}: run `cargo build --workspace --bins` (make test does)",
                     example.display(),
                     path.display()
                 );
@@ -126,6 +126,14 @@ fn the_documents_api_stores_searches_and_reports_its_pool() {
         let r = post_json(addr, "/documents", &doc.to_string()).unwrap();
         assert_eq!(r.status, 201, "{}", r.body);
     }
+    // The source counts its documents in the same transaction as the insert.
+    let counted = cluster
+        .psql(
+            url.rsplit('/').next().unwrap(),
+            "SELECT total_docs FROM document_sources WHERE doc_type = 'guide' AND source_name = 'handbook'",
+        )
+        .unwrap();
+    assert_eq!(counted.trim(), "20");
     let q = serde_json::json!({ "embedding": embedding(7), "k": 3 });
     let r = post_json(addr, "/documents/search", &q.to_string()).unwrap();
     assert_eq!(r.status, 200, "{}", r.body);

@@ -1,20 +1,21 @@
-//! A small documents service on the reference schema (migrations/ at the workspace root): it
-//! stores documents with 3072-dimension embeddings and searches them by cosine distance through
-//! the halfvec HNSW index, builds its pool from the environment, and mounts pgvigil's router
-//! for Kubernetes probes and Prometheus (with one metric of its own in the same registry).
+//! The example documents API: a small service on the reference schema (migrations/ at the
+//! workspace root). It stores documents with 3072-dimension embeddings and searches them by
+//! cosine distance through the halfvec HNSW index, builds its pool from the environment, and
+//! mounts pgvigil's router for Kubernetes probes and Prometheus (with one metric of its own in
+//! the same registry). `pgvigil demo` runs three instances of it in front of its database.
 //!
 //! ```sh
 //! DATABASE_URL=postgres://app:secret@db/docs LISTEN=127.0.0.1:8080 READY_CHECK_PGVECTOR=true \
-//!   cargo run -p pgvigil --features http --example documents_api
+//!   cargo run -p docs-api
 //! curl -s localhost:8080/health/ready; curl -s localhost:8080/metrics
 //! ```
 //!
 //! - `POST /documents` `{"doc_type":"guide","source_name":"handbook","doc_path":"a.md",
-//!   "content":"...","embedding":[3072 numbers]}` answers 201 `{"id":"..."}`.
+//!   "content":"...","embedding":[3072 numbers]}` answers 201 `{"id":"..."}`. The source's
+//!   `total_docs` counts it in the same transaction (so a long lock on the source's row holds
+//!   every insert for that source, and the pool shows it).
 //! - `POST /documents/search` `{"embedding":[3072 numbers],"k":5}` answers the k nearest as
 //!   `[{"id","doc_path","distance"}]`.
-
-use std::net::SocketAddr;
 
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -29,7 +30,8 @@ use prometheus_client::registry::Registry;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-const DIMENSIONS: usize = 3072;
+/// The embedding size of the reference schema.
+pub const DIMENSIONS: usize = 3072;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Route {
@@ -109,13 +111,14 @@ async fn insert_document(app: &App, doc: NewDocument) -> Result<Answer, Answer> 
             app.pool.config().database_url.explain(&e),
         )
     };
+    let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(explain)?;
     sqlx::query(
         "INSERT INTO document_sources (doc_type, source_name) VALUES ($1::doc_type, $2) \
          ON CONFLICT (doc_type, source_name) DO NOTHING",
     )
     .bind(&doc.doc_type)
     .bind(&doc.source_name)
-    .execute(&mut *conn)
+    .execute(&mut *tx)
     .await
     .map_err(explain)?;
     let id: String = sqlx::query_scalar(
@@ -127,9 +130,19 @@ async fn insert_document(app: &App, doc: NewDocument) -> Result<Answer, Answer> 
     .bind(&doc.doc_path)
     .bind(&doc.content)
     .bind(&vector)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut *tx)
     .await
     .map_err(explain)?;
+    sqlx::query(
+        "UPDATE document_sources SET total_docs = total_docs + 1, last_updated = now() \
+         WHERE doc_type = $1::doc_type AND source_name = $2",
+    )
+    .bind(&doc.doc_type)
+    .bind(&doc.source_name)
+    .execute(&mut *tx)
+    .await
+    .map_err(explain)?;
+    tx.commit().await.map_err(explain)?;
     Ok((StatusCode::CREATED, Json(json!({ "id": id }))))
 }
 
@@ -181,18 +194,9 @@ async fn search_documents(app: &App, q: Search) -> Result<Answer, Answer> {
     Ok((StatusCode::OK, Json(Value::Array(hits))))
 }
 
-#[tokio::main]
-async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    tracing_subscriber_init();
-    let sources = ConfigSources::from_process([], None)?;
-    let pool = Connector::new(PoolConfig::from_sources(&sources)?)
-        .connect()
-        .await?;
-    let listen: SocketAddr = std::env::var("LISTEN")
-        .unwrap_or_else(|_| "127.0.0.1:8080".into())
-        .parse()
-        .map_err(|e| format!("LISTEN: {e}; expected IP:PORT such as 127.0.0.1:8080"))?;
-
+/// The service's routes on `pool`, with pgvigil's probes and /metrics (its own request counter
+/// in the same registry).
+pub fn router(pool: InstrumentedPool, health: HealthSettings) -> Router {
     let mut registry = Registry::default();
     let requests = Family::<Route, Counter>::default();
     registry.register(
@@ -200,18 +204,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "Requests by route and outcome",
         requests.clone(),
     );
-    let health = HttpFace::new(HealthSettings::from_sources(&sources)?)
+    let face = HttpFace::new(health)
         .pool("main", pool.clone())
         .registry(registry)
         .router();
-    let app = Router::new()
+    Router::new()
         .route("/documents", post(insert))
         .route("/documents/search", post(search))
-        .with_state(App {
-            pool: pool.clone(),
-            requests,
-        })
-        .merge(health);
+        .with_state(App { pool, requests })
+        .merge(face)
+}
+
+/// The binary: the pool and health settings from the environment (and `.env`), `LISTEN`
+/// (default 127.0.0.1:8080), until SIGTERM or Ctrl-C.
+pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
+    let sources = ConfigSources::from_process([], None)?;
+    let pool = Connector::new(PoolConfig::from_sources(&sources)?)
+        .connect()
+        .await?;
+    let listen: std::net::SocketAddr = std::env::var("LISTEN")
+        .unwrap_or_else(|_| "127.0.0.1:8080".into())
+        .parse()
+        .map_err(|e| format!("LISTEN: {e}; expected IP:PORT such as 127.0.0.1:8080"))?;
+    let app = router(pool.clone(), HealthSettings::from_sources(&sources)?);
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .map_err(|e| format!("LISTEN {listen}: {e}"))?;
@@ -229,15 +244,4 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .await?;
     pool.close().await;
     Ok(())
-}
-
-/// Logs to stderr at INFO (the pool's status line) unless RUST_LOG says otherwise.
-fn tracing_subscriber_init() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
 }

@@ -62,6 +62,85 @@ fn hikaricp_native_tracker_text_gives_its_own_p95() {
     assert_eq!(f.acquire_p95, Some(0.003125));
 }
 
+/// Captured from real HikariCP exporters (tests/fixtures/hikaricp-captured/SOURCES.md says
+/// where each came from): Spring Boot's Micrometer, and HikariCP's native tracker in its
+/// summary and histogram flavours, with and without `_created`, and as OpenMetrics.
+#[test]
+fn captured_hikaricp_output_gives_the_figures_it_shows() {
+    let read = |name: &str| {
+        let text = fixture(&format!("hikaricp-captured/{name}"));
+        PoolReading::from_exposition(&parse(&text)).unwrap_or_else(|| panic!("{name}"))
+    };
+    // Spring Boot 3.0.1 after a few requests, and another Spring Boot 3 service at rest: ten
+    // idle connections, no histogram (Micrometer's timers publish count, sum and max only).
+    for name in [
+        "micrometer-springboot-3.0.1.txt",
+        "micrometer-springboot-3-idle.txt",
+    ] {
+        let r = read(name);
+        assert_eq!(r.family, MetricFamily::HikariMicrometer, "{name}");
+        assert_eq!(
+            (r.active, r.idle, r.max, r.pending, r.timeouts_total),
+            (0.0, 10.0, 10.0, 0.0, 0.0),
+            "{name}"
+        );
+        assert!(r.acquire_buckets.is_empty(), "{name}");
+        assert_eq!(r.acquire_p95_reported, None, "{name}");
+    }
+    // The native tracker with three connections borrowed and one timeout behind it.
+    for name in [
+        "native-summary-simpleclient-0.9.txt",
+        "native-histogram-simpleclient-0.9.txt",
+        "native-histogram-simpleclient-0.16.txt",
+        "native-summary-openmetrics.txt",
+    ] {
+        let r = read(name);
+        assert_eq!(r.family, MetricFamily::HikariNative, "{name}");
+        assert_eq!(
+            (r.active, r.idle, r.max, r.pending, r.timeouts_total),
+            (3.0, 7.0, 10.0, 0.0, 1.0),
+            "{name}"
+        );
+        assert!((r.saturation() - 0.3).abs() < 1e-9, "{name}");
+    }
+    // Summaries report their own p95 in nanoseconds.
+    let summary = read("native-summary-simpleclient-0.9.txt");
+    assert_eq!(summary.acquire_p95_reported, Some(39283.0 / 1e9));
+    assert!(summary.acquire_buckets.is_empty());
+    assert_eq!(
+        read("native-summary-openmetrics.txt").acquire_p95_reported,
+        Some(35717.0 / 1e9)
+    );
+    // Histograms count in nanoseconds: the buckets come out in seconds, 211 acquires in all,
+    // and the p95 over the window comes from them.
+    for name in [
+        "native-histogram-simpleclient-0.9.txt",
+        "native-histogram-simpleclient-0.16.txt",
+    ] {
+        let r = read(name);
+        assert_eq!(r.acquire_p95_reported, None, "{name}");
+        let first = r.acquire_buckets.first().map(|b| b.0).unwrap();
+        assert!((first - 1e-6).abs() < 1e-15, "{name}: {first}");
+        assert_eq!(
+            r.acquire_buckets.last(),
+            Some(&(f64::INFINITY, 211.0)),
+            "{name}"
+        );
+        let mut w = InstanceWindow::default();
+        let t0 = Instant::now();
+        let mut before = r.clone();
+        before.acquire_buckets.iter_mut().for_each(|b| b.1 = 0.0);
+        w.push(t0, before);
+        let p95 = w.push(t0 + Duration::from_secs(30), r).acquire_p95.unwrap();
+        // The 200.45th of 211 acquires lies in the (32 us, 64 us] bucket in both captures.
+        assert!(p95 > 32e-6 && p95 <= 64e-6, "{name}: {p95}");
+        if name.ends_with("0.9.txt") {
+            // 196 acquires up to 32 us, 201 up to 64 us: 32 + 32 * 4.45 / 5 = 60.48 us.
+            assert!((p95 - 60.48e-6).abs() < 1e-9, "{name}: {p95}");
+        }
+    }
+}
+
 #[test]
 fn a_body_without_pool_metrics_is_not_read_as_an_empty_pool() {
     assert_eq!(

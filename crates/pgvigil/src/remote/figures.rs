@@ -108,7 +108,8 @@ impl PoolReading {
                 pending: e.sum("hikaricp_pending_threads").unwrap_or(0.0),
                 timeouts_total: e.sum("hikaricp_connection_timeout_total").unwrap_or(0.0),
                 leaked: None,
-                acquire_buckets: Vec::new(),
+                // PrometheusHistogramMetricsTrackerFactory: buckets in nanoseconds.
+                acquire_buckets: buckets(e, "hikaricp_connection_acquired_nanos_bucket", 1e-9),
                 acquire_p95_reported: p95,
             });
         }

@@ -130,8 +130,14 @@ impl Fleet {
             tag(format!("count(sum by (instance) ({max}))"), "instances"),
             tag(format!("sum({pending})"), "pending"),
             tag(format!("sum({timeouts}) * 60"), "timeouts_per_minute"),
+            // HikariCP's native histogram counts nanoseconds: its own quantile, scaled, when
+            // no series in seconds exists.
             tag(
-                format!("histogram_quantile(0.95, sum by (le) ({buckets}))"),
+                format!(
+                    "histogram_quantile(0.95, sum by (le) ({buckets})) or \
+                     histogram_quantile(0.95, sum by (le) (rate({}[1m]))) / 1e9",
+                    self.series("hikaricp_connection_acquired_nanos_bucket", "")
+                ),
                 "acquire_p95",
             ),
             tag(

@@ -92,6 +92,7 @@ fn server() -> ServerView {
         index_builds: vec![],
         in_recovery: false,
         sees_all_sessions: true,
+        read_ms: 0.4,
     }
 }
 
@@ -437,6 +438,15 @@ fn fixture(name: &str) -> State {
                 ],
             }));
         }
+        "thousand_connections" => {
+            // One reading costs the server 5.1 ms: past the budget, the view is read every 3 s
+            // and the title says so.
+            let server = s.server.as_mut().unwrap();
+            server.read_ms = 5.1;
+            server.max_connections = 1200;
+            server.total = 1005;
+            server.groups[0].count = 1000;
+        }
         "all_sources" | "source_apps" | "source_bouncer" | "source_fleet" => {
             // Applications, PgBouncer and a fleet at once: all side by side, or one of them
             // chosen with the cycling key (the title says which).
@@ -493,6 +503,7 @@ const FIXTURES: &[&str] = &[
     "apps",
     "pgbouncer",
     "fleet",
+    "thousand_connections",
     "all_sources",
     "source_apps",
     "source_bouncer",

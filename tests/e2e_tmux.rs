@@ -710,3 +710,126 @@ fn the_demo_serves_through_three_documents_api_instances_and_pgbouncer_then_quit
     assert!(left.is_empty(), "left behind: {left:?}");
     eprintln!("demo quit in {quit_took:?}");
 }
+
+/// An HTTP peer on plain threads: every connection gets `answer` once, or (`None`) is
+/// accepted and never answered.
+fn http_peer(answer: Option<Vec<u8>>) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(answer);
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let answer = answer.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                let _ = std::io::Read::read(&mut stream, &mut buf);
+                match answer.as_ref() {
+                    Some(bytes) => {
+                        let _ = std::io::Write::write_all(&mut stream, bytes);
+                    }
+                    None => std::thread::sleep(Duration::from_secs(300)),
+                }
+            });
+        }
+    });
+    format!("http://{addr}/metrics")
+}
+
+fn http_answer(content_type: &str, body: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "HTTP/1.1 200 OK\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(body);
+    out
+}
+
+/// Runs the dashboard on `apps` for 12 s in a pane and returns its screen and peak RSS (kB).
+fn peak_memory_watching(name: &str, apps: &[String]) -> (String, u64) {
+    let url = support::cluster().url("postgres");
+    let mut args = vec!["--migrations", "/nonexistent"];
+    for a in apps {
+        args.push("--app");
+        args.push(a);
+    }
+    let pane = Pane::start(name, (120, 40), &[("DATABASE_URL", &url)], &args);
+    pane.wait_for("answering", Duration::from_secs(20));
+    let pid = pgvigil_pid(&pane);
+    std::thread::sleep(Duration::from_secs(12));
+    // Still answering keys while the silent peer holds a scrape open.
+    pane.keys("?");
+    let (_, took) = pane.wait_for("Any key closes this help", Duration::from_secs(5));
+    assert!(took < Duration::from_secs(2), "help took {took:?}");
+    pane.keys("Escape");
+    std::thread::sleep(Duration::from_millis(300));
+    let screen = pane.screen();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let peak: u64 = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap();
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+    (screen, peak)
+}
+
+#[test]
+fn hostile_application_endpoints_show_their_own_error_and_memory_stays_bounded() {
+    let good = http_answer(
+        "text/plain; version=0.0.4",
+        b"pgvigil_pool_connections{pool=\"main\",state=\"active\"} 3\n\
+          pgvigil_pool_connections{pool=\"main\",state=\"idle\"} 2\n\
+          pgvigil_pool_connections_max{pool=\"main\"} 10\n",
+    );
+    let good = http_peer(Some(good));
+    let (_, baseline) = peak_memory_watching("mem-base", std::slice::from_ref(&good));
+
+    let html = http_peer(Some(http_answer(
+        "text/html; charset=utf-8",
+        b"<html><body>login</body></html>",
+    )));
+    // 10 MB each time it is asked, every tick of the run.
+    let huge = http_peer(Some(http_answer(
+        "text/plain",
+        &vec![b'#'; 10 * 1024 * 1024],
+    )));
+    let silent = http_peer(None);
+    let (screen, hostile) = peak_memory_watching(
+        "mem-hostile",
+        &[good.clone(), html.clone(), huge.clone(), silent.clone()],
+    );
+    for (peer, reason) in [
+        (&html, "not a metrics endpoint (content type text/html"),
+        (&huge, "body larger than 4 MiB"),
+        (&silent, "no answer within"),
+    ] {
+        let port = peer
+            .rsplit(':')
+            .next()
+            .unwrap()
+            .trim_end_matches("/metrics");
+        let row = screen
+            .lines()
+            .find(|l| l.contains(port))
+            .unwrap_or_else(|| panic!("no row for {peer}:\n{screen}"));
+        assert!(row.contains("UNREACHABLE"), "{row}");
+        let reason_start: String = reason.chars().take(12).collect();
+        assert!(row.contains(&reason_start), "{reason}: {row}\n{screen}");
+    }
+    assert!(screen.contains("1/4 answering"), "{screen}");
+    // Twelve ticks of 10 MB offers cost at most the 4 MiB body limit and its parse, not the
+    // bodies: the peak stays within 16 MiB of watching the good endpoint alone.
+    eprintln!(
+        "peak RSS: {baseline} kB watching one good endpoint, {hostile} kB with three hostile ones"
+    );
+    assert!(
+        hostile < baseline + 16 * 1024,
+        "peak RSS {hostile} kB against {baseline} kB"
+    );
+}

@@ -94,6 +94,25 @@ async fn an_index_build_in_progress_shows_its_phase_and_a_lock_waiter_its_blocke
         .find(|w| w.pid == locker_pid)
         .unwrap();
     assert!(w.blocked_by.contains(&holder_pid), "{w:?}");
+    // The texts are read for the few backends shown, one whitespace-folded line each.
+    assert!(
+        w.query
+            .starts_with("SET lock_timeout = '20s'; BEGIN; LOCK TABLE u"),
+        "{w:?}"
+    );
+    let longest = view.longest_transaction.as_ref().unwrap();
+    assert_eq!(longest.pid, holder_pid, "{longest:?}");
+    assert_eq!(
+        longest.query, "SELECT pg_backend_pid()",
+        "its last statement"
+    );
+    assert_eq!(longest.state, "idle in transaction");
+    // The statement says what it cost the server.
+    assert!(
+        view.read_ms > 0.0 && view.read_ms < 1000.0,
+        "{}",
+        view.read_ms
+    );
 
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
     let mut locker = lock.await.unwrap().unwrap();

@@ -1,5 +1,7 @@
 //! The poller owns the retrying pool. While connected it sends one snapshot per tick, built
-//! from ONE statement (the server view) plus the pool's own figures (no round trip). While the
+//! from ONE statement (the server view) plus the pool's own figures (no round trip). When one
+//! reading costs the server more than pgvigil's budget (a thousand connections), the view is
+//! read every few ticks (`server_view_every`) and the ticks between carry the pool alone. While the
 //! database is down it keeps retrying with backoff, forever, and reports each state change;
 //! a hanging query makes the link "unresponsive" without ever blocking the UI.
 
@@ -10,7 +12,7 @@ use chrono::Utc;
 use tokio::sync::{mpsc, watch};
 
 use super::snapshot::Snapshot;
-use pgvigil::catalog::server_view;
+use pgvigil::catalog::{server_view, server_view_every};
 use pgvigil::config::PoolConfig;
 use pgvigil::pool::{Connector, InstrumentedPool, RetryNow, classify};
 
@@ -96,6 +98,8 @@ async fn run(
         // Poll phase.
         let mut unresponsive_since = None;
         let mut first = true;
+        // Ticks to let pass before the next reading of the server view (see the module doc).
+        let mut skip = 0u32;
         loop {
             if !first {
                 let interval = *refresh.borrow();
@@ -110,6 +114,13 @@ async fn run(
                 }
             }
             first = false;
+            if skip > 0 {
+                skip -= 1;
+                if tx.send(snapshot(None, Some(pool.stats()))).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             let interval = *refresh.borrow();
             let deadline = (interval * 2).max(Duration::from_secs(3));
             let poll = async {
@@ -123,6 +134,7 @@ async fn run(
             };
             match tokio::time::timeout(deadline, poll).await {
                 Ok(Ok(view)) => {
+                    skip = server_view_every(view.read_ms, interval) - 1;
                     unresponsive_since = None;
                     connector.unresponsive(None);
                     if tx

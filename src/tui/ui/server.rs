@@ -10,7 +10,20 @@ use super::{Look, ago, fit, styled};
 use crate::tui::state::{Panel, State};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
-    let block = super::panel("Server connections", Panel::Server, state, look);
+    // At a scale where one reading costs more than pgvigil's budget, the title says how often
+    // the view is read and what a reading costs the server.
+    let every = state.server.as_ref().map_or(1, |s| {
+        pgvigil::catalog::server_view_every(s.read_ms, state.refresh)
+    });
+    let title = match &state.server {
+        Some(s) if every > 1 => format!(
+            "Server: read every {}s ({:.1}ms)",
+            (state.refresh * every).as_secs_f64().round(),
+            s.read_ms
+        ),
+        _ => "Server connections".to_string(),
+    };
+    let block = super::panel(title, Panel::Server, state, look);
     let inner = block.inner(area);
     frame.render_widget(block, area);
     let t = look.theme;

@@ -83,6 +83,10 @@ pub struct ServerView {
     /// state and query. Without it they appear with state "unknown".
     #[serde(default = "yes")]
     pub sees_all_sessions: bool,
+    /// What this reading cost the server, in milliseconds (measured by the statement itself, so
+    /// a slow network does not count).
+    #[serde(default)]
+    pub read_ms: f64,
 }
 
 /// A `CREATE INDEX [CONCURRENTLY]` or `REINDEX` in progress, whoever runs it.
@@ -175,10 +179,13 @@ impl ServerView {
 /// The single statement behind [`server_view`]: pg_stat_activity and the connection settings as
 /// one JSON document.
 pub const SERVER_VIEW_SQL: &str = r#"
-WITH a AS (
+-- pg_stat_get_activity(NULL) is the view pg_stat_activity without its joins; at 1,000
+-- connections it is most of the cost (about 4 ms on two cores), so it is read once, without
+-- the query texts, and everything else comes from that one copy.
+WITH a AS MATERIALIZED (
     SELECT pid, coalesce(nullif(application_name, ''), '(unnamed)') AS application,
-           coalesce(state, 'unknown') AS state, wait_event_type, xact_start, query_start, query
-    FROM pg_stat_activity
+           coalesce(state, 'unknown') AS state, wait_event_type = 'Lock' AS on_lock, xact_start, query_start
+    FROM pg_stat_get_activity(NULL)
     WHERE backend_type = 'client backend'
 )
 SELECT json_build_object(
@@ -193,40 +200,95 @@ SELECT json_build_object(
     'total', (SELECT count(*) FROM a),
     'groups', (SELECT coalesce(json_agg(g ORDER BY g.application, g.state), '[]') FROM (
         SELECT application, state, count(*) AS count,
-               count(*) FILTER (WHERE wait_event_type = 'Lock') AS waiting_on_lock
+               count(*) FILTER (WHERE on_lock) AS waiting_on_lock
         FROM a GROUP BY application, state) g),
+    -- The oldest first, then its text: the query text is read (and the regexp run) for one
+    -- backend, not carried for every one.
     'longest_transaction', (SELECT json_build_object(
             'pid', pid, 'application', application, 'state', state,
             'seconds', extract(epoch FROM now() - xact_start)::float8,
-            'query', left(regexp_replace(query, '\s+', ' ', 'g'), 200))
-        FROM a WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
-        ORDER BY xact_start LIMIT 1),
-    'lock_waiters', (SELECT count(*) FROM a WHERE wait_event_type = 'Lock'),
+            'query', (SELECT left(regexp_replace(s.query, '\s+', ' ', 'g'), 200)
+                      FROM pg_stat_get_activity(oldest.pid) s))
+        FROM (SELECT * FROM a WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
+              ORDER BY xact_start LIMIT 1) oldest),
+    'lock_waiters', (SELECT count(*) FROM a WHERE on_lock),
     -- pg_blocking_pids only for the (at most five) backends that wait on a lock: it takes the
     -- lock manager's partition locks, a cost that would grow with every connection.
     'lock_waits', (SELECT coalesce(json_agg(w), '[]') FROM (
-        SELECT pid, application, seconds, pg_blocking_pids(pid) AS blocked_by, query
+        SELECT pid, application, seconds, pg_blocking_pids(pid) AS blocked_by,
+               (SELECT left(regexp_replace(s.query, '\s+', ' ', 'g'), 200)
+                FROM pg_stat_get_activity(waiting.pid) s) AS query
         FROM (SELECT pid, application,
-                     extract(epoch FROM now() - query_start)::float8 AS seconds,
-                     left(regexp_replace(query, '\s+', ' ', 'g'), 200) AS query
-              FROM a WHERE wait_event_type = 'Lock'
+                     extract(epoch FROM now() - query_start)::float8 AS seconds
+              FROM a WHERE on_lock
               ORDER BY query_start LIMIT 5) waiting) w),
     -- CREATE INDEX [CONCURRENTLY] in progress, whoever runs it (the HNSW build on documents
     -- takes hours): phase, blocks and tuples done.
     'index_builds', (SELECT coalesce(json_agg(b), '[]') FROM (
-        SELECT p.pid, coalesce(nullif(s.application_name, ''), '(unnamed)') AS application,
+        SELECT p.pid, coalesce(s.application, '(unnamed)') AS application,
                p.relid::regclass::text AS "table",
                CASE WHEN p.index_relid <> 0 THEN p.index_relid::regclass::text END AS index,
                p.command, p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total,
                extract(epoch FROM now() - s.query_start)::float8 AS seconds
         FROM pg_stat_progress_create_index p
-        LEFT JOIN pg_stat_activity s ON s.pid = p.pid
-        ORDER BY p.pid) b)
+        LEFT JOIN a s ON s.pid = p.pid
+        ORDER BY p.pid) b),
+    -- Last, so that it covers the work above: what this reading cost the server.
+    'read_ms', extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000
 )::text
 "#;
+
+/// Server time pgvigil allows itself for the server view, in milliseconds per second of
+/// refresh interval. One reading costs about 0.5 ms with tens of connections and about 5 ms
+/// with a thousand (two cores): past the budget the view is read every few ticks instead.
+pub const SERVER_VIEW_BUDGET_MS_PER_SECOND: f64 = 2.5;
+
+/// Read the server view once every this many ticks, given what the last reading cost the
+/// server (`read_ms`) and the refresh interval: within
+/// [`SERVER_VIEW_BUDGET_MS_PER_SECOND`], never less often than every 10 ticks.
+pub fn server_view_every(read_ms: f64, refresh: std::time::Duration) -> u32 {
+    let budget = SERVER_VIEW_BUDGET_MS_PER_SECOND * refresh.as_secs_f64();
+    if !read_ms.is_finite() || budget <= 0.0 {
+        return 1;
+    }
+    (read_ms / budget).ceil().clamp(1.0, 10.0) as u32
+}
 
 /// Reads the server view (one statement).
 pub async fn server_view(conn: &mut PgConnection) -> Result<ServerView, sqlx::Error> {
     let json: String = sqlx::query_scalar(SERVER_VIEW_SQL).fetch_one(conn).await?;
     serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_server_view_is_read_less_often_only_past_the_budget() {
+        let second = Duration::from_secs(1);
+        // (cost of one reading in ms, refresh) -> read every n ticks
+        let table = [
+            (0.4, second, 1),
+            (2.5, second, 1),
+            (2.6, second, 2),
+            (5.1, second, 3),
+            (8.2, second, 4),
+            // A faster refresh has a smaller budget per tick, a slower one a larger.
+            (2.0, Duration::from_millis(250), 4),
+            (8.2, Duration::from_secs(5), 1),
+            // Never less often than every 10 ticks, and a nonsense figure reads every tick.
+            (900.0, second, 10),
+            (f64::NAN, second, 1),
+            (-1.0, second, 1),
+        ];
+        for (cost, refresh, every) in table {
+            assert_eq!(
+                server_view_every(cost, refresh),
+                every,
+                "{cost} ms at {refresh:?}"
+            );
+        }
+    }
 }

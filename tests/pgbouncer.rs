@@ -95,3 +95,37 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     );
     assert!(!err.contains("Secr3t"), "{err}");
 }
+
+#[tokio::test]
+async fn the_dashboards_console_reading_keeps_one_connection_open() {
+    let cluster = support::cluster();
+    let db = support::fresh_database(cluster, "console");
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
+    let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
+    let console = pgvigil::pgbouncer::Console::new(admin.clone());
+    for _ in 0..5 {
+        console
+            .read(Duration::from_secs(2))
+            .await
+            .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
+    }
+    // SHOW CLIENTS on a connection of our own: the console's one kept connection and ours.
+    let options = admin.connect_options().extra_float_digits(None);
+    let mut own = sqlx::postgres::PgConnection::connect_with(&options)
+        .await
+        .unwrap();
+    let clients = sqlx::raw_sql("SHOW CLIENTS")
+        .fetch_all(&mut own)
+        .await
+        .unwrap();
+    let on_console = clients
+        .iter()
+        .filter(|r| {
+            sqlx::Row::try_get_unchecked::<String, _>(*r, "database")
+                .is_ok_and(|d| d == "pgbouncer")
+        })
+        .count();
+    assert_eq!(on_console, 2, "five readings, one kept connection");
+    let _ = own.close().await;
+}

@@ -268,3 +268,74 @@ async fn hostile_label_values_are_read_as_text_and_pgvigil_names_as_figures() {
     let shown = pgvigil::sanitize::printable(label);
     assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown}");
 }
+
+/// A keep-alive HTTP peer that counts the connections it accepts and answers every request
+/// on each with a small pgvigil body; `close_after` requests it closes the connection.
+async fn counting_peer(
+    close_after: usize,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let accepted = std::sync::Arc::new(AtomicUsize::new(0));
+    let counter = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let body = "pgvigil_pool_connections{pool=\"m\",state=\"active\"} 1\n\
+                            pgvigil_pool_connections_max{pool=\"m\"} 4\n";
+                let mut answered = 0;
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 1024];
+                while answered < close_after {
+                    let Ok(n) = s.read(&mut chunk).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        // Keep-alive (HTTP/1.1's default): no Connection: close.
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = s.write_all(answer.as_bytes()).await;
+                        answered += 1;
+                    }
+                }
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    (addr, accepted)
+}
+
+#[tokio::test]
+async fn a_scraped_endpoint_is_read_over_one_kept_connection_and_reconnects_when_closed() {
+    use std::sync::atomic::Ordering;
+    let (addr, accepted) = counting_peer(usize::MAX).await;
+    let e = endpoint(addr);
+    for _ in 0..5 {
+        let r = read_endpoint(&e, Duration::from_secs(2)).await.unwrap();
+        assert_eq!(r.max, 4.0);
+    }
+    assert_eq!(
+        accepted.load(Ordering::SeqCst),
+        1,
+        "five reads, one connection"
+    );
+
+    // A peer that closes after each second answer: every read still succeeds.
+    let (addr, accepted) = counting_peer(2).await;
+    let e = endpoint(addr);
+    for i in 0..6 {
+        let r = read_endpoint(&e, Duration::from_secs(2)).await;
+        assert!(r.is_ok(), "read {i}: {r:?}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}

@@ -126,8 +126,22 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     let mut clock = tokio::time::interval_at(next_second(), Duration::from_secs(1));
     clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
 
+    // A reading (the clock, the server view, each source) marks the frame stale; the frame is
+    // drawn COALESCE after the first, so the sources that tick together cost one frame, not
+    // one each. A key or a resize draws at once.
+    const COALESCE: Duration = Duration::from_millis(30);
+    let mut draw_at: Option<tokio::time::Instant> = None;
     let outcome: std::io::Result<()> = loop {
+        let mut at_once = false;
         let effects = tokio::select! {
+            _ = tokio::time::sleep_until(draw_at.unwrap_or_else(tokio::time::Instant::now)), if draw_at.is_some() => {
+                draw_at = None;
+                tui_logger::move_events();
+                if let Err(e) = terminal.draw(|f| ui::render(f, &state, &look)) {
+                    break Err(e);
+                }
+                continue;
+            }
             _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
             Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
             Some(apps) = apps_rx.recv() => update(&mut state, Msg::Apps(Box::new(apps))),
@@ -135,8 +149,14 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             Some(figures) = fleet_rx.recv() => update(&mut state, Msg::Fleet(Box::new(figures))),
             Some(msg) = msg_rx.recv() => update(&mut state, msg),
             event = events.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => update(&mut state, Msg::Key(key)),
-                Some(Ok(Event::Resize(_, _))) => Vec::new(),
+                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => {
+                    at_once = true;
+                    update(&mut state, Msg::Key(key))
+                }
+                Some(Ok(Event::Resize(_, _))) => {
+                    at_once = true;
+                    Vec::new()
+                }
                 Some(Ok(_)) => continue,
                 Some(Err(e)) => break Err(e),
                 None => break Ok(()),
@@ -171,6 +191,11 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         if quit {
             break Ok(());
         }
+        if !at_once {
+            draw_at.get_or_insert_with(|| tokio::time::Instant::now() + COALESCE);
+            continue;
+        }
+        draw_at = None;
         // Log lines reach the widget's buffer here (see init_tui_logging), then ratatui writes
         // only the cells that changed since the last frame.
         tui_logger::move_events();

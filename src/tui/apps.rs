@@ -191,12 +191,9 @@ pub fn spawn_bouncer(
     paused: watch::Receiver<bool>,
     tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, String>>,
 ) -> tokio::task::JoinHandle<()> {
-    every_tick(url, refresh, paused, tx, |url, timeout| {
-        Box::pin(async move {
-            pgvigil::pgbouncer::read(url, timeout)
-                .await
-                .map_err(|e| e.to_string())
-        })
+    let console = pgvigil::pgbouncer::Console::new(url);
+    every_tick(console, refresh, paused, tx, |console, timeout| {
+        Box::pin(async move { console.read(timeout).await.map_err(|e| e.to_string()) })
     })
 }
 

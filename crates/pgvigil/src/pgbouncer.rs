@@ -85,11 +85,56 @@ fn int(row: &PgRow, column: &str) -> i64 {
 /// Connects to the admin console (`url`, database `pgbouncer`) and reads it once, within
 /// `timeout`.
 pub async fn read(url: &DatabaseUrl, timeout: Duration) -> Result<BouncerView, BouncerError> {
+    bounded(url, timeout, read_unbounded(url)).await
+}
+
+/// The admin console kept open between readings: a dashboard reads it every second, and a new
+/// connection each time would cost a login (SCRAM's key derivation included) and churn
+/// PgBouncer's own client lists.
+pub struct Console {
+    url: DatabaseUrl,
+    conn: tokio::sync::Mutex<Option<PgConnection>>,
+}
+
+impl Console {
+    /// The console at `url` (database `pgbouncer`); nothing connects until the first reading.
+    pub fn new(url: DatabaseUrl) -> Self {
+        Self {
+            url,
+            conn: tokio::sync::Mutex::new(None),
+        }
+    }
+
+    /// Reads the console once within `timeout`, on the kept connection when it still works
+    /// (otherwise once more on a new one). A failed reading drops the connection.
+    pub async fn read(&self, timeout: Duration) -> Result<BouncerView, BouncerError> {
+        let mut slot = self.conn.lock().await;
+        let reading = async {
+            if let Some(mut kept) = slot.take()
+                && let Ok(view) = read_on(&mut kept).await
+            {
+                *slot = Some(kept);
+                return Ok(view);
+            }
+            let mut conn = connect(&self.url).await?;
+            let view = read_on(&mut conn).await?;
+            *slot = Some(conn);
+            Ok(view)
+        };
+        bounded(&self.url, timeout, reading).await
+    }
+}
+
+async fn bounded(
+    url: &DatabaseUrl,
+    timeout: Duration,
+    reading: impl std::future::Future<Output = Result<BouncerView, sqlx::Error>>,
+) -> Result<BouncerView, BouncerError> {
     let fail = |reason: String| BouncerError {
         target: url.to_string(),
         reason: url.scrub(&reason),
     };
-    tokio::time::timeout(timeout, read_unbounded(url))
+    tokio::time::timeout(timeout, reading)
         .await
         .map_err(|_| {
             fail(format!(
@@ -100,16 +145,25 @@ pub async fn read(url: &DatabaseUrl, timeout: Duration) -> Result<BouncerView, B
         .map_err(|e| fail(crate::pool::error_text(&e)))
 }
 
-async fn read_unbounded(url: &DatabaseUrl) -> Result<BouncerView, sqlx::Error> {
+async fn connect(url: &DatabaseUrl) -> Result<PgConnection, sqlx::Error> {
     let options = url
         .connect_options()
         // The console refuses startup parameters it does not know.
         .extra_float_digits(None);
-    let mut conn = PgConnection::connect_with(&options).await?;
-    let pools = sqlx::raw_sql("SHOW POOLS").fetch_all(&mut conn).await?;
-    let stats = sqlx::raw_sql("SHOW STATS").fetch_all(&mut conn).await?;
-    let lists = sqlx::raw_sql("SHOW LISTS").fetch_all(&mut conn).await?;
+    PgConnection::connect_with(&options).await
+}
+
+async fn read_unbounded(url: &DatabaseUrl) -> Result<BouncerView, sqlx::Error> {
+    let mut conn = connect(url).await?;
+    let view = read_on(&mut conn).await;
     let _ = conn.close().await;
+    view
+}
+
+async fn read_on(conn: &mut PgConnection) -> Result<BouncerView, sqlx::Error> {
+    let pools = sqlx::raw_sql("SHOW POOLS").fetch_all(&mut *conn).await?;
+    let stats = sqlx::raw_sql("SHOW STATS").fetch_all(&mut *conn).await?;
+    let lists = sqlx::raw_sql("SHOW LISTS").fetch_all(&mut *conn).await?;
     let stats: BTreeMap<String, &PgRow> = stats
         .iter()
         .filter_map(|r| text(r, "database").map(|d| (d, r)))

@@ -7,7 +7,7 @@ mod figures;
 mod fleet;
 mod scrape;
 
-pub use exposition::{Exposition, Sample, parse};
+pub use exposition::{Exposition, Sample, parse, parse_where};
 pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading, quantile};
 pub use fleet::{Fleet, FleetFigures, parse_answer};
 pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, redact};
@@ -18,7 +18,11 @@ pub async fn read_endpoint(
     timeout: std::time::Duration,
 ) -> Result<PoolReading, ScrapeError> {
     let body = endpoint.fetch(timeout).await?;
-    let exposition = parse(&body);
-    PoolReading::from_exposition(&exposition)
-        .ok_or(ScrapeError::NoPoolMetrics(exposition.samples.len()))
+    let exposition = parse_where(&body, |name| {
+        name.starts_with("pgvigil_pool_") || name.starts_with("hikaricp_")
+    });
+    PoolReading::from_exposition(&exposition).ok_or_else(|| {
+        // What the body did hold, for the message.
+        ScrapeError::NoPoolMetrics(parse(&body).samples.len())
+    })
 }

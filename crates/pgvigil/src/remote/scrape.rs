@@ -2,10 +2,12 @@
 //! socket), bounded in time and in size: a slow, dead, huge or garbled endpoint is an error with
 //! its reason, never a hang or unbounded memory.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Empty, Limited};
 use hyper::body::Bytes;
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 
 /// Largest body read from an endpoint; pgvigil's own is about 6 KB, a busy Spring Boot service's
@@ -17,7 +19,43 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub struct Endpoint {
     url: url::Url,
     shown: String,
+    kept: KeptAlive,
 }
+
+/// The connection the last good fetch left open, for the next one: a dashboard reading twenty
+/// instances every second otherwise spends most of its time opening and closing sockets.
+/// Clones of an endpoint share it; a fetch takes it out while in flight, so a timed-out or
+/// failed fetch drops it and the next one connects afresh.
+#[derive(Clone, Default)]
+struct KeptAlive(Arc<Mutex<Option<SendRequest<Empty<Bytes>>>>>);
+
+impl KeptAlive {
+    fn take(&self) -> Option<SendRequest<Empty<Bytes>>> {
+        let taken = self.0.lock().map(|mut c| c.take()).unwrap_or(None);
+        taken.filter(|s| !s.is_closed())
+    }
+
+    fn keep(&self, sender: SendRequest<Empty<Bytes>>) {
+        if let Ok(mut c) = self.0.lock() {
+            *c = Some(sender);
+        }
+    }
+}
+
+impl std::fmt::Debug for KeptAlive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeptAlive")
+    }
+}
+
+/// Endpoints are equal by URL; the kept connection is a cache.
+impl PartialEq for KeptAlive {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for KeptAlive {}
 
 impl Endpoint {
     /// Parses `http://host:port/path`. `what` names the flag or variable for errors.
@@ -37,7 +75,11 @@ impl Endpoint {
             return Err(bad("no host"));
         }
         let shown = redact(url.as_str());
-        Ok(Self { url, shown })
+        Ok(Self {
+            url,
+            shown,
+            kept: KeptAlive::default(),
+        })
     }
 
     /// The URL with any password replaced by `***`.
@@ -62,6 +104,8 @@ impl Endpoint {
         Self {
             shown: self.shown.clone(),
             url,
+            // The same server: the same kept connection.
+            kept: self.kept.clone(),
         }
     }
 
@@ -79,7 +123,7 @@ impl Endpoint {
             .unwrap_or(Err(ScrapeError::Timeout(timeout)))
     }
 
-    async fn get(&self, json: bool) -> Result<String, ScrapeError> {
+    async fn connect(&self) -> Result<SendRequest<Empty<Bytes>>, ScrapeError> {
         let host = self.url.host_str().unwrap_or_default().to_string();
         let port = self.url.port_or_known_default().unwrap_or(80);
         let host = host
@@ -89,10 +133,31 @@ impl Endpoint {
         let stream = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
             .map_err(|e| ScrapeError::Connect(e.to_string()))?;
-        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
             .map_err(|e| ScrapeError::Http(e.to_string()))?;
-        let driver = tokio::spawn(conn);
+        // The connection's driver ends when its last sender is dropped or the peer closes.
+        tokio::spawn(conn);
+        Ok(sender)
+    }
+
+    async fn get(&self, json: bool) -> Result<String, ScrapeError> {
+        // A kept connection the peer closed while idle fails at once: then once more afresh.
+        if let Some(sender) = self.kept.take() {
+            match self.exchange(sender, json).await {
+                Err(ScrapeError::Http(_)) => {}
+                answer => return answer,
+            }
+        }
+        let sender = self.connect().await?;
+        self.exchange(sender, json).await
+    }
+
+    async fn exchange(
+        &self,
+        mut sender: SendRequest<Empty<Bytes>>,
+        json: bool,
+    ) -> Result<String, ScrapeError> {
         let mut path = self.url.path().to_string();
         if let Some(q) = self.url.query() {
             path.push('?');
@@ -121,7 +186,6 @@ impl Endpoint {
             .map_err(|e| ScrapeError::Http(e.to_string()))?;
         let status = response.status();
         if !status.is_success() {
-            driver.abort();
             return Err(ScrapeError::Status(status.as_u16()));
         }
         let content_type = response
@@ -133,7 +197,6 @@ impl Endpoint {
         let refused = content_type.starts_with("text/html")
             || (!json && content_type.starts_with("application/json"));
         if refused {
-            driver.abort();
             return Err(ScrapeError::NotMetrics(
                 crate::sanitize::printable(&content_type).into_owned(),
             ));
@@ -149,7 +212,7 @@ impl Endpoint {
                 }
             })?
             .to_bytes();
-        driver.abort();
+        self.kept.keep(sender);
         Ok(String::from_utf8_lossy(&body).into_owned())
     }
 }

@@ -103,14 +103,17 @@ where
         loop {
             let interval = *refresh.borrow();
             let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
-            let started = Instant::now();
             let value = read(&mut state, timeout).await;
             if tx.send(value).await.is_err() {
                 return;
             }
-            let rest = interval.saturating_sub(started.elapsed());
+            // On the shared cadence (see tui::cadence), never sooner than half an interval.
+            let mut wake = super::cadence::next_boundary(interval);
+            if wake.saturating_duration_since(tokio::time::Instant::now()) < interval / 2 {
+                wake += interval;
+            }
             tokio::select! {
-                _ = tokio::time::sleep(rest) => {}
+                _ = tokio::time::sleep_until(wake) => {}
                 _ = refresh.changed() => {}
             }
             while *paused.borrow() {

@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod apps;
+pub mod cadence;
 pub mod jobs;
 pub mod keymap;
 pub mod poller;

@@ -102,9 +102,10 @@ async fn run(
         let mut skip = 0u32;
         loop {
             if !first {
+                // On the shared cadence (see tui::cadence).
                 let interval = *refresh.borrow();
                 tokio::select! {
-                    _ = tokio::time::sleep(interval) => {}
+                    _ = tokio::time::sleep_until(super::cadence::next_boundary(interval)) => {}
                     _ = refresh.changed() => {}
                 }
                 while *paused.borrow() {

@@ -12,10 +12,12 @@ use super::{Look, ago, fit, styled};
 use crate::tui::apps::AppsSnapshot;
 use crate::tui::state::{PoolSource, State};
 
+/// An acquire wait as the engineer needs it: under a millisecond is "<1ms" (its hundredths
+/// change every tick and say nothing about the pool), then whole milliseconds, then seconds.
 fn ms(seconds: Option<f64>) -> String {
     match seconds {
         None => "-".into(),
-        Some(s) if s < 0.001 => format!("{:.2}ms", s * 1000.0),
+        Some(s) if s < 0.001 => "<1ms".into(),
         Some(s) if s < 1.0 => format!("{:.0}ms", s * 1000.0),
         Some(s) => format!("{s:.1}s"),
     }

@@ -3,113 +3,14 @@
 
 mod support;
 
+use support::pane::{Pane, pgvigil_pid};
+
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pgvigil_cluster::PrivateCluster;
-
-/// A tmux server of our own with one session running pgvigil.
-struct Pane {
-    socket: String,
-    exit_file: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Pane {
-    fn start(name: &str, size: (u16, u16), env: &[(&str, &str)], args: &[&str]) -> Pane {
-        let dir = tempfile::tempdir().unwrap();
-        let exit_file = dir.path().join("exit");
-        let socket = format!("pgvigil-e2e-{}-{name}", std::process::id());
-        let mut cmdline = String::new();
-        for (k, v) in env {
-            cmdline.push_str(&format!("{k}='{v}' "));
-        }
-        cmdline.push_str(&format!("'{}'", env!("CARGO_BIN_EXE_pgvigil")));
-        for a in args {
-            cmdline.push_str(&format!(" '{a}'"));
-        }
-        cmdline.push_str(&format!("; echo $? > '{}'; sleep 30", exit_file.display()));
-        let status = Command::new("tmux")
-            .args([
-                "-L",
-                &socket,
-                "-f",
-                "/dev/null",
-                "new-session",
-                "-d",
-                "-s",
-                name,
-            ])
-            .args(["-x", &size.0.to_string(), "-y", &size.1.to_string()])
-            .arg(format!("LANG=C.UTF-8 TERM=xterm-256color {cmdline}"))
-            .status()
-            .expect("tmux is installed by scripts/setup-postgres.sh");
-        assert!(status.success());
-        Pane {
-            socket,
-            exit_file,
-            _dir: dir,
-        }
-    }
-
-    fn tmux(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .unwrap();
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.tmux(&["capture-pane", "-p"])
-    }
-
-    fn screen_with_escapes(&self) -> String {
-        self.tmux(&["capture-pane", "-p", "-e"])
-    }
-
-    fn keys(&self, keys: &str) {
-        self.tmux(&["send-keys", keys]);
-    }
-
-    /// Waits until the screen contains `needle`; returns the screen and how long it took.
-    fn wait_for(&self, needle: &str, limit: Duration) -> (String, Duration) {
-        let started = Instant::now();
-        loop {
-            let screen = self.screen();
-            if screen.contains(needle) {
-                return (screen, started.elapsed());
-            }
-            if started.elapsed() > limit {
-                panic!("no {needle:?} on screen after {limit:?}:\n{screen}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn exit_code(&self, limit: Duration) -> Option<String> {
-        let started = Instant::now();
-        while started.elapsed() < limit {
-            if let Ok(s) = std::fs::read_to_string(&self.exit_file) {
-                return Some(s.trim().to_string());
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        None
-    }
-}
-
-impl Drop for Pane {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux")
-            .args(["-L", &self.socket, "kill-server"])
-            .status();
-    }
-}
 
 /// The header's clock (HH:MM:SS before the " / ").
 fn clock(screen: &str) -> String {
@@ -486,28 +387,6 @@ fn regex_lite_colour(raw: &str) -> Option<String> {
     None
 }
 
-/// The pgvigil process running in a pane (a child of the pane's shell).
-fn pgvigil_pid(pane: &Pane) -> u32 {
-    let shell: u32 = pane
-        .tmux(&["list-panes", "-F", "#{pane_pid}"])
-        .trim()
-        .parse()
-        .unwrap();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
-            continue;
-        };
-        let Some((head, rest)) = stat.rsplit_once(')') else {
-            continue;
-        };
-        let ppid: Option<u32> = rest.split_whitespace().nth(1).and_then(|p| p.parse().ok());
-        if ppid == Some(shell) && head.ends_with("(pgvigil") {
-            return entry.file_name().to_string_lossy().parse().unwrap();
-        }
-    }
-    panic!("no pgvigil under the pane's shell {shell}");
-}
-
 /// d / Esc / v / Esc pressed at every moment of a job's life (connecting, starting the dev
 /// database, copying the schema, mid-migration), then q: nothing may be left anywhere.
 async fn key_storm(name: &str, dev_url: Option<String>) -> (u32, String) {
@@ -642,75 +521,6 @@ fn the_dashboard_without_a_terminal_says_so_and_points_at_check() {
     assert!(stderr.contains("pgvigil check"), "{stderr}");
 }
 
-/// Processes whose command line mentions `needle` (the pane's tmux and shell aside: their
-/// command line is the test's own).
-fn processes_mentioning(needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        if let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) {
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(needle) && !cmdline.contains("TERM=xterm-256color") {
-                found.push(format!(
-                    "{}: {cmdline}",
-                    entry.file_name().to_string_lossy()
-                ));
-            }
-        }
-    }
-    found
-}
-
-#[test]
-fn the_demo_serves_through_three_documents_api_instances_and_pgbouncer_then_quits_clean() {
-    // Everything the demo creates (its cluster, PgBouncer's files) goes under this TMPDIR, so
-    // what is left after quitting is visible and nothing of other tests is mistaken for it.
-    let tmp = tempfile::tempdir().unwrap();
-    std::fs::set_permissions(
-        tmp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o755),
-    )
-    .unwrap();
-    let tmpdir = tmp.path().to_str().unwrap().to_string();
-    let pane = Pane::start("demo", (120, 40), &[("TMPDIR", &tmpdir)], &["demo"]);
-    pane.wait_for("3/3 answering", Duration::from_secs(120));
-    pane.wait_for("pgbouncer app/postgres", Duration::from_secs(10));
-    pane.wait_for("Pool: all sources (s cycles)", Duration::from_secs(10));
-    // The instances are the documents API: their own application names on the server side.
-    pane.wait_for("docs-api-3", Duration::from_secs(30));
-    // The batch job's lock holds the API's inserts for its source: lock waiters appear.
-    let (screen, _) = pane.wait_for("blocked by", Duration::from_secs(90));
-    assert!(screen.contains("docs-batch"), "{screen}");
-    pane.keys("s");
-    pane.wait_for("Pool: applications (s cycles)", Duration::from_secs(5));
-    pane.keys("s");
-    let (screen, _) = pane.wait_for("Pool: pgbouncer (s cycles)", Duration::from_secs(5));
-    assert!(screen.contains("lists: clients"), "{screen}");
-    assert!(
-        !processes_mentioning(&tmpdir).is_empty(),
-        "the demo's PostgreSQL and PgBouncer run under TMPDIR"
-    );
-    let quit_at = Instant::now();
-    pane.keys("q");
-    assert_eq!(
-        pane.exit_code(Duration::from_secs(30)).as_deref(),
-        Some("0")
-    );
-    let quit_took = quit_at.elapsed();
-    // Every process and every file of the demo is gone.
-    let started = Instant::now();
-    while !processes_mentioning(&tmpdir).is_empty() && started.elapsed() < Duration::from_secs(10) {
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    assert_eq!(processes_mentioning(&tmpdir), Vec::<String>::new());
-    let left: Vec<_> = std::fs::read_dir(tmp.path())
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
-    eprintln!("demo quit in {quit_took:?}");
-}
-
 /// An HTTP peer on plain threads: every connection gets `answer` once, or (`None`) is
 /// accepted and never answered.
 fn http_peer(answer: Option<Vec<u8>>) -> String {
@@ -760,7 +570,7 @@ fn peak_memory_watching(name: &str, apps: &[String]) -> (String, u64) {
     // Still answering keys while the silent peer holds a scrape open.
     pane.keys("?");
     let (_, took) = pane.wait_for("Any key closes this help", Duration::from_secs(5));
-    assert!(took < Duration::from_secs(2), "help took {took:?}");
+    assert!(took < Duration::from_secs(3), "help took {took:?}");
     pane.keys("Escape");
     std::thread::sleep(Duration::from_millis(300));
     let screen = pane.screen();

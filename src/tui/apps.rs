@@ -103,13 +103,16 @@ where
         loop {
             let interval = *refresh.borrow();
             let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
+            let started = tokio::time::Instant::now();
             let value = read(&mut state, timeout).await;
             if tx.send(value).await.is_err() {
                 return;
             }
-            // On the shared cadence (see tui::cadence), never sooner than half an interval.
+            // On the shared cadence (see tui::cadence): the first boundary at least half an
+            // interval after this reading STARTED, so a slow source (a timeout of 80 % of the
+            // interval) still reads on every boundary, and two readings never run back to back.
             let mut wake = super::cadence::next_boundary(interval);
-            if wake.saturating_duration_since(tokio::time::Instant::now()) < interval / 2 {
+            while wake < started + interval / 2 {
                 wake += interval;
             }
             tokio::select! {

@@ -1,7 +1,8 @@
 //! The poller owns the retrying pool. While connected it sends one snapshot per tick, built
 //! from ONE statement (the server view) plus the pool's own figures (no round trip). When one
 //! reading costs the server more than pgvigil's budget (a thousand connections), the view is
-//! read every few ticks (`server_view_every`) and the ticks between carry the pool alone. While the
+//! read every few ticks (`server_view_every`); the ticks between send `SELECT 1` instead, so a
+//! lost or frozen server is still noticed within a tick. While the
 //! database is down it keeps retrying with backoff, forever, and reports each state change;
 //! a hanging query makes the link "unresponsive" without ever blocking the UI.
 
@@ -98,15 +99,16 @@ async fn run(
         // Poll phase.
         let mut unresponsive_since = None;
         let mut first = true;
-        // Ticks to let pass before the next reading of the server view (see the module doc).
-        let mut skip = 0u32;
+        // When the server view is due again (see the module doc): a time, so that a change of
+        // the refresh interval takes effect at once.
+        let mut view_due = tokio::time::Instant::now();
         loop {
             if !first {
                 // On the shared cadence (see tui::cadence).
                 let interval = *refresh.borrow();
                 tokio::select! {
                     _ = tokio::time::sleep_until(super::cadence::next_boundary(interval)) => {}
-                    _ = refresh.changed() => {}
+                    _ = refresh.changed() => view_due = tokio::time::Instant::now(),
                 }
                 while *paused.borrow() {
                     if paused.changed().await.is_err() {
@@ -115,34 +117,37 @@ async fn run(
                 }
             }
             first = false;
-            if skip > 0 {
-                skip -= 1;
-                if tx.send(snapshot(None, Some(pool.stats()))).await.is_err() {
-                    return;
-                }
-                continue;
-            }
             let interval = *refresh.borrow();
+            let read_view = tokio::time::Instant::now() >= view_due;
             let deadline = (interval * 2).max(Duration::from_secs(3));
             let poll = async {
                 let mut conn = pool
                     .acquire_labeled("poller")
                     .await
                     .map_err(|e| (e.kind, e.to_string()))?;
-                server_view(&mut conn)
-                    .await
-                    .map_err(|e| (classify(&e), connector.config().database_url.explain(&e)))
+                let explain =
+                    |e: sqlx::Error| (classify(&e), connector.config().database_url.explain(&e));
+                if read_view {
+                    server_view(&mut conn).await.map(Some).map_err(explain)
+                } else {
+                    sqlx::query("SELECT 1")
+                        .execute(&mut *conn)
+                        .await
+                        .map(|_| None)
+                        .map_err(explain)
+                }
             };
             match tokio::time::timeout(deadline, poll).await {
                 Ok(Ok(view)) => {
-                    skip = server_view_every(view.read_ms, interval) - 1;
+                    if let Some(v) = &view {
+                        // Due again after `every` ticks; half a tick early, as the cadence
+                        // wakes on boundaries.
+                        let every = server_view_every(v.read_ms, interval);
+                        view_due = tokio::time::Instant::now() + interval * every - interval / 2;
+                    }
                     unresponsive_since = None;
                     connector.unresponsive(None);
-                    if tx
-                        .send(snapshot(Some(view), Some(pool.stats())))
-                        .await
-                        .is_err()
-                    {
+                    if tx.send(snapshot(view, Some(pool.stats()))).await.is_err() {
                         return;
                     }
                 }

@@ -9,6 +9,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 use pgvigil_cluster::PrivateCluster;
 
 pub mod http;
+pub mod pane;
 pub mod prometheus;
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails

@@ -98,11 +98,19 @@ impl PrivateBouncer {
 
 impl Drop for PrivateBouncer {
     fn drop(&mut self) {
-        // runuser forwards the signal to pgbouncer.
-        let _ = nix::sys::signal::kill(
-            nix::unistd::Pid::from_raw(self.child.id() as i32),
-            nix::sys::signal::Signal::SIGTERM,
-        );
+        // runuser forwards the signals to pgbouncer. SIGTERM stops it at once up to 1.22; from
+        // 1.23 it waits for every client to leave, so SIGQUIT (1.23's immediate shutdown)
+        // follows after a second: a client stuck behind a lock must not hold the demo's exit.
+        let pid = nix::unistd::Pid::from_raw(self.child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGQUIT);
         let _ = self.child.wait();
     }
 }

@@ -17,8 +17,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     });
     let title = match &state.server {
         Some(s) if every > 1 => format!(
-            "Server: read every {}s ({:.1}ms)",
-            (state.refresh * every).as_secs_f64().round(),
+            "Server: read every {} ({:.1}ms)",
+            pgvigil::config::format_duration(state.refresh * every),
             s.read_ms
         ),
         _ => "Server connections".to_string(),

@@ -180,8 +180,9 @@ impl ServerView {
 /// one JSON document.
 pub const SERVER_VIEW_SQL: &str = r#"
 -- pg_stat_get_activity(NULL) is the view pg_stat_activity without its joins; at 1,000
--- connections it is most of the cost (about 4 ms on two cores), so it is read once, without
--- the query texts, and everything else comes from that one copy.
+-- connections it is most of the cost (about 4 ms on two cores), so it is read once and every
+-- figure comes from that copy; query texts are not carried in it but looked up (and folded)
+-- for the few backends shown.
 WITH a AS MATERIALIZED (
     SELECT pid, coalesce(nullif(application_name, ''), '(unnamed)') AS application,
            coalesce(state, 'unknown') AS state, wait_event_type = 'Lock' AS on_lock, xact_start, query_start
@@ -232,6 +233,9 @@ SELECT json_build_object(
                extract(epoch FROM now() - s.query_start)::float8 AS seconds
         FROM pg_stat_progress_create_index p
         LEFT JOIN a s ON s.pid = p.pid
+        -- Another role's build without pg_read_all_stats: its fields are NULL; left out (the
+        -- panel already says only this role's sessions are visible).
+        WHERE p.relid IS NOT NULL
         ORDER BY p.pid) b),
     -- Last, so that it covers the work above: what this reading cost the server.
     'read_ms', extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000

@@ -22,7 +22,12 @@ pub async fn read_endpoint(
         name.starts_with("pgvigil_pool_") || name.starts_with("hikaricp_")
     });
     PoolReading::from_exposition(&exposition).ok_or_else(|| {
-        // What the body did hold, for the message.
-        ScrapeError::NoPoolMetrics(parse(&body).samples.len())
+        // What the body did hold, for the message: counted, not parsed (a hostile body of
+        // short lines would otherwise allocate for every one of them, every tick).
+        let samples = body
+            .lines()
+            .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+            .count();
+        ScrapeError::NoPoolMetrics(samples)
     })
 }

@@ -1,5 +1,6 @@
 //! PgBouncer's admin console on a real PgBouncer: with 5 clients holding transactions through a
-//! pool of 3 server connections, SHOW POOLS reads 3 servers active and 2 clients waiting.
+//! pool of 3 server connections, SHOW POOLS reads 3 servers active and 2 clients waiting, in
+//! the snapshot and on the dashboard's screen.
 
 mod support;
 
@@ -15,6 +16,15 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     let name = db.rsplit('/').next().unwrap().to_string();
     let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 3);
     let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
+    // The dashboard watching the same console, up before the clients arrive.
+    let admin_url = bouncer.admin_url();
+    let pane = support::pane::Pane::start(
+        "bouncer",
+        (120, 40),
+        &[("DATABASE_URL", db.as_str())],
+        &["--pgbouncer", &admin_url, "--migrations", "/nonexistent"],
+    );
+    pane.wait_for("pgbouncer: no client pools yet", Duration::from_secs(20));
 
     let mut holders = Vec::new();
     for _ in 0..5 {
@@ -28,7 +38,7 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
                 .expect("through pgbouncer");
             // BEGIN takes a server connection until COMMIT (transaction pooling).
             sqlx::raw_sql("BEGIN").execute(&mut conn).await.unwrap();
-            sqlx::raw_sql("SELECT pg_sleep(3)")
+            sqlx::raw_sql("SELECT pg_sleep(6)")
                 .execute(&mut conn)
                 .await
                 .unwrap();
@@ -54,6 +64,10 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
         "{pool:?}"
     );
     assert_eq!(pool.pool_mode, "transaction");
+    // The same figures on screen (the first three hold their servers for 6 s).
+    let (screen, _) = pane.wait_for("3 active, 2 waiting", Duration::from_secs(4));
+    assert!(screen.contains("servers 3 active"), "{screen}");
+    pane.keys("q");
     assert!(view.lists.contains_key("used_servers"), "{:?}", view.lists);
     for h in holders {
         h.await.unwrap();

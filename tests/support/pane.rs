@@ -88,7 +88,11 @@ impl Pane {
     pub fn exit_code(&self, limit: Duration) -> Option<String> {
         let started = Instant::now();
         while started.elapsed() < limit {
-            if let Ok(s) = std::fs::read_to_string(&self.exit_file) {
+            // The shell creates the file before it writes the code: an empty file is not yet
+            // an answer.
+            if let Ok(s) = std::fs::read_to_string(&self.exit_file)
+                && !s.trim().is_empty()
+            {
                 return Some(s.trim().to_string());
             }
             std::thread::sleep(Duration::from_millis(100));

@@ -208,6 +208,14 @@ fn bouncer_lines(
             fit(&pgvigil::sanitize::printable(e), width),
             t.danger,
         ))),
+        Ok(view) if view.pools.is_empty() => lines.push(Line::from(styled(
+            // PgBouncer makes a pool when the first client connects to it.
+            fit(
+                "pgbouncer: no client pools yet (no client has connected)",
+                width,
+            ),
+            t.dim,
+        ))),
         Ok(view) => {
             for p in &view.pools {
                 let rate = match (p.xact_per_second, p.avg_wait_us) {
@@ -343,7 +351,7 @@ fn fleet(
     let all = source == PoolSource::All;
     let bouncer_rows = match &state.bouncer {
         _ if !all => 0,
-        Some(Ok(v)) => 2 * v.pools.len(),
+        Some(Ok(v)) => (2 * v.pools.len()).max(1),
         Some(Err(_)) => 1,
         None => 0,
     };

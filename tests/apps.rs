@@ -13,7 +13,17 @@ use pgvigil_cli::tui::apps::{AppsSnapshot, spawn};
 use support::http::{free_port, get};
 use tokio::sync::{mpsc, watch};
 
-fn serve(url: &str, addr: SocketAddr) -> Child {
+/// A `pgvigil serve` that is killed when dropped, so a failing test leaves no process behind.
+struct Served(Child);
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn serve(url: &str, addr: SocketAddr) -> Served {
     let child = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
         .args(["serve", "--listen", &addr.to_string()])
         .env_clear()
@@ -30,7 +40,7 @@ fn serve(url: &str, addr: SocketAddr) -> Child {
         assert!(Instant::now() < deadline, "serve on {addr} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    child
+    Served(child)
 }
 
 /// Serves tests/fixtures/hikaricp-micrometer.txt as a Spring Boot service would.
@@ -88,7 +98,7 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
     let addrs: Vec<SocketAddr> = (0..3)
         .map(|_| format!("127.0.0.1:{}", free_port()).parse().unwrap())
         .collect();
-    let mut children: Vec<Child> = addrs.iter().map(|a| serve(&url, *a)).collect();
+    let mut children: Vec<Served> = addrs.iter().map(|a| serve(&url, *a)).collect();
     let endpoints: Vec<Endpoint> = addrs
         .iter()
         .map(|a| Endpoint::parse(&format!("http://{a}/metrics"), "--app").unwrap())
@@ -105,8 +115,8 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
     assert_eq!(all.totals().answering, 3);
     assert_eq!(all.totals().max, 300.0, "three pools of 100");
 
-    children[1].kill().unwrap();
-    children[1].wait().unwrap();
+    children[1].0.kill().unwrap();
+    children[1].0.wait().unwrap();
     let down = next_where(&mut rx, 2, |s| s.instances[1].figures.is_err()).await;
     assert!(down.instances[0].figures.is_ok() && down.instances[2].figures.is_ok());
     assert!(
@@ -201,8 +211,5 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
     let err = pgvigil::remote::Fleet::new("http://127.0.0.1:9090", Some("job=x")).unwrap_err();
     assert!(err.to_string().starts_with("--selector: `job=x`"), "{err}");
 
-    for mut c in children {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(children);
 }

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, styled};
+use super::{Look, ago, fit, fitted, styled};
 use crate::tui::apps::AppsSnapshot;
 use crate::tui::state::{PoolSource, State};
 
@@ -44,13 +44,11 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     if shows(PoolSource::Apps) {
         match &state.apps {
             Some(apps) => lines.extend(fleet(state, source, apps, look, width, height)),
-            None if state.fleet.is_none() => lines.push(Line::from(styled(
-                fit(
-                    "application pools: add --app http://HOST:PORT/metrics",
-                    width,
-                ),
+            None if state.fleet.is_none() => lines.push(fitted(
+                "application pools: add --app http://HOST:PORT/metrics",
+                width,
                 t.dim,
-            ))),
+            )),
             None => {}
         }
     }
@@ -82,16 +80,14 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
         let suggest = s.suggested_max.map_or(String::new(), |m| {
             format!(", max {m}/instance fits (peak {})", s.peak)
         });
-        lines.push(Line::from(styled(
-            fit(
-                &format!(
-                    "sizing: {} + {} others vs {} usable: {verdict}{suggest}",
-                    s.demand, s.others, s.usable
-                ),
-                width,
+        lines.push(fitted(
+            &format!(
+                "sizing: {} + {} others vs {} usable: {verdict}{suggest}",
+                s.demand, s.others, s.usable
             ),
+            width,
             if s.oversubscribed { t.warn } else { t.dim },
-        )));
+        ));
     }
     let own = match &state.pool {
         Some(p) => format!(
@@ -112,7 +108,7 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
     );
     if inner.height > top {
         frame.render_widget(
-            Paragraph::new(Line::from(styled(fit(&own, width), t.dim))),
+            Paragraph::new(fitted(&own, width, t.dim)),
             Rect {
                 y: inner.y + inner.height - 1,
                 height: 1,
@@ -133,18 +129,14 @@ fn fleet_lines(
 ) {
     let t = look.theme;
     match figures {
-        Err(e) => lines.push(Line::from(styled(
-            fit(
-                &format!("fleet: {}", pgvigil::sanitize::printable(e)),
-                width,
-            ),
+        Err(e) => lines.push(fitted(
+            &format!("fleet: {}", pgvigil::sanitize::printable(e)),
+            width,
             t.danger,
-        ))),
+        )),
         Ok(f) => {
             let sat = if f.max > 0.0 { f.active / f.max } else { 0.0 };
-            lines.push(Line::from(styled(
-                fit(
-                    &format!(
+            lines.push(fitted(&format!(
                         "fleet of {:.0}: in use {:.0}/{:.0} ({:.0}%), waiting {:.0}, p95 {}, timeouts {:.1}/min",
                         f.instances,
                         f.active,
@@ -153,28 +145,22 @@ fn fleet_lines(
                         f.pending,
                         ms(f.acquire_p95),
                         f.timeouts_per_minute
-                    ),
-                    width,
-                ),
-                if sat >= state.warn_at { t.danger } else { t.text },
-            )));
+                    ), width, if sat >= state.warn_at { t.danger } else { t.text }));
             if rows > 0 {
                 for (instance, s) in f.top.iter().take(rows) {
-                    lines.push(Line::from(styled(
-                        fit(
-                            &format!(
-                                "  {:<30} {:>4.0}%",
-                                fit(&pgvigil::sanitize::printable(instance), 30),
-                                s * 100.0
-                            ),
-                            width,
+                    lines.push(fitted(
+                        &format!(
+                            "  {:<30} {:>4.0}%",
+                            fit(&pgvigil::sanitize::printable(instance), 30),
+                            s * 100.0
                         ),
+                        width,
                         if *s >= state.warn_at {
                             t.danger
                         } else {
                             t.text
                         },
-                    )));
+                    ));
                 }
                 return;
             }
@@ -185,10 +171,11 @@ fn fleet_lines(
                 .map(|(i, s)| format!("{} {:.0}%", pgvigil::sanitize::printable(i), s * 100.0))
                 .collect();
             if !top.is_empty() {
-                lines.push(Line::from(styled(
-                    fit(&format!("  fullest: {}", top.join(", ")), width),
+                lines.push(fitted(
+                    &format!("  fullest: {}", top.join(", ")),
+                    width,
                     t.dim,
-                )));
+                ));
             }
         }
     }
@@ -204,18 +191,13 @@ fn bouncer_lines(
 ) {
     let t = look.theme;
     match bouncer {
-        Err(e) => lines.push(Line::from(styled(
-            fit(&pgvigil::sanitize::printable(e), width),
-            t.danger,
-        ))),
-        Ok(view) if view.pools.is_empty() => lines.push(Line::from(styled(
-            // PgBouncer makes a pool when the first client connects to it.
-            fit(
-                "pgbouncer: no client pools yet (no client has connected)",
-                width,
-            ),
+        Err(e) => lines.push(fitted(&pgvigil::sanitize::printable(e), width, t.danger)),
+        // PgBouncer makes a pool when the first client connects to it.
+        Ok(view) if view.pools.is_empty() => lines.push(fitted(
+            "pgbouncer: no client pools yet (no client has connected)",
+            width,
             t.dim,
-        ))),
+        )),
         Ok(view) => {
             for p in &view.pools {
                 let rate = match (p.xact_per_second, p.avg_wait_us) {
@@ -224,31 +206,27 @@ fn bouncer_lines(
                     _ => String::new(),
                 };
                 let style = if p.clients_wait() { t.warn } else { t.text };
-                lines.push(Line::from(styled(
-                    fit(
-                        &format!(
-                            "pgbouncer {}/{}: {} active, {} waiting, maxwait {:.1}s ({})",
-                            pgvigil::sanitize::printable(&p.database),
-                            pgvigil::sanitize::printable(&p.user),
-                            p.cl_active,
-                            p.cl_waiting,
-                            p.maxwait_seconds,
-                            pgvigil::sanitize::printable(&p.pool_mode),
-                        ),
-                        width,
+                lines.push(fitted(
+                    &format!(
+                        "pgbouncer {}/{}: {} active, {} waiting, maxwait {:.1}s ({})",
+                        pgvigil::sanitize::printable(&p.database),
+                        pgvigil::sanitize::printable(&p.user),
+                        p.cl_active,
+                        p.cl_waiting,
+                        p.maxwait_seconds,
+                        pgvigil::sanitize::printable(&p.pool_mode),
                     ),
+                    width,
                     style,
-                )));
-                lines.push(Line::from(styled(
-                    fit(
-                        &format!(
-                            "  servers {} active {} idle {} used{rate}",
-                            p.sv_active, p.sv_idle, p.sv_used
-                        ),
-                        width,
+                ));
+                lines.push(fitted(
+                    &format!(
+                        "  servers {} active {} idle {} used{rate}",
+                        p.sv_active, p.sv_idle, p.sv_used
                     ),
+                    width,
                     t.text,
-                )));
+                ));
             }
         }
     }
@@ -263,20 +241,18 @@ fn lists_line(
     width: usize,
 ) {
     let get = |k: &str| view.lists.get(k).copied().unwrap_or(0);
-    lines.push(Line::from(styled(
-        fit(
-            &format!(
-                "  lists: clients {} used {} free {} logging in; servers {} used {} free",
-                get("used_clients"),
-                get("free_clients"),
-                get("login_clients"),
-                get("used_servers"),
-                get("free_servers"),
-            ),
-            width,
+    lines.push(fitted(
+        &format!(
+            "  lists: clients {} used {} free {} logging in; servers {} used {} free",
+            get("used_clients"),
+            get("free_clients"),
+            get("login_clients"),
+            get("used_servers"),
+            get("free_servers"),
         ),
+        width,
         look.theme.dim,
-    )));
+    ));
 }
 
 fn fleet(
@@ -336,16 +312,14 @@ fn fleet(
                 },
             ),
         ]),
-        Line::from(styled(
-            fit(
-                &format!(
-                    "{:<18} {:>7} {:>4} {:>4} {:>7} {:>5} {:>3}",
-                    "instance", "in use", "sat", "wait", "p95", "to/m", "lk"
-                ),
-                width,
+        fitted(
+            &format!(
+                "{:<18} {:>7} {:>4} {:>4} {:>7} {:>5} {:>3}",
+                "instance", "in use", "sat", "wait", "p95", "to/m", "lk"
             ),
+            width,
             t.dim,
-        )),
+        ),
     ];
     // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
     let all = source == PoolSource::All;
@@ -385,39 +359,35 @@ fn fleet(
                 let r = &f.reading;
                 let sat = r.saturation();
                 let row_style = if sat >= warn_at { t.danger } else { t.text };
-                lines.push(Line::from(styled(
-                    fit(
-                        &format!(
-                            "{:<18} {:>3}/{:<3} {:>3.0}% {:>4} {:>7} {:>5.1} {:>3}",
-                            fit(&name, 18),
-                            r.active,
-                            r.max,
-                            sat * 100.0,
-                            r.pending,
-                            ms(f.acquire_p95),
-                            f.timeouts_per_minute,
-                            r.leaked.map_or("-".to_string(), |l| l.to_string()),
-                        ),
-                        width,
+                lines.push(fitted(
+                    &format!(
+                        "{:<18} {:>3}/{:<3} {:>3.0}% {:>4} {:>7} {:>5.1} {:>3}",
+                        fit(&name, 18),
+                        r.active,
+                        r.max,
+                        sat * 100.0,
+                        r.pending,
+                        ms(f.acquire_p95),
+                        f.timeouts_per_minute,
+                        r.leaked.map_or("-".to_string(), |l| l.to_string()),
                     ),
+                    width,
                     row_style,
-                )));
+                ));
             }
             Err(e) => {
                 let age = inst.last_ok.map_or("never read".to_string(), |at| {
                     format!("last ok {}", ago(state, at))
                 });
-                lines.push(Line::from(styled(
-                    fit(
-                        &format!(
-                            "{:<18} UNREACHABLE {age}: {}",
-                            fit(&name, 18),
-                            pgvigil::sanitize::printable(e)
-                        ),
-                        width,
+                lines.push(fitted(
+                    &format!(
+                        "{:<18} UNREACHABLE {age}: {}",
+                        fit(&name, 18),
+                        pgvigil::sanitize::printable(e)
                     ),
+                    width,
                     t.danger,
-                )));
+                ));
             }
         }
     }

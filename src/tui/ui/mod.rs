@@ -345,6 +345,11 @@ pub(crate) fn fit(text: &str, width: usize) -> String {
 }
 
 /// Every span of server or file text goes through here: control characters become escapes.
+/// One line of `text` cut to `width`, in `style`: the shape of most rows in the panels.
+pub(crate) fn fitted(text: &str, width: usize, style: Style) -> Line<'static> {
+    Line::from(styled(fit(text, width), style))
+}
+
 pub(crate) fn styled<'a>(text: impl Into<String>, style: Style) -> Span<'a> {
     let text = text.into();
     match pgvigil::sanitize::printable(&text) {

@@ -336,6 +336,9 @@ fn main() -> ExitCode {
             .with_writer(std::io::stderr)
             .with_ansi(colour_wanted(cli.no_color, std::io::stderr().is_terminal()))
             .init();
+        // A panic inside a source's reading is that source's error (pgvigil::contain), not a
+        // report on stderr. The dashboard's own hook does the same (tui::panic).
+        pgvigil::contain::quiet_contained_panics();
     }
     let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
     // The dashboard alone is I/O-bound: one thread is enough and wakes less; the demo runs its
@@ -644,7 +647,7 @@ async fn dashboard(
     match run_dashboard(config, options).await {
         Ok(()) => Status::Pass,
         Err(e) => {
-            eprintln!("pgvigil: terminal error: {e}");
+            eprintln!("pgvigil: the dashboard ended: {e}");
             UNKNOWN
         }
     }
@@ -814,7 +817,13 @@ async fn check(
             let (apps, bouncer, fleet) = &pool_sources;
             let wants_pool = matches!(options.only, None | Some(Group::Pool));
             if wants_pool && (!apps.is_empty() || bouncer.is_some() || fleet.is_some()) {
-                report.push(sizing_finding(&pool, apps, bouncer.as_ref(), fleet.as_ref()).await);
+                let mut holds = Vec::new();
+                let sizing =
+                    sizing_finding(&pool, apps, bouncer.as_ref(), fleet.as_ref(), &mut holds).await;
+                report.push(sizing);
+                for held in holds {
+                    report.push(held);
+                }
             }
             pool.close().await;
             report
@@ -832,12 +841,14 @@ async fn check(
     report.overall()
 }
 
-/// `pool.sizing`: one reading of every pool source and the server's view.
+/// `pool.sizing`: one reading of every pool source and the server's view; what holds
+/// PgBouncer's clients (a PAUSE, a SUSPEND) goes to `holds`.
 async fn sizing_finding(
     pool: &InstrumentedPool,
     apps: &[pgvigil::remote::Endpoint],
     bouncer: Option<&pgvigil::DatabaseUrl>,
     fleet: Option<&pgvigil::remote::Fleet>,
+    holds: &mut Vec<pgvigil::Finding>,
 ) -> pgvigil::Finding {
     use pgvigil::checks::Group;
     let unknown = |why: String| pgvigil::Finding::unknown(Group::Pool, "pool.sizing", why);
@@ -880,7 +891,10 @@ async fn sizing_finding(
     };
     let bouncer = match bouncer {
         Some(url) => match pgvigil::pgbouncer::read(url, timeout).await {
-            Ok(v) => Some(v),
+            Ok(v) => {
+                holds.extend(v.finding());
+                Some(v)
+            }
             Err(e) => return unknown(e.to_string()),
         },
         None => None,

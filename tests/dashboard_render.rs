@@ -403,24 +403,63 @@ fn fixture(name: &str) -> State {
             });
         }
         "pgbouncer" => {
-            // PgBouncer only (no --app): one pool with clients queueing.
-            s.bouncer = Some(Ok(pgvigil::pgbouncer::BouncerView {
-                pools: vec![pgvigil::pgbouncer::BouncerPool {
+            // PgBouncer only (no --app): two users' pools on one database (its rates once),
+            // clients queueing in one.
+            let pool = |user: &str, cl_active, cl_waiting, maxwait_seconds| {
+                pgvigil::pgbouncer::BouncerPool {
                     database: "app".into(),
-                    user: "docs".into(),
-                    cl_active: 3,
-                    cl_waiting: 2,
-                    sv_active: 3,
+                    user: user.into(),
+                    cl_active,
+                    cl_waiting,
+                    sv_active: cl_active,
                     sv_idle: 0,
                     sv_used: 0,
-                    maxwait_seconds: 2.4,
+                    maxwait_seconds,
                     pool_mode: "transaction".into(),
+                }
+            };
+            s.bouncer = Some(Ok(pgvigil::pgbouncer::BouncerView {
+                pools: vec![pool("batch", 1, 0, 0.0), pool("docs", 3, 2, 2.4)],
+                databases: vec![pgvigil::pgbouncer::BouncerDatabase {
+                    name: "app".into(),
+                    paused: false,
+                    disabled: false,
                     xact_per_second: Some(412.0),
                     query_per_second: Some(1650.0),
                     avg_wait_us: Some(35_000.0),
                 }],
+                state: None,
                 lists: Default::default(),
             }));
+        }
+        "pgbouncer_paused" => {
+            // `PAUSE app` on the console: the database says so.
+            s = fixture("pgbouncer");
+            if let Some(Ok(view)) = &mut s.bouncer {
+                view.databases[0].paused = true;
+                view.databases[0].xact_per_second = Some(0.0);
+            }
+        }
+        "source_errors" => {
+            // Every source failing with a long reason: the reason is read first and whole,
+            // the URL after it.
+            use pgvigil_cli::tui::apps::{AppInstance, AppsSnapshot};
+            s.apps = Some(AppsSnapshot {
+                taken_at: t(0),
+                instances: vec![AppInstance {
+                    name: "10.0.4.13:8080".into(),
+                    figures: Err("no answer within 800ms (the instance is slow or gone)".into()),
+                    last_ok: Some(t(-14)),
+                }],
+            });
+            s.bouncer = Some(Err(pgvigil::pgbouncer::BouncerError {
+                target: "postgres://pgbadmin:***@127.0.0.1:57400/pgbouncer".into(),
+                reason: "password authentication failed".into(),
+                kind: pgvigil::pgbouncer::BouncerFailure::LoginRefused,
+            }));
+            s.fleet = Some(Err(
+                "Prometheus http://prometheus.internal:9090: no answer within 800ms".into(),
+            ));
         }
         "fleet" => {
             // A fleet through Prometheus beside two instances read directly.
@@ -502,6 +541,8 @@ const FIXTURES: &[&str] = &[
     "index_build",
     "apps",
     "pgbouncer",
+    "pgbouncer_paused",
+    "source_errors",
     "fleet",
     "thousand_connections",
     "all_sources",

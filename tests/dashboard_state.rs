@@ -245,7 +245,15 @@ fn first_connection_reads_the_migration_status_once() {
             pool: None,
         })),
     );
-    assert_eq!(update(&mut s, connected_snapshot(5)), vec![]);
+    // No job again; the log hears once that the database answers again.
+    assert_eq!(
+        update(&mut s, connected_snapshot(5)),
+        vec![Effect::Log(
+            pgvigil_cli::tui::source_errors::SourceLog::Recovered {
+                source: "database".into()
+            }
+        )]
+    );
 }
 
 #[test]
@@ -317,7 +325,10 @@ fn s_cycles_the_pool_source_through_what_is_watched() {
     assert_eq!(s.pool_source(), PoolSource::All);
     update(
         &mut s,
-        Msg::Bouncer(Box::new(Err("PgBouncer: refused".into()))),
+        Msg::Bouncer(Box::new(Err(bouncer_error(
+            pgvigil::pgbouncer::BouncerFailure::Failed,
+            "refused",
+        )))),
     );
     update(&mut s, key('s'));
     assert_eq!(s.pool_sources(), vec![PoolSource::Bouncer]);
@@ -346,4 +357,126 @@ fn s_cycles_the_pool_source_through_what_is_watched() {
     assert_eq!(s.pool_source(), PoolSource::Apps);
     s.apps = None;
     assert_eq!(s.pool_source(), PoolSource::All);
+}
+
+fn bouncer_error(
+    kind: pgvigil::pgbouncer::BouncerFailure,
+    reason: &str,
+) -> pgvigil::pgbouncer::BouncerError {
+    pgvigil::pgbouncer::BouncerError {
+        target: "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
+        reason: reason.into(),
+        kind,
+    }
+}
+
+fn logs(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Log(line) => Some(line.to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_source_error_is_logged_when_it_starts_and_changes_never_each_tick() {
+    use pgvigil::pgbouncer::BouncerFailure;
+    let mut s = state();
+    let mut lines = Vec::new();
+    // Ten ticks of the same failure, two of another, then an answer.
+    for reason in ["no answer within 800ms"; 10]
+        .into_iter()
+        .chain(["connection refused"; 2])
+    {
+        let err = bouncer_error(BouncerFailure::NoAnswer, reason);
+        lines.extend(logs(&update(&mut s, Msg::Bouncer(Box::new(Err(err))))));
+    }
+    let view = pgvigil::pgbouncer::BouncerView {
+        pools: Vec::new(),
+        databases: Vec::new(),
+        state: None,
+        lists: Default::default(),
+    };
+    for _ in 0..3 {
+        lines.extend(logs(&update(
+            &mut s,
+            Msg::Bouncer(Box::new(Ok(view.clone()))),
+        )));
+    }
+    assert_eq!(
+        lines,
+        [
+            "pgbouncer: no answer within 800ms (postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer)",
+            "pgbouncer: now connection refused (postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer)",
+            "pgbouncer: answering again",
+        ]
+    );
+    // The same for the fleet, an application instance and the database.
+    let fleet = |e: &str| Msg::Fleet(Box::new(Err(e.to_string())));
+    assert_eq!(logs(&update(&mut s, fleet("Prometheus: 503"))).len(), 1);
+    assert!(logs(&update(&mut s, fleet("Prometheus: 503"))).is_empty());
+    let apps = || {
+        Msg::Apps(Box::new(pgvigil_cli::tui::apps::AppsSnapshot {
+            taken_at: t(1),
+            instances: vec![pgvigil_cli::tui::apps::AppInstance {
+                name: "10.0.4.13:8080".into(),
+                figures: Err("cannot connect: Connection refused".into()),
+                last_ok: None,
+            }],
+        }))
+    };
+    assert_eq!(
+        logs(&update(&mut s, apps())),
+        ["app 10.0.4.13:8080: cannot connect: Connection refused"]
+    );
+    assert!(logs(&update(&mut s, apps())).is_empty());
+    let down = |at: i64| {
+        Msg::Snapshot(Box::new(Snapshot {
+            taken_at: t(at),
+            link: LinkState::Waiting {
+                attempt: 2,
+                max_attempts: None,
+                next_retry_at: t(at + 1),
+                kind: pgvigil::pool::FailureKind::Io,
+                down: Down {
+                    since: t(0),
+                    last_error: "Connection refused (os error 111)".into(),
+                },
+            },
+            server: None,
+            pool: None,
+        }))
+    };
+    assert_eq!(
+        logs(&update(&mut s, down(1))),
+        ["database: Connection refused (os error 111)"]
+    );
+    assert!(logs(&update(&mut s, down(2))).is_empty());
+}
+
+#[test]
+fn r_retries_pgbouncer_only_when_it_refused_the_login() {
+    use pgvigil::pgbouncer::BouncerFailure;
+    let mut s = state();
+    update(
+        &mut s,
+        Msg::Bouncer(Box::new(Err(bouncer_error(
+            BouncerFailure::NoAnswer,
+            "slow",
+        )))),
+    );
+    assert_eq!(update(&mut s, key('r')), vec![Effect::RetryNow]);
+    update(
+        &mut s,
+        Msg::Bouncer(Box::new(Err(bouncer_error(
+            BouncerFailure::LoginRefused,
+            "password authentication failed",
+        )))),
+    );
+    assert_eq!(
+        update(&mut s, key('r')),
+        vec![Effect::RetryNow, Effect::RetryBouncer]
+    );
 }

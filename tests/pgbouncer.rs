@@ -143,3 +143,88 @@ async fn the_dashboards_console_reading_keeps_one_connection_open() {
     assert_eq!(on_console, 2, "five readings, one kept connection");
     let _ = own.close().await;
 }
+
+#[test]
+fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
+    let cluster = support::cluster();
+    let db = support::fresh_database(cluster, "paused");
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
+    let admin_url = bouncer.admin_url();
+    let console = |sql: &str| {
+        let out = std::process::Command::new("psql")
+            .args([admin_url.as_str(), "-c", sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{sql}: {out:?}\n{}", bouncer.log());
+    };
+    console("PAUSE app");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["check", "--only", "pool", "--json", "--pgbouncer", &admin_url])
+        .env_clear()
+        .env("DATABASE_URL", &db)
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let held = report["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "pool.pgbouncer")
+        .unwrap_or_else(|| panic!("{report}"));
+    assert_eq!(held["status"], "warn", "{held}");
+    assert!(
+        held["summary"]
+            .as_str()
+            .unwrap()
+            .contains("database app is PAUSED"),
+        "{held}"
+    );
+    let pane = support::pane::Pane::start(
+        "paused",
+        (120, 40),
+        &[("DATABASE_URL", db.as_str())],
+        &["--pgbouncer", &admin_url, "--migrations", "/nonexistent"],
+    );
+    pane.wait_for("pgbouncer app: PAUSED", Duration::from_secs(20));
+    console("RESUME app");
+    pane.wait_for("pgbouncer: no client pools yet", Duration::from_secs(5));
+    assert!(!pane.screen().contains("PAUSED"), "{}", pane.screen());
+    pane.keys("q");
+}
+
+#[test]
+fn a_refused_console_login_is_not_retried_every_tick() {
+    let cluster = support::cluster();
+    let db = support::fresh_database(cluster, "refused");
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
+    // A user PgBouncer does not know, with a wrong password: refused whatever auth_type is.
+    let wrong = format!(
+        "postgres://nosuchadmin:wrong@127.0.0.1:{}/pgbouncer",
+        bouncer.port
+    );
+    let refusals = || {
+        bouncer
+            .log()
+            .lines()
+            .filter(|l| l.contains("nosuchadmin") && l.contains("closing because"))
+            .count()
+    };
+    let pane = support::pane::Pane::start(
+        "refused",
+        (120, 40),
+        &[("DATABASE_URL", db.as_str())],
+        &["--pgbouncer", &wrong, "--migrations", "/nonexistent"],
+    );
+    pane.wait_for("not retried", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(refusals(), 1, "one login in 4 s:\n{}", bouncer.log());
+    assert!(!pane.screen().contains("wrong"), "{}", pane.screen());
+    pane.keys("r");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(refusals(), 2, "r tries once more:\n{}", bouncer.log());
+    pane.keys("q");
+}

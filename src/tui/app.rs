@@ -56,6 +56,20 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
+    // In front of ratatui's hook (which restores the terminal) and color-eyre's (the report).
+    let panics = super::panic::install();
+    // Test-only (debug builds): a panic in a task after this many milliseconds, to prove that
+    // any panic ends the dashboard (tests/hostile_bouncer.rs). Release builds have no trigger.
+    #[cfg(debug_assertions)]
+    if let Some(ms) = std::env::var("PGVIGIL_TEST_PANIC_AFTER_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            panic!("test-only panic (PGVIGIL_TEST_PANIC_AFTER_MS={ms})");
+        });
+    }
 
     let now = Utc::now();
     let local = *Local::now().offset();
@@ -95,9 +109,11 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         )
     });
     let (bouncer_tx, mut bouncer_rx) = mpsc::channel(4);
+    let bouncer_retry = pgvigil::pool::RetryNow::default();
     let bouncer_task = options.bouncer.map(|url| {
         super::apps::spawn_bouncer(
             url,
+            bouncer_retry.clone(),
             poller.refresh.subscribe(),
             poller.paused.subscribe(),
             bouncer_tx,
@@ -136,6 +152,9 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         let effects = tokio::select! {
             _ = tokio::time::sleep_until(draw_at.unwrap_or_else(tokio::time::Instant::now)), if draw_at.is_some() => {
                 draw_at = None;
+                if panics.happened() {
+                    break Err(super::panic::ended_by_panic());
+                }
                 tui_logger::move_events();
                 if let Err(e) = terminal.draw(|f| ui::render(f, &state, &look)) {
                     break Err(e);
@@ -161,6 +180,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
                 Some(Err(e)) => break Err(e),
                 None => break Ok(()),
             },
+            _ = panics.wait() => break Err(super::panic::ended_by_panic()),
             _ = sigterm.recv() => break Ok(()),
             _ = sighup.recv() => break Ok(()),
             _ = sigint.recv() => break Ok(()),
@@ -180,6 +200,11 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
                 Effect::SetPaused(p) => {
                     let _ = poller.paused.send(p);
                 }
+                Effect::RetryBouncer => bouncer_retry.trigger(),
+                Effect::Log(line) if line.is_failure() => {
+                    tracing::warn!(target: "pgvigil::sources", "{line}");
+                }
+                Effect::Log(line) => tracing::info!(target: "pgvigil::sources", "{line}"),
                 Effect::SetLogLevel(level) => tui_logger::set_default_level(level),
                 Effect::ScrollLog(action) => log_state.transition(match action {
                     Action::ScrollUp | Action::PageUp => tui_logger::TuiWidgetEvent::PrevPageKey,
@@ -196,6 +221,9 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             continue;
         }
         draw_at = None;
+        if panics.happened() {
+            break Err(super::panic::ended_by_panic());
+        }
         // Log lines reach the widget's buffer here (see init_tui_logging), then ratatui writes
         // only the cells that changed since the last frame.
         tui_logger::move_events();
@@ -204,6 +232,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         }
     };
     // Every way out passes here: no job keeps working on the server behind our back.
+    panics.leaving();
     jobs.shutdown().await;
     poller.task.abort();
     for task in [apps_task, bouncer_task, fleet_task].into_iter().flatten() {

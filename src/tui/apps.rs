@@ -190,16 +190,40 @@ pub fn spawn(
     })
 }
 
-/// Reads the PgBouncer admin console once per `refresh`.
+/// What the PgBouncer task keeps: the console, and whether it refused the last login.
+struct BouncerReader {
+    console: pgvigil::pgbouncer::Console,
+    retry: pgvigil::pool::RetryNow,
+    refused: bool,
+}
+
+/// Reads the PgBouncer admin console once per `refresh`. A refused login (wrong password,
+/// unknown user) is not tried again until `retry` is triggered (`r`), as for the database:
+/// each try would fail the same way and count against the account.
 pub fn spawn_bouncer(
     url: pgvigil::DatabaseUrl,
+    retry: pgvigil::pool::RetryNow,
     refresh: watch::Receiver<Duration>,
     paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, String>>,
+    tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>,
 ) -> tokio::task::JoinHandle<()> {
-    let console = pgvigil::pgbouncer::Console::new(url);
-    every_tick(console, refresh, paused, tx, |console, timeout| {
-        Box::pin(async move { console.read(timeout).await.map_err(|e| e.to_string()) })
+    let reader = BouncerReader {
+        console: pgvigil::pgbouncer::Console::new(url),
+        retry,
+        refused: false,
+    };
+    every_tick(reader, refresh, paused, tx, |reader, timeout| {
+        Box::pin(async move {
+            if reader.refused {
+                reader.retry.wait().await;
+            }
+            let reading = reader.console.read(timeout).await;
+            reader.refused = matches!(
+                &reading,
+                Err(e) if e.kind == pgvigil::pgbouncer::BouncerFailure::LoginRefused
+            );
+            reading
+        })
     })
 }
 

@@ -11,6 +11,7 @@ use crossterm::event::KeyEvent;
 
 use super::keymap::{Action, action_for};
 use super::snapshot::Snapshot;
+use super::source_errors::{SourceErrors, SourceLog};
 use pgvigil::catalog::ServerView;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::pool::LinkState;
@@ -128,7 +129,7 @@ pub enum Msg {
     /// The application pools' figures, one scrape of every `--app` endpoint.
     Apps(Box<crate::tui::apps::AppsSnapshot>),
     /// One reading of the PgBouncer admin console (`--pgbouncer`), or why not.
-    Bouncer(Box<Result<pgvigil::pgbouncer::BouncerView, String>>),
+    Bouncer(Box<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>),
     /// The fleet's figures from Prometheus (`--prometheus`), or why not.
     Fleet(Box<Result<pgvigil::remote::FleetFigures, String>>),
     Key(KeyEvent),
@@ -140,13 +141,22 @@ pub enum Msg {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
-    StartJob { id: u64, kind: JobKind },
-    CancelJob { id: u64 },
+    StartJob {
+        id: u64,
+        kind: JobKind,
+    },
+    CancelJob {
+        id: u64,
+    },
     RetryNow,
     SetRefresh(Duration),
     SetPaused(bool),
     SetLogLevel(tui_logger::LevelFilter),
     ScrollLog(Action),
+    /// A source started failing, failed otherwise or answers again: one log line.
+    Log(SourceLog),
+    /// `r` while PgBouncer refused the login: try it once more.
+    RetryBouncer,
     Quit,
 }
 
@@ -164,9 +174,11 @@ pub struct State {
     /// The application pools (`--app`), when any are watched.
     pub apps: Option<crate::tui::apps::AppsSnapshot>,
     /// The PgBouncer in front of the database (`--pgbouncer`), when watched.
-    pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, String>>,
+    pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>,
     /// The fleet through Prometheus (`--prometheus`), when watched.
     pub fleet: Option<Result<pgvigil::remote::FleetFigures, String>>,
+    /// Which sources fail and why, as last logged (each failure is logged once).
+    pub source_errors: SourceErrors,
     /// The source the engineer chose for the Pool panel (see [`State::pool_source`]).
     pub chosen_source: PoolSource,
     pub in_use_history: VecDeque<u64>,
@@ -207,6 +219,7 @@ impl State {
             apps: None,
             bouncer: None,
             fleet: None,
+            source_errors: SourceErrors::default(),
             chosen_source: PoolSource::All,
             server_at: None,
             pool: None,
@@ -266,24 +279,47 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             state.now = now;
             Vec::new()
         }
-        Msg::Snapshot(snapshot) => on_snapshot(state, *snapshot),
+        Msg::Snapshot(snapshot) => {
+            let error = snapshot.link.down().map(|d| d.last_error.clone());
+            let mut effects = log_source(state, "database", error.as_deref());
+            effects.extend(on_snapshot(state, *snapshot));
+            effects
+        }
         Msg::Apps(apps) => {
+            let mut effects = Vec::new();
+            for i in &apps.instances {
+                let source = format!("app {}", i.name);
+                effects.extend(log_source(
+                    state,
+                    &source,
+                    i.figures.as_ref().err().map(String::as_str),
+                ));
+            }
             if !state.paused {
                 state.apps = Some(*apps);
             }
-            Vec::new()
+            effects
         }
         Msg::Bouncer(view) => {
+            // The reason first, then which console.
+            let error = view
+                .as_ref()
+                .as_ref()
+                .err()
+                .map(|e| format!("{} ({})", e.reason, e.target));
+            let effects = log_source(state, "pgbouncer", error.as_deref());
             if !state.paused {
                 state.bouncer = Some(*view);
             }
-            Vec::new()
+            effects
         }
         Msg::Fleet(figures) => {
+            let error = figures.as_ref().as_ref().err().cloned();
+            let effects = log_source(state, "fleet", error.as_deref());
             if !state.paused {
                 state.fleet = Some(*figures);
             }
-            Vec::new()
+            effects
         }
         Msg::Key(key) => match action_for(&key) {
             Some(action) => on_action(state, action),
@@ -291,6 +327,16 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
         },
         Msg::JobDone { id, outcome } => on_job_done(state, id, outcome),
     }
+}
+
+/// The log line (as an effect) when `source`'s reading changes what the log last said.
+fn log_source(state: &mut State, source: &str, error: Option<&str>) -> Vec<Effect> {
+    state
+        .source_errors
+        .note(source, error)
+        .map(Effect::Log)
+        .into_iter()
+        .collect()
 }
 
 fn on_snapshot(state: &mut State, snap: Snapshot) -> Vec<Effect> {
@@ -385,7 +431,16 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Verify => request_job(state, JobKind::Verify),
         Action::DryRun => request_job(state, JobKind::DryRun),
-        Action::RetryNow => vec![Effect::RetryNow],
+        Action::RetryNow => {
+            let mut effects = vec![Effect::RetryNow];
+            // PgBouncer refused the login: it is tried again only when asked, as the database.
+            if let Some(Err(e)) = &state.bouncer
+                && e.kind == pgvigil::pgbouncer::BouncerFailure::LoginRefused
+            {
+                effects.push(Effect::RetryBouncer);
+            }
+            effects
+        }
         Action::TogglePause => {
             state.paused = !state.paused;
             vec![Effect::SetPaused(state.paused)]

@@ -36,6 +36,7 @@ pub mod catalog;
 pub mod checks;
 pub mod cleanup;
 pub mod config;
+pub mod contain;
 pub mod dev;
 #[cfg(feature = "http")]
 pub mod http;

@@ -8,7 +8,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, fitted, styled};
+use super::{Look, ago, fit, fitted, styled, wrapped};
 use crate::tui::apps::AppsSnapshot;
 use crate::tui::state::{PoolSource, State};
 
@@ -129,10 +129,11 @@ fn fleet_lines(
 ) {
     let t = look.theme;
     match figures {
-        Err(e) => lines.push(fitted(
-            &format!("fleet: {}", pgvigil::sanitize::printable(e)),
+        Err(e) => lines.extend(wrapped(
+            &format!("fleet: {e}"),
             width,
             t.danger,
+            ERROR_LINES,
         )),
         Ok(f) => {
             let sat = if f.max > 0.0 { f.active / f.max } else { 0.0 };
@@ -181,56 +182,118 @@ fn fleet_lines(
     }
 }
 
-/// PgBouncer's pools: clients active and waiting, servers active/idle/used, the longest wait,
-/// the mode and the rates; a pool whose clients wait is in the warning colour.
-fn bouncer_lines(
+/// PgBouncer: what holds its clients (a SUSPEND, a PAUSE), then per database its rates (kept
+/// per database by PgBouncer, so shown once) and pause, then its pools by user: clients active
+/// and waiting, the longest wait, the mode, servers active/idle/used. A pool whose clients
+/// wait, or a paused database, is in the warning colour. A failed reading says why first and
+/// which console after, wrapped so the reason is read whole even in a narrow panel.
+pub(super) fn bouncer_lines(
     lines: &mut Vec<Line<'static>>,
-    bouncer: &Result<pgvigil::pgbouncer::BouncerView, String>,
+    bouncer: &Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>,
     look: &Look,
     width: usize,
 ) {
+    use pgvigil::pgbouncer::BouncerFailure;
     let t = look.theme;
-    match bouncer {
-        Err(e) => lines.push(fitted(&pgvigil::sanitize::printable(e), width, t.danger)),
-        // PgBouncer makes a pool when the first client connects to it.
-        Ok(view) if view.pools.is_empty() => lines.push(fitted(
+    let view = match bouncer {
+        Err(e) => {
+            let retry = if e.kind == BouncerFailure::LoginRefused {
+                "; not retried (r retries)"
+            } else {
+                ""
+            };
+            lines.extend(wrapped(
+                &format!("pgbouncer: {}{retry} ({})", e.reason, e.target),
+                width,
+                t.danger,
+                ERROR_LINES,
+            ));
+            return;
+        }
+        Ok(view) => view,
+    };
+    if let Some(state) = view.state
+        && (state.suspended || state.paused)
+    {
+        let what = if state.suspended {
+            "SUSPENDED"
+        } else {
+            "PAUSED"
+        };
+        lines.push(fitted(
+            &format!("pgbouncer {what}: clients wait until RESUME"),
+            width,
+            t.danger,
+        ));
+    }
+    // PgBouncer makes a pool when the first client connects to it.
+    if view.pools.is_empty() && !view.databases.iter().any(|d| d.paused || d.disabled) {
+        lines.push(fitted(
             "pgbouncer: no client pools yet (no client has connected)",
             width,
             t.dim,
-        )),
-        Ok(view) => {
-            for p in &view.pools {
-                let rate = match (p.xact_per_second, p.avg_wait_us) {
-                    (Some(x), Some(w)) => format!(", {x:.0} tps, avg wait {:.1}ms", w / 1000.0),
-                    (Some(x), None) => format!(", {x:.0} tps"),
-                    _ => String::new(),
-                };
-                let style = if p.clients_wait() { t.warn } else { t.text };
-                lines.push(fitted(
-                    &format!(
-                        "pgbouncer {}/{}: {} active, {} waiting, maxwait {:.1}s ({})",
-                        pgvigil::sanitize::printable(&p.database),
-                        pgvigil::sanitize::printable(&p.user),
-                        p.cl_active,
-                        p.cl_waiting,
-                        p.maxwait_seconds,
-                        pgvigil::sanitize::printable(&p.pool_mode),
-                    ),
-                    width,
-                    style,
-                ));
-                lines.push(fitted(
-                    &format!(
-                        "  servers {} active {} idle {} used{rate}",
-                        p.sv_active, p.sv_idle, p.sv_used
-                    ),
-                    width,
-                    t.text,
-                ));
+        ));
+        return;
+    }
+    let mut names: Vec<&str> = view.pools.iter().map(|p| p.database.as_str()).collect();
+    names.extend(
+        view.databases
+            .iter()
+            .filter(|d| d.paused || d.disabled)
+            .map(|d| d.name.as_str()),
+    );
+    names.sort();
+    names.dedup();
+    for name in names {
+        let db = view.database(name);
+        let mut head = format!("pgbouncer {}:", pgvigil::sanitize::printable(name));
+        let held = db.is_some_and(|d| d.paused || d.disabled);
+        if let Some(d) = db {
+            if d.paused {
+                head.push_str(" PAUSED,");
             }
+            if d.disabled {
+                head.push_str(" DISABLED,");
+            }
+            if let Some(x) = d.xact_per_second {
+                head.push_str(&format!(" {x:.0} tps,"));
+            }
+            if let Some(w) = d.avg_wait_us {
+                head.push_str(&format!(" avg wait {}", ms(Some(w / 1e6))));
+            }
+        }
+        let head = head.trim_end_matches(',').to_string();
+        lines.push(fitted(&head, width, if held { t.warn } else { t.text }));
+        for p in view.pools.iter().filter(|p| p.database == name) {
+            let style = if p.clients_wait() { t.warn } else { t.text };
+            lines.push(fitted(
+                &format!(
+                    "  {}/{}: {} active, {} waiting, maxwait {:.1}s ({})",
+                    pgvigil::sanitize::printable(&p.database),
+                    pgvigil::sanitize::printable(&p.user),
+                    p.cl_active,
+                    p.cl_waiting,
+                    p.maxwait_seconds,
+                    pgvigil::sanitize::printable(&p.pool_mode),
+                ),
+                width,
+                style,
+            ));
+            lines.push(fitted(
+                &format!(
+                    "    servers {} active {} idle {} used",
+                    p.sv_active, p.sv_idle, p.sv_used
+                ),
+                width,
+                t.text,
+            ));
         }
     }
 }
+
+/// How many lines a source's error may take: its reason whole in a 38-column panel (80
+/// columns split in two), the URL after it as room allows.
+pub(super) const ERROR_LINES: usize = 3;
 
 /// PgBouncer's SHOW LISTS in one line: how many clients and servers it holds, and how many are
 /// still logging in (a login storm shows here first).
@@ -324,14 +387,23 @@ fn fleet(
     // Leave the last row for pgvigil's own pool, and four for PgBouncer when watched.
     let all = source == PoolSource::All;
     let bouncer_rows = match &state.bouncer {
-        _ if !all => 0,
-        Some(Ok(v)) => (2 * v.pools.len()).max(1),
-        Some(Err(_)) => 1,
-        None => 0,
+        Some(b) if all => {
+            let mut scratch = Vec::new();
+            bouncer_lines(&mut scratch, b, look, width);
+            scratch.len()
+        }
+        _ => 0,
     };
     // The fleet's rows above the table; pgvigil's own pool, the sizing line and PgBouncer's
     // rows below it.
-    let fleet_rows = if all && state.fleet.is_some() { 2 } else { 0 };
+    let fleet_rows = match &state.fleet {
+        Some(f) if all => {
+            let mut scratch = Vec::new();
+            fleet_lines(&mut scratch, f, state, look, width, 0);
+            scratch.len()
+        }
+        _ => 0,
+    };
     let reserve = 2 + bouncer_rows + fleet_rows;
     let mut room = height.saturating_sub(lines.len() + reserve);
     if room == 0 && !apps.instances.is_empty() {
@@ -340,17 +412,16 @@ fn fleet(
         room = 1;
     }
     let sorted = apps.by_saturation();
+    let mut used = 0;
     for (i, inst) in sorted.iter().enumerate() {
-        if i >= room {
+        if used >= room {
             break;
         }
         // The last row says how many more did not fit, unless it is the only row: then the
         // worst instance is worth more than a count.
-        if i + 1 == room && sorted.len() > room && room > 1 {
-            lines.push(Line::from(styled(
-                format!("... {} more", sorted.len() - i),
-                t.dim,
-            )));
+        let left = sorted.len() - i;
+        if used + 1 == room && left > 1 && room > 1 {
+            lines.push(Line::from(styled(format!("... {left} more"), t.dim)));
             break;
         }
         let name = pgvigil::sanitize::printable(&inst.name).into_owned();
@@ -374,20 +445,37 @@ fn fleet(
                     width,
                     row_style,
                 ));
+                used += 1;
             }
             Err(e) => {
                 let age = inst.last_ok.map_or("never read".to_string(), |at| {
                     format!("last ok {}", ago(state, at))
                 });
-                lines.push(fitted(
-                    &format!(
-                        "{:<18} UNREACHABLE {age}: {}",
+                // The reason (then the age) on the rows below, indented, in the room the
+                // instances after this one leave (each keeps its row); without such room,
+                // after the name on the one row (and whole in the log).
+                let spare = room.saturating_sub(used + left);
+                let mut reason = wrapped(
+                    &format!("{e} ({age})"),
+                    width.saturating_sub(2),
+                    t.danger,
+                    spare.min(2),
+                );
+                for line in &mut reason {
+                    line.spans.insert(0, styled("  ", t.danger));
+                }
+                let head = if reason.is_empty() {
+                    format!(
+                        "{:<18} UNREACHABLE: {} ({age})",
                         fit(&name, 18),
                         pgvigil::sanitize::printable(e)
-                    ),
-                    width,
-                    t.danger,
-                ));
+                    )
+                } else {
+                    format!("{:<18} UNREACHABLE", fit(&name, 18))
+                };
+                lines.push(fitted(&head, width, t.danger));
+                used += 1 + reason.len();
+                lines.extend(reason);
             }
         }
     }

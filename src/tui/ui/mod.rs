@@ -350,6 +350,57 @@ pub(crate) fn fitted(text: &str, width: usize, style: Style) -> Line<'static> {
     Line::from(styled(fit(text, width), style))
 }
 
+/// `text` (control characters escaped) wrapped at spaces onto at most `max_lines` lines of
+/// `width`, the lines after the first indented by two; what does not fit ends in `~`. For a
+/// source's error, whose reason must be read whole.
+pub(crate) fn wrapped(
+    text: &str,
+    width: usize,
+    style: Style,
+    max_lines: usize,
+) -> Vec<Line<'static>> {
+    let text = pgvigil::sanitize::printable(text);
+    let mut rows: Vec<String> = Vec::new();
+    let mut current = String::new();
+    for word in text.split(' ') {
+        let room = if rows.is_empty() {
+            width
+        } else {
+            width.saturating_sub(2)
+        };
+        let len = current.chars().count();
+        let extra = word.chars().count() + usize::from(len > 0);
+        if len > 0 && len + extra > room {
+            rows.push(std::mem::take(&mut current));
+        }
+        if !current.is_empty() {
+            current.push(' ');
+        }
+        current.push_str(word);
+    }
+    rows.push(current);
+    let cut = rows.len() > max_lines;
+    rows.truncate(max_lines);
+    let last = rows.len().saturating_sub(1);
+    rows.into_iter()
+        .enumerate()
+        .map(|(i, row)| {
+            let (row, room) = if i == 0 {
+                (row, width)
+            } else {
+                (format!("  {row}"), width)
+            };
+            // A word longer than the row, or the rest that did not fit, ends in `~`.
+            let row = if cut && i == last && row.chars().count() < room {
+                format!("{row}~")
+            } else {
+                row
+            };
+            fitted(&row, room, style)
+        })
+        .collect()
+}
+
 pub(crate) fn styled<'a>(text: impl Into<String>, style: Style) -> Span<'a> {
     let text = text.into();
     match pgvigil::sanitize::printable(&text) {

@@ -624,13 +624,20 @@ fn hostile_application_endpoints_show_their_own_error_and_memory_stays_bounded()
             .next()
             .unwrap()
             .trim_end_matches("/metrics");
-        let row = screen
-            .lines()
-            .find(|l| l.contains(port))
+        let lines: Vec<&str> = screen.lines().collect();
+        let at = lines
+            .iter()
+            .position(|l| l.contains(port))
             .unwrap_or_else(|| panic!("no row for {peer}:\n{screen}"));
+        let row = lines[at];
         assert!(row.contains("UNREACHABLE"), "{row}");
+        // The reason on the instance's row, or on the row below it where there is room.
         let reason_start: String = reason.chars().take(12).collect();
-        assert!(row.contains(&reason_start), "{reason}: {row}\n{screen}");
+        let with_next = format!("{row}{}", lines.get(at + 1).unwrap_or(&""));
+        assert!(
+            with_next.contains(&reason_start),
+            "{reason}: {row}\n{screen}"
+        );
     }
     assert!(screen.contains("1/4 answering"), "{screen}");
     // Twelve ticks of 10 MB offers cost at most the 4 MiB body limit and its parse, not the

@@ -160,7 +160,14 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
     };
     console("PAUSE app");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"))
-        .args(["check", "--only", "pool", "--json", "--pgbouncer", &admin_url])
+        .args([
+            "check",
+            "--only",
+            "pool",
+            "--json",
+            "--pgbouncer",
+            &admin_url,
+        ])
         .env_clear()
         .env("DATABASE_URL", &db)
         .current_dir(std::env::temp_dir())

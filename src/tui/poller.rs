@@ -98,6 +98,14 @@ async fn run(
         }
         // Poll phase.
         let mut unresponsive_since = None;
+        // The last warning logged while connected: a failure repeated each tick is logged once.
+        let mut warned: Option<String> = None;
+        let warn_once = |warned: &mut Option<String>, line: String| {
+            if warned.as_deref() != Some(line.as_str()) {
+                tracing::warn!(target: "pgvigil::poller", "{line}");
+                *warned = Some(line);
+            }
+        };
         let mut first = true;
         // When the server view is due again (see the module doc): a time, so that a change of
         // the refresh interval takes effect at once.
@@ -146,6 +154,9 @@ async fn run(
                         view_due = tokio::time::Instant::now() + interval * every - interval / 2;
                     }
                     unresponsive_since = None;
+                    if warned.take().is_some() {
+                        tracing::info!(target: "pgvigil::poller", "the server answers again");
+                    }
                     connector.unresponsive(None);
                     if tx.send(snapshot(view, Some(pool.stats()))).await.is_err() {
                         return;
@@ -163,13 +174,22 @@ async fn run(
                     // The server answered but refused the statement (permissions, a bug):
                     // stay connected, keep the pool figures, say why in the log.
                     connector.unresponsive(None);
-                    tracing::warn!(target: "pgvigil::poller", "server view failed: {}", connector.config().database_url.scrub(&message));
+                    warn_once(
+                        &mut warned,
+                        format!(
+                            "server view failed: {}",
+                            connector.config().database_url.scrub(&message)
+                        ),
+                    );
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
                 Err(_) => {
                     let since = *unresponsive_since.get_or_insert_with(Utc::now);
                     connector.unresponsive(Some(since));
-                    tracing::warn!(target: "pgvigil::poller", "no answer from the server within {}s", deadline.as_secs());
+                    warn_once(
+                        &mut warned,
+                        format!("no answer from the server within {}s", deadline.as_secs()),
+                    );
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
             }

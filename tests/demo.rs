@@ -22,7 +22,7 @@ fn the_demo_serves_through_three_documents_api_instances_and_pgbouncer_then_quit
     let tmpdir = tmp.path().to_str().unwrap().to_string();
     let pane = Pane::start("demo", (120, 40), &[("TMPDIR", &tmpdir)], &["demo"]);
     pane.wait_for("3/3 answering", Duration::from_secs(120));
-    pane.wait_for("pgbouncer app/postgres", Duration::from_secs(10));
+    pane.wait_for("pgbouncer app/pooled_", Duration::from_secs(10));
     pane.wait_for("Pool: all sources (s cycles)", Duration::from_secs(10));
     // The instances are the documents API: their own application names on the server side.
     pane.wait_for("docs-api-3", Duration::from_secs(30));

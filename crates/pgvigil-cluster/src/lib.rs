@@ -138,7 +138,7 @@ impl PrivateCluster {
             .map_err(|e| io_err(&cluster.dir.path().join(leftovers::OWNER_FILE), e))?;
         let pwfile = cluster.dir.path().join("pwfile");
         cluster.write_owned(&pwfile, &cluster.password.clone())?;
-        cluster.run(
+        let initdb = cluster.run(
             "initdb",
             &[
                 "-D",
@@ -152,8 +152,10 @@ impl PrivateCluster {
                 "--locale=C",
                 "--no-sync",
             ],
-        )?;
+        );
+        // The superuser's password is needed on disk only for initdb, failed or not.
         let _ = fs::remove_file(&pwfile);
+        initdb?;
         let mut conf = format!(
             "\n# pgvigil private cluster\nport = {}\nlisten_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\nmax_connections = 300\nfsync = off\n\

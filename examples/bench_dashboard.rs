@@ -297,8 +297,9 @@ fn main() {
     .expect("private cluster (run scripts/setup-postgres.sh)");
     cluster.create_database("bench").unwrap();
     let pw = "bench-pw";
+    // On psql's stdin: the roles' password must not be in a command line.
     cluster
-        .psql(
+        .psql_stdin(
             "bench",
             &format!(
                 "CREATE EXTENSION pg_stat_statements;

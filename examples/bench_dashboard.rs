@@ -297,8 +297,9 @@ fn main() {
     .expect("private cluster (run scripts/setup-postgres.sh)");
     cluster.create_database("bench").unwrap();
     let pw = "bench-pw";
+    // On psql's stdin: the roles' password must not be in a command line.
     cluster
-        .psql(
+        .psql_stdin(
             "bench",
             &format!(
                 "CREATE EXTENSION pg_stat_statements;
@@ -398,15 +399,16 @@ fn main() {
     // 2. 20 application endpoints and PgBouncer
     let (apps, _apps_thread) = start_apps(cluster.url("bench"), 20);
     let bouncer = PrivateBouncer::start(&cluster, "bench", 4);
-    let mut extra: String = apps.iter().map(|a| format!(" --app {a}")).collect();
-    extra.push_str(&format!(
-        " --pgbouncer postgres://postgres@127.0.0.1:{}/pgbouncer",
-        bouncer.port
-    ));
+    let extra: String = apps.iter().map(|a| format!(" --app {a}")).collect();
+    // The console's password in the environment, as DATABASE_URL's, not among the arguments.
     let watching = Tool {
         name: "pgvigil",
         role: "pgvigil_bench",
-        command: pgvigil(&extra),
+        command: format!(
+            "PGBOUNCER_URL='{}' {}",
+            bouncer.stats_url(),
+            pgvigil(&extra)
+        ),
     };
     let ours_apps = run_tool(&cluster, &watching, seconds);
     print_row("20 apps + PgBouncer", "pgvigil", ours_apps);

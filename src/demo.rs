@@ -45,11 +45,12 @@ pub const REFERENCE_MIGRATIONS: &[(&str, &str)] = &[
 
 pub const DEMO_DOCUMENTS: i64 = 2000;
 
-/// Writes the embedded migrations into `dir` (for sqlx's migrator and the dashboard's jobs).
+/// Writes the embedded migrations into `dir` (for sqlx's migrator and the dashboard's jobs),
+/// private to this user (0700, files 0600) like everything else in the cluster's directory.
 pub fn write_reference_migrations(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
+    pgvigil_cluster::private::create_dir(dir)?;
     for (name, sql) in REFERENCE_MIGRATIONS {
-        std::fs::write(dir.join(name), sql)?;
+        pgvigil_cluster::private::write_file(&dir.join(name), sql.as_bytes())?;
     }
     Ok(())
 }
@@ -65,6 +66,9 @@ impl Demo {
     /// Starts the cluster and applies the migrations (documents are loaded by the workload,
     /// with the dashboard already on screen).
     pub async fn prepare() -> Result<Demo, String> {
+        // What an earlier demo killed outright (its watchdogs with it) left running: its
+        // cluster and its PgBouncer.
+        let _ = tokio::task::spawn_blocking(pgvigil_cluster::sweep_stale).await;
         let cluster = PrivateCluster::start_new().map_err(|e| e.to_string())?;
         cluster.create_database("docs").map_err(|e| e.to_string())?;
         let migrations_dir = cluster.dir().join("migrations");
@@ -104,7 +108,7 @@ pub struct Instances {
     pub metrics: Vec<String>,
     /// Each instance's address (its documents API and /metrics).
     pub addrs: Vec<SocketAddr>,
-    /// The PgBouncer admin console's URL.
+    /// The PgBouncer console's URL, as its stats user (it reads, it cannot PAUSE or SHUTDOWN).
     pub bouncer_admin: String,
     servers: Vec<tokio::task::JoinHandle<()>>,
     _bouncer: pgvigil_cluster::PrivateBouncer,
@@ -120,11 +124,24 @@ impl Drop for Instances {
 
 impl Instances {
     /// Starts PgBouncer (a server pool of 4) and three instances of the documents API with 6
-    /// connections each: two straight to the database, one through PgBouncer.
+    /// connections each: two straight to the database, one through PgBouncer, as a role that
+    /// may read and write the documents and nothing more.
     pub async fn start(demo: &Demo) -> Result<Instances, String> {
-        let bouncer = pgvigil_cluster::PrivateBouncer::start(&demo.cluster, "docs", 4);
+        let bouncer = pgvigil_cluster::PrivateBouncer::try_start(&demo.cluster, "docs", 4)
+            .map_err(|e| e.to_string())?;
+        let role = bouncer.app_user();
+        demo.cluster
+            .psql(
+                "docs",
+                &format!(
+                    "GRANT USAGE ON SCHEMA public TO {role}; \
+                     GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA public TO {role}; \
+                     GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
+                ),
+            )
+            .map_err(|e| e.to_string())?;
         let direct = demo.cluster.url("docs");
-        let pooled = format!("postgres://postgres@127.0.0.1:{}/app", bouncer.port);
+        let pooled = bouncer.app_url();
         let (mut pools, mut metrics, mut addrs, mut servers) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, url) in [&direct, &direct, &pooled].into_iter().enumerate() {
@@ -155,7 +172,7 @@ impl Instances {
             pools,
             metrics,
             addrs,
-            bouncer_admin: format!("postgres://postgres@127.0.0.1:{}/pgbouncer", bouncer.port),
+            bouncer_admin: bouncer.stats_url(),
             servers,
             _bouncer: bouncer,
         })

@@ -47,3 +47,84 @@ fn paused_cluster_drops_cleanly() {
     drop(cluster); // paused: drop must wake it before stopping it
     assert!(!dir.exists());
 }
+
+#[test]
+fn another_local_user_can_neither_read_a_private_cluster_nor_log_in_without_the_password() {
+    use support::exposure::{
+        cat_as_nobody, count_entries, is_auth_refusal, open_to_others, psql_as_nobody,
+    };
+    // Both the server's files and the files pgvigil-cluster writes (settings, pg_hba.conf,
+    // initdb's and pg_ctl's output, the owner file, a standby's signal file).
+    let cluster = PrivateCluster::start_with(ClusterOptions {
+        hba: Some("local all all scram-sha-256\nhost all all 127.0.0.1/32 scram-sha-256\n".into()),
+        ..ClusterOptions::default().setting("work_mem", "8MB")
+    })
+    .unwrap();
+    cluster.make_standby().unwrap();
+    let dir = cluster.dir();
+    for written in [
+        "pgvigil-owner",
+        "initdb.out",
+        "pg_ctl.out",
+        "server.log",
+        "data/standby.signal",
+    ] {
+        assert!(dir.join(written).exists(), "{written}");
+    }
+    assert!(
+        !dir.join("pwfile").exists(),
+        "initdb's password file is removed"
+    );
+    assert!(count_entries(dir) > 100);
+    assert_eq!(open_to_others(dir), Vec::<String>::new());
+    let conf = cat_as_nobody(&dir.join("data/postgresql.conf"));
+    assert!(
+        !conf.success && conf.stderr.contains("Permission denied"),
+        "{conf:?}"
+    );
+
+    let bin = cluster.bindir();
+    let port = cluster.port();
+    // The legitimate login works for nobody over TCP: the refusals below are authentication.
+    let ok = psql_as_nobody(
+        bin,
+        "127.0.0.1",
+        port,
+        "postgres",
+        "postgres",
+        Some(cluster.password()),
+        "SELECT 1",
+    );
+    assert!(ok.success, "{ok:?}");
+    assert_eq!(ok.stdout.trim(), "1");
+    for password in [None, Some("wrong-password")] {
+        let refused = psql_as_nobody(
+            bin,
+            "127.0.0.1",
+            port,
+            "postgres",
+            "postgres",
+            password,
+            "SELECT 1",
+        );
+        assert!(
+            !refused.success && is_auth_refusal(&refused.stderr),
+            "{password:?}: {refused:?}"
+        );
+    }
+    // The socket is out of reach even with the password: its directory and the socket itself
+    // are the server account's alone.
+    let socket = psql_as_nobody(
+        bin,
+        dir.to_str().unwrap(),
+        port,
+        "postgres",
+        "postgres",
+        Some(cluster.password()),
+        "SELECT 1",
+    );
+    assert!(
+        !socket.success && socket.stderr.contains("Permission denied"),
+        "{socket:?}"
+    );
+}

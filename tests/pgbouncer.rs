@@ -18,11 +18,15 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
     // The dashboard watching the same console, up before the clients arrive.
     let admin_url = bouncer.admin_url();
+    // The console's password in the environment, as DATABASE_URL's, not among the arguments.
     let pane = support::pane::Pane::start(
         "bouncer",
         (120, 40),
-        &[("DATABASE_URL", db.as_str())],
-        &["--pgbouncer", &admin_url, "--migrations", "/nonexistent"],
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("PGBOUNCER_URL", admin_url.as_str()),
+        ],
+        &["--migrations", "/nonexistent"],
     );
     pane.wait_for("pgbouncer: no client pools yet", Duration::from_secs(20));
 
@@ -152,8 +156,12 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
     let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
     let admin_url = bouncer.admin_url();
     let console = |sql: &str| {
+        // The password on psql's environment, not its command line.
         let out = std::process::Command::new("psql")
-            .args([admin_url.as_str(), "-c", sql])
+            .args(["-h", "127.0.0.1", "-p", &bouncer.port.to_string()])
+            .args(["-U", pgvigil_cluster::BOUNCER_ADMIN_USER, "-d", "pgbouncer"])
+            .args(["-X", "-c", sql])
+            .env("PGPASSWORD", bouncer.admin_password())
             .output()
             .unwrap();
         assert!(out.status.success(), "{sql}: {out:?}\n{}", bouncer.log());
@@ -165,11 +173,10 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
             "--only",
             "pool",
             "--json",
-            "--pgbouncer",
-            &admin_url,
         ])
         .env_clear()
         .env("DATABASE_URL", &db)
+        .env("PGBOUNCER_URL", &admin_url)
         .current_dir(std::env::temp_dir())
         .output()
         .unwrap();
@@ -192,8 +199,8 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
     let pane = support::pane::Pane::start(
         "paused",
         (120, 40),
-        &[("DATABASE_URL", db.as_str())],
-        &["--pgbouncer", &admin_url, "--migrations", "/nonexistent"],
+        &[("DATABASE_URL", db.as_str()), ("PGBOUNCER_URL", admin_url.as_str())],
+        &["--migrations", "/nonexistent"],
     );
     pane.wait_for("pgbouncer app: PAUSED", Duration::from_secs(20));
     console("RESUME app");
@@ -234,4 +241,99 @@ fn a_refused_console_login_is_not_retried_every_tick() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(refusals(), 2, "r tries once more:\n{}", bouncer.log());
     pane.keys("q");
+}
+
+#[test]
+fn another_local_user_can_neither_read_pgbouncers_files_nor_log_in_without_a_password() {
+    use support::exposure::{
+        cat_as_nobody, count_entries, is_auth_refusal, open_to_others, psql_as_nobody,
+    };
+    let cluster = support::cluster();
+    let db = support::fresh_database(cluster, "exposure");
+    let name = db.rsplit('/').next().unwrap().to_string();
+    let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
+    let bin = cluster.bindir();
+    let port = bouncer.port;
+    // Everything in its directory (ini, userlist, log, pid file, owner file) is private.
+    assert!(
+        bouncer.dir().join("pgbouncer.pid").exists(),
+        "{}",
+        bouncer.log()
+    );
+    assert!(count_entries(bouncer.dir()) >= 6);
+    assert_eq!(open_to_others(bouncer.dir()), Vec::<String>::new());
+    for file in ["pgbouncer.ini", "userlist.txt", "pgbouncer.log"] {
+        let read = cat_as_nobody(&bouncer.dir().join(file));
+        assert!(
+            !read.success && read.stderr.contains("Permission denied"),
+            "{file}: {read:?}"
+        );
+    }
+    // The cluster's superuser password is in none of its files.
+    for entry in std::fs::read_dir(bouncer.dir()).unwrap().flatten() {
+        let text = std::fs::read_to_string(entry.path()).unwrap_or_default();
+        assert!(
+            !text.contains(cluster.password()),
+            "{}",
+            entry.path().display()
+        );
+    }
+
+    // With the right password nobody gets in, over the same route: so the refusals below are
+    // authentication, not an unreachable port.
+    let pooled = bouncer.app_user().to_string();
+    let ok = psql_as_nobody(
+        bin,
+        "127.0.0.1",
+        port,
+        &pooled,
+        "app",
+        Some(bouncer.app_password()),
+        "SELECT current_user, usesuper FROM pg_user WHERE usename = current_user",
+    );
+    assert!(ok.success, "{ok:?}\n{}", bouncer.log());
+    assert_eq!(ok.stdout.trim(), format!("{pooled}|f"));
+    let console = psql_as_nobody(
+        bin,
+        "127.0.0.1",
+        port,
+        pgvigil_cluster::BOUNCER_STATS_USER,
+        "pgbouncer",
+        Some(bouncer.stats_password()),
+        "SHOW VERSION",
+    );
+    assert!(console.success, "{console:?}\n{}", bouncer.log());
+    // The pooled role is no superuser: the report's attack (COPY TO PROGRAM) is refused.
+    let attack = psql_as_nobody(
+        bin,
+        "127.0.0.1",
+        port,
+        &pooled,
+        "app",
+        Some(bouncer.app_password()),
+        "COPY (SELECT 1) TO PROGRAM 'id'",
+    );
+    assert!(
+        !attack.success && attack.stderr.contains("pg_execute_server_program"),
+        "{attack:?}"
+    );
+
+    // Without the password, or with a wrong one: refused, for every user and both databases.
+    let attempts = [
+        ("postgres", "app"),
+        (pooled.as_str(), "app"),
+        ("postgres", "pgbouncer"),
+        (pgvigil_cluster::BOUNCER_ADMIN_USER, "pgbouncer"),
+        (pgvigil_cluster::BOUNCER_STATS_USER, "pgbouncer"),
+    ];
+    for (user, database) in attempts {
+        for password in [None, Some("wrong-password")] {
+            let refused =
+                psql_as_nobody(bin, "127.0.0.1", port, user, database, password, "SELECT 1");
+            assert!(
+                !refused.success && is_auth_refusal(&refused.stderr),
+                "{user}@{database} with {password:?}: {refused:?}"
+            );
+        }
+    }
 }

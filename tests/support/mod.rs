@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock, Mutex};
 
 use pgvigil_cluster::PrivateCluster;
 
+pub mod exposure;
 pub mod http;
 pub mod pane;
 pub mod prometheus;

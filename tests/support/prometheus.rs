@@ -15,18 +15,27 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[SocketAddr]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
+        // Private like every directory the tests write (0700, files 0600): the configuration
+        // names the targets, the data directory holds what they said.
+        let dir = tempfile::Builder::new()
+            .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .tempdir()
+            .unwrap();
         let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
+        pgvigil_cluster::private::write_file(
             &config,
             format!(
                 "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
                  - job_name: pgvigil\n    static_configs:\n      - targets: [{}]\n",
                 targets.join(", ")
-            ),
+            )
+            .as_bytes(),
         )
         .unwrap();
+        pgvigil_cluster::private::create_dir(&dir.path().join("data")).unwrap();
+        let log = dir.path().join("prometheus.log");
+        pgvigil_cluster::private::write_file(&log, b"").unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
@@ -36,7 +45,7 @@ impl Prometheus {
             ))
             .arg(format!("--web.listen-address={addr}"))
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
+            .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
             .expect("prometheus (Debian package; scripts/setup-postgres.sh installs it)");
         let p = Self {

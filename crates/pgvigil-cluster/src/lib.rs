@@ -8,18 +8,23 @@
 //! without dropping it (a static shared by a test binary, a panic that aborts, SIGKILL).
 
 mod bouncer;
-pub use bouncer::PrivateBouncer;
+mod leftovers;
+pub mod private;
+pub use bouncer::{BOUNCER_ADMIN_USER, BOUNCER_STATS_USER, PrivateBouncer};
+pub use leftovers::sweep_stale;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::{Gid, Pid, Uid, User};
-use rand::RngExt;
+
+use leftovers::Watchdog;
 
 /// Something that stops a private cluster from existing or running.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +84,7 @@ pub struct PrivateCluster {
     port: u16,
     password: String,
     run_as: Option<(Uid, Gid)>,
-    watchdog: Option<Child>,
+    watchdog: Option<Watchdog>,
 }
 
 impl PrivateCluster {
@@ -113,18 +118,11 @@ impl PrivateCluster {
             None
         };
         let dir = tempfile::Builder::new()
-            .prefix("pgvigil-pg-")
+            .prefix(CLUSTER_PREFIX)
+            .permissions(fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| io_err(Path::new("temporary directory"), e))?;
-        let password: String = {
-            let mut rng = rand::rng();
-            (0..24)
-                .map(|_| {
-                    let chars = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
-                    chars[rng.random_range(0..chars.len())] as char
-                })
-                .collect()
-        };
+        let password = private::generate_secret();
         let mut cluster = Self {
             dir,
             bindir,
@@ -136,11 +134,11 @@ impl PrivateCluster {
         cluster.give_to_server_user(cluster.dir.path())?;
         // Who made this directory, so that a later run can tell a leftover of a killed process
         // (see sweep_stale) from a live cluster of another process.
-        let owner = cluster.dir.path().join(OWNER_FILE);
-        fs::write(&owner, owner_stamp(std::process::id())).map_err(|e| io_err(&owner, e))?;
+        leftovers::write_owner_file(cluster.dir.path())
+            .map_err(|e| io_err(&cluster.dir.path().join(leftovers::OWNER_FILE), e))?;
         let pwfile = cluster.dir.path().join("pwfile");
         cluster.write_owned(&pwfile, &cluster.password.clone())?;
-        cluster.run(
+        let initdb = cluster.run(
             "initdb",
             &[
                 "-D",
@@ -154,8 +152,10 @@ impl PrivateCluster {
                 "--locale=C",
                 "--no-sync",
             ],
-        )?;
+        );
+        // The superuser's password is needed on disk only for initdb, failed or not.
         let _ = fs::remove_file(&pwfile);
+        initdb?;
         let mut conf = format!(
             "\n# pgvigil private cluster\nport = {}\nlisten_addresses = '127.0.0.1'\n\
              unix_socket_directories = '{}'\nmax_connections = 300\nfsync = off\n\
@@ -164,16 +164,19 @@ impl PrivateCluster {
             cluster.port,
             cluster.dir.path().display()
         );
+        // The socket is for the server's own account: any local user who can reach it may try
+        // passwords, and a `local ... trust` line would let them straight in.
+        conf.push_str("unix_socket_permissions = 0700\n");
         for (name, value) in &options.settings {
             conf.push_str(&format!("{name} = '{}'\n", value.replace('\'', "''")));
         }
         let conf_path = cluster.data_dir().join("postgresql.conf");
         let mut existing = fs::read_to_string(&conf_path).map_err(|e| io_err(&conf_path, e))?;
         existing.push_str(&conf);
-        fs::write(&conf_path, existing).map_err(|e| io_err(&conf_path, e))?;
+        private::write_file(&conf_path, existing.as_bytes()).map_err(|e| io_err(&conf_path, e))?;
         if let Some(hba) = &options.hba {
             let hba_path = cluster.data_dir().join("pg_hba.conf");
-            fs::write(&hba_path, hba).map_err(|e| io_err(&hba_path, e))?;
+            private::write_file(&hba_path, hba.as_bytes()).map_err(|e| io_err(&hba_path, e))?;
         }
         cluster.watchdog = cluster.spawn_watchdog();
         Ok(cluster)
@@ -261,12 +264,7 @@ impl PrivateCluster {
     /// answers read-only queries and `pg_is_in_recovery()` is true.
     pub fn make_standby(&self) -> Result<(), ClusterError> {
         self.stop()?;
-        let signal = self.data_dir().join("standby.signal");
-        fs::write(&signal, "").map_err(|e| io_err(&signal, e))?;
-        if let Some((uid, gid)) = self.run_as {
-            nix::unistd::chown(&signal, Some(uid), Some(gid))
-                .map_err(|e| io_err(&signal, e.into()))?;
-        }
+        self.write_owned(&self.data_dir().join("standby.signal"), "")?;
         self.start()
     }
 
@@ -299,8 +297,19 @@ impl PrivateCluster {
 
     /// Runs SQL with psql as the superuser and returns its unaligned, tuples-only output.
     pub fn psql(&self, database: &str, sql: &str) -> Result<String, ClusterError> {
-        let out = Command::new(self.bindir.join("psql"))
-            .args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
+        self.run_psql(database, sql, false)
+    }
+
+    /// As [`psql`](Self::psql), but the SQL goes to psql's standard input, statement after
+    /// statement, never into its command line (which `ps` shows every local user): the way for
+    /// statements that carry a password.
+    pub fn psql_stdin(&self, database: &str, sql: &str) -> Result<String, ClusterError> {
+        self.run_psql(database, sql, true)
+    }
+
+    fn run_psql(&self, database: &str, sql: &str, on_stdin: bool) -> Result<String, ClusterError> {
+        let mut cmd = Command::new(self.bindir.join("psql"));
+        cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", self.dir.path().to_str().expect("utf-8 temp path")])
             .args([
                 "-p",
@@ -310,14 +319,39 @@ impl PrivateCluster {
                 "-d",
                 database,
             ])
-            .args(["-c", sql])
             .env("PGPASSWORD", &self.password)
-            .stdin(Stdio::null())
-            .output()
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if on_stdin {
+            cmd.stdin(Stdio::piped());
+        } else {
+            cmd.args(["-c", sql]).stdin(Stdio::null());
+        }
+        let what = || {
+            if on_stdin {
+                // The statement may hold a password: name it by its first word only.
+                format!(
+                    "psql {:?} (on stdin)",
+                    sql.split_whitespace().next().unwrap_or("")
+                )
+            } else {
+                format!("psql {sql:?}")
+            }
+        };
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| io_err(&self.bindir.join("psql"), e))?;
+        if on_stdin && let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(sql.as_bytes())
+                .map_err(|e| io_err(&self.bindir.join("psql"), e))?;
+        }
+        let out = child
+            .wait_with_output()
             .map_err(|e| io_err(&self.bindir.join("psql"), e))?;
         if !out.status.success() {
             return Err(ClusterError::Command {
-                what: format!("psql {sql:?}"),
+                what: what(),
                 detail: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
@@ -378,7 +412,14 @@ impl PrivateCluster {
 
     fn run(&self, program: &str, args: &[&str]) -> Result<(), ClusterError> {
         let out_path = self.dir.path().join(format!("{program}.out"));
-        let out = fs::File::create(&out_path).map_err(|e| io_err(&out_path, e))?;
+        // initdb's and pg_ctl's output may quote settings and paths: not for other users.
+        let out = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&out_path)
+            .map_err(|e| io_err(&out_path, e))?;
         let err = out.try_clone().map_err(|e| io_err(&out_path, e))?;
         let mut cmd = Command::new(self.bindir.join(program));
         cmd.args(args)
@@ -435,34 +476,27 @@ impl PrivateCluster {
         fs::set_permissions(path, fs::Permissions::from_mode(0o700)).map_err(|e| io_err(path, e))
     }
 
+    /// Writes `contents` to `path` as a 0600 file of the server's account (0600 from its
+    /// creation: the password file for initdb is one).
     fn write_owned(&self, path: &Path, contents: &str) -> Result<(), ClusterError> {
-        fs::write(path, contents).map_err(|e| io_err(path, e))?;
+        private::write_file(path, contents.as_bytes()).map_err(|e| io_err(path, e))?;
         if let Some((uid, gid)) = self.run_as {
             nix::unistd::chown(path, Some(uid), Some(gid)).map_err(|e| io_err(path, e.into()))?;
         }
-        fs::set_permissions(path, fs::Permissions::from_mode(0o600)).map_err(|e| io_err(path, e))
+        Ok(())
     }
 
-    /// A shell loop that outlives us only to clean up: once our pid is gone it stops the
-    /// server immediately (SIGCONT first, in case it was paused) and removes the directory.
-    fn spawn_watchdog(&self) -> Option<Child> {
-        let script = format!(
-            "while kill -0 {parent} 2>/dev/null; do sleep 1; done; \
-             pid=$(head -n1 '{data}/postmaster.pid' 2>/dev/null); \
+    /// Once our pid is gone the watchdog stops the server immediately (SIGCONT first, in case
+    /// it was paused) and removes the directory.
+    fn spawn_watchdog(&self) -> Option<Watchdog> {
+        let pid_file =
+            private::sh_quote(&self.data_dir().join("postmaster.pid").display().to_string());
+        let stop = format!(
+            "pid=$(head -n1 {pid_file} 2>/dev/null); \
              if [ -n \"$pid\" ]; then kill -CONT $pid 2>/dev/null; pkill -CONT -P $pid 2>/dev/null; \
-             kill -QUIT $pid 2>/dev/null; sleep 2; fi; rm -rf '{dir}'",
-            parent = std::process::id(),
-            data = self.data_dir().display(),
-            dir = self.dir.path().display(),
+             kill -QUIT $pid 2>/dev/null; sleep 2; fi"
         );
-        let mut cmd = Command::new("sh");
-        cmd.args(["-c", &script])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Its own process group: a Ctrl-C aimed at us must not kill the cleaner first.
-        cmd.process_group(0);
-        cmd.spawn().ok()
+        Watchdog::spawn(self.dir.path(), &stop)
     }
 }
 
@@ -483,9 +517,8 @@ impl Drop for PrivateCluster {
                 std::thread::sleep(Duration::from_millis(20));
             }
         }
-        if let Some(mut watchdog) = self.watchdog.take() {
-            let _ = watchdog.kill();
-            let _ = watchdog.wait();
+        if let Some(watchdog) = self.watchdog.take() {
+            watchdog.dismiss();
         }
     }
 }
@@ -546,87 +579,18 @@ fn bindir_major(dir: &Path) -> Option<u32> {
         .ok()
 }
 
-/// The file in a cluster directory that names the process that made it.
-const OWNER_FILE: &str = "pgvigil-owner";
+/// The name every private cluster's directory starts with (the sweep looks for it).
+pub(crate) const CLUSTER_PREFIX: &str = "pgvigil-pg-";
 
-/// `pid start-time`: the start time (from /proc) tells a reused pid from the original.
-fn owner_stamp(pid: u32) -> String {
-    format!("{pid} {}", process_start_time(pid).unwrap_or(0))
-}
-
-fn process_start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let rest = stat.rsplit_once(')')?.1;
-    // Fields after the command: state(3) ppid(4) ... starttime is field 22 overall.
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-/// Whether the process recorded in an owner stamp is still the one running.
-fn owner_alive(stamp: &str) -> bool {
-    let mut parts = stamp.split_whitespace();
-    let (Some(pid), Some(start)) = (
-        parts.next().and_then(|p| p.parse::<u32>().ok()),
-        parts.next().and_then(|p| p.parse::<u64>().ok()),
-    ) else {
-        // Unreadable: not provably ours to remove.
-        return true;
-    };
-    process_start_time(pid).is_some_and(|now| now == start || start == 0)
-}
-
-/// Removes private clusters left in the temporary directory by pgvigil processes that were
-/// killed outright (SIGKILL, and their watchdog with them): the directory is ours (its name
-/// and owner file say so) and its owner is gone. The server in it, if still running, is stopped
-/// first, but only when its postmaster really runs on that directory. Returns what was removed.
-pub fn sweep_stale() -> Vec<PathBuf> {
-    let mut removed = Vec::new();
-    let Ok(entries) = fs::read_dir(std::env::temp_dir()) else {
-        return removed;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let name = entry.file_name();
-        if !name.to_string_lossy().starts_with("pgvigil-pg-") {
-            continue;
-        }
-        let Ok(meta) = fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if !meta.is_dir() {
-            continue;
-        }
-        let Ok(stamp) = fs::read_to_string(path.join(OWNER_FILE)) else {
-            continue;
-        };
-        if owner_alive(&stamp) {
-            continue;
-        }
-        let data = path.join("data");
-        if let Some(pid) = fs::read_to_string(data.join("postmaster.pid"))
-            .ok()
-            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()))
-        {
-            // Only a postmaster whose command line names this data directory.
-            let cmdline = fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-            let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
-            if cmdline.contains(&data.display().to_string()) {
-                let pid = Pid::from_raw(pid);
-                let _ = kill(pid, Signal::SIGCONT);
-                let _ = kill(pid, Signal::SIGQUIT);
-                for _ in 0..100 {
-                    if kill(pid, None).is_err() {
-                        break;
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-            }
-        }
-        if fs::remove_dir_all(&path).is_ok() {
-            tracing::info!(target: "pgvigil::cluster", "removed a private cluster left by a killed pgvigil: {}", path.display());
-            removed.push(path);
-        }
+/// Ends the server of a leftover cluster directory, but only a postmaster whose command line
+/// names that data directory.
+pub(crate) fn stop_leftover_cluster(dir: &Path) {
+    let data = dir.join("data");
+    if let Some(pid) = leftovers::leftover_pid(&data.join("postmaster.pid"), &data) {
+        let _ = kill(pid, Signal::SIGCONT);
+        let _ = kill(pid, Signal::SIGQUIT);
+        leftovers::wait_gone(pid, Duration::from_secs(2));
     }
-    removed
 }
 
 /// `$PGVIGIL_PG_BINDIR`, else the newest /usr/lib/postgresql/N/bin, else initdb on PATH.

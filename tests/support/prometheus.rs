@@ -15,18 +15,33 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[SocketAddr]) -> Self {
-        let dir = tempfile::tempdir().unwrap();
         let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
+        Self::start_with(&[("pgvigil", &targets.join(", "))], None)
+    }
+
+    /// One scrape job per `(job, "'host:port', ...")`, every second; with `web_config` (the
+    /// YAML of `--web.config.file`, e.g. basic_auth_users) when given.
+    pub fn start_with(jobs: &[(&str, &str)], web_config: Option<&str>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let jobs: String = jobs
+            .iter()
+            .map(|(job, targets)| {
+                format!("  - job_name: {job}\n    static_configs:\n      - targets: [{targets}]\n")
+            })
+            .collect();
         let config = dir.path().join("prometheus.yml");
         std::fs::write(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
-                 - job_name: pgvigil\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
             ),
         )
         .unwrap();
+        let web = web_config.map(|yaml| {
+            let path = dir.path().join("web.yml");
+            std::fs::write(&path, yaml).unwrap();
+            path
+        });
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
@@ -35,6 +50,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(web.map(|w| format!("--web.config.file={}", w.display())))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(dir.path().join("prometheus.log")).unwrap())
             .spawn()
@@ -45,7 +61,8 @@ impl Prometheus {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get(addr, "/-/ready", &[]).map(|r| r.status).ok() != Some(200) {
+        // Behind basic auth, 401 also says it is up.
+        while !matches!(get(addr, "/-/ready", &[]).map(|r| r.status), Ok(200 | 401)) {
             assert!(
                 Instant::now() < deadline,
                 "prometheus did not become ready: {}",

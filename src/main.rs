@@ -96,18 +96,32 @@ fn fleet_source(
         .prometheus
         .clone()
         .or_else(|| sources.lookup("PROMETHEUS_URL").map(|(v, _)| v));
-    let selector = args
-        .selector
-        .clone()
-        .or_else(|| sources.lookup("PROMETHEUS_SELECTOR").map(|(v, _)| v));
+    let url_from = match args.prometheus {
+        Some(_) => "--prometheus".to_string(),
+        None => sources
+            .lookup("PROMETHEUS_URL")
+            .map_or(String::new(), |(_, s)| s.to_string()),
+    };
+    let (selector, selector_from) = match &args.selector {
+        Some(s) => (Some(s.clone()), "--selector".to_string()),
+        None => match sources.lookup("PROMETHEUS_SELECTOR") {
+            Some((v, setting)) => (Some(v), setting.to_string()),
+            None => (None, "--selector".to_string()),
+        },
+    };
     match url {
         None if selector.is_some() => {
             Err("--selector needs --prometheus URL (or PROMETHEUS_URL)".to_string())
         }
         None => Ok(None),
-        Some(url) => pgvigil::remote::Fleet::new(&url, selector.as_deref())
-            .map(Some)
-            .map_err(|e| e.to_string()),
+        Some(url) => pgvigil::remote::Fleet::from_settings(
+            &url,
+            &url_from,
+            selector.as_deref(),
+            &selector_from,
+        )
+        .map(Some)
+        .map_err(|e| e.to_string()),
     }
 }
 

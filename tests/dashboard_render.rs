@@ -394,9 +394,9 @@ fn fixture(name: &str) -> State {
                     },
                     AppInstance {
                         name: "10.0.4.13:8080\x1b[2J".into(),
-                        figures: Err(
-                            "cannot connect: Connection refused (os error 111)\x1b]0;x\x07".into(),
-                        ),
+                        figures: Err(pgvigil::remote::ScrapeError::Connect(
+                            "Connection refused (os error 111)\x1b]0;x\x07".into(),
+                        )),
                         last_ok: Some(t(-14)),
                     },
                 ],
@@ -464,7 +464,7 @@ fn fixture(name: &str) -> State {
         "fleet" => {
             // A fleet through Prometheus beside two instances read directly.
             s.fleet = Some(Ok(pgvigil::remote::FleetFigures {
-                instances: 40.0,
+                instances: 40,
                 active: 610.0,
                 max: 800.0,
                 pending: 12.0,

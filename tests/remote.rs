@@ -24,7 +24,8 @@ fn fixture(name: &str) -> String {
 
 #[test]
 fn hikaricp_micrometer_text_gives_the_pool_figures_summed_over_pools() {
-    let r = PoolReading::from_exposition(&parse(&fixture("hikaricp-micrometer.txt"))).unwrap();
+    let r =
+        PoolReading::from_exposition(&parse(&fixture("hikaricp-micrometer.txt")).unwrap()).unwrap();
     assert_eq!(r.family, MetricFamily::HikariMicrometer);
     assert_eq!((r.active, r.idle, r.max, r.pending), (8.0, 4.0, 12.0, 2.0));
     assert_eq!(r.timeouts_total, 4.0);
@@ -53,7 +54,7 @@ fn hikaricp_micrometer_text_gives_the_pool_figures_summed_over_pools() {
 
 #[test]
 fn hikaricp_native_tracker_text_gives_its_own_p95() {
-    let r = PoolReading::from_exposition(&parse(&fixture("hikaricp-native.txt"))).unwrap();
+    let r = PoolReading::from_exposition(&parse(&fixture("hikaricp-native.txt")).unwrap()).unwrap();
     assert_eq!(r.family, MetricFamily::HikariNative);
     assert_eq!((r.active, r.idle, r.max, r.pending), (4.0, 6.0, 20.0, 0.0));
     assert_eq!(r.timeouts_total, 1.0);
@@ -69,7 +70,8 @@ fn hikaricp_native_tracker_text_gives_its_own_p95() {
 fn captured_hikaricp_output_gives_the_figures_it_shows() {
     let read = |name: &str| {
         let text = fixture(&format!("hikaricp-captured/{name}"));
-        PoolReading::from_exposition(&parse(&text)).unwrap_or_else(|| panic!("{name}"))
+        PoolReading::from_exposition(&parse(&text).unwrap())
+            .unwrap_or_else(|e| panic!("{name}: {e}"))
     };
     // Spring Boot 3.0.1 after a few requests, and another Spring Boot 3 service at rest: ten
     // idle connections, no histogram (Micrometer's timers publish count, sum and max only).
@@ -144,8 +146,8 @@ fn captured_hikaricp_output_gives_the_figures_it_shows() {
 #[test]
 fn a_body_without_pool_metrics_is_not_read_as_an_empty_pool() {
     assert_eq!(
-        PoolReading::from_exposition(&parse("jvm_threads 4\n")),
-        None
+        PoolReading::from_exposition(&parse("jvm_threads 4\n").unwrap()),
+        Err(ScrapeError::NoPoolMetrics(1))
     );
 }
 
@@ -262,7 +264,7 @@ async fn hostile_label_values_are_read_as_text_and_pgvigil_names_as_figures() {
     assert_eq!((r.active, r.idle, r.max, r.pending), (3.0, 2.0, 10.0, 1.0));
     assert_eq!(r.leaked, Some(1.0));
     // The label text survives parsing for what it is, and the screen's sanitiser defuses it.
-    let body = parse("x{pool=\"a\\\"b}\\n\x1b[2J\"} 1\n");
+    let body = parse("x{pool=\"a\\\"b}\\n\x1b[2J\"} 1\n").unwrap();
     let label = body.samples[0].label("pool").unwrap();
     assert_eq!(label, "a\"b}\n\x1b[2J");
     let shown = pgvigil::sanitize::printable(label);
@@ -338,4 +340,234 @@ async fn a_scraped_endpoint_is_read_over_one_kept_connection_and_reconnects_when
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     assert_eq!(accepted.load(Ordering::SeqCst), 3);
+}
+
+/// An HTTP peer answering every request with `head` (status line and headers, without the
+/// blank line) and `body`; for bodies built at run time.
+async fn serving(head: String, body: Vec<u8>) -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let answer = std::sync::Arc::new(
+        [
+            format!(
+                "{head}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )
+            .into_bytes(),
+            body,
+        ]
+        .concat(),
+    );
+    tokio::spawn(async move {
+        while let Ok((mut s, _)) = listener.accept().await {
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf).await;
+                let _ = s.write_all(&answer).await;
+                let _ = s.shutdown().await;
+            });
+        }
+    });
+    addr
+}
+
+async fn metrics(body: &str) -> Endpoint {
+    endpoint(
+        serving(
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4".into(),
+            body.as_bytes().to_vec(),
+        )
+        .await,
+    )
+}
+
+#[tokio::test]
+async fn figures_an_endpoint_cannot_have_are_errors_naming_the_series_and_value() {
+    let read = |body: &'static str| async move {
+        read_endpoint(&metrics(body).await, Duration::from_secs(2)).await
+    };
+    // A negative maximum, once a PASS ("2 instance(s) may open -2 connection(s)").
+    let err = read(
+        "hikaricp_connections_active{pool=\"x\"} 1\nhikaricp_connections_max{pool=\"x\"} -2\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "hikaricp_connections_max{pool=\"x\"} = -2: a pool maximum is a whole number from 0 to 1000000"
+    );
+    assert_eq!(err.verdict(), "BAD ANSWER");
+    for (body, shown) in [
+        (
+            "hikaricp_connections_max{pool=\"x\"} 9223372036854775807\n",
+            "hikaricp_connections_max{pool=\"x\"} = 9.223372036854776e18",
+        ),
+        (
+            "pgvigil_pool_connections{pool=\"m\",state=\"active\"} NaN\npgvigil_pool_connections_max{pool=\"m\"} 10\n",
+            "pgvigil_pool_connections{pool=\"m\",state=\"active\"} = NaN: a connection count",
+        ),
+        (
+            "hikaricp_max_connections{pool=\"n\"} +Inf\n",
+            "hikaricp_max_connections{pool=\"n\"} = +Inf",
+        ),
+        (
+            "hikaricp_connections_max{pool=\"x\"} 10\nhikaricp_connections_pending{pool=\"x\"} 2.5\n",
+            "hikaricp_connections_pending{pool=\"x\"} = 2.5: a count of waiting acquires is a whole number",
+        ),
+        (
+            "hikaricp_connections_max{pool=\"x\"} 10\nhikaricp_connections_timeout_total{pool=\"x\"} -1\n",
+            "= -1: an acquire-timeout counter is a whole number from 0 to 1e15",
+        ),
+        (
+            "hikaricp_connections_max{pool=\"a\"} 600000\nhikaricp_connections_max{pool=\"b\"} 600000\n",
+            "hikaricp_connections_max (summed over 2 series) = 1200000",
+        ),
+        (
+            "hikaricp_max_connections 10\nhikaricp_connection_acquired_nanos{quantile=\"0.95\"} -5\n",
+            "= -5: an acquire-wait quantile (in seconds) is a number of seconds from 0 to 86400",
+        ),
+        (
+            "pgvigil_pool_connections_max 10\npgvigil_pool_acquire_seconds_bucket{le=\"1e300\"} 1\n",
+            "pgvigil_pool_acquire_seconds_bucket{le=\"1e300\"} = le=\"1e300\": a bucket bound",
+        ),
+        (
+            "pgvigil_pool_connections_max 10\npgvigil_pool_acquire_seconds_bucket{le=\"+Inf\"} NaN\n",
+            "= NaN: a bucket count",
+        ),
+    ] {
+        let err = read(body).await.unwrap_err().to_string();
+        assert!(err.contains(shown), "{body}: {err}");
+    }
+    // Prometheus' own "no observations yet" (a summary's NaN quantile) is no figure, not an
+    // error.
+    let r = read(
+        "hikaricp_max_connections 10\nhikaricp_connection_acquired_nanos{quantile=\"0.95\"} NaN\n",
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.max, r.acquire_p95_reported), (10.0, None));
+}
+
+#[tokio::test]
+async fn the_same_series_twice_is_refused_not_summed() {
+    // 1,000 copies of one series were summed into a maximum of 1,000.
+    let body: String = std::iter::once("hikaricp_connections_active{pool=\"p\"} 0\n")
+        .chain(std::iter::repeat_n(
+            "hikaricp_connections_max{pool=\"p\"} 1\n",
+            1000,
+        ))
+        .collect();
+    let body: &'static str = Box::leak(body.into_boxed_str());
+    let err = read_endpoint(&metrics(body).await, Duration::from_secs(2))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err,
+        ScrapeError::Duplicate("hikaricp_connections_max{pool=\"p\"}".into())
+    );
+    assert!(err.to_string().contains("appears twice"), "{err}");
+}
+
+/// Tens of thousands of distinct `le` buckets inside the 4 MiB limit (the report's body had
+/// 87,000): once 9 CPU seconds per 10 s on the dashboard's thread (a quadratic merge and a
+/// quadratic per-tick difference).
+fn high_cardinality_body(buckets: usize) -> String {
+    let mut body = String::from("pgvigil_pool_connections_max{pool=\"m\"} 10\n");
+    for i in 0..buckets {
+        body.push_str(&format!(
+            "pgvigil_pool_acquire_seconds_bucket{{le=\"{i}\"}} 1\n"
+        ));
+    }
+    body.push_str(&format!(
+        "pgvigil_pool_acquire_seconds_bucket{{le=\"+Inf\"}} {buckets}\n"
+    ));
+    body
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_high_cardinality_histogram_is_refused_at_its_bound_in_the_source_task() {
+    use pgvigil::remote::bounds::{MAX_BUCKETS, MAX_POOL_SERIES};
+    let huge = high_cardinality_body(80_000);
+    assert!(
+        huge.len() < pgvigil::remote::MAX_BODY_BYTES,
+        "{}",
+        huge.len()
+    );
+    let wide = high_cardinality_body(MAX_BUCKETS + 1);
+    assert!(wide.lines().count() < MAX_POOL_SERIES);
+    let at_bound = high_cardinality_body(MAX_BUCKETS - 1);
+    let endpoints = vec![
+        metrics(Box::leak(huge.into_boxed_str())).await,
+        metrics(Box::leak(wide.into_boxed_str())).await,
+        metrics(Box::leak(at_bound.into_boxed_str())).await,
+    ];
+    // The dashboard's own scraper: the body is read and the window computed in its task; what
+    // reaches the UI loop is one row per instance, its figures already computed.
+    let (_refresh_tx, refresh) = tokio::sync::watch::channel(Duration::from_millis(500));
+    let (_paused_tx, paused) = tokio::sync::watch::channel(false);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let task = pgvigil_cli::tui::apps::spawn(endpoints, refresh, paused, tx);
+    let snapshot = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("a snapshot within a tick")
+        .unwrap();
+    task.abort();
+    let [huge, wide, at_bound] = &snapshot.instances[..] else {
+        panic!("{snapshot:?}")
+    };
+    let huge = huge.figures.as_ref().unwrap_err();
+    assert_eq!(
+        huge.to_string(),
+        "more than 10000 pool series in one body (at pgvigil_pool_acquire_seconds_bucket; the bound per target)"
+    );
+    assert_eq!(huge.verdict(), "BAD ANSWER");
+    assert_eq!(
+        wide.figures.as_ref().unwrap_err().to_string(),
+        "pgvigil_pool_acquire_seconds_bucket has more than 1000 bucket bounds (the bound per histogram)"
+    );
+    let f = at_bound.figures.as_ref().unwrap();
+    assert!(f.acquire_p95.is_some(), "{f:?}");
+    assert!(
+        f.reading.acquire_buckets.is_empty(),
+        "the histogram stays in the source's window, not in every snapshot the UI receives"
+    );
+}
+
+#[tokio::test]
+async fn a_redirect_json_or_gzip_answer_says_what_came_back() {
+    let redirect = serving(
+        "HTTP/1.1 302 Found\r\nLocation: http://admin:hunter2@sso.example/login?next=%2Fmetrics"
+            .into(),
+        Vec::new(),
+    )
+    .await;
+    let json = serving(
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8".into(),
+        b"{\"status\":\"UP\"}".to_vec(),
+    )
+    .await;
+    // A gzip member (of "hikaricp_connections_max 1\n") that must not be inflated.
+    let gzip = serving(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Encoding: gzip".into(),
+        vec![
+            0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 3, 0xcb, 0xc8, 0xcc, 0x4e, 0x2c,
+        ],
+    )
+    .await;
+    let timeout = Duration::from_secs(2);
+    for (addr, want) in [
+        (
+            redirect,
+            "answered 302 Found (redirect to http://admin:***@sso.example/login?next=%2Fmetrics; not followed)",
+        ),
+        (json, "answered application/json, not Prometheus text"),
+        (gzip, "answered gzip-encoded body, not accepted"),
+    ] {
+        let err = read_endpoint(&endpoint(addr), timeout).await.unwrap_err();
+        let shown = err.to_string();
+        assert!(shown.starts_with(want), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert_eq!(err.verdict(), "BAD ANSWER", "{shown}");
+    }
 }

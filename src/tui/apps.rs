@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
-use pgvigil::remote::{Endpoint, InstanceFigures, InstanceWindow, read_endpoint};
+use pgvigil::remote::{Endpoint, InstanceFigures, InstanceWindow, ScrapeError, read_endpoint};
 use tokio::sync::{mpsc, watch};
 
 /// One instance as last read.
@@ -15,8 +15,9 @@ use tokio::sync::{mpsc, watch};
 pub struct AppInstance {
     /// `host:port` of its metrics endpoint (credentials never shown).
     pub name: String,
-    /// The figures of the last scrape, or why it failed.
-    pub figures: Result<InstanceFigures, String>,
+    /// The figures of the last scrape, or why it failed (`verdict()` tells an instance that
+    /// did not answer from one whose answer was refused).
+    pub figures: Result<InstanceFigures, ScrapeError>,
     /// When the last good reading was taken.
     pub last_ok: Option<DateTime<Utc>>,
 }
@@ -129,7 +130,9 @@ where
 }
 
 /// What the scraper keeps between ticks: the endpoints, their one-minute windows and when each
-/// last answered.
+/// last answered. All the work on a body happens here, in the source's task (the parse on
+/// tokio's blocking pool, see `read_endpoint`), bounded per target: the UI loop receives one
+/// `AppInstance` per endpoint, figures already computed, and does O(instances) work with it.
 struct Scraper {
     endpoints: Vec<Endpoint>,
     windows: Vec<InstanceWindow>,
@@ -150,9 +153,7 @@ impl Scraper {
             .zip(readings)
             .zip(self.windows.iter_mut().zip(self.last_ok.iter_mut()))
             .map(|((endpoint, reading), (window, last_ok))| {
-                let figures = reading
-                    .map(|r| window.push(at, r))
-                    .map_err(|e| e.to_string());
+                let figures = reading.map(|r| window.push(at, r));
                 if figures.is_ok() {
                     *last_ok = Some(taken_at);
                 }
@@ -241,7 +242,8 @@ pub fn spawn_fleet(
 
 /// The sizing inputs from what the dashboard (or `check`) has read: the server view, the
 /// instances read directly, PgBouncer's server connections and a fleet through Prometheus
-/// (whose instances count as equal shares of its sums). `None` without any pool source.
+/// (one entry standing for its instances, which count as equal shares of its sums: nothing is
+/// allocated per instance it claims). `None` without any pool source.
 pub fn sizing_input(
     server: &pgvigil::catalog::ServerView,
     apps: Option<&AppsSnapshot>,
@@ -249,6 +251,8 @@ pub fn sizing_input(
     fleet: Option<&pgvigil::remote::FleetFigures>,
 ) -> Option<pgvigil::sizing::SizingInput> {
     use pgvigil::sizing::InstanceSize;
+    // Figures were checked where they entered (whole numbers within pgvigil::remote::bounds),
+    // so these conversions are exact.
     let mut instances: Vec<InstanceSize> = apps
         .map(|a| {
             a.instances
@@ -257,6 +261,7 @@ pub fn sizing_input(
                     let f = i.figures.as_ref().ok()?;
                     Some(InstanceSize {
                         name: i.name.clone(),
+                        count: 1,
                         max: f.reading.max.round() as i64,
                         open: (f.reading.active + f.reading.idle).round() as i64,
                         peak: f.peak_active.round() as i64,
@@ -267,17 +272,16 @@ pub fn sizing_input(
         .unwrap_or_default();
     if let Some(f) = fleet
         && instances.is_empty()
-        && f.instances >= 1.0
+        && f.instances >= 1
     {
-        let n = f.instances.round() as i64;
-        for k in 0..n {
-            instances.push(InstanceSize {
-                name: format!("fleet instance {}", k + 1),
-                max: (f.max / f.instances).round() as i64,
-                open: (f.active / f.instances).round() as i64,
-                peak: (f.active / f.instances).round() as i64,
-            });
-        }
+        let n = f64::from(f.instances);
+        instances.push(InstanceSize {
+            name: "fleet through Prometheus".to_string(),
+            count: i64::from(f.instances),
+            max: (f.max / n).round() as i64,
+            open: (f.active / n).round() as i64,
+            peak: (f.active / n).round() as i64,
+        });
     }
     let bouncer_servers: i64 = bouncer
         .map(|b| {

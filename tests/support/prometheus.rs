@@ -15,20 +15,30 @@ pub struct Prometheus {
 
 impl Prometheus {
     pub fn start(targets: &[SocketAddr]) -> Self {
+        let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
+        Self::start_with(&[("pgvigil", &targets.join(", "))], None)
+    }
+
+    /// One scrape job per `(job, "'host:port', ...")`, every second; with `web_config` (the
+    /// YAML of `--web.config.file`, e.g. basic_auth_users) when given.
+    pub fn start_with(jobs: &[(&str, &str)], web_config: Option<&str>) -> Self {
         // Private like every directory the tests write (0700, files 0600): the configuration
         // names the targets, the data directory holds what they said.
         let dir = tempfile::Builder::new()
             .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .tempdir()
             .unwrap();
-        let targets: Vec<String> = targets.iter().map(|a| format!("'{a}'")).collect();
+        let jobs: String = jobs
+            .iter()
+            .map(|(job, targets)| {
+                format!("  - job_name: {job}\n    static_configs:\n      - targets: [{targets}]\n")
+            })
+            .collect();
         let config = dir.path().join("prometheus.yml");
         pgvigil_cluster::private::write_file(
             &config,
             format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n  \
-                 - job_name: pgvigil\n    static_configs:\n      - targets: [{}]\n",
-                targets.join(", ")
+                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\nscrape_configs:\n{jobs}"
             )
             .as_bytes(),
         )
@@ -36,6 +46,11 @@ impl Prometheus {
         pgvigil_cluster::private::create_dir(&dir.path().join("data")).unwrap();
         let log = dir.path().join("prometheus.log");
         pgvigil_cluster::private::write_file(&log, b"").unwrap();
+        let web = web_config.map(|yaml| {
+            let path = dir.path().join("web.yml");
+            pgvigil_cluster::private::write_file(&path, yaml.as_bytes()).unwrap();
+            path
+        });
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let child = Command::new("prometheus")
             .arg(format!("--config.file={}", config.display()))
@@ -44,6 +59,7 @@ impl Prometheus {
                 dir.path().join("data").display()
             ))
             .arg(format!("--web.listen-address={addr}"))
+            .args(web.map(|w| format!("--web.config.file={}", w.display())))
             .stdout(Stdio::null())
             .stderr(std::fs::OpenOptions::new().append(true).open(&log).unwrap())
             .spawn()
@@ -54,7 +70,8 @@ impl Prometheus {
             _dir: dir,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
-        while get(addr, "/-/ready", &[]).map(|r| r.status).ok() != Some(200) {
+        // Behind basic auth, 401 also says it is up.
+        while !matches!(get(addr, "/-/ready", &[]).map(|r| r.status), Ok(200 | 401)) {
             assert!(
                 Instant::now() < deadline,
                 "prometheus did not become ready: {}",

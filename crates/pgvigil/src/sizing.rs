@@ -8,16 +8,20 @@ use serde::Serialize;
 
 use crate::checks::{Finding, Group};
 
-/// One application instance's pool as read from its metrics.
+/// One application instance's pool as read from its metrics, or `count` alike instances (a
+/// fleet through Prometheus, whose sums are shared equally): a multiplicity, so nothing is
+/// allocated per instance a source claims.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct InstanceSize {
-    /// Its name (host:port or the Prometheus instance label).
+    /// Its name (host:port, or what the fleet is).
     pub name: String,
-    /// Its pool maximum.
+    /// How many instances this stands for (1 for an instance read directly).
+    pub count: i64,
+    /// Its pool maximum (each instance's).
     pub max: i64,
-    /// Connections it holds open now (in use and idle).
+    /// Connections it holds open now, in use and idle (each instance's).
     pub open: i64,
-    /// The most it had in use at once in the window.
+    /// The most it had in use at once in the window (each instance's).
     pub peak: i64,
 }
 
@@ -53,21 +57,40 @@ pub struct Sizing {
     pub instances: Vec<InstanceSize>,
 }
 
-/// Computes the sizing.
+/// Computes the sizing. The arithmetic saturates: figures are bounded where they enter
+/// (`remote::bounds`), and a caller's absurd input gives an absurd verdict, never an overflow.
 pub fn sizing(input: &SizingInput) -> Sizing {
-    let maxes: i64 = input.instances.iter().map(|i| i.max).sum();
-    let open: i64 = input.instances.iter().map(|i| i.open).sum();
-    let others = (input.server_total - open - input.bouncer_servers).max(0);
-    let demand = maxes + input.bouncer_servers;
-    let n = input.instances.len() as i64;
-    let room = input.usable - input.bouncer_servers - others;
+    let each = |f: fn(&InstanceSize) -> i64| -> i64 {
+        input.instances.iter().fold(0i64, |sum, i| {
+            sum.saturating_add(f(i).saturating_mul(i.count.max(0)))
+        })
+    };
+    let maxes = each(|i| i.max);
+    let open = each(|i| i.open);
+    let n = each(|_| 1);
+    let others = input
+        .server_total
+        .saturating_sub(open)
+        .saturating_sub(input.bouncer_servers)
+        .max(0);
+    let demand = maxes.saturating_add(input.bouncer_servers);
+    let room = input
+        .usable
+        .saturating_sub(input.bouncer_servers)
+        .saturating_sub(others);
     Sizing {
         demand,
         usable: input.usable,
         others,
-        oversubscribed: demand + others > input.usable,
+        oversubscribed: demand.saturating_add(others) > input.usable,
         suggested_max: (n > 0).then(|| (room / n).max(0)),
-        peak: input.instances.iter().map(|i| i.peak).max().unwrap_or(0),
+        peak: input
+            .instances
+            .iter()
+            .filter(|i| i.count > 0)
+            .map(|i| i.peak)
+            .max()
+            .unwrap_or(0),
         instances: input.instances.clone(),
     }
 }
@@ -75,7 +98,10 @@ pub fn sizing(input: &SizingInput) -> Sizing {
 impl Sizing {
     /// The finding `pool.sizing` for `pgvigil check`.
     pub fn finding(&self) -> Finding {
-        let n = self.instances.len();
+        let n: i64 = self
+            .instances
+            .iter()
+            .fold(0i64, |n, i| n.saturating_add(i.count.max(0)));
         let summary = format!(
             "{n} instance(s) may open {} connection(s) plus {} from others against {} usable",
             self.demand, self.others, self.usable
@@ -90,12 +116,16 @@ impl Sizing {
             Finding::pass(Group::Pool, "pool.sizing", summary)
         };
         for i in &self.instances {
+            let (name, each) = match i.count {
+                1 => (crate::sanitize::printable(&i.name).into_owned(), ""),
+                n => (
+                    format!("{} ({n} instances)", crate::sanitize::printable(&i.name)),
+                    " each",
+                ),
+            };
             f = f.detail(format!(
-                "{}: max {}, open {}, peak in use {}",
-                crate::sanitize::printable(&i.name),
-                i.max,
-                i.open,
-                i.peak
+                "{name}: max {}, open {}, peak in use {}{each}",
+                i.max, i.open, i.peak
             ));
         }
         if let Some(s) = self.suggested_max
@@ -118,6 +148,7 @@ mod tests {
     fn inst(max: i64, open: i64, peak: i64) -> InstanceSize {
         InstanceSize {
             name: "a".into(),
+            count: 1,
             max,
             open,
             peak,
@@ -179,5 +210,47 @@ mod tests {
         assert_eq!(f.status, crate::checks::Status::Warn);
         assert!(f.summary.starts_with("OVERSUBSCRIBED"), "{}", f.summary);
         assert!(f.fix.unwrap().contains("at most 29"));
+    }
+
+    #[test]
+    fn a_fleet_is_one_entry_with_a_count_and_absurd_input_does_not_overflow() {
+        let fleet = InstanceSize {
+            name: "fleet".into(),
+            count: 10_000,
+            max: 20,
+            open: 5,
+            peak: 4,
+        };
+        let s = sizing(&SizingInput {
+            usable: 97,
+            server_total: 10,
+            instances: vec![fleet.clone()],
+            bouncer_servers: 0,
+        });
+        assert_eq!(
+            (s.demand, s.oversubscribed, s.suggested_max),
+            (200_000, true, Some(0))
+        );
+        assert!(
+            s.finding()
+                .summary
+                .starts_with("OVERSUBSCRIBED: 10000 instance(s)")
+        );
+        assert!(
+            s.finding().details[0].contains("fleet (10000 instances): max 20"),
+            "{:?}",
+            s.finding().details
+        );
+        let absurd = sizing(&SizingInput {
+            usable: 97,
+            server_total: i64::MAX,
+            instances: vec![InstanceSize {
+                count: i64::MAX,
+                max: i64::MAX,
+                ..fleet
+            }],
+            bouncer_servers: i64::MAX,
+        });
+        assert!(absurd.oversubscribed);
     }
 }

@@ -138,7 +138,7 @@ fn fleet_lines(
         Ok(f) => {
             let sat = if f.max > 0.0 { f.active / f.max } else { 0.0 };
             lines.push(fitted(&format!(
-                        "fleet of {:.0}: in use {:.0}/{:.0} ({:.0}%), waiting {:.0}, p95 {}, timeouts {:.1}/min",
+                        "fleet of {}: in use {:.0}/{:.0} ({:.0}%), waiting {:.0}, p95 {}, timeouts {:.1}/min",
                         f.instances,
                         f.active,
                         f.max,
@@ -466,12 +466,13 @@ fn fleet(
                 }
                 let head = if reason.is_empty() {
                     format!(
-                        "{:<18} UNREACHABLE: {} ({age})",
+                        "{:<18} {}: {} ({age})",
                         fit(&name, 18),
-                        pgvigil::sanitize::printable(e)
+                        e.verdict(),
+                        pgvigil::sanitize::printable(&e.to_string())
                     )
                 } else {
-                    format!("{:<18} UNREACHABLE", fit(&name, 18))
+                    format!("{:<18} {}", fit(&name, 18), e.verdict())
                 };
                 lines.push(fitted(&head, width, t.danger));
                 used += 1 + reason.len();

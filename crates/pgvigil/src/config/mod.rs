@@ -14,6 +14,7 @@ use serde::Serialize;
 
 pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
 pub use self::sources::{ConfigSources, Origin, SETTINGS};
+pub(crate) use self::url::percent_decode;
 pub use self::url::{
     ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, Target, UrlError, redact_raw,
 };

@@ -415,17 +415,21 @@ fn scrub_secret(text: &str, secret: Option<&str>) -> String {
     out
 }
 
-/// Percent-decoding as URLs use it (`+` stays a plus, unlike form encoding).
-fn percent_decode(s: &str) -> String {
+/// Percent-decoding as URLs use it (`+` stays a plus, unlike form encoding). Works on bytes,
+/// so a `%` before a multi-byte character is kept as written rather than split mid-character.
+pub(crate) fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let Ok(b) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(hi), Some(lo)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
         {
-            out.push(b);
+            out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
             out.push(bytes[i]);

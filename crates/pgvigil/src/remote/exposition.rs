@@ -8,6 +8,9 @@
 
 use std::collections::BTreeMap;
 
+use super::bounds::{MAX_POOL_SERIES, shown_series};
+use super::scrape::ScrapeError;
+
 /// One sample line: `name{labels} value [timestamp]`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Sample {
@@ -29,10 +32,12 @@ impl Sample {
 /// What a body held: the samples and how many lines could not be read.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Exposition {
-    /// Every sample, in order.
+    /// Every sample kept, in order.
     pub samples: Vec<Sample>,
     /// Lines that were neither comments nor samples.
     pub unreadable_lines: usize,
+    /// Sample lines skipped by name (counted, not parsed).
+    pub skipped_samples: usize,
 }
 
 impl Exposition {
@@ -41,27 +46,30 @@ impl Exposition {
         self.samples.iter().filter(move |s| s.name == name)
     }
 
-    /// The sum of the samples called `name` (over all label sets), if there is any.
-    pub fn sum(&self, name: &str) -> Option<f64> {
-        let mut any = false;
-        let total = self
-            .named(name)
-            .inspect(|_| any = true)
-            .map(|s| s.value)
-            .sum();
-        any.then_some(total)
+    /// Whether any sample is called `name`.
+    pub fn has(&self, name: &str) -> bool {
+        self.named(name).next().is_some()
+    }
+
+    /// Sample lines in the body, read or not.
+    pub fn sample_lines(&self) -> usize {
+        self.samples.len() + self.skipped_samples + self.unreadable_lines
     }
 }
 
-/// Parses a text exposition.
-pub fn parse(text: &str) -> Exposition {
+/// Parses a text exposition; see [`parse_where`] for what is refused.
+pub fn parse(text: &str) -> Result<Exposition, ScrapeError> {
     parse_where(text, |_| true)
 }
 
-/// Parses only the samples whose name `keep` accepts; the others are skipped before anything
-/// is allocated for them (a dashboard scraping twenty instances a second reads the pool's few
-/// dozen samples out of bodies that carry hundreds).
-pub fn parse_where(text: &str, keep: impl Fn(&str) -> bool) -> Exposition {
+/// Parses only the samples whose name `keep` accepts; the others are counted and skipped
+/// before anything is allocated for them (a dashboard scraping twenty instances a second reads
+/// the pool's few dozen samples out of bodies that carry hundreds). Refused: the same series
+/// (name and label set) twice, which Prometheus drops as a duplicate and pgvigil once summed
+/// (a thousand copies of `max 1` read as a maximum of 1,000). Refused past
+/// [`MAX_POOL_SERIES`] kept samples, so the work and memory per body stay bounded whatever it
+/// holds; the work is linear in the body (the duplicate check sorts the kept samples).
+pub fn parse_where(text: &str, keep: impl Fn(&str) -> bool) -> Result<Exposition, ScrapeError> {
     let mut out = Exposition::default();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -73,14 +81,30 @@ pub fn parse_where(text: &str, keep: impl Fn(&str) -> bool) -> Exposition {
             .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == ':'))
             .unwrap_or(name.len())];
         if !keep(name) {
+            out.skipped_samples += 1;
             continue;
         }
         match sample(line) {
+            Some(s) if out.samples.len() >= MAX_POOL_SERIES => {
+                return Err(ScrapeError::TooManySeries(s.name));
+            }
             Some(s) => out.samples.push(s),
             None => out.unreadable_lines += 1,
         }
     }
-    out
+    let mut order: Vec<&Sample> = out.samples.iter().collect();
+    order.sort_unstable_by(|a, b| (&a.name, &a.labels).cmp(&(&b.name, &b.labels)));
+    if let Some(twice) = order
+        .windows(2)
+        .find(|w| w[0].name == w[1].name && w[0].labels == w[1].labels)
+    {
+        let s = twice[0];
+        return Err(ScrapeError::Duplicate(shown_series(
+            &s.name,
+            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        )));
+    }
+    Ok(out)
 }
 
 fn sample(line: &str) -> Option<Sample> {
@@ -162,10 +186,13 @@ mod tests {
                     hikaricp_connections_max{pool=\"p\",} 10.0\n\
                     pgvigil_pool_connections{pool=\"m\",state=\"idle\"} 2\n\
                     process_cpu 1\n";
-        let all = parse(text);
+        let all = parse(text).unwrap();
         let pools = parse_where(text, |n| {
             n.starts_with("hikaricp_") || n.starts_with("pgvigil_pool_")
-        });
+        })
+        .unwrap();
+        assert_eq!(pools.skipped_samples, 2);
+        assert_eq!(pools.sample_lines(), 4);
         assert_eq!(all.samples.len(), 4);
         assert_eq!(pools.samples.len(), 2);
         assert_eq!(pools.samples[0], all.samples[1]);
@@ -180,7 +207,8 @@ mod tests {
              y_total 2 # {trace_id=\"abc\"} 1.0\n\
              z{le=\"+Inf\"} +Inf\n\
              garbage line here\n# EOF\n",
-        );
+        )
+        .unwrap();
         assert_eq!(e.samples.len(), 3, "{e:?}");
         assert_eq!(e.samples[0].label("pool"), Some("a}b"));
         assert_eq!(e.samples[0].label("app"), Some("say \"hi\"\nnext\\"));
@@ -193,8 +221,41 @@ mod tests {
 
     #[test]
     fn broken_label_sets_are_unreadable_not_fatal() {
-        let e = parse("a{x=\"unterminated} 1\nb{=\"v\"} 1\nc 1\n");
+        let e = parse("a{x=\"unterminated} 1\nb{=\"v\"} 1\nc 1\n").unwrap();
         assert_eq!(e.samples.len(), 1);
         assert_eq!(e.unreadable_lines, 2);
+    }
+
+    #[test]
+    fn the_same_series_twice_is_refused_as_prometheus_refuses_it() {
+        // Label order does not make a series different; another label value does.
+        let twice =
+            "x{pool=\"a\",state=\"idle\"} 1\nx{pool=\"b\"} 1\nx{state=\"idle\",pool=\"a\"} 2\n";
+        assert_eq!(
+            parse(twice),
+            Err(ScrapeError::Duplicate(
+                "x{pool=\"a\",state=\"idle\"}".into()
+            ))
+        );
+        assert!(parse("x{pool=\"a\"} 1\nx{pool=\"b\"} 1\nx 3\n").is_ok());
+        let many: String = (0..1000)
+            .map(|_| "hikaricp_connections_max{pool=\"p\"} 1\n")
+            .collect();
+        assert!(matches!(parse(&many), Err(ScrapeError::Duplicate(_))));
+    }
+
+    #[test]
+    fn a_body_past_the_series_bound_is_refused_without_reading_the_rest() {
+        let body: String = (0..=MAX_POOL_SERIES)
+            .map(|i| format!("pgvigil_pool_acquire_seconds_bucket{{le=\"{i}\"}} {i}\n"))
+            .collect();
+        let err = parse(&body).unwrap_err();
+        assert_eq!(
+            err,
+            ScrapeError::TooManySeries("pgvigil_pool_acquire_seconds_bucket".into())
+        );
+        assert!(err.to_string().contains("10000"), "{err}");
+        // Skipped names do not count against the bound.
+        assert!(parse_where(&body, |n| n.starts_with("hikaricp_")).is_ok());
     }
 }

@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::exposition::Exposition;
+use super::bounds::{Kind, MAX_BUCKETS, shown_series, shown_value};
+use super::exposition::{Exposition, Sample};
+use super::scrape::ScrapeError;
 
 /// Which metric names an endpoint uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -59,61 +61,89 @@ pub struct PoolReading {
 }
 
 impl PoolReading {
-    /// Reads the figures; `None` when the body has none of the known names.
-    pub fn from_exposition(e: &Exposition) -> Option<Self> {
-        if e.sum("pgvigil_pool_connections_max").is_some() {
+    /// Reads the figures, each checked where it enters (see [`super::bounds`]): an
+    /// implausible one is an error naming the series and its value;
+    /// [`ScrapeError::NoPoolMetrics`] when the body has none of the known names.
+    pub fn from_exposition(e: &Exposition) -> Result<Self, ScrapeError> {
+        use Kind::{Connections, Events};
+        if e.has("pgvigil_pool_connections_max") {
             let by_state = |state: &str| {
-                e.named("pgvigil_pool_connections")
-                    .filter(|s| s.label("state") == Some(state))
-                    .map(|s| s.value)
-                    .sum()
+                total_where(
+                    e,
+                    "pgvigil_pool_connections",
+                    |s| s.label("state") == Some(state),
+                    "a connection count",
+                    Connections,
+                )
             };
-            return Some(Self {
+            return Ok(Self {
                 family: MetricFamily::Pgvigil,
-                active: by_state("active"),
-                idle: by_state("idle"),
-                max: e.sum("pgvigil_pool_connections_max").unwrap_or(0.0),
-                pending: e.sum("pgvigil_pool_connections_pending").unwrap_or(0.0),
-                timeouts_total: e.sum("pgvigil_pool_acquire_timeouts_total").unwrap_or(0.0),
-                leaked: e.sum("pgvigil_pool_leaked_connections"),
-                acquire_buckets: buckets(e, "pgvigil_pool_acquire_seconds_bucket", 1.0),
+                active: by_state("active")?.unwrap_or(0.0),
+                idle: by_state("idle")?.unwrap_or(0.0),
+                max: total(e, "pgvigil_pool_connections_max", MAXIMUM, Connections)?.unwrap_or(0.0),
+                pending: total(e, "pgvigil_pool_connections_pending", PENDING, Connections)?
+                    .unwrap_or(0.0),
+                timeouts_total: total(e, "pgvigil_pool_acquire_timeouts_total", TIMEOUTS, Events)?
+                    .unwrap_or(0.0),
+                leaked: total(
+                    e,
+                    "pgvigil_pool_leaked_connections",
+                    "a count of leaked connections",
+                    Connections,
+                )?,
+                acquire_buckets: buckets(e, "pgvigil_pool_acquire_seconds_bucket", 1.0)?,
                 acquire_p95_reported: None,
             });
         }
-        if e.sum("hikaricp_connections_max").is_some() {
-            return Some(Self {
+        if e.has("hikaricp_connections_max") {
+            return Ok(Self {
                 family: MetricFamily::HikariMicrometer,
-                active: e.sum("hikaricp_connections_active").unwrap_or(0.0),
-                idle: e.sum("hikaricp_connections_idle").unwrap_or(0.0),
-                max: e.sum("hikaricp_connections_max").unwrap_or(0.0),
-                pending: e.sum("hikaricp_connections_pending").unwrap_or(0.0),
-                timeouts_total: e.sum("hikaricp_connections_timeout_total").unwrap_or(0.0),
+                active: total(e, "hikaricp_connections_active", ACTIVE, Connections)?
+                    .unwrap_or(0.0),
+                idle: total(e, "hikaricp_connections_idle", IDLE, Connections)?.unwrap_or(0.0),
+                max: total(e, "hikaricp_connections_max", MAXIMUM, Connections)?.unwrap_or(0.0),
+                pending: total(e, "hikaricp_connections_pending", PENDING, Connections)?
+                    .unwrap_or(0.0),
+                timeouts_total: total(e, "hikaricp_connections_timeout_total", TIMEOUTS, Events)?
+                    .unwrap_or(0.0),
                 leaked: None,
                 // Present when the Timer publishes its histogram (percentiles-histogram).
-                acquire_buckets: buckets(e, "hikaricp_connections_acquire_seconds_bucket", 1.0),
+                acquire_buckets: buckets(e, "hikaricp_connections_acquire_seconds_bucket", 1.0)?,
                 acquire_p95_reported: None,
             });
         }
-        if e.sum("hikaricp_max_connections").is_some() {
-            let p95 = e
+        if e.has("hikaricp_max_connections") {
+            // A summary with no observations yet reports NaN quantiles: no figure, not an error.
+            let mut p95: Option<f64> = None;
+            for s in e
                 .named("hikaricp_connection_acquired_nanos")
-                .filter(|s| s.label("quantile") == Some("0.95") && s.value.is_finite())
-                .map(|s| s.value / 1e9)
-                .fold(None, |m: Option<f64>, v| Some(m.map_or(v, |m| m.max(v))));
-            return Some(Self {
+                .filter(|s| s.label("quantile") == Some("0.95") && !s.value.is_nan())
+            {
+                let seconds = s.value / 1e9;
+                check(
+                    s,
+                    seconds,
+                    "an acquire-wait quantile (in seconds)",
+                    Kind::Seconds,
+                )?;
+                p95 = Some(p95.map_or(seconds, |m| m.max(seconds)));
+            }
+            return Ok(Self {
                 family: MetricFamily::HikariNative,
-                active: e.sum("hikaricp_active_connections").unwrap_or(0.0),
-                idle: e.sum("hikaricp_idle_connections").unwrap_or(0.0),
-                max: e.sum("hikaricp_max_connections").unwrap_or(0.0),
-                pending: e.sum("hikaricp_pending_threads").unwrap_or(0.0),
-                timeouts_total: e.sum("hikaricp_connection_timeout_total").unwrap_or(0.0),
+                active: total(e, "hikaricp_active_connections", ACTIVE, Connections)?
+                    .unwrap_or(0.0),
+                idle: total(e, "hikaricp_idle_connections", IDLE, Connections)?.unwrap_or(0.0),
+                max: total(e, "hikaricp_max_connections", MAXIMUM, Connections)?.unwrap_or(0.0),
+                pending: total(e, "hikaricp_pending_threads", PENDING, Connections)?.unwrap_or(0.0),
+                timeouts_total: total(e, "hikaricp_connection_timeout_total", TIMEOUTS, Events)?
+                    .unwrap_or(0.0),
                 leaked: None,
                 // PrometheusHistogramMetricsTrackerFactory: buckets in nanoseconds.
-                acquire_buckets: buckets(e, "hikaricp_connection_acquired_nanos_bucket", 1e-9),
+                acquire_buckets: buckets(e, "hikaricp_connection_acquired_nanos_bucket", 1e-9)?,
                 acquire_p95_reported: p95,
             });
         }
-        None
+        Err(ScrapeError::NoPoolMetrics(e.sample_lines()))
     }
 
     /// Connections in use over the maximum (0 when the maximum is unknown).
@@ -126,24 +156,119 @@ impl PoolReading {
     }
 }
 
-/// Cumulative bucket counts by upper bound (seconds), summed over every other label.
-fn buckets(e: &Exposition, name: &str, scale: f64) -> Vec<(f64, f64)> {
-    let mut out: Vec<(f64, f64)> = Vec::new();
+const ACTIVE: &str = "a count of connections in use";
+const IDLE: &str = "a count of idle connections";
+const MAXIMUM: &str = "a pool maximum";
+const PENDING: &str = "a count of waiting acquires";
+const TIMEOUTS: &str = "an acquire-timeout counter";
+
+fn implausible(series: String, value: f64, what: &str, kind: Kind) -> ScrapeError {
+    ScrapeError::Implausible {
+        series,
+        value: shown_value(value),
+        expected: format!("{what} is {}", kind.accepted()),
+    }
+}
+
+/// `value` (read from `s`, perhaps scaled) as a `kind`, or the error naming `s`.
+fn check(s: &Sample, value: f64, what: &str, kind: Kind) -> Result<f64, ScrapeError> {
+    if kind.admits(value) {
+        return Ok(value);
+    }
+    Err(implausible(
+        shown_series(
+            &s.name,
+            s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+        s.value,
+        what,
+        kind,
+    ))
+}
+
+fn total(e: &Exposition, name: &str, what: &str, kind: Kind) -> Result<Option<f64>, ScrapeError> {
+    total_where(e, name, |_| true, what, kind)
+}
+
+/// The sum of the samples called `name` that `keep` accepts, over their pools: each sample and
+/// the sum checked as `kind`. `None` when there is none.
+fn total_where(
+    e: &Exposition,
+    name: &str,
+    keep: impl Fn(&Sample) -> bool,
+    what: &str,
+    kind: Kind,
+) -> Result<Option<f64>, ScrapeError> {
+    let mut sum = None;
+    let mut series = 0;
+    for s in e.named(name).filter(|s| keep(s)) {
+        let v = check(s, s.value, what, kind)?;
+        sum = Some(sum.unwrap_or(0.0) + v);
+        series += 1;
+    }
+    match sum {
+        Some(v) if !kind.admits(v) => Err(implausible(
+            format!("{name} (summed over {series} series)"),
+            v,
+            what,
+            kind,
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Cumulative bucket counts by upper bound (seconds), summed over every other label, in
+/// ascending order of bound: sorted once, then merged, so n log n in the body's buckets, and
+/// refused past [`MAX_BUCKETS`] distinct bounds.
+fn buckets(e: &Exposition, name: &str, scale: f64) -> Result<Vec<(f64, f64)>, ScrapeError> {
+    let mut all: Vec<(f64, f64)> = Vec::new();
     for s in e.named(name) {
-        let Some(le) = s.label("le").and_then(|le| match le {
-            "+Inf" | "Inf" => Some(f64::INFINITY),
-            v => v.parse::<f64>().ok(),
-        }) else {
-            continue;
+        let le = s.label("le").unwrap_or("");
+        let bound = match le {
+            "+Inf" | "Inf" => f64::INFINITY,
+            v => v.trim().parse::<f64>().unwrap_or(f64::NAN) * scale,
         };
-        let le = le * scale;
-        match out.iter_mut().find(|(b, _)| *b == le) {
-            Some((_, c)) => *c += s.value,
-            None => out.push((le, s.value)),
+        if !Kind::Bound.admits(bound) {
+            return Err(ScrapeError::Implausible {
+                series: shown_series(
+                    &s.name,
+                    s.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                ),
+                value: format!(
+                    "le=\"{}\"",
+                    crate::sanitize::printable(&le.chars().take(64).collect::<String>())
+                ),
+                expected: format!("a bucket bound is {}", Kind::Bound.accepted()),
+            });
+        }
+        let count = check(s, s.value, "a bucket count", Kind::Events)?;
+        all.push((bound, count));
+    }
+    all.sort_unstable_by(|a, b| a.0.total_cmp(&b.0));
+    let mut out: Vec<(f64, f64)> = Vec::new();
+    for (bound, count) in all {
+        if let Some((b, c)) = out.last_mut()
+            && *b == bound
+        {
+            *c += count;
+        } else if out.len() == MAX_BUCKETS {
+            return Err(ScrapeError::TooManyBuckets(name.to_string()));
+        } else {
+            out.push((bound, count));
         }
     }
-    out.sort_by(|a, b| a.0.total_cmp(&b.0));
-    out
+    if let Some(&(bound, count)) = out.iter().find(|(_, c)| !Kind::Events.admits(*c)) {
+        return Err(implausible(
+            format!(
+                "{name}{{le=\"{}\"}} (summed over pools)",
+                shown_value(bound / scale)
+            ),
+            count,
+            "a bucket count",
+            Kind::Events,
+        ));
+    }
+    Ok(out)
 }
 
 /// The `q` quantile of a cumulative histogram (upper bound, count), interpolated linearly
@@ -179,7 +304,25 @@ pub struct InstanceWindow {
     readings: VecDeque<(Instant, PoolReading)>,
 }
 
-/// What the screen shows for one instance: the last reading and its minute.
+/// The counts `after` added to `before`, per bound: both ascending by bound (as [`buckets`]
+/// leaves them), walked together once. A bound new in `after` counts from zero; a count that
+/// went down means the application restarted, so it counts from zero too.
+fn bucket_delta(before: &[(f64, f64)], after: &[(f64, f64)]) -> Vec<(f64, f64)> {
+    let mut earlier = before.iter().peekable();
+    after
+        .iter()
+        .map(|&(bound, count)| {
+            while earlier.next_if(|(b, _)| *b < bound).is_some() {}
+            let base = earlier
+                .next_if(|(b, _)| *b == bound)
+                .map_or(0.0, |(_, c)| *c);
+            (bound, if count >= base { count - base } else { count })
+        })
+        .collect()
+}
+
+/// What the screen shows for one instance: the last reading (its gauges; the histogram stays
+/// in the window) and its minute.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InstanceFigures {
     /// The last reading.
@@ -218,22 +361,14 @@ impl InstanceWindow {
             0.0
         };
         let acquire_p95 = if !last.acquire_buckets.is_empty() {
-            let delta: Vec<(f64, f64)> = if self.readings.len() > 1 {
-                last.acquire_buckets
-                    .iter()
-                    .map(|(b, c)| {
-                        let before = first
-                            .acquire_buckets
-                            .iter()
-                            .find(|(fb, _)| fb == b)
-                            .map_or(0.0, |(_, fc)| *fc);
-                        (*b, if *c >= before { c - before } else { *c })
-                    })
-                    .collect()
+            if self.readings.len() > 1 {
+                quantile(
+                    0.95,
+                    &bucket_delta(&first.acquire_buckets, &last.acquire_buckets),
+                )
             } else {
-                last.acquire_buckets.clone()
-            };
-            quantile(0.95, &delta)
+                quantile(0.95, &last.acquire_buckets)
+            }
         } else {
             last.acquire_p95_reported
         };
@@ -242,8 +377,14 @@ impl InstanceWindow {
             .iter()
             .map(|(_, r)| r.active)
             .fold(0.0, f64::max);
+        // The histogram stays here: the screen needs its p95, not a thousand buckets per
+        // instance copied into every snapshot.
+        let reading = PoolReading {
+            acquire_buckets: Vec::new(),
+            ..last.clone()
+        };
         InstanceFigures {
-            reading: last.clone(),
+            reading,
             acquire_p95,
             timeouts_per_minute,
             peak_active,

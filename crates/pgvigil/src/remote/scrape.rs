@@ -168,7 +168,8 @@ impl Endpoint {
             .header(
                 hyper::header::ACCEPT,
                 "text/plain;version=0.0.4;q=1,application/openmetrics-text;version=1.0.0;q=0.5",
-            );
+            )
+            .header(hyper::header::ACCEPT_ENCODING, "identity");
         if !self.url.username().is_empty() {
             let user = percent(self.url.username());
             let pass = self.url.password().map(percent).unwrap_or_default();
@@ -185,21 +186,46 @@ impl Endpoint {
             .await
             .map_err(|e| ScrapeError::Http(e.to_string()))?;
         let status = response.status();
+        let header = |name: hyper::header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).to_ascii_lowercase())
+        };
         if !status.is_success() {
-            return Err(ScrapeError::Status(status.as_u16()));
+            // Redirects are not followed (a login page, or a hop to somewhere else): say where
+            // it pointed, password redacted, escaped and short.
+            let location = status.is_redirection().then(|| {
+                let raw = response
+                    .headers()
+                    .get(hyper::header::LOCATION)
+                    .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                    .unwrap_or_default();
+                shortened(&crate::sanitize::printable(&redact(&raw)))
+            });
+            return Err(ScrapeError::Status {
+                code: status.as_u16(),
+                reason: status.canonical_reason().unwrap_or("").to_string(),
+                location,
+            });
         }
-        let content_type = response
-            .headers()
-            .get(hyper::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_ascii_lowercase();
+        // Nothing is inflated: a compressed body (asked for or not) is refused, not unpacked
+        // into who knows how many bytes.
+        if let Some(encoding) = header(hyper::header::CONTENT_ENCODING)
+            && !matches!(encoding.trim(), "" | "identity")
+        {
+            return Err(ScrapeError::Encoded(shortened(
+                &crate::sanitize::printable(encoding.trim()),
+            )));
+        }
+        let content_type = header(hyper::header::CONTENT_TYPE).unwrap_or_default();
         let refused = content_type.starts_with("text/html")
             || (!json && content_type.starts_with("application/json"));
         if refused {
-            return Err(ScrapeError::NotMetrics(
-                crate::sanitize::printable(&content_type).into_owned(),
-            ));
+            let shown = content_type.split(';').next().unwrap_or("").trim();
+            return Err(ScrapeError::NotMetrics(shortened(
+                &crate::sanitize::printable(shown),
+            )));
         }
         let body = Limited::new(response.into_body(), MAX_BODY_BYTES)
             .collect()
@@ -217,17 +243,20 @@ impl Endpoint {
     }
 }
 
+/// A URL's user or password as typed: percent-decoded as URLs are (`%2B` is a plus, and so is
+/// `+`: form encoding's `+` for a space does not apply to the user part of a URL).
 fn percent(s: &str) -> String {
-    url::form_urlencoded::parse(s.as_bytes())
-        .map(|(k, v)| {
-            if v.is_empty() {
-                k.into_owned()
-            } else {
-                format!("{k}={v}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("&")
+    crate::config::percent_decode(s)
+}
+
+/// Text from a peer cut to one screen line.
+fn shortened(text: &str) -> String {
+    const CHARS: usize = 120;
+    if text.chars().count() <= CHARS {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(CHARS).collect();
+    format!("{cut}...")
 }
 
 fn base64(bytes: &[u8]) -> String {
@@ -280,6 +309,19 @@ pub enum ScrapeError {
         /// Why.
         reason: String,
     },
+    /// The fleet's selector is not a list of label matchers.
+    #[error(
+        "{what}: `{value}` is not a label-matcher list ({reason}); expected \
+         {{name=\"v\", name=~\"re\", name!=\"v\", name!~\"re\", ...}}"
+    )]
+    BadSelector {
+        /// The flag or variable.
+        what: String,
+        /// The value, escaped for the terminal.
+        value: String,
+        /// Why.
+        reason: String,
+    },
     /// No TCP connection.
     #[error("cannot connect: {0}")]
     Connect(String),
@@ -287,11 +329,26 @@ pub enum ScrapeError {
     #[error("no answer within {}", crate::config::format_duration(*.0))]
     Timeout(Duration),
     /// Not 2xx.
-    #[error("HTTP status {0}")]
-    Status(u16),
+    #[error(
+        "answered {code} {reason}{}",
+        location.as_ref().map_or(String::new(), |l| format!(" (redirect to {l}; not followed)"))
+    )]
+    Status {
+        /// The status code.
+        code: u16,
+        /// Its reason phrase (`Found`).
+        reason: String,
+        /// For a redirect, where it pointed (redacted, escaped, shortened).
+        location: Option<String>,
+    },
     /// HTML or JSON, not the text exposition.
-    #[error("not a metrics endpoint (content type {0})")]
+    #[error("answered {0}, not Prometheus text")]
     NotMetrics(String),
+    /// A compressed body.
+    #[error(
+        "answered {0}-encoded body, not accepted (pgvigil asks for identity and inflates nothing)"
+    )]
+    Encoded(String),
     /// Over [`MAX_BODY_BYTES`].
     #[error("body larger than {} MiB", MAX_BODY_BYTES / 1024 / 1024)]
     TooLarge,
@@ -301,6 +358,55 @@ pub enum ScrapeError {
     /// The body has none of the known pool metrics.
     #[error("no pool metrics in the body ({0} samples; expected pgvigil_pool_* or hikaricp_*)")]
     NoPoolMetrics(usize),
+    /// A figure outside what it can be (see [`super::bounds`]).
+    #[error("{series} = {value}: {expected}")]
+    Implausible {
+        /// The series as written (`hikaricp_connections_max{pool="x"}`), escaped.
+        series: String,
+        /// Its value as Prometheus writes it.
+        value: String,
+        /// What it may be.
+        expected: String,
+    },
+    /// The same series twice in one body.
+    #[error(
+        "the series {0} appears twice in one body (Prometheus drops such duplicates; pgvigil \
+         will not sum them)"
+    )]
+    Duplicate(String),
+    /// More pool series than [`super::bounds::MAX_POOL_SERIES`].
+    #[error(
+        "more than {limit} pool series in one body (at {0}; the bound per target)",
+        limit = super::bounds::MAX_POOL_SERIES
+    )]
+    TooManySeries(String),
+    /// A histogram with more bucket bounds than [`super::bounds::MAX_BUCKETS`].
+    #[error(
+        "{0} has more than {limit} bucket bounds (the bound per histogram)",
+        limit = super::bounds::MAX_BUCKETS
+    )]
+    TooManyBuckets(String),
+    /// Prometheus answered, but not with an instant query's result pgvigil can use.
+    #[error("{0}")]
+    BadAnswer(String),
+}
+
+impl ScrapeError {
+    /// Whether nothing answered (no connection, no answer in time, a broken exchange), as
+    /// opposed to an answer pgvigil refuses.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, Self::Connect(_) | Self::Timeout(_) | Self::Http(_))
+    }
+
+    /// The word for a source's row: UNREACHABLE when nothing answered, BAD ANSWER when what
+    /// answered cannot be used.
+    pub fn verdict(&self) -> &'static str {
+        if self.is_unreachable() {
+            "UNREACHABLE"
+        } else {
+            "BAD ANSWER"
+        }
+    }
 }
 
 #[cfg(test)]

@@ -448,7 +448,9 @@ fn fixture(name: &str) -> State {
                 taken_at: t(0),
                 instances: vec![AppInstance {
                     name: "10.0.4.13:8080".into(),
-                    figures: Err("no answer within 800ms (the instance is slow or gone)".into()),
+                    figures: Err(pgvigil::remote::ScrapeError::Timeout(
+                        std::time::Duration::from_millis(800),
+                    )),
                     last_ok: Some(t(-14)),
                 }],
             });

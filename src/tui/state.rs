@@ -289,11 +289,8 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             let mut effects = Vec::new();
             for i in &apps.instances {
                 let source = format!("app {}", i.name);
-                effects.extend(log_source(
-                    state,
-                    &source,
-                    i.figures.as_ref().err().map(String::as_str),
-                ));
+                let error = i.figures.as_ref().err().map(|e| e.to_string());
+                effects.extend(log_source(state, &source, error.as_deref()));
             }
             if !state.paused {
                 state.apps = Some(*apps);

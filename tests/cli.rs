@@ -244,3 +244,52 @@ async fn a_standby_is_named_as_such() {
         .unwrap_or_else(|| panic!("{stdout}"));
     assert!(role.contains("STANDBY"), "{role}");
 }
+
+#[test]
+fn a_selector_that_is_not_a_label_matcher_list_is_refused_naming_it() {
+    let run = |args: &[&str], env: &[(&str, &str)]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .args(args)
+            .env("DATABASE_URL", "postgres://a@127.0.0.1:1/db")
+            .env("RETRY_MAX_RETRIES", "0")
+            .envs(env.iter().copied())
+            .env_remove("PROMETHEUS_SELECTOR")
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let injected = r#"{job="a"} or vector(1e300) or {b="c"}"#;
+    let accepted = r#"expected {name="v", name=~"re", name!="v", name!~"re", ...}"#;
+    // Refused when the flag is read, by `check` and by the dashboard alike, before anything
+    // connects; it was pasted into the query.
+    for command in [&["check"][..], &[][..]] {
+        let mut args = command.to_vec();
+        args.extend(["--prometheus", "http://127.0.0.1:9", "--selector", injected]);
+        let (code, stderr) = run(&args, &[]);
+        assert_eq!(code, Some(3), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!(
+                "--selector: `{injected}` is not a label-matcher list (`or vector(1e300) or {{b=\"c\"}}` follows the closing `}}`)"
+            )),
+            "{args:?}: {stderr}"
+        );
+        assert!(stderr.contains(accepted), "{stderr}");
+        assert!(!stderr.contains("metrics URL"), "{stderr}");
+    }
+    // From the environment, the variable is named.
+    let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args(["check", "--prometheus", "http://127.0.0.1:9"])
+        .env("DATABASE_URL", "postgres://a@127.0.0.1:1/db")
+        .env("PROMETHEUS_SELECTOR", "job=\"a\"")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(
+        stderr.contains("PROMETHEUS_SELECTOR (environment): `job=\"a\"` is not a label-matcher list (it does not start with `{`)"),
+        "{stderr}"
+    );
+}

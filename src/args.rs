@@ -110,6 +110,18 @@ impl ConfigArgs {
     }
 }
 
+/// `--max-dev-size`: a size such as 2GiB.
+pub fn size_arg(raw: &str) -> Result<u64, String> {
+    pgvigil::dev::parse_size(raw)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!(
+                "`{raw}` is not valid: expected {}",
+                pgvigil::dev::ACCEPTED_SIZE
+            )
+        })
+}
+
 impl ConfigArgs {
     /// The flags given, the process environment and the .env file, as one set of sources.
     pub fn sources(&self) -> Result<ConfigSources, ConfigError> {

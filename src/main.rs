@@ -323,12 +323,27 @@ fn main() -> ExitCode {
             return exit(status);
         }
     };
+    // Said once, before anything else: the password is already visible in `ps`.
+    let exposed: Vec<String> = [
+        ("--database-url", cli.config.database_url.as_deref()),
+        ("--dev-url", cli.dev_url.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, url)| pgvigil_cli::args::password_flag_warning(flag, url))
+    .collect();
+    for warning in &exposed {
+        say(warning);
+    }
     let interactive = matches!(cli.command, None | Some(Command::Demo));
     if interactive {
         if let Err(e) = color_eyre::install() {
             say(&e.to_string());
         }
         init_tui_logging();
+        // The dashboard's log panel shows it too: stderr is hidden behind the screen.
+        for warning in &exposed {
+            tracing::warn!(target: "pgvigil", "{warning}");
+        }
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(

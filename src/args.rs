@@ -110,6 +110,53 @@ impl ConfigArgs {
     }
 }
 
+/// The warning for a connection URL with a password given on the command line, where every
+/// local user reads it (`ps`, /proc/PID/cmdline) while pgvigil runs; `None` without one. It
+/// names the flag, never the password.
+pub fn password_flag_warning(flag: &str, url: Option<&str>) -> Option<String> {
+    let raw = url?;
+    let has_password = match pgvigil::config::DatabaseUrl::parse(raw) {
+        Ok(u) => u.password().is_some(),
+        // Unparsable (its own error follows): judge by its shape.
+        Err(_) => {
+            let userinfo = raw
+                .split_once("://")
+                .map(|(_, rest)| rest)
+                .unwrap_or(raw)
+                .split(['/', '?'])
+                .next()
+                .unwrap_or("");
+            (userinfo.contains('@') && userinfo.split('@').next().is_some_and(|u| u.contains(':')))
+                || raw.contains("password=")
+        }
+    };
+    has_password.then(|| {
+        let var = if flag == "--dev-url" {
+            "DEV_DATABASE_URL"
+        } else {
+            "DATABASE_URL"
+        };
+        format!(
+            "warning: the URL given with {flag} carries a password, which every user of this \
+             machine can read in `ps` while pgvigil runs; set {var} in the environment or in a \
+             .env file (--env-file) instead, or leave the password out of the URL and put it in \
+             PGPASSWORD or ~/.pgpass (PGPASSFILE)"
+        )
+    })
+}
+
+/// `--max-dev-size`: a size such as 2GiB.
+pub fn size_arg(raw: &str) -> Result<u64, String> {
+    pgvigil::dev::parse_size(raw)
+        .filter(|n| *n > 0)
+        .ok_or_else(|| {
+            format!(
+                "`{raw}` is not valid: expected {}",
+                pgvigil::dev::ACCEPTED_SIZE
+            )
+        })
+}
+
 impl ConfigArgs {
     /// The flags given, the process environment and the .env file, as one set of sources.
     pub fn sources(&self) -> Result<ConfigSources, ConfigError> {

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use futures_util::future::BoxFuture;
-use pgvigil::dev::{DevError, DevProvider, DevServer, DevSource};
-use pgvigil_cluster::{ClusterOptions, PrivateCluster};
+use pgvigil::dev::{DevError, DevNetwork, DevProvider, DevServer, DevSource};
+use pgvigil_cluster::{ClusterOptions, Isolation, PrivateCluster};
 use sqlx::postgres::PgConnectOptions;
 
 /// Starts a private cluster per use.
@@ -16,13 +16,18 @@ pub struct PrivateDev;
 impl DevProvider for PrivateDev {
     fn start(&self, major: Option<u32>) -> BoxFuture<'_, Result<DevServer, DevError>> {
         Box::pin(async move {
+            // Migration SQL runs here: it must reach no other server (production included,
+            // with credentials a migration carries). Its only door is its unix socket.
             let options = ClusterOptions {
                 major,
+                isolate_network: true,
                 ..ClusterOptions::default()
             }
             // Keep it small and quick: this server lives for one job.
             .setting("shared_buffers", "32MB")
-            .setting("max_connections", "20");
+            .setting("max_connections", "20")
+            // WAL is not part of the dev database's size bound (--max-dev-size): keep it small.
+            .setting("max_wal_size", "256MB");
             // initdb and pg_ctl block; keep them off the async threads. If the caller is
             // cancelled meanwhile, the finished cluster is dropped (and removed) with the
             // task's output.
@@ -33,19 +38,26 @@ impl DevProvider for PrivateDev {
             .await
             .map_err(|e| DevError::Start(Box::new(e)))?
             .map_err(|e| DevError::Start(Box::new(e)))?;
+            let network = match cluster.network_isolation() {
+                Isolation::Isolated => DevNetwork::Isolated,
+                Isolation::Unavailable(why) => DevNetwork::Open(why),
+                Isolation::NotRequested => DevNetwork::Open("isolation was not asked for".into()),
+            };
             let admin = PgConnectOptions::new()
-                .host("127.0.0.1")
+                .socket(cluster.dir())
                 .port(cluster.port())
                 .username("postgres")
                 .password(cluster.password())
                 .database("postgres");
             let secret = cluster.password().to_string();
-            DevServer::owned(admin, secret, Box::new(cluster)).await
+            Ok(DevServer::owned(admin, secret, Box::new(cluster))
+                .await?
+                .with_network(network))
         })
     }
 }
 
 /// The default dev source: a private cluster.
 pub fn private() -> DevSource {
-    DevSource::Owned(Arc::new(PrivateDev))
+    DevSource::owned(Arc::new(PrivateDev))
 }

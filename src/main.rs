@@ -11,7 +11,7 @@ use pgvigil::PoolConfig;
 use pgvigil::checks::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
 use pgvigil::config::parse_duration;
-use pgvigil::dev::{DevServer, DevSource};
+use pgvigil::dev::{DevServer, DevSource, ExtensionPolicy};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
 use pgvigil::safety::{DryRunOptions, dry_run};
 use pgvigil_cli::args::ConfigArgs;
@@ -43,6 +43,10 @@ struct Cli {
     /// DEV_DATABASE_URL. Migration SQL never runs on DATABASE_URL.
     #[arg(long, global = true, value_name = "URL")]
     dev_url: Option<String>,
+    /// Lets the dev database create this extension although it opens connections to other
+    /// servers (dblink, postgres_fdw, other *_fdw, http, pg_net); refused by default. Repeatable.
+    #[arg(long = "allow-extension", global = true, value_name = "NAME")]
+    allow_extension: Vec<String>,
     #[command(flatten)]
     dashboard: DashboardArgs,
     #[command(subcommand)]
@@ -298,6 +302,10 @@ enum MigrateCommand {
         /// is cancelled when it passes, whatever timeouts a migration sets).
         #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
         max_duration: Duration,
+        /// Disk bound of the dev database (its files plus temporary files): past it the
+        /// running migration is stopped.
+        #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = pgvigil_cli::args::size_arg)]
+        max_dev_size: u64,
     },
 }
 
@@ -329,12 +337,27 @@ fn main() -> ExitCode {
             return exit(status);
         }
     };
+    // Said once, before anything else: the password is already visible in `ps`.
+    let exposed: Vec<String> = [
+        ("--database-url", cli.config.database_url.as_deref()),
+        ("--dev-url", cli.dev_url.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, url)| pgvigil_cli::args::password_flag_warning(flag, url))
+    .collect();
+    for warning in &exposed {
+        say(warning);
+    }
     let interactive = matches!(cli.command, None | Some(Command::Demo));
     if interactive {
         if let Err(e) = color_eyre::install() {
             say(&e.to_string());
         }
         init_tui_logging();
+        // The dashboard's log panel shows it too: stderr is hidden behind the screen.
+        for warning in &exposed {
+            tracing::warn!(target: "pgvigil", "{warning}");
+        }
     } else {
         tracing_subscriber::fmt()
             .with_env_filter(
@@ -371,7 +394,7 @@ fn main() -> ExitCode {
             None,
             std::sync::Arc::new(pgvigil_cli::dev_private::PrivateDev),
         ) {
-            Ok(d) => d,
+            Ok(d) => d.with_extensions(ExtensionPolicy::allowing(&cli.allow_extension)),
             Err(e) => {
                 say(&e.to_string());
                 return exit(UNKNOWN);
@@ -415,7 +438,7 @@ fn main() -> ExitCode {
             from_file,
             std::sync::Arc::new(pgvigil_cli::dev_private::PrivateDev),
         ) {
-            Ok(d) => d,
+            Ok(d) => d.with_extensions(ExtensionPolicy::allowing(&cli.allow_extension)),
             Err(e) => {
                 say(&e.to_string());
                 return exit(UNKNOWN);
@@ -482,11 +505,13 @@ fn main() -> ExitCode {
                     lock_timeout,
                     statement_timeout,
                     max_duration,
+                    max_dev_size,
                 }) => {
                     let options = DryRunOptions {
                         lock_timeout,
                         statement_timeout,
                         max_duration,
+                        max_dev_size,
                         dev: Some(dev),
                     };
                     migrate_dry_run(config, dir.migrations, json, options, colour).await

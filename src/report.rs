@@ -227,19 +227,68 @@ pub fn render_dry_run(report: &DryRunReport, colour: bool) -> String {
             let _ = writeln!(out, "        {}", p.dim(&format!("lint: {}", printable(l))));
         }
     }
-    let _ = writeln!(
-        out,
-        "{}",
-        if report.production_unchanged {
-            "production unchanged: only read-only statements ran there; its schema and ledger are identical before and after".to_string()
+    render_production(&mut out, report, p);
+    out
+}
+
+/// What the claim about production rests on: what was compared, what the dev server could
+/// reach, which extensions were refused, what was not checked.
+fn render_production(out: &mut String, report: &DryRunReport, p: Paint) {
+    let e = &report.production;
+    for r in &e.refused_extensions {
+        let _ = writeln!(out, "refused: {}", printable(&r.to_string()));
+    }
+    if !e.allowed_extensions.is_empty() {
+        let _ = writeln!(
+            out,
+            "allowed (--allow-extension): {}",
+            printable(&e.allowed_extensions.join(", "))
+        );
+    }
+    if let Some(network) = &e.dev_network {
+        let text = format!("dev server: {}", printable(&network.to_string()));
+        let _ = match network {
+            pgvigil::dev::DevNetwork::Isolated => writeln!(out, "{text}"),
+            _ => writeln!(out, "{}", p.wrap("33;1", &text)),
+        };
+    }
+    let claim = format!(
+        "production{}: only read-only statements ran there; {}",
+        if report.production_unchanged && e.rows_changed.is_empty() {
+            " unchanged"
         } else {
+            ""
+        },
+        printable(&e.claim())
+    );
+    if report.production_unchanged && e.rows_changed.is_empty() {
+        let _ = writeln!(out, "{claim}");
+    } else if report.production_unchanged {
+        let _ = writeln!(out, "{}", p.wrap("33;1", &claim));
+    } else {
+        let _ = writeln!(
+            out,
+            "{}",
             p.wrap(
                 "31;1",
-                "WARNING: production's schema or ledger changed while the dry-run read it (someone else is migrating?); pgvigil ran nothing there but reads",
+                &format!("WARNING: {claim} (someone else is migrating?)")
             )
-        }
-    );
-    out
+        );
+    }
+    for c in &e.rows_changed {
+        let _ = writeln!(
+            out,
+            "        {}: {} -> {} rows{}, {} row(s) written",
+            printable(&c.table),
+            c.rows_before,
+            c.rows_after,
+            if c.exact { "" } else { " (estimated)" },
+            c.rows_written
+        );
+    }
+    for n in &e.not_checked {
+        let _ = writeln!(out, "{}", p.dim(&format!("not checked: {}", printable(n))));
+    }
 }
 
 #[cfg(test)]

@@ -293,3 +293,66 @@ fn a_selector_that_is_not_a_label_matcher_list_is_refused_naming_it() {
         "{stderr}"
     );
 }
+
+/// A password in `--database-url` is on the command line, which every local user reads in
+/// `ps`: pgvigil says so once, without the password, and points at the ways that are not.
+#[test]
+fn a_password_on_the_command_line_is_warned_about_without_showing_it() {
+    let secret = "s3cret-Pa55word";
+    let flagged = format!("postgres://app:{secret}@127.0.0.1:5432/app");
+    let run = |args: &[&str], env_url: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgvigil"));
+        cmd.args(args)
+            .env_remove("DATABASE_URL")
+            .env_remove("DEV_DATABASE_URL")
+            .env("PGVIGIL_STATE_DIR", support::shared_cache())
+            .current_dir(std::env::temp_dir());
+        if let Some(url) = env_url {
+            cmd.env("DATABASE_URL", url);
+        }
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stdout, stderr) = run(&["config", "--database-url", &flagged], None);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("--database-url carries a password"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{stderr}");
+    for way in ["DATABASE_URL", ".env", "PGPASSWORD", ".pgpass", "`ps`"] {
+        assert!(warnings[0].contains(way), "{way}: {stderr}");
+    }
+    assert!(
+        !stderr.contains(secret) && !stdout.contains(secret),
+        "{stdout}{stderr}"
+    );
+    // As a password= parameter too.
+    let (_, _, stderr) = run(
+        &[
+            "config",
+            "--database-url",
+            &format!("postgres://app@127.0.0.1:5432/app?password={secret}"),
+        ],
+        None,
+    );
+    assert!(stderr.contains("carries a password"), "{stderr}");
+    assert!(!stderr.contains(secret), "{stderr}");
+    // Through the environment, or without a password: nothing to say.
+    let (code, _, stderr) = run(&["config"], Some(&flagged));
+    assert_eq!(code, Some(0), "{stderr}");
+    assert!(!stderr.contains("carries a password"), "{stderr}");
+    let (_, _, stderr) = run(
+        &[
+            "config",
+            "--database-url",
+            "postgres://app@127.0.0.1:5432/app",
+        ],
+        None,
+    );
+    assert!(!stderr.contains("carries a password"), "{stderr}");
+}

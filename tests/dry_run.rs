@@ -312,3 +312,85 @@ async fn the_command_prints_locks_and_the_rollback_proof() {
     let local = load_local(dir.path()).await.unwrap();
     assert_eq!(local.len(), 5);
 }
+
+/// A migration that writes ~230 MB (200,000 rows of 1 kB) against a bound of 64 MiB: the run
+/// stops soon after the bound with a finding naming the migration, the bound, the flag and the
+/// size reached (the old dev cluster let it write 2 GB and PASSed).
+#[tokio::test]
+async fn a_migration_past_the_dev_disk_bound_is_stopped() {
+    let url = migrated_database(cluster(), "dryrundisk").await;
+    let dir = migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_fill_the_disk.sql"),
+        "CREATE TABLE filler AS SELECT g, repeat(md5(g::text), 32) AS pad FROM generate_series(1, 200000) g;\n",
+    )
+    .unwrap();
+    let production_before = fingerprint(cluster(), &url);
+    let started = std::time::Instant::now();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+        .args([
+            "migrate",
+            "dry-run",
+            "--max-dev-size",
+            "64MiB",
+            "--migrations",
+        ])
+        .arg(dir.path())
+        .env("DATABASE_URL", &url)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let shown = format!("{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("past its bound of 64 MiB (--max-dev-size)"))
+        .unwrap_or_else(|| panic!("no disk-bound finding:\n{shown}"));
+    assert!(
+        line.contains("migration 20261201000000_fill_the_disk.sql"),
+        "{line}"
+    );
+    // The size reached, in MiB, is past the bound and far from the 230 MB it would write.
+    let reached: f64 = line
+        .split("reached ")
+        .nth(1)
+        .and_then(|r| r.split(" MiB").next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no size reached in: {line}"));
+    assert!(reached > 64.0 && reached < 200.0, "{line}");
+    assert!(took < std::time::Duration::from_secs(60), "took {took:?}");
+    eprintln!("{line} (whole dry-run {took:?})");
+    assert_eq!(fingerprint(cluster(), &url), production_before);
+}
+
+/// The report's claim rests on what it compared: it names the tables compared, the dev
+/// server's network, and what it did not check.
+#[tokio::test]
+async fn the_report_says_what_it_compared_and_what_it_did_not() {
+    let url = migrated_database(cluster(), "dryrunclaim").await;
+    let dir = migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_add_language.sql"),
+        ADD_LANGUAGE,
+    )
+    .unwrap();
+    let mut conn = prod_connection(&url).await;
+    let report = dry_run(
+        &prod_config(&url),
+        &mut conn,
+        dir.path(),
+        &support::dry_run_options(),
+    )
+    .await
+    .unwrap();
+    let e = &report.production;
+    assert!(e.schema_unchanged && e.ledger_unchanged && e.roles_unchanged);
+    assert!(e.tables_compared >= 3, "{e:#?}");
+    assert!(e.rows_changed.is_empty(), "{e:#?}");
+    // We are root here: the private dev server ran without a network route.
+    assert_eq!(e.dev_network, Some(pgvigil::dev::DevNetwork::Isolated));
+    assert!(!e.not_checked.is_empty());
+    assert_eq!(report.format, "pgvigil.dry-run/3");
+}

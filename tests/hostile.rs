@@ -149,6 +149,126 @@ async fn a_second_connection_through_dblink_cannot_reach_production() {
     assert!(shown.contains("lint: uses dblink"), "{shown}");
 }
 
+/// A pending migration carrying production's credentials: on the old dev cluster dblink was
+/// created for it (as superuser, IF NOT EXISTS) and the INSERT landed in production while the
+/// report said "production unchanged".
+fn dblink_with_credentials(db: &str) -> String {
+    format!(
+        "CREATE EXTENSION IF NOT EXISTS dblink;\n\
+         SELECT dblink_exec('host=127.0.0.1 port={} dbname={db} user=postgres password={}',\n\
+             'INSERT INTO document_sources (doc_type, source_name) VALUES (''api'', ''pwned'')');\n",
+        production().port(),
+        production().password(),
+    )
+}
+
+#[tokio::test]
+async fn dblink_with_production_credentials_is_refused_and_production_is_unchanged() {
+    let shown = dry_run_changes_nothing_with("dblinkpw", dblink_with_credentials).await;
+    assert!(
+        shown.contains(
+            "refused: extension dblink (asked for by migration 20261201000000_dblinkpw.sql) \
+             opens connections to other PostgreSQL servers"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("--allow-extension dblink"), "{shown}");
+    // The migration fails on it, as the apply would have to be reviewed.
+    assert!(shown.contains("20261201000000 dblinkpw: failed"), "{shown}");
+    // What the claim rests on, and what it does not cover.
+    assert!(
+        shown.contains("production unchanged: only read-only statements ran there; production's schema, ledger, roles identical before and after; row counts and write counters"),
+        "{shown}"
+    );
+    assert!(shown.contains("not checked: who wrote the rows"), "{shown}");
+    assert!(
+        shown.contains("dev server: the dev server had no network route"),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_fdw_with_production_credentials_is_refused() {
+    let shown = dry_run_changes_nothing_with("fdw", |db| {
+        format!(
+            "CREATE EXTENSION IF NOT EXISTS postgres_fdw;\n\
+             CREATE SERVER prod FOREIGN DATA WRAPPER postgres_fdw OPTIONS (host '127.0.0.1', port '{}', dbname '{db}');\n\
+             CREATE USER MAPPING FOR CURRENT_USER SERVER prod OPTIONS (user 'postgres', password '{}');\n\
+             CREATE FOREIGN TABLE prod_sources (doc_type text, source_name text) SERVER prod OPTIONS (table_name 'document_sources');\n\
+             INSERT INTO prod_sources VALUES ('api', 'pwned-fdw');\n",
+            production().port(),
+            production().password(),
+        )
+    })
+    .await;
+    assert!(
+        shown.contains(
+            "refused: extension postgres_fdw (asked for by migration 20261201000000_fdw.sql)"
+        ),
+        "{shown}"
+    );
+    assert!(shown.contains("--allow-extension postgres_fdw"), "{shown}");
+}
+
+/// Allowed by name, dblink is created on the dev copy, and the private server (we are root)
+/// has no route to production: the connection fails and production is unchanged.
+#[tokio::test]
+async fn an_allowed_dblink_finds_no_route_to_production() {
+    let _serial = SERIAL.lock().await;
+    let url = production_db("dblinkallowed").await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    let dir = with_pending("dblinkallowed", &dblink_with_credentials(&db));
+    let state = tempfile::tempdir().unwrap();
+    let before = fingerprint(production(), &url);
+    let out = pgvigil(
+        &url,
+        state.path(),
+        &[
+            "migrate",
+            "dry-run",
+            "--allow-extension",
+            "dblink",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+        ],
+    );
+    let shown = text(&out);
+    assert_eq!(
+        fingerprint(production(), &url),
+        before,
+        "production changed:\n{shown}"
+    );
+    assert_eq!(out.status.code(), Some(2), "{shown}");
+    assert!(
+        shown.contains("could not establish connection") && shown.contains("unreachable"),
+        "{shown}"
+    );
+    assert!(!shown.contains("refused: extension"), "{shown}");
+    assert!(
+        shown.contains("allowed (--allow-extension): dblink"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("dev server: the dev server had no network route"),
+        "{shown}"
+    );
+    assert!(!shown.contains(production().password()), "{shown}");
+}
+
+/// A migration that names a refused extension without IF NOT EXISTS is refused the same way
+/// (the migrations' role could not create it, and a --dev-url superuser must not).
+#[tokio::test]
+async fn a_plain_create_extension_dblink_is_refused_too() {
+    let shown =
+        dry_run_changes_nothing("plaindblink", "CREATE EXTENSION dblink;\nSELECT 1;\n").await;
+    assert!(
+        shown.contains(
+            "refused: extension dblink (asked for by migration 20261201000000_plaindblink.sql)"
+        ),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn server_side_programs_and_files_do_not_run() {
     let marker = std::env::temp_dir().join(format!("pgvigil-pwned-{}", std::process::id()));

@@ -8,6 +8,7 @@
 //! without dropping it (a static shared by a test binary, a panic that aborts, SIGKILL).
 
 mod bouncer;
+mod isolation;
 mod leftovers;
 pub mod private;
 pub use bouncer::{BOUNCER_ADMIN_USER, BOUNCER_STATS_USER, PrivateBouncer};
@@ -68,6 +69,12 @@ pub struct ClusterOptions {
     pub major: Option<u32>,
     /// Replaces pg_hba.conf (tests of authentication and TLS).
     pub hba: Option<String>,
+    /// No way out but its own unix socket: the server does not listen on TCP
+    /// (`listen_addresses = ''`; reach it with [`PrivateCluster::socket_url`]) and, when we are
+    /// root, runs in network and mount namespaces of its own (see `isolation.rs`): code inside
+    /// it (dblink, postgres_fdw) reaches no other server. Without the privilege it runs as
+    /// before and [`PrivateCluster::network_isolation`] says why.
+    pub isolate_network: bool,
 }
 
 impl ClusterOptions {
@@ -85,6 +92,20 @@ pub struct PrivateCluster {
     password: String,
     run_as: Option<(Uid, Gid)>,
     watchdog: Option<Watchdog>,
+    isolate_network: bool,
+    /// How the last start went for [`ClusterOptions::isolate_network`].
+    isolation: std::sync::Mutex<Isolation>,
+}
+
+/// Whether a server asked to be network-isolated is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// Not asked for: the server listens on 127.0.0.1 and can open connections anywhere.
+    NotRequested,
+    /// In namespaces of its own: no network interface up, /tmp, /var/tmp and /run empty.
+    Isolated,
+    /// Asked for but not possible (why, e.g. not root): the server can open connections.
+    Unavailable(String),
 }
 
 impl PrivateCluster {
@@ -130,6 +151,8 @@ impl PrivateCluster {
             password,
             run_as,
             watchdog: None,
+            isolate_network: options.isolate_network,
+            isolation: std::sync::Mutex::new(Isolation::NotRequested),
         };
         cluster.give_to_server_user(cluster.dir.path())?;
         // Who made this directory, so that a later run can tell a leftover of a killed process
@@ -156,8 +179,13 @@ impl PrivateCluster {
         // The superuser's password is needed on disk only for initdb, failed or not.
         let _ = fs::remove_file(&pwfile);
         initdb?;
+        let listen = if options.isolate_network {
+            ""
+        } else {
+            "127.0.0.1"
+        };
         let mut conf = format!(
-            "\n# pgvigil private cluster\nport = {}\nlisten_addresses = '127.0.0.1'\n\
+            "\n# pgvigil private cluster\nport = {}\nlisten_addresses = '{listen}'\n\
              unix_socket_directories = '{}'\nmax_connections = 300\nfsync = off\n\
              synchronous_commit = off\nfull_page_writes = off\nlogging_collector = off\n\
              log_min_messages = warning\n",
@@ -207,7 +235,8 @@ impl PrivateCluster {
         self.dir.path().join("server.log")
     }
 
-    /// TCP URL for `database` as the superuser.
+    /// TCP URL for `database` as the superuser (none answers with
+    /// [`ClusterOptions::isolate_network`]: use [`socket_url`](Self::socket_url)).
     pub fn url(&self, database: &str) -> String {
         format!(
             "postgres://postgres:{}@127.0.0.1:{}/{database}",
@@ -225,22 +254,55 @@ impl PrivateCluster {
         )
     }
 
+    /// Whether the server runs network-isolated ([`ClusterOptions::isolate_network`]).
+    pub fn network_isolation(&self) -> Isolation {
+        self.isolation
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     pub fn start(&self) -> Result<(), ClusterError> {
         let log = self.log_path();
-        self.run(
-            "pg_ctl",
-            &[
-                "-D",
-                self.data_dir().to_str().expect("utf-8 temp path"),
-                "-l",
-                log.to_str().expect("utf-8 temp path"),
-                "-w",
-                "-t",
-                "60",
-                "start",
-            ],
-        )
-        .map_err(|e| self.with_log_tail(e))
+        let isolate = match (self.isolate_network, self.run_as) {
+            (false, _) => None,
+            (true, Some(run_as)) => Some(run_as),
+            (true, None) => {
+                *self.isolation.lock().unwrap_or_else(|e| e.into_inner()) = Isolation::Unavailable(
+                    "pgvigil does not run as root (CAP_SYS_ADMIN), so the server could \
+                         not be given network and mount namespaces of its own"
+                        .into(),
+                );
+                None
+            }
+        };
+        let data = self.data_dir();
+        let args = [
+            "-D",
+            data.to_str().expect("utf-8 temp path"),
+            "-l",
+            log.to_str().expect("utf-8 temp path"),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ];
+        let mut started = self.run_with("pg_ctl", &args, isolate);
+        if isolate.is_some() {
+            let state = match &started {
+                Ok(()) => Isolation::Isolated,
+                Err(e) => Isolation::Unavailable(format!(
+                    "the server could not be given network and mount namespaces of its own: {e}"
+                )),
+            };
+            // The kernel refused the namespaces (a container without CAP_SYS_ADMIN): pg_ctl
+            // never ran. The server starts as it would without the option, and says so.
+            if let Err(ClusterError::Io { .. }) = &started {
+                started = self.run_with("pg_ctl", &args, None);
+            }
+            *self.isolation.lock().unwrap_or_else(|e| e.into_inner()) = state;
+        }
+        started.map_err(|e| self.with_log_tail(e))
     }
 
     /// Fast shutdown: sessions are terminated (57P01), the server stops accepting connections.
@@ -411,6 +473,16 @@ impl PrivateCluster {
     }
 
     fn run(&self, program: &str, args: &[&str]) -> Result<(), ClusterError> {
+        self.run_with(program, args, None)
+    }
+
+    /// As [`run`](Self::run); with `isolate`, in namespaces of its own as that user.
+    fn run_with(
+        &self,
+        program: &str,
+        args: &[&str],
+        isolate: Option<(Uid, Gid)>,
+    ) -> Result<(), ClusterError> {
         let out_path = self.dir.path().join(format!("{program}.out"));
         // initdb's and pg_ctl's output may quote settings and paths: not for other users.
         let out = fs::OpenOptions::new()
@@ -437,7 +509,9 @@ impl PrivateCluster {
             .env("HOME", self.dir.path())
             .env("PGPASSFILE", self.dir.path().join("no-pgpass"))
             .env("PGSERVICEFILE", self.dir.path().join("no-pg-service"));
-        if let Some((uid, gid)) = self.run_as {
+        if let Some(run_as) = isolate {
+            isolation::isolate(&mut cmd, self.dir.path(), run_as);
+        } else if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid.as_raw()).gid(gid.as_raw());
         }
         let status = cmd

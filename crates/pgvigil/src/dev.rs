@@ -18,6 +18,11 @@ use futures_util::future::BoxFuture;
 use crate::config::DatabaseUrl;
 use crate::sanitize::quote_ident;
 
+mod extension_policy;
+mod size_bound;
+pub use extension_policy::{ExtensionPolicy, RefusedExtension, migration_file};
+pub use size_bound::{ACCEPTED_SIZE, DEFAULT_MAX_DEV_SIZE, SizeWatch, format_size, parse_size};
+
 /// Starts a dev server that pgvigil owns outright (a private throwaway cluster): the library
 /// does not care who starts it. The `pgvigil` binary provides one built on
 /// `pgvigil-cluster`; an application may provide its own.
@@ -27,9 +32,17 @@ pub trait DevProvider: Send + Sync {
     fn start(&self, major: Option<u32>) -> BoxFuture<'_, Result<DevServer, DevError>>;
 }
 
-/// Where the dev database comes from.
+/// Where the dev database comes from, and which extensions it may create
+/// ([`ExtensionPolicy`]: by default none that reach other servers).
 #[derive(Clone)]
-pub enum DevSource {
+pub struct DevSource {
+    origin: DevOrigin,
+    extensions: ExtensionPolicy,
+}
+
+/// Who provides the dev server.
+#[derive(Clone)]
+pub enum DevOrigin {
     /// A server pgvigil starts and owns (a private cluster), removed afterwards.
     Owned(Arc<dyn DevProvider>),
     /// An empty scratch server (staging, a CI service); pgvigil creates and drops its own
@@ -39,14 +52,52 @@ pub enum DevSource {
 
 impl std::fmt::Debug for DevSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Owned(_) => f.write_str("DevSource::Owned"),
-            Self::Url(url) => write!(f, "DevSource::Url({url})"),
+        match &self.origin {
+            DevOrigin::Owned(_) => f.write_str("DevSource::Owned")?,
+            DevOrigin::Url(url) => write!(f, "DevSource::Url({url})")?,
         }
+        let allowed: Vec<&str> = self.extensions.allowed().collect();
+        if !allowed.is_empty() {
+            write!(f, " allowing {}", allowed.join(", "))?;
+        }
+        Ok(())
     }
 }
 
 impl DevSource {
+    /// A server pgvigil starts through `provider` (a private cluster).
+    pub fn owned(provider: Arc<dyn DevProvider>) -> Self {
+        Self {
+            origin: DevOrigin::Owned(provider),
+            extensions: ExtensionPolicy::refusing(),
+        }
+    }
+
+    /// An empty scratch server at `url`.
+    pub fn url(url: DatabaseUrl) -> Self {
+        Self {
+            origin: DevOrigin::Url(Box::new(url)),
+            extensions: ExtensionPolicy::refusing(),
+        }
+    }
+
+    /// Lets the dev database create these extensions although they reach other servers
+    /// (`--allow-extension`).
+    pub fn with_extensions(mut self, policy: ExtensionPolicy) -> Self {
+        self.extensions = policy;
+        self
+    }
+
+    /// Which extensions the dev database may create.
+    pub fn extensions(&self) -> &ExtensionPolicy {
+        &self.extensions
+    }
+
+    /// Who provides the server.
+    pub fn origin(&self) -> &DevOrigin {
+        &self.origin
+    }
+
     /// `--dev-url` over `DEV_DATABASE_URL` (from the environment, or `fallback` when the
     /// caller read it from a .env file); neither means `owned`.
     pub fn from_flag_or_env(
@@ -58,15 +109,48 @@ impl DevSource {
             Some(v) => (v.to_string(), "--dev-url"),
             None => match std::env::var("DEV_DATABASE_URL").ok().or(fallback) {
                 Some(v) if !v.trim().is_empty() => (v, "DEV_DATABASE_URL"),
-                _ => return Ok(Self::Owned(owned)),
+                _ => return Ok(Self::owned(owned)),
             },
         };
         DatabaseUrl::parse(&raw)
-            .map(|u| Self::Url(Box::new(u)))
+            .map(Self::url)
             .map_err(|e| DevError::Url {
                 origin,
                 reason: e.to_string(),
             })
+    }
+}
+
+/// What the dev server can reach beyond itself, as far as pgvigil knows.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "network", content = "detail", rename_all = "snake_case")]
+pub enum DevNetwork {
+    /// A private cluster in network and mount namespaces of its own: no interface up, no TCP
+    /// listener, other servers' socket directories (/tmp, /var/tmp, /run) hidden.
+    Isolated,
+    /// A private cluster that can open connections (why it is not isolated).
+    Open(String),
+    /// A `--dev-url` server: what it reaches is up to whoever runs it.
+    Unknown,
+}
+
+impl std::fmt::Display for DevNetwork {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Isolated => f.write_str(
+                "the dev server had no network route (its own network and mount namespaces: no \
+                 interface up, /tmp, /var/tmp and /run hidden; unix sockets elsewhere on this \
+                 machine stay reachable)",
+            ),
+            Self::Open(why) => write!(
+                f,
+                "the dev server was NOT network-isolated ({why}): SQL in it could open \
+                 connections wherever this machine can"
+            ),
+            Self::Unknown => f.write_str(
+                "the dev server is --dev-url's: pgvigil cannot tell or limit what it reaches",
+            ),
+        }
     }
 }
 
@@ -162,6 +246,10 @@ pub struct DevServer {
     /// pg_read_file), change the cluster's settings or create roles. It owns each scratch
     /// database; extensions, which need a superuser, are created for it beforehand.
     migrator: Option<PgConnectOptions>,
+    /// Which extensions may be created in its scratch databases.
+    extensions: ExtensionPolicy,
+    /// What it can reach beyond itself.
+    network: DevNetwork,
     /// `server_version_num`, e.g. 150020.
     pub version_num: i32,
     /// `server_version`, e.g. `15.2`, for reports.
@@ -180,9 +268,9 @@ impl DevServer {
     /// a private cluster must be of that version; a dev URL of another version is accepted and
     /// the mismatch is reported by whoever compares [`DevServer::major`].
     pub async fn start(source: &DevSource, major: Option<u32>) -> Result<Self, DevError> {
-        match source {
-            DevSource::Owned(provider) => provider.start(major).await,
-            DevSource::Url(url) => {
+        let mut server = match &source.origin {
+            DevOrigin::Owned(provider) => provider.start(major).await?,
+            DevOrigin::Url(url) => {
                 let admin = url
                     .connect_options()
                     .application_name("pgvigil-dev")
@@ -191,6 +279,8 @@ impl DevServer {
                     kind: Kind::Url(url.clone()),
                     admin,
                     migrator: None,
+                    extensions: ExtensionPolicy::refusing(),
+                    network: DevNetwork::Unknown,
                     version_num: 0,
                     version: String::new(),
                     identity: String::new(),
@@ -198,9 +288,11 @@ impl DevServer {
                 server.read_version().await?;
                 server.require_createdb().await?;
                 server.sweep_stale_scratch().await;
-                Ok(server)
+                server
             }
-        }
+        };
+        server.extensions = source.extensions.clone();
+        Ok(server)
     }
 
     /// A server pgvigil owns (a private cluster it just started): `admin` reaches it as its
@@ -224,6 +316,8 @@ impl DevServer {
             },
             admin,
             migrator: Some(migrator),
+            extensions: ExtensionPolicy::refusing(),
+            network: DevNetwork::Open("its provider did not isolate it".into()),
             version_num: 0,
             version: String::new(),
             identity: String::new(),
@@ -238,6 +332,22 @@ impl DevServer {
         .map_err(|e| server.db_err(e))?;
         let _ = conn.close().await;
         Ok(server)
+    }
+
+    /// Records what the server can reach (a [`DevProvider`] that isolated it says so).
+    pub fn with_network(mut self, network: DevNetwork) -> Self {
+        self.network = network;
+        self
+    }
+
+    /// What the server can reach beyond itself.
+    pub fn network(&self) -> &DevNetwork {
+        &self.network
+    }
+
+    /// Which extensions its scratch databases may create.
+    pub fn extensions(&self) -> &ExtensionPolicy {
+        &self.extensions
     }
 
     /// What the reports call it (no password).
@@ -375,6 +485,7 @@ impl DevServer {
                 .database(&name),
             superuser: self.admin.clone().database(&name),
             admin: self.admin.clone(),
+            extensions: self.extensions.clone(),
             name: name.clone(),
             dropped: false,
             creator: Some(creator),
@@ -472,6 +583,14 @@ pub struct Extension {
     pub schema: Option<String>,
 }
 
+/// The error of an extension the policy refuses, where no migration is known to name.
+fn refused(name: &str, why: &str) -> sqlx::Error {
+    sqlx::Error::InvalidArgument(format!(
+        "extension {name} {why}, so the dev database does not create it; pass \
+         --allow-extension {name} to create it anyway"
+    ))
+}
+
 /// The role migrations run as on a private dev cluster.
 const MIGRATOR: &str = "pgvigil_migrator";
 
@@ -561,6 +680,8 @@ pub struct ScratchDatabase {
     /// it may do: creating extensions.
     superuser: PgConnectOptions,
     admin: PgConnectOptions,
+    /// Checked again where extensions are created, whoever asked for them.
+    extensions: ExtensionPolicy,
     dropped: bool,
     /// The backend running CREATE DATABASE while it may still be running.
     creator: Option<i32>,
@@ -579,6 +700,11 @@ impl ScratchDatabase {
         self.options.connect().await
     }
 
+    /// Which extensions may be created here.
+    pub fn extensions(&self) -> &ExtensionPolicy {
+        &self.extensions
+    }
+
     /// A connection as the dev server's administrator.
     pub async fn connect_admin(&self) -> Result<PgConnection, sqlx::Error> {
         self.superuser.connect().await
@@ -587,10 +713,17 @@ impl ScratchDatabase {
     /// Creates extensions a non-superuser may not (most are untrusted, pgvector included),
     /// before any migration runs (an extension script runs as the superuser and must not meet
     /// objects a migration planted), each in its schema (created, owned by the migrations' role,
-    /// when missing).
+    /// when missing). One the [`ExtensionPolicy`] refuses is not created, nor is one that
+    /// would bring it along (`CASCADE`): nothing is, and the error names it.
     pub async fn create_extensions(&self, extensions: &[Extension]) -> Result<(), sqlx::Error> {
         if extensions.is_empty() {
             return Ok(());
+        }
+        if let Some((name, why)) = extensions
+            .iter()
+            .find_map(|e| self.extensions.refuses(&e.name).map(|why| (&e.name, why)))
+        {
+            return Err(refused(name, why));
         }
         let mut conn = self.connect_admin().await?;
         let owner: String = sqlx::query_scalar(
@@ -598,6 +731,7 @@ impl ScratchDatabase {
         )
         .fetch_one(&mut conn)
         .await?;
+        let mut tx = conn.begin().await?;
         for e in extensions {
             let version = e
                 .version
@@ -611,7 +745,7 @@ impl ScratchDatabase {
                         quote_ident(schema),
                         quote_ident(&owner)
                     )))
-                    .execute(&mut conn)
+                    .execute(&mut *tx)
                     .await?;
                     format!(" SCHEMA {}", quote_ident(schema))
                 }
@@ -621,9 +755,21 @@ impl ScratchDatabase {
                 "CREATE EXTENSION IF NOT EXISTS {}{schema}{version} CASCADE",
                 quote_ident(&e.name)
             )))
-            .execute(&mut conn)
+            .execute(&mut *tx)
             .await?;
         }
+        // CASCADE creates what an extension requires: refused ones must not come in that way.
+        let present: Vec<String> = sqlx::query_scalar("SELECT extname::text FROM pg_extension")
+            .fetch_all(&mut *tx)
+            .await?;
+        if let Some((name, why)) = present
+            .iter()
+            .find_map(|n| self.extensions.refuses(n).map(|why| (n, why)))
+        {
+            tx.rollback().await?;
+            return Err(refused(name, why));
+        }
+        tx.commit().await?;
         conn.close().await
     }
 

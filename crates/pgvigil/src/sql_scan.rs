@@ -258,6 +258,28 @@ pub fn extensions_created_if_not_exists(sql: &str) -> Vec<crate::dev::Extension>
         .collect()
 }
 
+/// Every extension a `CREATE EXTENSION [IF NOT EXISTS] name` statement creates (lower-cased
+/// unless quoted), in order: what the dev database's extension policy judges.
+pub fn extensions_created(sql: &str) -> Vec<String> {
+    statements(sql)
+        .iter()
+        .filter_map(|s| {
+            let words: Vec<&str> = s
+                .iter()
+                .map_while(|t| match t {
+                    Token::Word(w) => Some(w.as_str()),
+                    _ => None,
+                })
+                .collect();
+            match words.as_slice() {
+                ["CREATE", "EXTENSION", "IF", "NOT", "EXISTS", name, ..]
+                | ["CREATE", "EXTENSION", name, ..] => Some(name.to_ascii_lowercase()),
+                _ => None,
+            }
+        })
+        .collect()
+}
+
 /// Words (function names, options) that reach outside the database: another connection, the
 /// server's files or programs.
 const REACHES_OUT: &[(&str, &str)] = &[
@@ -451,6 +473,17 @@ mod tests {
                 ("vector".to_string(), None),
                 ("hstore".to_string(), Some("extensions".to_string()))
             ]
+        );
+    }
+
+    #[test]
+    fn every_extension_created_is_found() {
+        assert_eq!(
+            extensions_created(
+                "CREATE EXTENSION IF NOT EXISTS dblink;\ncreate extension postgres_fdw with schema x;\n\
+                 CREATE EXTENSION \"mysql_fdw\";\nSELECT 'CREATE EXTENSION hidden';\nCREATE TABLE extension (a int);"
+            ),
+            vec!["dblink", "postgres_fdw", "mysql_fdw"]
         );
     }
 

@@ -154,6 +154,17 @@ async fn build_in(
             }
         }
     }
+    // One that would let migration SQL reach other servers (dblink) is refused by the dev
+    // database's policy: the first migration asking for it cannot be built.
+    for m in migrations {
+        if let Some(refused) = scratch.extensions().refused_in(&[m]).into_iter().next() {
+            return Err(ExpectedError::MigrationFailed {
+                version: m.version,
+                description: m.description.clone(),
+                error: refused.to_string(),
+            });
+        }
+    }
     scratch.create_extensions(&extensions).await.map_err(db)?;
     let mut conn = scratch.connect().await.map_err(db)?;
     let mut previous = snapshot(&mut conn).await.map_err(db)?;

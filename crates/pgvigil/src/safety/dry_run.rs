@@ -10,8 +10,12 @@
 //! took, the relation locks it took (from pg_locks on the dev copy: read before COMMIT for
 //! transactional files, sampled while it runs for no-transaction ones), the schema changes it
 //! makes, and lint notes from the statement scanner. The whole run has a wall-clock bound that
-//! pgvigil enforces itself, whatever timeouts a migration sets. Afterwards production's schema
-//! and ledger are read again and compared, as evidence that nothing changed there.
+//! pgvigil enforces itself, whatever timeouts a migration sets, and the dev database a disk
+//! bound (`--max-dev-size`). The dev database cannot reach other servers: extensions that
+//! open connections (dblink, postgres_fdw) are not created unless named (`--allow-extension`),
+//! and the private dev server runs without a network route when pgvigil is root. Afterwards
+//! production is read again and compared (schema, ledger, roles, row counts and write
+//! counters: [`ProductionEvidence`]); the report says what that shows and what it does not.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -28,12 +32,15 @@ use crate::checks::diff::{SchemaDiff, diff};
 use crate::checks::guard::guarded;
 use crate::checks::local::{LocalMigration, MigrationError, load_local};
 use crate::config::PoolConfig;
-use crate::dev::{DevError, DevServer, DevSource};
+use crate::dev::{
+    DEFAULT_MAX_DEV_SIZE, DevError, DevServer, DevSource, RefusedExtension, SizeWatch, format_size,
+};
+use crate::safety::production_evidence::{ProductionEvidence, ProductionState, not_checked};
 use crate::safety::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 use crate::sql_scan::lint;
 
 /// Bounds of a dry-run and where it runs; [`Default`]: lock_timeout 5 s, statement_timeout
-/// 120 s, 10 minutes in all, no dev database.
+/// 120 s, 10 minutes in all, a dev database of at most 2 GiB, no dev database given.
 #[derive(Debug, Clone)]
 pub struct DryRunOptions {
     /// lock_timeout on the dev copy (and the bound on pg_dump's wait for its read locks on
@@ -45,7 +52,11 @@ pub struct DryRunOptions {
     /// The whole dry-run, enforced by pgvigil: when it passes, the running statement is
     /// cancelled on the dev server and the dev database removed.
     pub max_duration: Duration,
-    /// Where the migrations run (`None`: nowhere, the dry-run refuses).
+    /// The dev database's size (its files plus temporary files), in bytes: past it the
+    /// running migration is stopped (`--max-dev-size`).
+    pub max_dev_size: u64,
+    /// Where the migrations run (`None`: nowhere, the dry-run refuses), with the extensions
+    /// it may create ([`DevSource::with_extensions`]).
     pub dev: Option<DevSource>,
 }
 
@@ -55,6 +66,7 @@ impl Default for DryRunOptions {
             lock_timeout: Duration::from_secs(5),
             statement_timeout: Duration::from_secs(120),
             max_duration: Duration::from_secs(600),
+            max_dev_size: DEFAULT_MAX_DEV_SIZE,
             dev: None,
         }
     }
@@ -133,10 +145,10 @@ pub struct MigrationDryRun {
     pub lint: Vec<String>,
 }
 
-/// The whole dry-run: what `--json` prints (format `pgvigil.dry-run/2`).
+/// The whole dry-run: what `--json` prints (format `pgvigil.dry-run/3`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DryRunReport {
-    /// Always `pgvigil.dry-run/2`: the JSON format's name and version.
+    /// Always `pgvigil.dry-run/3`: the JSON format's name and version.
     pub format: &'static str,
     /// Production (redacted).
     pub target: String,
@@ -154,12 +166,18 @@ pub struct DryRunReport {
     pub statement_timeout_ms: u128,
     /// The wall-clock bound of the whole dry-run, in milliseconds.
     pub max_duration_ms: u128,
+    /// The dev database's disk bound, in bytes.
+    pub max_dev_size_bytes: u64,
     /// The pending migrations in order, with how each went.
     pub migrations: Vec<MigrationDryRun>,
     /// Things that make the dev copy differ from production (versions, extensions).
     pub notes: Vec<String>,
-    /// Production's schema snapshot and ledger were read before and after and are identical.
+    /// Production's schema snapshot, ledger and roles were read before and after and are
+    /// identical (rows are in `production`: its clients change them).
     pub production_unchanged: bool,
+    /// What that rests on, what changed, what the dev server could reach, what was refused
+    /// and what was not checked.
+    pub production: ProductionEvidence,
 }
 
 /// The verdict of a dry-run, for exit codes and the dashboard.
@@ -186,10 +204,15 @@ impl DryRunReport {
     /// The report in one line, for the dashboard and logs: "2 pending migration(s) ran on the
     /// dev copy, 1 failed; production unchanged".
     pub fn summary(&self) -> String {
-        let production = if self.production_unchanged {
-            "production unchanged"
-        } else {
-            "PRODUCTION CHANGED meanwhile"
+        let production = match (
+            self.production_unchanged,
+            self.production.rows_changed.len(),
+        ) {
+            (false, _) => "PRODUCTION'S SCHEMA, LEDGER OR ROLES CHANGED meanwhile".to_string(),
+            (true, 0) => "production unchanged (schema, ledger, roles, rows)".to_string(),
+            (true, n) => format!(
+                "production's schema, ledger and roles unchanged; rows changed in {n} table(s) meanwhile"
+            ),
         };
         if self.migrations.is_empty() {
             return format!("no pending migrations; {production}");
@@ -288,8 +311,10 @@ async fn run(
     let deadline = tokio::time::Instant::now() + options.max_duration;
     let started_at = Utc::now();
     // Each read names the session that blocked it, should one hold a lock it needs.
-    let (facts, before, ledger_before) = read_production(production).await?;
-    let applied: BTreeSet<i64> = ledger_before
+    let before = read_production(production, None).await?;
+    let facts = before.facts.clone();
+    let applied: BTreeSet<i64> = before
+        .ledger
         .iter()
         .flatten()
         .filter(|r| r.success)
@@ -299,9 +324,14 @@ async fn run(
         .iter()
         .filter(|m| !applied.contains(&m.version))
         .collect();
+    let policy = options
+        .dev
+        .as_ref()
+        .map(|d| d.extensions().clone())
+        .unwrap_or_default();
 
     let mut report = DryRunReport {
-        format: "pgvigil.dry-run/2",
+        format: "pgvigil.dry-run/3",
         target: config.database_url.to_string(),
         production_version: facts.version.clone(),
         dev: None,
@@ -310,9 +340,22 @@ async fn run(
         lock_timeout_ms: options.lock_timeout.as_millis(),
         statement_timeout_ms: options.statement_timeout.as_millis(),
         max_duration_ms: options.max_duration.as_millis(),
+        max_dev_size_bytes: options.max_dev_size,
         migrations: Vec::new(),
         notes: Vec::new(),
         production_unchanged: true,
+        production: ProductionEvidence {
+            schema_unchanged: true,
+            ledger_unchanged: true,
+            roles_unchanged: true,
+            tables_compared: 0,
+            tables_estimated: 0,
+            rows_changed: Vec::new(),
+            dev_network: None,
+            refused_extensions: policy.refused_in(&pending),
+            allowed_extensions: policy.allowed().map(str::to_string).collect(),
+            not_checked: Vec::new(),
+        },
     };
     if facts.in_recovery {
         report.notes.push(
@@ -320,6 +363,7 @@ async fn run(
                 .into(),
         );
     }
+    let mut dev_url = false;
     if !pending.is_empty() {
         let too_slow = DryRunError::TooSlow {
             bound: options.max_duration.as_secs(),
@@ -335,6 +379,8 @@ async fn run(
         .map_err(|_| too_slow)??;
         dev.ensure_apart_from(&facts.identity)?;
         report.dev = Some(dev.describe());
+        report.production.dev_network = Some(dev.network().clone());
+        dev_url = !dev.is_private();
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await {
             Ok(d) => d,
@@ -357,10 +403,12 @@ async fn run(
             })??;
         report.notes.extend(notes);
         // Extensions a pending migration creates (IF NOT EXISTS) are created beforehand by
-        // the dev server's administrator: migrations there run as an ordinary role.
+        // the dev server's administrator: migrations there run as an ordinary role. Those
+        // the policy refuses are not: the migration asking for one fails, naming it.
         let extensions: Vec<crate::dev::Extension> = pending
             .iter()
             .flat_map(|m| crate::sql_scan::extensions_created_if_not_exists(&m.sql))
+            .filter(|e| policy.refuses(&e.name).is_none())
             .collect();
         if let Err(e) = scratch.create_extensions(&extensions).await {
             report.notes.push(format!(
@@ -374,30 +422,64 @@ async fn run(
         }
         drop(dev);
         report.migrations = result?;
+        // A migration may carry production's password (a dblink connection string) and an
+        // error may echo it.
+        for m in &mut report.migrations {
+            if let Outcome::Failed { error, .. } = &mut m.outcome {
+                *error = config.database_url.scrub(error);
+            }
+        }
     }
-    let (_, after, ledger_after) = read_production(production).await?;
-    report.production_unchanged = after == before && ledger_eq(&ledger_before, &ledger_after);
+    let counted = before.state.counted();
+    let after = read_production(production, Some(&counted)).await?;
+    let evidence = &mut report.production;
+    evidence.schema_unchanged = after.schema == before.schema;
+    evidence.ledger_unchanged = ledger_eq(&before.ledger, &after.ledger);
+    evidence.roles_unchanged = before.state.roles_unchanged(&after.state);
+    evidence.rows_changed = before.state.row_changes(&after.state);
+    (evidence.tables_compared, evidence.tables_estimated) = before.state.coverage();
+    evidence.not_checked = not_checked(evidence.tables_estimated, dev_url);
+    report.production_unchanged = evidence.unchanged();
     if !report.production_unchanged {
-        tracing::error!(target: "pgvigil::dry_run", "production's schema or ledger changed during the dry-run (someone else migrating?)");
+        tracing::error!(target: "pgvigil::dry_run", "production's schema, ledger or roles changed during the dry-run (someone else migrating?)");
     }
     report.duration_ms = started.elapsed().as_secs_f64() * 1000.0;
     Ok(report)
 }
 
-type ProductionRead = (ProductionFacts, SchemaSnapshot, Option<Vec<LedgerRow>>);
+/// Production as the dry-run reads it, before and after.
+struct ProductionRead {
+    facts: ProductionFacts,
+    schema: SchemaSnapshot,
+    ledger: Option<Vec<LedgerRow>>,
+    state: ProductionState,
+}
 
 /// What the dry-run reads on production, in one READ ONLY transaction, each read under its own
-/// savepoint so that one that waits on a lock names the session holding it.
-async fn read_production(production: &mut PgConnection) -> Result<ProductionRead, DryRunError> {
+/// savepoint so that one that waits on a lock names the session holding it. `counted`: the
+/// tables to count exactly (those counted the first time).
+async fn read_production(
+    production: &mut PgConnection,
+    counted: Option<&BTreeSet<String>>,
+) -> Result<ProductionRead, DryRunError> {
     sqlx::query("BEGIN READ ONLY")
         .execute(&mut *production)
         .await
         .map_err(|e| DryRunError::Production(e.into()))?;
     let read = async {
         let facts = guarded(production, ProductionFacts::read).await?;
-        let snap = guarded(production, snapshot).await?;
+        let schema = guarded(production, snapshot).await?;
         let ledger = guarded(production, read_ledger).await?;
-        Ok::<_, DryRunError>((facts, snap, ledger))
+        let state = guarded(production, async |c: &mut PgConnection| {
+            ProductionState::read(c, counted).await
+        })
+        .await?;
+        Ok::<_, DryRunError>(ProductionRead {
+            facts,
+            schema,
+            ledger,
+            state,
+        })
     }
     .await;
     let _ = sqlx::query("COMMIT").execute(&mut *production).await;
@@ -441,6 +523,9 @@ async fn run_on_dev(
     .into_iter()
     .collect();
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut watch = SizeWatch::start(scratch, options.max_dev_size)
+        .await
+        .map_err(db)?;
     let mut results = Vec::new();
     let mut stopped: Option<String> = None;
     for m in pending {
@@ -462,12 +547,49 @@ async fn run_on_dev(
             results.push(entry);
             continue;
         }
+        // It asks for an extension that would let it reach other servers: not created, so
+        // the migration cannot run as written.
+        if let Some(refused) = dev.extensions().refused_in(&[*m]).first() {
+            entry.outcome = refusal(refused);
+            stopped = Some(format!(
+                "migration {} asks for extension {}, which the dev database refuses",
+                m.version, refused.name
+            ));
+            results.push(entry);
+            continue;
+        }
         let t0 = Instant::now();
         let run = run_one(&mut conn, &mut sampler, pid, m, &existing);
-        let outcome = tokio::time::timeout_at(deadline, run).await;
+        let outcome = tokio::select! {
+            finished = tokio::time::timeout_at(deadline, run) => finished.map_err(|_| None),
+            reached = watch.passed() => Err(Some(reached)),
+        };
         entry.duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
         match outcome {
-            Err(_) => {
+            Err(Some(reached)) => {
+                // The statement still writes on the dev server: stop it there.
+                cancel_on_dev(dev, pid).await;
+                entry.outcome = Outcome::Failed {
+                    error: format!(
+                        "stopped by pgvigil: the dev database reached {} (its files and \
+                         temporary files), past its bound of {} (--max-dev-size); migration \
+                         {} writes that much on production too, or raise --max-dev-size",
+                        format_size(reached),
+                        format_size(watch.bound()),
+                        crate::dev::migration_file(m),
+                    ),
+                    sqlstate: None,
+                    line: None,
+                    column: None,
+                };
+                stopped = Some(format!(
+                    "migration {} passed the dev database's disk bound",
+                    m.version
+                ));
+                results.push(entry);
+                continue;
+            }
+            Err(None) => {
                 // The statement may still run on the dev server: stop it there.
                 cancel_on_dev(dev, pid).await;
                 entry.outcome = Outcome::Failed {
@@ -506,6 +628,7 @@ async fn run_on_dev(
         let _ = conn.close().await;
     }
     let _ = sampler.close().await;
+    watch.close().await;
     Ok(results)
 }
 
@@ -617,6 +740,16 @@ pub fn lock_mode_words(mode: &str) -> String {
     out
 }
 
+/// A migration not run because it asks for an extension the dev database refuses.
+fn refusal(refused: &RefusedExtension) -> Outcome {
+    Outcome::Failed {
+        error: refused.to_string(),
+        sqlstate: None,
+        line: None,
+        column: None,
+    }
+}
+
 fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
     let (mut line, mut column, mut sqlstate) = (None, None, None);
     let mut error = e.to_string();
@@ -624,16 +757,24 @@ fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
         sqlstate = db.code().map(|c| c.to_string());
         // The server's own message, without the driver's prefix.
         error = db.message().to_string();
-        if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>()
-            && let Some(PgErrorPosition::Original(pos)) = pg.position()
-        {
-            let (l, c) = line_column(sql, pos);
-            line = Some(l);
-            column = Some(c);
+        if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
+            if let Some(PgErrorPosition::Original(pos)) = pg.position() {
+                let (l, c) = line_column(sql, pos);
+                line = Some(l);
+                column = Some(c);
+            }
+            // dblink's "could not establish connection" says why only in its detail.
+            if let Some(detail) = pg.detail() {
+                error.push_str(": ");
+                error.push_str(detail.trim());
+            }
         }
     }
     if sqlstate.as_deref() == Some("42501") {
         error.push_str(" (on a private dev cluster migrations run as an ordinary role, as production's migration role should; a migration that needs a superuser can be dry-run with --dev-url on a scratch server)");
+    }
+    if sqlstate.as_deref() == Some("53400") {
+        error.push_str(" (temp_file_limit: pgvigil bounds one session's temporary files on the dev database at --max-dev-size)");
     }
     if sqlstate.as_deref() == Some("55P03") {
         error.push_str(" (lock_timeout: another session holds a conflicting lock; in production this migration would queue behind it and block everyone after it)");

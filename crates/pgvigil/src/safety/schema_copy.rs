@@ -102,6 +102,10 @@ pub enum CopyError {
     /// The dev server could not be reached to prepare the copy.
     #[error("the dev database: {0}")]
     Dev(String),
+    /// Production has an extension that reaches other servers, which the dev database does
+    /// not create unless allowed: its copy could not be faithful.
+    #[error("production's schema cannot be copied: {0}")]
+    ExtensionRefused(crate::dev::RefusedExtension),
 }
 
 /// The pg_dump that can read a server of `major`: the same major if installed, else the
@@ -177,8 +181,19 @@ pub async fn dump_schema(
     .stdout(Stdio::piped())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
-    if let Some(password) = url.password() {
-        cmd.env("PGPASSWORD", password);
+    match url.password() {
+        Some(password) => {
+            cmd.env("PGPASSWORD", password);
+        }
+        // A URL without a password: the driver took it from PGPASSWORD or the password file
+        // (PGPASSFILE, else ~/.pgpass), and pg_dump must find it in the same place.
+        None => {
+            for var in ["PGPASSWORD", "PGPASSFILE"] {
+                if let Some(value) = std::env::var_os(var) {
+                    cmd.env(var, value);
+                }
+            }
+        }
     }
     let mut child = cmd
         .spawn()
@@ -282,6 +297,19 @@ pub async fn restore(
     dump: &str,
 ) -> Result<Vec<String>, CopyError> {
     let mut notes = Vec::new();
+    // An extension of production's that reaches other servers (dblink) would be created on
+    // the dev copy, for any migration to use: not without --allow-extension.
+    if let Some((name, _, _)) = production
+        .extensions
+        .iter()
+        .find(|(name, _, _)| scratch.extensions().refuses(name).is_some())
+    {
+        return Err(CopyError::ExtensionRefused(crate::dev::RefusedExtension {
+            name: name.clone(),
+            asked_by: "production (its schema has it)".into(),
+            reaches: scratch.extensions().refuses(name).unwrap_or_default(),
+        }));
+    }
     let restore_err = |e: sqlx::Error| CopyError::Restore {
         reason: e.to_string(),
         major: production.major(),

@@ -221,6 +221,21 @@ struct ServeArgs {
     /// MIGRATIONS_DIR compared with the ledger (checksums, missing files, pending).
     #[arg(long, value_name = "DIR")]
     migrations: Option<String>,
+    /// HTTP_HEADER_READ_TIMEOUT, time to send a complete request head (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    http_header_read_timeout: Option<String>,
+    /// HTTP_IDLE_TIMEOUT, keep-alive connections idle longer are closed (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    http_idle_timeout: Option<String>,
+    /// HTTP_MAX_HEADER_BYTES, largest request head; larger gets 431 (default 16384).
+    #[arg(long, value_name = "BYTES")]
+    http_max_header_bytes: Option<String>,
+    /// HTTP_MAX_CONNECTIONS open at once; at the limit the longest idle one is closed (default 512).
+    #[arg(long, value_name = "N")]
+    http_max_connections: Option<String>,
+    /// HTTP_SHUTDOWN_TIMEOUT, bound on a graceful stop (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    http_shutdown_timeout: Option<String>,
 }
 
 impl ServeArgs {
@@ -232,6 +247,11 @@ impl ServeArgs {
             ("READY_CHECK_PGVECTOR", &self.ready_check_pgvector),
             ("EMBEDDING_DIMENSIONS", &self.embedding_dimensions),
             ("MIGRATIONS_DIR", &self.migrations),
+            ("HTTP_HEADER_READ_TIMEOUT", &self.http_header_read_timeout),
+            ("HTTP_IDLE_TIMEOUT", &self.http_idle_timeout),
+            ("HTTP_MAX_HEADER_BYTES", &self.http_max_header_bytes),
+            ("HTTP_MAX_CONNECTIONS", &self.http_max_connections),
+            ("HTTP_SHUTDOWN_TIMEOUT", &self.http_shutdown_timeout),
         ]
         .into_iter()
         .filter_map(|(var, v)| v.as_deref().map(|v| (var, v)))
@@ -529,9 +549,11 @@ async fn serve(sources: &pgvigil::ConfigSources, listen: &str) -> Status {
         let config = PoolConfig::from_sources(sources).map_err(|e| e.to_string())?;
         let health =
             pgvigil::http::HealthSettings::from_sources(sources).map_err(|e| e.to_string())?;
-        Ok::<_, String>((addr, config.read_only(), health))
+        let limits =
+            pgvigil::http::ServeLimits::from_sources(sources).map_err(|e| e.to_string())?;
+        Ok::<_, String>((addr, config.read_only(), health, limits))
     })();
-    let (addr, config, health) = match started {
+    let (addr, config, health, limits) = match started {
         Ok(v) => v,
         Err(e) => {
             say(&e);
@@ -554,7 +576,7 @@ async fn serve(sources: &pgvigil::ConfigSources, listen: &str) -> Status {
             _ => std::future::pending::<()>().await,
         }
     };
-    match pgvigil_cli::serve::serve(config, health, addr, shutdown).await {
+    match pgvigil_cli::serve::serve(config, health, limits, addr, shutdown).await {
         Ok(()) => Status::Pass,
         Err(e) => {
             say(&e.to_string());

@@ -21,7 +21,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
-use pgvigil::http::{HealthSettings, HttpFace};
+use pgvigil::http::{HealthSettings, HttpFace, ServeLimits, serve_bounded};
 use pgvigil::{ConfigSources, Connector, InstrumentedPool, PoolConfig};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -231,17 +231,19 @@ pub async fn run_from_env() -> Result<(), Box<dyn std::error::Error>> {
         .await
         .map_err(|e| format!("LISTEN {listen}: {e}"))?;
     println!("documents api on http://{}", listener.local_addr()?);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
+    // Bounded (header read time, keep-alive idle, header size, connections, shutdown), from
+    // the HTTP_* settings; axum::serve would hold a slow client for ever.
+    let mut limits = ServeLimits::from_sources(&sources)?;
+    limits.max_connections = limits.fit_open_files().0;
+    serve_bounded(listener, app, limits, async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    })
+    .await;
     pool.close().await;
     Ok(())
 }

@@ -10,13 +10,14 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
+use super::probe::{ReadinessFailure, probe_connect};
 use crate::checks::{LocalMigration, load_local};
 use crate::pool::InstrumentedPool;
 
@@ -164,6 +165,8 @@ pub(crate) struct ReadinessCache {
     settings: HealthSettings,
     current: RwLock<Option<Arc<Reading>>>,
     refresh: tokio::sync::Mutex<()>,
+    /// Each pool's last failure detail, to log changes only.
+    last_failure: Mutex<BTreeMap<String, Option<String>>>,
 }
 
 impl ReadinessCache {
@@ -176,6 +179,7 @@ impl ReadinessCache {
             settings,
             current: RwLock::new(None),
             refresh: tokio::sync::Mutex::new(()),
+            last_failure: Mutex::new(BTreeMap::new()),
         }
     }
 
@@ -208,9 +212,12 @@ impl ReadinessCache {
         match task.await {
             Ok(reading) => reading,
             // Only a panic in the reading gets here; say so rather than hang or pass.
-            Err(e) => Arc::new(Reading::failed(format!(
-                "the readiness reading failed: {e}"
-            ))),
+            Err(e) => {
+                tracing::error!(target: "pgvigil::http", "the readiness reading failed: {e}");
+                Arc::new(Reading::failed(
+                    "the readiness reading failed (see the log)".to_string(),
+                ))
+            }
         }
     }
 
@@ -232,6 +239,29 @@ impl ReadinessCache {
             });
         }
         last.and_then(|r| r.pool_ready.get(pool).copied())
+    }
+
+    /// The body says only a failure's class; the log gets its detail, once when it starts
+    /// or changes and once when the pool answers again (not every reading of an outage).
+    fn log_change(&self, pool: &str, failure: Option<ReadinessFailure>) {
+        let mut last = self.last_failure.lock().unwrap_or_else(|p| p.into_inner());
+        let before = last.get(pool).cloned().flatten();
+        let now = failure.map(|f| f.detail);
+        if before == now {
+            return;
+        }
+        match &now {
+            Some(detail) => tracing::warn!(
+                target: "pgvigil::http",
+                "readiness of pool {pool} fails: {}",
+                crate::sanitize::printable(detail)
+            ),
+            None if before.is_some() => {
+                tracing::info!(target: "pgvigil::http", "readiness of pool {pool}: the database answers again")
+            }
+            None => {}
+        }
+        last.insert(pool.to_string(), now);
     }
 
     async fn read(&self) -> Reading {
@@ -258,7 +288,8 @@ impl ReadinessCache {
         .await;
         let mut checks: BTreeMap<String, Vec<CheckReading>> = BTreeMap::new();
         let mut pool_ready = BTreeMap::new();
-        for ((name, _), readings) in self.pools.iter().zip(all) {
+        for ((name, _), (readings, failure)) in self.pools.iter().zip(all) {
+            self.log_change(name, failure);
             let worst = readings.iter().map(|(_, r)| r.status).max();
             pool_ready.insert(name.clone(), worst != Some(HealthStatus::Fail));
             for (key, r) in readings {
@@ -306,6 +337,10 @@ fn reading(
     }
 }
 
+/// How long an acquire from a pool with idle connections goes before the connect probe runs:
+/// longer than a healthy checkout takes, short next to HEALTH_READY_TIMEOUT.
+const PROBE_AFTER: Duration = Duration::from_millis(100);
+
 /// What one statement learns about a pool's database: it answers, the ledger's state and the
 /// embedding column, in one round trip.
 const READY_SQL: &str = "SELECT 1 AS ready, \
@@ -322,44 +357,60 @@ async fn read_pool(
     local: Option<&Result<Vec<LocalMigration>, String>>,
     time: &str,
     deadline: tokio::time::Instant,
-) -> Vec<(&'static str, CheckReading)> {
+) -> (Vec<(&'static str, CheckReading)>, Option<ReadinessFailure>) {
     let mut out = Vec::new();
     let started = Instant::now();
     let url = &pool.config().database_url;
+    let explain =
+        |e: &sqlx::Error| ReadinessFailure::kind(crate::pool::classify(e), url.explain(e));
     let answer = tokio::time::timeout_at(deadline, async {
-        let mut conn = pool
-            .acquire_labeled("health")
-            .await
-            .map_err(|e| e.to_string())?;
+        let acquire = pool.acquire_labeled("health");
+        // A pool with a connection at hand rarely needs the probe; give it a moment first so a
+        // healthy reading opens no extra connection. Without one, probe at once.
+        let probe_after = if pool.raw().num_idle() == 0 {
+            Duration::ZERO
+        } else {
+            PROBE_AFTER
+        };
+        let probe = async {
+            tokio::time::sleep(probe_after).await;
+            probe_connect(&url.connect_options()).await
+        };
+        let mut conn = tokio::select! {
+            acquired = acquire => acquired
+                .map_err(|e| ReadinessFailure::kind(e.kind, e.message.clone()))?,
+            Err(e) = probe => {
+                // The pool would retry this refusal until its deadline and count nothing.
+                pool.connect_failed();
+                return Err(ReadinessFailure::connect(&e, &url.to_string()));
+            }
+        };
         let row = sqlx::query(READY_SQL)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| url.explain(&e))?;
+            .map_err(|e| explain(&e))?;
         let has_ledger: bool = row.try_get("has_ledger").unwrap_or(false);
         let ledger = if has_ledger {
             Some(
                 crate::catalog::read_ledger(&mut conn)
                     .await
-                    .map_err(|e| url.explain(&e))?,
+                    .map_err(|e| explain(&e))?,
             )
         } else {
             None
         };
-        Ok::<_, String>((row, ledger))
+        Ok::<_, ReadinessFailure>((row, ledger))
     })
     .await;
     let elapsed_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
     let failure = match answer {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(format!(
-            "no answer within HEALTH_READY_TIMEOUT ({})",
-            crate::config::format_duration(settings.ready_timeout)
-        )),
+        Err(_) => Err(ReadinessFailure::timeout(settings.ready_timeout)),
     };
     let (row, ledger) = match failure {
         Ok(v) => v,
-        Err(output) => {
+        Err(failure) => {
             out.push((
                 "postgres:responseTime",
                 reading(
@@ -369,10 +420,10 @@ async fn read_pool(
                     Some(elapsed_ms.into()),
                     Some("ms"),
                     time,
-                    output,
+                    failure.class.clone(),
                 ),
             ));
-            return out;
+            return (out, Some(failure));
         }
     };
     out.push((
@@ -464,7 +515,7 @@ async fn read_pool(
             output,
         ),
     ));
-    out
+    (out, None)
 }
 
 fn ledger_verdict(

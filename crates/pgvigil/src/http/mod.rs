@@ -10,9 +10,14 @@
 //! - `GET /metrics`: `pgvigil_pool_*` in the Prometheus text format, or OpenMetrics when the
 //!   scraper's Accept header asks for it, plus whatever the application registered itself.
 //!
+//!
+//! [`serve_bounded`] serves it (or the application's router) with the bounds `axum::serve`
+//! lacks: header read time, keep-alive idle time, header size, connections and shutdown time
+//! ([`ServeLimits`], from `HTTP_*` settings).
+//!
 //! ```no_run
 //! # async fn example() -> Result<(), Box<dyn std::error::Error>> {
-//! use pgvigil::http::{HealthSettings, HttpFace};
+//! use pgvigil::http::{HealthSettings, HttpFace, ServeLimits, serve_bounded};
 //! use pgvigil::{ConfigSources, Connector, PoolConfig};
 //!
 //! let sources = ConfigSources::from_process([], None)?;
@@ -21,13 +26,20 @@
 //!     .route("/", axum::routing::get(|| async { "documents" }))
 //!     .merge(HttpFace::new(HealthSettings::from_sources(&sources)?).pool("main", pool).router());
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-//! axum::serve(listener, app).await?;
+//! let limits = ServeLimits::from_sources(&sources)?;
+//! serve_bounded(listener, app, limits, async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await;
 //! # Ok(())
 //! # }
 //! ```
 
+mod connection;
 mod health;
 mod metrics;
+mod probe;
+mod server;
 mod settings;
 
 use std::sync::Arc;
@@ -44,6 +56,7 @@ pub use health::{
     CheckReading, HEALTH_JSON, HealthSettings, HealthStatus, MigrationRequirement, Readiness,
 };
 pub use metrics::{ACQUIRE_BUCKETS, USAGE_BUCKETS};
+pub use server::{RESERVED_FDS, ServeLimits, Stopped, serve_bounded};
 
 use crate::pool::InstrumentedPool;
 use health::{Liveness, ReadinessCache};

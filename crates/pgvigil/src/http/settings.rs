@@ -1,10 +1,11 @@
-//! The health settings from flags, the environment and .env, with the same rules and errors as
+//! The health settings and the HTTP server's bounds from flags, the environment and .env, with the same rules and errors as
 //! the pool's (each error names the flag, variable or file, the value and what is accepted).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::health::{HealthSettings, MigrationRequirement};
+use super::server::ServeLimits;
 use crate::config::{ACCEPTED_DURATION, ConfigError, ConfigSources};
 
 const DAY: Duration = Duration::from_secs(86_400);
@@ -74,4 +75,54 @@ impl HealthSettings {
         }
         Ok(s)
     }
+}
+
+impl ServeLimits {
+    /// `HTTP_HEADER_READ_TIMEOUT` (at most 10m), `HTTP_IDLE_TIMEOUT` (at most 1d),
+    /// `HTTP_MAX_HEADER_BYTES` (1024 to 1048576), `HTTP_MAX_CONNECTIONS` (1 to 65536) and
+    /// `HTTP_SHUTDOWN_TIMEOUT` (at most 10m), each from a flag, the environment or .env; unset
+    /// ones keep the defaults (5s, 30s, 16384, 512, 10s).
+    pub fn from_sources(sources: &ConfigSources) -> Result<Self, ConfigError> {
+        let mut s = Self::default();
+        let minutes = format!("a duration greater than zero and at most 10m: {ACCEPTED_DURATION}");
+        let day = format!("a duration greater than zero and at most 1d: {ACCEPTED_DURATION}");
+        if let Some(d) = sources.parse("HTTP_HEADER_READ_TIMEOUT", ten_minutes, &minutes)? {
+            s.header_read_timeout = d;
+        }
+        if let Some(d) = sources.parse("HTTP_IDLE_TIMEOUT", bounded_duration, &day)? {
+            s.idle_timeout = d;
+        }
+        if let Some(n) = sources.parse(
+            "HTTP_MAX_HEADER_BYTES",
+            |raw| {
+                raw.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1024..=1024 * 1024).contains(n))
+            },
+            "a whole number of bytes from 1024 to 1048576 (the request line and headers)",
+        )? {
+            s.max_header_bytes = n;
+        }
+        if let Some(n) = sources.parse(
+            "HTTP_MAX_CONNECTIONS",
+            |raw| {
+                raw.trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=65_536).contains(n))
+            },
+            "a whole number from 1 to 65536",
+        )? {
+            s.max_connections = n;
+        }
+        if let Some(d) = sources.parse("HTTP_SHUTDOWN_TIMEOUT", ten_minutes, &minutes)? {
+            s.shutdown_timeout = d;
+        }
+        Ok(s)
+    }
+}
+
+fn ten_minutes(raw: &str) -> Option<Duration> {
+    crate::config::sources::parse_positive_duration(raw).filter(|d| *d <= Duration::from_secs(600))
 }

@@ -307,6 +307,12 @@ impl InstrumentedPool {
         self.shared.waits.cumulative_at(bounds_secs)
     }
 
+    /// Counts a connection attempt that failed outside sqlx's pool: readiness's connect probe,
+    /// which sees a refused connection that sqlx would retry until its deadline.
+    pub(crate) fn connect_failed(&self) {
+        self.shared.lifecycle.connect_failed();
+    }
+
     /// The configuration the pool was built with.
     pub fn config(&self) -> &PoolConfig {
         &self.shared.config

@@ -168,12 +168,7 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
     };
     console("PAUSE app");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgvigil"))
-        .args([
-            "check",
-            "--only",
-            "pool",
-            "--json",
-        ])
+        .args(["check", "--only", "pool", "--json"])
         .env_clear()
         .env("DATABASE_URL", &db)
         .env("PGBOUNCER_URL", &admin_url)
@@ -199,7 +194,10 @@ fn a_paused_database_is_shown_paused_in_check_and_on_the_panel() {
     let pane = support::pane::Pane::start(
         "paused",
         (120, 40),
-        &[("DATABASE_URL", db.as_str()), ("PGBOUNCER_URL", admin_url.as_str())],
+        &[
+            ("DATABASE_URL", db.as_str()),
+            ("PGBOUNCER_URL", admin_url.as_str()),
+        ],
         &["--migrations", "/nonexistent"],
     );
     pane.wait_for("pgbouncer app: PAUSED", Duration::from_secs(20));

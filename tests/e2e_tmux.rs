@@ -614,10 +614,15 @@ fn hostile_application_endpoints_show_their_own_error_and_memory_stays_bounded()
         "mem-hostile",
         &[good.clone(), html.clone(), huge.clone(), silent.clone()],
     );
-    for (peer, reason) in [
-        (&html, "not a metrics endpoint (content type text/html"),
-        (&huge, "body larger than 4 MiB"),
-        (&silent, "no answer within"),
+    // What answered but cannot be used says so (BAD ANSWER); UNREACHABLE is for silence.
+    for (peer, verdict, reason) in [
+        (
+            &html,
+            "BAD ANSWER",
+            "answered text/html, not Prometheus text",
+        ),
+        (&huge, "BAD ANSWER", "body larger than 4 MiB"),
+        (&silent, "UNREACHABLE", "no answer within"),
     ] {
         let port = peer
             .rsplit(':')
@@ -630,7 +635,7 @@ fn hostile_application_endpoints_show_their_own_error_and_memory_stays_bounded()
             .position(|l| l.contains(port))
             .unwrap_or_else(|| panic!("no row for {peer}:\n{screen}"));
         let row = lines[at];
-        assert!(row.contains("UNREACHABLE"), "{row}");
+        assert!(row.contains(verdict), "{row}");
         // The reason on the instance's row, or on the row below it where there is room.
         let reason_start: String = reason.chars().take(12).collect();
         let with_next = format!("{row}{}", lines.get(at + 1).unwrap_or(&""));

@@ -426,4 +426,14 @@ mod tests {
         assert!(err.starts_with("--app: `https://u:***@x/metrics`"), "{err}");
         assert!(!err.contains("pw@"), "{err}");
     }
+
+    #[test]
+    fn a_plus_in_the_password_is_a_plus_and_percent_escapes_are_decoded() {
+        // Form decoding turned `p+ss` into `p ss`.
+        assert_eq!(percent("p+ss"), "p+ss");
+        assert_eq!(percent("p%2Bss%20x%40y"), "p+ss x@y");
+        // A `%` that starts no escape stays, before a multi-byte character too.
+        assert_eq!(percent("100%"), "100%");
+        assert_eq!(percent("%a\u{e9}"), "%a\u{e9}");
+    }
 }

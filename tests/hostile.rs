@@ -269,6 +269,21 @@ async fn a_plain_create_extension_dblink_is_refused_too() {
     );
 }
 
+/// Hidden from the statement scanner in dynamic SQL, the extension is not created either:
+/// migrations run as an ordinary role, and dblink is not a trusted extension.
+#[tokio::test]
+async fn dblink_created_by_dynamic_sql_fails_as_the_migrations_role() {
+    let shown = dry_run_changes_nothing(
+        "dyndblink",
+        "DO $$ BEGIN EXECUTE 'CREATE EXTENSION dblink'; END $$;\n",
+    )
+    .await;
+    assert!(
+        shown.contains("permission denied to create extension \"dblink\""),
+        "{shown}"
+    );
+}
+
 #[tokio::test]
 async fn server_side_programs_and_files_do_not_run() {
     let marker = std::env::temp_dir().join(format!("pgvigil-pwned-{}", std::process::id()));

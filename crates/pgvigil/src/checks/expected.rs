@@ -170,21 +170,39 @@ async fn build_in(
     let mut previous = snapshot(&mut conn).await.map_err(db)?;
     let mut by_version = BTreeMap::new();
     let mut touched = BTreeMap::new();
+    // The dev database's disk bound holds here too (the documented default: a check has no
+    // --max-dev-size); past it the migration is abandoned and the database dropped by the caller.
+    let mut watch = crate::dev::SizeWatch::start(scratch, crate::dev::DEFAULT_MAX_DEV_SIZE)
+        .await
+        .map_err(db)?;
     for m in migrations {
-        let applied = if m.no_tx {
-            sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
-                .execute(&mut conn)
-                .await
-                .map(|_| ())
-        } else {
-            async {
+        let run = async {
+            if m.no_tx {
+                sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
+                    .execute(&mut conn)
+                    .await
+                    .map(|_| ())
+            } else {
                 let mut tx = conn.begin().await?;
                 sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await
             }
-            .await
+        };
+        let applied = tokio::select! {
+            applied = run => applied,
+            reached = watch.passed() => {
+                return Err(ExpectedError::MigrationFailed {
+                    version: m.version,
+                    description: m.description.clone(),
+                    error: format!(
+                        "stopped by pgvigil: the dev database reached {}, past its bound of {}",
+                        crate::dev::format_size(reached),
+                        crate::dev::format_size(watch.bound())
+                    ),
+                });
+            }
         };
         applied.map_err(|e| ExpectedError::MigrationFailed {
             version: m.version,
@@ -209,6 +227,7 @@ async fn build_in(
         touched.insert(m.version, changed);
         previous = now;
     }
+    watch.close().await;
     let _ = conn.close().await;
     Ok((previous, by_version, touched))
 }

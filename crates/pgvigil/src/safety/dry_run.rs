@@ -572,8 +572,8 @@ async fn run_on_dev(
                 entry.outcome = Outcome::Failed {
                     error: format!(
                         "stopped by pgvigil: the dev database reached {} (its files and \
-                         temporary files), past its bound of {} (--max-dev-size); migration \
-                         {} writes that much on production too, or raise --max-dev-size",
+                         temporary files), past its bound of {} (--max-dev-size), while {} \
+                         ran; raise --max-dev-size if it must write that much",
                         format_size(reached),
                         format_size(watch.bound()),
                         crate::dev::migration_file(m),

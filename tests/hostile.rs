@@ -269,6 +269,57 @@ async fn a_plain_create_extension_dblink_is_refused_too() {
     );
 }
 
+/// Production has dblink: its copy would hand it to every migration, so the copy is refused
+/// (naming the flag) until `--allow-extension dblink`; `check`'s expected schema obeys the
+/// same policy for a migration that asks for it.
+#[tokio::test]
+async fn production_with_dblink_is_copied_only_when_allowed() {
+    let _serial = SERIAL.lock().await;
+    let url = production_db("proddblink").await;
+    exec(&url, "CREATE EXTENSION dblink").await;
+    let dir = with_pending("noop", "SELECT 1;\n");
+    let state = tempfile::tempdir().unwrap();
+    let migrations = dir.path().to_str().unwrap();
+    let refused = pgvigil(
+        &url,
+        state.path(),
+        &["migrate", "dry-run", "--migrations", migrations],
+    );
+    let shown = text(&refused);
+    assert_eq!(refused.status.code(), Some(3), "{shown}");
+    assert!(
+        shown.contains("production's schema cannot be copied: extension dblink (asked for by production (its schema has it))")
+            && shown.contains("--allow-extension dblink"),
+        "{shown}"
+    );
+    let allowed = pgvigil(
+        &url,
+        state.path(),
+        &[
+            "migrate",
+            "dry-run",
+            "--allow-extension",
+            "dblink",
+            "--migrations",
+            migrations,
+        ],
+    );
+    assert_eq!(allowed.status.code(), Some(0), "{}", text(&allowed));
+
+    let asks = with_pending("asks", "CREATE EXTENSION IF NOT EXISTS postgres_fdw;\n");
+    let check = pgvigil(
+        &url,
+        state.path(),
+        &["check", "--migrations", asks.path().to_str().unwrap()],
+    );
+    let shown = text(&check);
+    assert!(
+        shown.contains("extension postgres_fdw (asked for by migration 20261201000000_asks.sql)")
+            && shown.contains("--allow-extension postgres_fdw"),
+        "{shown}"
+    );
+}
+
 /// Hidden from the statement scanner in dynamic SQL, the extension is not created either:
 /// migrations run as an ordinary role, and dblink is not a trusted extension.
 #[tokio::test]

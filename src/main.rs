@@ -13,7 +13,7 @@ use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
 use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource, ExtensionPolicy};
 use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
-use pgvigil::safety::{DryRunOptions, dry_run};
+use pgvigil::window::{DryRunOptions, dry_run};
 use pgvigil_cli::args::ConfigArgs;
 use pgvigil_cli::demo::Demo;
 use pgvigil_cli::report::{colour_wanted, render_check, render_dry_run};
@@ -951,7 +951,7 @@ async fn sizing_finding(
         instances,
     };
     let bouncer = match bouncer {
-        Some(url) => match pgvigil::pgbouncer::read(url, timeout).await {
+        Some(url) => match pgvigil::remote::pgbouncer::read(url, timeout).await {
             Ok(v) => {
                 holds.extend(v.finding());
                 Some(v)
@@ -973,7 +973,7 @@ async fn sizing_finding(
         bouncer.as_ref(),
         fleet.as_ref(),
     ) {
-        Some(input) => pgvigil::sizing::sizing(&input).finding(),
+        Some(input) => pgvigil::remote::sizing::sizing(&input).finding(),
         None => unknown("no pool figures were read".to_string()),
     }
 }

@@ -7,8 +7,8 @@ use std::fmt::Write;
 use pgvigil::checks::DiffKind;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::config::format_duration;
-use pgvigil::safety::{DryRunReport, Outcome};
 use pgvigil::sanitize::printable;
+use pgvigil::window::{DryRunReport, Outcome};
 
 /// Whether to colour output: NO_COLOR (non-empty) and --no-color win; otherwise only terminals.
 pub fn colour_wanted(no_color_flag: bool, is_terminal: bool) -> bool {

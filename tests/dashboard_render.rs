@@ -406,7 +406,7 @@ fn fixture(name: &str) -> State {
             // PgBouncer only (no --app): two users' pools on one database (its rates once),
             // clients queueing in one.
             let pool = |user: &str, cl_active, cl_waiting, maxwait_seconds| {
-                pgvigil::pgbouncer::BouncerPool {
+                pgvigil::remote::pgbouncer::BouncerPool {
                     database: "app".into(),
                     user: user.into(),
                     cl_active,
@@ -418,9 +418,9 @@ fn fixture(name: &str) -> State {
                     pool_mode: "transaction".into(),
                 }
             };
-            s.bouncer = Some(Ok(pgvigil::pgbouncer::BouncerView {
+            s.bouncer = Some(Ok(pgvigil::remote::pgbouncer::BouncerView {
                 pools: vec![pool("batch", 1, 0, 0.0), pool("docs", 3, 2, 2.4)],
-                databases: vec![pgvigil::pgbouncer::BouncerDatabase {
+                databases: vec![pgvigil::remote::pgbouncer::BouncerDatabase {
                     name: "app".into(),
                     paused: false,
                     disabled: false,
@@ -454,10 +454,10 @@ fn fixture(name: &str) -> State {
                     last_ok: Some(t(-14)),
                 }],
             });
-            s.bouncer = Some(Err(pgvigil::pgbouncer::BouncerError {
+            s.bouncer = Some(Err(pgvigil::remote::pgbouncer::BouncerError {
                 target: "postgres://pgbadmin:***@127.0.0.1:57400/pgbouncer".into(),
                 reason: "password authentication failed".into(),
-                kind: pgvigil::pgbouncer::BouncerFailure::LoginRefused,
+                kind: pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused,
             }));
             s.fleet = Some(Err(
                 "Prometheus http://prometheus.internal:9090: no answer within 800ms".into(),

@@ -326,7 +326,7 @@ fn s_cycles_the_pool_source_through_what_is_watched() {
     update(
         &mut s,
         Msg::Bouncer(Box::new(Err(bouncer_error(
-            pgvigil::pgbouncer::BouncerFailure::Failed,
+            pgvigil::remote::pgbouncer::BouncerFailure::Failed,
             "refused",
         )))),
     );
@@ -360,10 +360,10 @@ fn s_cycles_the_pool_source_through_what_is_watched() {
 }
 
 fn bouncer_error(
-    kind: pgvigil::pgbouncer::BouncerFailure,
+    kind: pgvigil::remote::pgbouncer::BouncerFailure,
     reason: &str,
-) -> pgvigil::pgbouncer::BouncerError {
-    pgvigil::pgbouncer::BouncerError {
+) -> pgvigil::remote::pgbouncer::BouncerError {
+    pgvigil::remote::pgbouncer::BouncerError {
         target: "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
         reason: reason.into(),
         kind,
@@ -382,7 +382,7 @@ fn logs(effects: &[Effect]) -> Vec<String> {
 
 #[test]
 fn a_source_error_is_logged_when_it_starts_and_changes_never_each_tick() {
-    use pgvigil::pgbouncer::BouncerFailure;
+    use pgvigil::remote::pgbouncer::BouncerFailure;
     let mut s = state();
     let mut lines = Vec::new();
     // Ten ticks of the same failure, two of another, then an answer.
@@ -393,7 +393,7 @@ fn a_source_error_is_logged_when_it_starts_and_changes_never_each_tick() {
         let err = bouncer_error(BouncerFailure::NoAnswer, reason);
         lines.extend(logs(&update(&mut s, Msg::Bouncer(Box::new(Err(err))))));
     }
-    let view = pgvigil::pgbouncer::BouncerView {
+    let view = pgvigil::remote::pgbouncer::BouncerView {
         pools: Vec::new(),
         databases: Vec::new(),
         state: None,
@@ -460,7 +460,7 @@ fn a_source_error_is_logged_when_it_starts_and_changes_never_each_tick() {
 
 #[test]
 fn r_retries_pgbouncer_only_when_it_refused_the_login() {
-    use pgvigil::pgbouncer::BouncerFailure;
+    use pgvigil::remote::pgbouncer::BouncerFailure;
     let mut s = state();
     update(
         &mut s,

@@ -7,7 +7,7 @@ mod support;
 use pgvigil::catalog::read_ledger;
 use pgvigil::catalog::snapshot;
 use pgvigil::checks::load_local;
-use pgvigil::safety::{DryRunOptions, Outcome, dry_run};
+use pgvigil::window::{DryRunOptions, Outcome, dry_run};
 use sqlx::Connection;
 use support::{
     cluster, exec, fingerprint, migrated_database, migrations_copy, prod_config, prod_connection,

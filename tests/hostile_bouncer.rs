@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use pgvigil::DatabaseUrl;
-use pgvigil::pgbouncer::{BouncerFailure, MAX_ROWS};
+use pgvigil::remote::pgbouncer::{BouncerFailure, MAX_ROWS};
 
 #[derive(Clone, Copy, PartialEq)]
 enum Answer {
@@ -296,12 +296,12 @@ async fn a_short_data_row_is_that_sources_error_never_a_panic() {
     let fake = Fake::start(Answer::ShortRow);
     let url = DatabaseUrl::parse(&fake.url()).unwrap();
     // The library: the one-shot reading and the kept console, twice (the process goes on).
-    let err = pgvigil::pgbouncer::read(&url, Duration::from_secs(2))
+    let err = pgvigil::remote::pgbouncer::read(&url, Duration::from_secs(2))
         .await
         .unwrap_err();
     assert_eq!(err.kind, BouncerFailure::Malformed, "{err}");
     assert!(err.reason.contains("malformed"), "{err}");
-    let console = pgvigil::pgbouncer::Console::new(url);
+    let console = pgvigil::remote::pgbouncer::Console::new(url);
     for _ in 0..2 {
         let err = console.read(Duration::from_secs(2)).await.unwrap_err();
         assert_eq!(err.kind, BouncerFailure::Malformed, "{err}");
@@ -365,7 +365,7 @@ async fn an_endless_answer_stops_at_the_row_bound_and_a_wide_one_at_the_byte_bou
         let url = DatabaseUrl::parse(&fake.url()).unwrap();
         let started = Instant::now();
         // A long timeout: the bound, not the time, must end the reading.
-        let err = pgvigil::pgbouncer::read(&url, Duration::from_secs(30))
+        let err = pgvigil::remote::pgbouncer::read(&url, Duration::from_secs(30))
             .await
             .unwrap_err();
         let took = started.elapsed();

@@ -66,7 +66,7 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
     }
     let started = Instant::now();
     let view = loop {
-        let view = pgvigil::pgbouncer::read(&admin, Duration::from_secs(2))
+        let view = pgvigil::remote::pgbouncer::read(&admin, Duration::from_secs(2))
             .await
             .unwrap_or_else(|e| panic!("{e}\n{}", bouncer.log()));
         if view
@@ -125,7 +125,7 @@ async fn five_clients_through_a_pool_of_three_show_three_active_and_two_waiting(
         support::http::free_port()
     ))
     .unwrap();
-    let err = pgvigil::pgbouncer::read(&wrong, Duration::from_secs(2))
+    let err = pgvigil::remote::pgbouncer::read(&wrong, Duration::from_secs(2))
         .await
         .unwrap_err()
         .to_string();
@@ -143,7 +143,7 @@ async fn the_dashboards_console_reading_keeps_one_connection_open() {
     let name = db.rsplit('/').next().unwrap().to_string();
     let bouncer = pgvigil_cluster::PrivateBouncer::start(cluster, &name, 2);
     let admin = DatabaseUrl::parse(&bouncer.admin_url()).unwrap();
-    let console = pgvigil::pgbouncer::Console::new(admin.clone());
+    let console = pgvigil::remote::pgbouncer::Console::new(admin.clone());
     for _ in 0..5 {
         console
             .read(Duration::from_secs(2))

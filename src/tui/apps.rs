@@ -193,7 +193,7 @@ pub fn spawn(
 
 /// What the PgBouncer task keeps: the console, and whether it refused the last login.
 struct BouncerReader {
-    console: pgvigil::pgbouncer::Console,
+    console: pgvigil::remote::pgbouncer::Console,
     retry: pgvigil::pool::RetryNow,
     refused: bool,
 }
@@ -206,10 +206,12 @@ pub fn spawn_bouncer(
     retry: pgvigil::pool::RetryNow,
     refresh: watch::Receiver<Duration>,
     paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>,
+    tx: mpsc::Sender<
+        Result<pgvigil::remote::pgbouncer::BouncerView, pgvigil::remote::pgbouncer::BouncerError>,
+    >,
 ) -> tokio::task::JoinHandle<()> {
     let reader = BouncerReader {
-        console: pgvigil::pgbouncer::Console::new(url),
+        console: pgvigil::remote::pgbouncer::Console::new(url),
         retry,
         refused: false,
     };
@@ -221,7 +223,7 @@ pub fn spawn_bouncer(
             let reading = reader.console.read(timeout).await;
             reader.refused = matches!(
                 &reading,
-                Err(e) if e.kind == pgvigil::pgbouncer::BouncerFailure::LoginRefused
+                Err(e) if e.kind == pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused
             );
             reading
         })
@@ -247,10 +249,10 @@ pub fn spawn_fleet(
 pub fn sizing_input(
     server: &pgvigil::catalog::ServerView,
     apps: Option<&AppsSnapshot>,
-    bouncer: Option<&pgvigil::pgbouncer::BouncerView>,
+    bouncer: Option<&pgvigil::remote::pgbouncer::BouncerView>,
     fleet: Option<&pgvigil::remote::FleetFigures>,
-) -> Option<pgvigil::sizing::SizingInput> {
-    use pgvigil::sizing::InstanceSize;
+) -> Option<pgvigil::remote::sizing::SizingInput> {
+    use pgvigil::remote::sizing::InstanceSize;
     // Figures were checked where they entered (whole numbers within pgvigil::remote::bounds),
     // so these conversions are exact.
     let mut instances: Vec<InstanceSize> = apps
@@ -294,7 +296,7 @@ pub fn sizing_input(
     if instances.is_empty() && bouncer.is_none() {
         return None;
     }
-    Some(pgvigil::sizing::SizingInput {
+    Some(pgvigil::remote::sizing::SizingInput {
         usable: server.usable(),
         server_total: server.total,
         instances,

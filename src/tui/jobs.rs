@@ -14,7 +14,7 @@ use super::state::{JobKind, JobOutcome, Msg};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
 use pgvigil::pool::connect_options;
-use pgvigil::safety::{DryRunOptions, dry_run};
+use pgvigil::window::{DryRunOptions, dry_run};
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {

@@ -16,7 +16,7 @@ use pgvigil::catalog::ServerView;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::pool::LinkState;
 use pgvigil::pool::PoolStats;
-use pgvigil::safety::DryRunReport;
+use pgvigil::window::DryRunReport;
 
 /// Samples kept for the sparklines (five minutes at one per second).
 pub const HISTORY: usize = 300;
@@ -129,7 +129,14 @@ pub enum Msg {
     /// The application pools' figures, one scrape of every `--app` endpoint.
     Apps(Box<crate::tui::apps::AppsSnapshot>),
     /// One reading of the PgBouncer admin console (`--pgbouncer`), or why not.
-    Bouncer(Box<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>),
+    Bouncer(
+        Box<
+            Result<
+                pgvigil::remote::pgbouncer::BouncerView,
+                pgvigil::remote::pgbouncer::BouncerError,
+            >,
+        >,
+    ),
     /// The fleet's figures from Prometheus (`--prometheus`), or why not.
     Fleet(Box<Result<pgvigil::remote::FleetFigures, String>>),
     Key(KeyEvent),
@@ -174,7 +181,9 @@ pub struct State {
     /// The application pools (`--app`), when any are watched.
     pub apps: Option<crate::tui::apps::AppsSnapshot>,
     /// The PgBouncer in front of the database (`--pgbouncer`), when watched.
-    pub bouncer: Option<Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>>,
+    pub bouncer: Option<
+        Result<pgvigil::remote::pgbouncer::BouncerView, pgvigil::remote::pgbouncer::BouncerError>,
+    >,
     /// The fleet through Prometheus (`--prometheus`), when watched.
     pub fleet: Option<Result<pgvigil::remote::FleetFigures, String>>,
     /// Which sources fail and why, as last logged (each failure is logged once).
@@ -432,7 +441,7 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             let mut effects = vec![Effect::RetryNow];
             // PgBouncer refused the login: it is tried again only when asked, as the database.
             if let Some(Err(e)) = &state.bouncer
-                && e.kind == pgvigil::pgbouncer::BouncerFailure::LoginRefused
+                && e.kind == pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused
             {
                 effects.push(Effect::RetryBouncer);
             }

@@ -270,8 +270,8 @@ pub fn dev() -> Option<pgvigil::dev::DevSource> {
 }
 
 /// Dry-run options with the private dev database.
-pub fn dry_run_options() -> pgvigil::safety::DryRunOptions {
-    pgvigil::safety::DryRunOptions {
+pub fn dry_run_options() -> pgvigil::window::DryRunOptions {
+    pgvigil::window::DryRunOptions {
         dev: dev(),
         ..Default::default()
     }

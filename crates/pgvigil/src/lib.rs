@@ -2,7 +2,8 @@
 //!
 //! The library is what an application embeds: a pool configured from the environment
 //! ([`config`]), connected with retries and instrumented ([`pool`]), the checks behind
-//! `pgvigil check` ([`checks`]), the migration dry-run on a dev database ([`safety`], [`dev`])
+//! `pgvigil check` ([`checks`]), the maintenance-window steps, today the migration dry-run on a dev database ([`window`],
+//! [`dev`]), other processes' pools (PgBouncer, application `/metrics`, a fleet, sizing: [`remote`])
 //! and the live catalog reads ([`catalog`]). Nothing here changes the database it watches:
 //! production sees read-only statements only. The dashboard and the commands live in the
 //! `pgvigil-cli` package; throwaway clusters in `pgvigil-cluster`.
@@ -40,13 +41,10 @@ pub mod contain;
 pub mod dev;
 #[cfg(feature = "http")]
 pub mod http;
-pub mod pgbouncer;
 pub mod pool;
-#[cfg(feature = "scrape")]
 pub mod remote;
-pub mod safety;
 pub mod sanitize;
-pub mod sizing;
+pub mod window;
 
 // Implementation: bounded reads and private writes, the lint-only SQL scanner.
 mod files;
@@ -59,4 +57,4 @@ pub use files::{FileError, read_text};
 pub use pool::{
     AcquireError, ConnectError, Connector, InstrumentedPool, LinkState, PoolStats, connect,
 };
-pub use safety::{DryRunOptions, DryRunReport, dry_run};
+pub use window::{DryRunOptions, DryRunReport, dry_run};

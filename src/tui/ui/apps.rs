@@ -71,7 +71,7 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
             state.fleet.as_ref().and_then(|f| f.as_ref().ok()),
         )
     {
-        let s = pgvigil::sizing::sizing(&input);
+        let s = pgvigil::remote::sizing::sizing(&input);
         let verdict = if s.oversubscribed {
             "OVERSUBSCRIBED"
         } else {
@@ -189,11 +189,14 @@ fn fleet_lines(
 /// which console after, wrapped so the reason is read whole even in a narrow panel.
 pub(super) fn bouncer_lines(
     lines: &mut Vec<Line<'static>>,
-    bouncer: &Result<pgvigil::pgbouncer::BouncerView, pgvigil::pgbouncer::BouncerError>,
+    bouncer: &Result<
+        pgvigil::remote::pgbouncer::BouncerView,
+        pgvigil::remote::pgbouncer::BouncerError,
+    >,
     look: &Look,
     width: usize,
 ) {
-    use pgvigil::pgbouncer::BouncerFailure;
+    use pgvigil::remote::pgbouncer::BouncerFailure;
     let t = look.theme;
     let view = match bouncer {
         Err(e) => {
@@ -299,7 +302,7 @@ pub(super) const ERROR_LINES: usize = 3;
 /// still logging in (a login storm shows here first).
 fn lists_line(
     lines: &mut Vec<Line<'static>>,
-    view: &pgvigil::pgbouncer::BouncerView,
+    view: &pgvigil::remote::pgbouncer::BouncerView,
     look: &Look,
     width: usize,
 ) {

@@ -9,7 +9,7 @@ use ratatui::widgets::Paragraph;
 use super::{Look, ago, fit, status_span, styled};
 use crate::tui::keymap::{Action, keys_for};
 use crate::tui::state::{JobKind, Panel, State};
-use pgvigil::safety::Outcome;
+use pgvigil::window::Outcome;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Jobs", Panel::Jobs, state, look);

@@ -1,21 +1,38 @@
-//! Reading other processes' pools (cargo feature `scrape`): an application instance's `/metrics`
-//! (pgvigil's names or HikariCP's), so the dashboard shows the pools that serve traffic, not
-//! only its own. Everything read is bounded in time, bytes, series and buckets, and every figure
-//! is checked where it enters ([`bounds`]).
+//! The pools of other processes, beside pgvigil's own ([`crate::pool`]): PgBouncer's console
+//! ([`pgbouncer`]), an application instance's `/metrics` (pgvigil's names or HikariCP's; cargo
+//! feature `scrape`), a fleet through Prometheus (feature `scrape`), and the sizing verdict they
+//! all feed ([`sizing`]). The dashboard shows the pools that serve traffic, not only its own.
+//! Everything read is bounded in time, bytes, series and buckets, and every figure is checked
+//! where it enters ([`bounds`]).
 
+pub mod pgbouncer;
+pub mod sizing;
+
+#[cfg(feature = "scrape")]
 pub mod bounds;
+#[cfg(feature = "scrape")]
 mod exposition;
+#[cfg(feature = "scrape")]
 mod figures;
+#[cfg(feature = "scrape")]
 mod fleet;
+#[cfg(feature = "scrape")]
 mod scrape;
+#[cfg(feature = "scrape")]
 mod selector;
 
+#[cfg(feature = "scrape")]
 pub use exposition::{Exposition, Sample, parse, parse_where};
+#[cfg(feature = "scrape")]
 pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading, quantile};
+#[cfg(feature = "scrape")]
 pub use fleet::{Fleet, FleetFigures, parse_answer};
+#[cfg(feature = "scrape")]
 pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, redact};
+#[cfg(feature = "scrape")]
 pub use selector::Selector;
 
+#[cfg(feature = "scrape")]
 /// Fetches and reads one endpoint: its pool figures, or why not, all within `timeout`.
 ///
 /// The body is parsed on tokio's blocking pool, not on the caller's thread: the dashboard runs
@@ -37,6 +54,7 @@ pub async fn read_endpoint(
         .unwrap_or(Err(ScrapeError::Timeout(timeout)))
 }
 
+#[cfg(feature = "scrape")]
 /// The pool figures in a `/metrics` body (only the pool families are parsed).
 pub fn read_body(body: &str) -> Result<PoolReading, ScrapeError> {
     let exposition = parse_where(body, |name| {

@@ -35,9 +35,9 @@ use crate::config::PoolConfig;
 use crate::dev::{
     DEFAULT_MAX_DEV_SIZE, DevError, DevServer, DevSource, RefusedExtension, SizeWatch, format_size,
 };
-use crate::safety::production_evidence::{ProductionEvidence, ProductionState, not_checked};
-use crate::safety::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 use crate::sql_scan::lint;
+use crate::window::production_evidence::{ProductionEvidence, ProductionState, not_checked};
+use crate::window::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 
 /// Bounds of a dry-run and where it runs; [`Default`]: lock_timeout 5 s, statement_timeout
 /// 120 s, 10 minutes in all, a dev database of at most 2 GiB, no dev database given.

@@ -497,7 +497,6 @@ fn main() -> ExitCode {
                     cli.dashboard,
                     cli.no_color,
                     None,
-                    None,
                     dev,
                     (apps, bouncer, fleet),
                 )
@@ -671,7 +670,6 @@ async fn dashboard(
     args: DashboardArgs,
     no_color: bool,
     migrations: Option<PathBuf>,
-    pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
     dev: DevSource,
     (apps, bouncer, fleet): (
         Vec<pgvigil::remote::Endpoint>,
@@ -700,7 +698,6 @@ async fn dashboard(
         migrations_dir: migrations.unwrap_or(args.dashboard_migrations),
         expected_file: args.dashboard_expected,
         dev,
-        pool_out,
         apps,
         bouncer,
         fleet,
@@ -762,7 +759,6 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
         args,
         no_color,
         Some(demo.migrations_dir.clone()),
-        None,
         dev,
         (apps, Some(bouncer), None),
     )

@@ -74,16 +74,21 @@ async fn hikari_endpoint() -> SocketAddr {
 }
 
 async fn next_where(
-    rx: &mut mpsc::Receiver<AppsSnapshot>,
+    rx: &mut mpsc::Receiver<pgvigil_cli::tui::message::Message>,
     within: usize,
     ok: impl Fn(&AppsSnapshot) -> bool,
 ) -> AppsSnapshot {
     let mut last = None;
     for _ in 0..within {
-        let s = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("a snapshot every tick")
-            .expect("scraper alive");
+        let pgvigil_cli::tui::message::Message::Apps(s) =
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("a snapshot every tick")
+                .expect("scraper alive")
+        else {
+            panic!("the scraper sends application snapshots");
+        };
+        let s = *s;
         if ok(&s) {
             return s;
         }
@@ -105,7 +110,7 @@ async fn a_killed_instance_is_unreachable_within_two_ticks_and_recovers() {
         .collect();
     let (_refresh_tx, refresh) = watch::channel(Duration::from_millis(500));
     let (_paused_tx, paused) = watch::channel(false);
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = pgvigil_cli::tui::message::bus();
     let task = spawn(endpoints, refresh, paused, tx);
 
     let all = next_where(&mut rx, 10, |s| {
@@ -416,7 +421,8 @@ async fn impossible_fleet_figures_from_a_real_prometheus_are_errors_naming_them(
 /// a fleet at the bound is one sizing entry with a count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
-    use pgvigil_cli::tui::state::{Msg, State, update};
+    use pgvigil_cli::tui::message::Message;
+    use pgvigil_cli::tui::state::{State, update};
     let url = support::fresh_database(support::cluster(), "apps_fleet_inf");
     let answer = |instances: &str| {
         format!(
@@ -463,12 +469,13 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
     let fleet = pgvigil::remote::Fleet::new(&format!("http://{fake}"), None).unwrap();
     let (_refresh_tx, refresh) = watch::channel(Duration::from_millis(500));
     let (_paused_tx, paused) = watch::channel(false);
-    let (tx, mut rx) = mpsc::channel(4);
+    let (tx, mut rx) = pgvigil_cli::tui::message::bus();
     let task = pgvigil_cli::tui::apps::spawn_fleet(fleet, refresh, paused, tx);
     let reading = tokio::time::timeout(Duration::from_secs(10), rx.recv())
         .await
         .unwrap()
         .unwrap();
+    assert!(matches!(reading, Message::Fleet(_)), "{reading:?}");
     task.abort();
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
         .await
@@ -483,7 +490,7 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
         0.8,
     );
     state.server = Some(server.clone());
-    update(&mut state, Msg::Fleet(Box::new(reading)));
+    update(&mut state, reading);
     let screen = draw(&state);
     assert!(
         screen.contains("fleet: figure{figure=\"instances\"} = +Inf"),
@@ -496,7 +503,7 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
     assert_eq!(input.instances.len(), 1, "{input:?}");
     assert_eq!(input.instances[0].count, 10_000);
     assert_eq!(input.instances[0].max, 20);
-    update(&mut state, Msg::Fleet(Box::new(Ok(at_bound))));
+    update(&mut state, Message::Fleet(Box::new(Ok(at_bound))));
     let screen = draw(&state);
     assert!(screen.contains("fleet of 10000"), "{screen}");
     assert!(screen.contains("sizing: 200000 + "), "{screen}");

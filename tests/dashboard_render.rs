@@ -237,6 +237,7 @@ fn base() -> State {
             seconds: 0.4,
             status: Status::Pass,
             summary: "OK: 0 failed, 0 warning, 0 unknown, 13 passed".into(),
+            failure: None,
         },
     );
     s
@@ -280,6 +281,7 @@ fn fixture(name: &str) -> State {
                 id: 3,
                 kind: JobKind::Verify,
                 started: t(5),
+                progress: None,
             });
             s.jobs.queued = Some(JobKind::DryRun);
         }
@@ -292,6 +294,7 @@ fn fixture(name: &str) -> State {
                     status: Status::Unknown,
                     summary: "failed: lock_timeout: another session holds a conflicting lock"
                         .into(),
+                    failure: None,
                 },
             );
         }
@@ -459,9 +462,9 @@ fn fixture(name: &str) -> State {
                 reason: "password authentication failed".into(),
                 kind: pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused,
             }));
-            s.fleet = Some(Err(
+            s.fleet = Some(Err(pgvigil::remote::ScrapeError::BadAnswer(
                 "Prometheus http://prometheus.internal:9090: no answer within 800ms".into(),
-            ));
+            )));
         }
         "fleet" => {
             // A fleet through Prometheus beside two instances read directly.

@@ -506,12 +506,16 @@ async fn a_high_cardinality_histogram_is_refused_at_its_bound_in_the_source_task
     // reaches the UI loop is one row per instance, its figures already computed.
     let (_refresh_tx, refresh) = tokio::sync::watch::channel(Duration::from_millis(500));
     let (_paused_tx, paused) = tokio::sync::watch::channel(false);
-    let (tx, mut rx) = tokio::sync::mpsc::channel(4);
+    let (tx, mut rx) = pgvigil_cli::tui::message::bus();
     let task = pgvigil_cli::tui::apps::spawn(endpoints, refresh, paused, tx);
-    let snapshot = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-        .await
-        .expect("a snapshot within a tick")
-        .unwrap();
+    let pgvigil_cli::tui::message::Message::Apps(snapshot) =
+        tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("a snapshot within a tick")
+            .unwrap()
+    else {
+        panic!("the scraper sends application snapshots")
+    };
     task.abort();
     let [huge, wide, at_bound] = &snapshot.instances[..] else {
         panic!("{snapshot:?}")

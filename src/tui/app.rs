@@ -1,6 +1,8 @@
-//! The app loop: terminal in, events and snapshots to `update`, effects performed, frame drawn
-//! when something changed. The terminal is restored on every way out: quit, error, panic
-//! (ratatui's hook, chained after color-eyre's), SIGTERM and SIGHUP (an SSH link that drops).
+//! The app loop: every producer (the poller, each pool source, the jobs, the terminal, the
+//! clock) sends on one bus; the loop receives a message, `update` applies it, the loop performs
+//! the effects and draws the frame when something changed. The terminal is restored on every
+//! way out: quit, error, panic (ratatui's hook, chained after color-eyre's), SIGTERM and SIGHUP
+//! (an SSH link that drops).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -10,16 +12,15 @@ use chrono::{Local, Utc};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
 use tokio::signal::unix::{SignalKind, signal};
-use tokio::sync::{mpsc, watch};
 
 use super::jobs::{JobRunner, JobSettings};
 use super::keymap::Action;
+use super::message::{self, Bus, Message};
 use super::poller;
-use super::state::{Effect, Msg, State, update};
+use super::state::{Effect, State, update};
 use super::theme::{Glyphs, Theme};
 use super::ui::{self, Look};
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::InstrumentedPool;
 
 pub struct DashboardOptions {
     pub refresh: Duration,
@@ -29,8 +30,6 @@ pub struct DashboardOptions {
     pub expected_file: Option<PathBuf>,
     /// Where `v` builds the expected schema and `d` runs the pending migrations.
     pub dev: pgvigil::dev::DevSource,
-    /// Receives the current pool (for `pgvigil demo`'s workload).
-    pub pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
     /// Application `/metrics` endpoints whose pools the Pool panel shows (`--app`).
     pub apps: Vec<pgvigil::remote::Endpoint>,
     /// The PgBouncer admin console (`--pgbouncer`).
@@ -91,24 +90,16 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     terminal.draw(|f| ui::render(f, &state, &look))?;
 
     let config = Arc::new(config);
-    let (snap_tx, mut snap_rx) = mpsc::channel(16);
-    let (msg_tx, mut msg_rx) = mpsc::channel(16);
-    let poller = poller::spawn(
-        (*config).clone(),
-        options.refresh,
-        snap_tx,
-        options.pool_out,
-    );
-    let (apps_tx, mut apps_rx) = mpsc::channel(4);
+    let (bus, mut messages) = message::bus();
+    let poller = poller::spawn((*config).clone(), options.refresh, bus.clone());
     let apps_task = (!options.apps.is_empty()).then(|| {
         super::apps::spawn(
             options.apps,
             poller.refresh.subscribe(),
             poller.paused.subscribe(),
-            apps_tx,
+            bus.clone(),
         )
     });
-    let (bouncer_tx, mut bouncer_rx) = mpsc::channel(4);
     let bouncer_retry = pgvigil::pool::RetryNow::default();
     let bouncer_task = options.bouncer.map(|url| {
         super::apps::spawn_bouncer(
@@ -116,16 +107,15 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             bouncer_retry.clone(),
             poller.refresh.subscribe(),
             poller.paused.subscribe(),
-            bouncer_tx,
+            bus.clone(),
         )
     });
-    let (fleet_tx, mut fleet_rx) = mpsc::channel(4);
     let fleet_task = options.fleet.map(|fleet| {
         super::apps::spawn_fleet(
             fleet,
             poller.refresh.subscribe(),
             poller.paused.subscribe(),
-            fleet_tx,
+            bus.clone(),
         )
     });
     let mut jobs = JobRunner::new(
@@ -135,12 +125,10 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
             expected_file: options.expected_file,
             dev: options.dev,
         },
-        msg_tx,
+        bus.clone(),
     );
-    let mut events = EventStream::new();
-    // The clock ticks on whole seconds so the header's time changes once a second, no more.
-    let mut clock = tokio::time::interval_at(next_second(), Duration::from_secs(1));
-    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let input_task = tokio::spawn(read_terminal(bus.clone()));
+    let clock_task = tokio::spawn(tick_clock(bus));
 
     // A reading (the clock, the server view, each source) marks the frame stale; the frame is
     // drawn COALESCE after the first, so the sources that tick together cost one frame, not
@@ -148,8 +136,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     const COALESCE: Duration = Duration::from_millis(30);
     let mut draw_at: Option<tokio::time::Instant> = None;
     let outcome: std::io::Result<()> = loop {
-        let mut at_once = false;
-        let effects = tokio::select! {
+        let (at_once, effects) = tokio::select! {
             _ = tokio::time::sleep_until(draw_at.unwrap_or_else(tokio::time::Instant::now)), if draw_at.is_some() => {
                 draw_at = None;
                 if panics.happened() {
@@ -161,24 +148,10 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
                 }
                 continue;
             }
-            _ = clock.tick() => update(&mut state, Msg::Tick(Utc::now())),
-            Some(snap) = snap_rx.recv() => update(&mut state, Msg::Snapshot(Box::new(snap))),
-            Some(apps) = apps_rx.recv() => update(&mut state, Msg::Apps(Box::new(apps))),
-            Some(view) = bouncer_rx.recv() => update(&mut state, Msg::Bouncer(Box::new(view))),
-            Some(figures) = fleet_rx.recv() => update(&mut state, Msg::Fleet(Box::new(figures))),
-            Some(msg) = msg_rx.recv() => update(&mut state, msg),
-            event = events.next() => match event {
-                Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => {
-                    at_once = true;
-                    update(&mut state, Msg::Key(key))
-                }
-                Some(Ok(Event::Resize(_, _))) => {
-                    at_once = true;
-                    Vec::new()
-                }
-                Some(Ok(_)) => continue,
-                Some(Err(e)) => break Err(e),
-                None => break Ok(()),
+            Some(msg) = messages.recv() => match msg {
+                Message::InputClosed(None) => break Ok(()),
+                Message::InputClosed(Some(e)) => break Err(e),
+                msg => (msg.draws_at_once(), update(&mut state, msg)),
             },
             _ = panics.wait() => break Err(super::panic::ended_by_panic()),
             _ = sigterm.recv() => break Ok(()),
@@ -238,7 +211,39 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
     for task in [apps_task, bouncer_task, fleet_task].into_iter().flatten() {
         task.abort();
     }
+    input_task.abort();
+    clock_task.abort();
     outcome
+}
+
+/// The terminal as messages: keys pressed, resizes, and the end of its input.
+async fn read_terminal(bus: Bus) {
+    let mut events = EventStream::new();
+    loop {
+        let msg = match events.next().await {
+            Some(Ok(Event::Key(key))) if key.kind == KeyEventKind::Press => Message::Key(key),
+            Some(Ok(Event::Resize(_, _))) => Message::Resize,
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => Message::InputClosed(Some(e)),
+            None => Message::InputClosed(None),
+        };
+        let closed = matches!(msg, Message::InputClosed(_));
+        if bus.send(msg).await.is_err() || closed {
+            return;
+        }
+    }
+}
+
+/// The clock ticks on whole seconds so the header's time changes once a second, no more.
+async fn tick_clock(bus: Bus) {
+    let mut clock = tokio::time::interval_at(next_second(), Duration::from_secs(1));
+    clock.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        clock.tick().await;
+        if bus.send(Message::Tick(Utc::now())).await.is_err() {
+            return;
+        }
+    }
 }
 
 fn next_second() -> tokio::time::Instant {

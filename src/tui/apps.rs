@@ -8,7 +8,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use futures_util::future::BoxFuture;
 use pgvigil::remote::{Endpoint, InstanceFigures, InstanceWindow, ScrapeError, read_endpoint};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
+
+use super::message::{Bus, Message};
 
 /// One instance as last read.
 #[derive(Debug, Clone, PartialEq)]
@@ -87,18 +89,18 @@ impl AppsSnapshot {
 }
 
 /// One reading per tick: `read` gets its state and the time it may take (most of a tick, never
-/// more than 2 s, so one dead source cannot hold the next reading back); each result goes to
-/// `tx`. Paused with the poller; ends when the receiver goes.
+/// more than 2 s, so one dead source cannot hold the next reading back); each result goes on
+/// the bus. Paused with the poller; ends when the bus closes.
 fn every_tick<S, T>(
     mut state: S,
     mut refresh: watch::Receiver<Duration>,
     mut paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<T>,
+    tx: Bus,
     read: for<'a> fn(&'a mut S, Duration) -> BoxFuture<'a, T>,
 ) -> tokio::task::JoinHandle<()>
 where
     S: Send + 'static,
-    T: Send + 'static,
+    T: Into<Message> + Send + 'static,
 {
     tokio::spawn(async move {
         loop {
@@ -106,7 +108,7 @@ where
             let timeout = (interval * 8 / 10).min(Duration::from_secs(2));
             let started = tokio::time::Instant::now();
             let value = read(&mut state, timeout).await;
-            if tx.send(value).await.is_err() {
+            if tx.send(value.into()).await.is_err() {
                 return;
             }
             // On the shared cadence (see tui::cadence): the first boundary at least half an
@@ -176,7 +178,7 @@ pub fn spawn(
     endpoints: Vec<Endpoint>,
     refresh: watch::Receiver<Duration>,
     paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<AppsSnapshot>,
+    tx: Bus,
 ) -> tokio::task::JoinHandle<()> {
     let scraper = Scraper {
         windows: endpoints
@@ -206,9 +208,7 @@ pub fn spawn_bouncer(
     retry: pgvigil::pool::RetryNow,
     refresh: watch::Receiver<Duration>,
     paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<
-        Result<pgvigil::remote::pgbouncer::BouncerView, pgvigil::remote::pgbouncer::BouncerError>,
-    >,
+    tx: Bus,
 ) -> tokio::task::JoinHandle<()> {
     let reader = BouncerReader {
         console: pgvigil::remote::pgbouncer::Console::new(url),
@@ -235,10 +235,10 @@ pub fn spawn_fleet(
     fleet: pgvigil::remote::Fleet,
     refresh: watch::Receiver<Duration>,
     paused: watch::Receiver<bool>,
-    tx: mpsc::Sender<Result<pgvigil::remote::FleetFigures, String>>,
+    tx: Bus,
 ) -> tokio::task::JoinHandle<()> {
     every_tick(fleet, refresh, paused, tx, |fleet, timeout| {
-        Box::pin(async move { fleet.read(timeout).await.map_err(|e| e.to_string()) })
+        Box::pin(fleet.read(timeout))
     })
 }
 

@@ -1,20 +1,22 @@
-//! Jobs run off the render loop, each on a connection of its own so that Esc can cancel its
-//! query on the server (pg_cancel_backend) and dropping it rolls back whatever it had open.
+//! Jobs run off the render loop, each on a connection of its own, and report on the bus: their
+//! progress as it comes, then how they ended. Cancelling a job (Esc, a quit, a signal) drops
+//! its future; the library's cleanup (`pgvigil::cleanup`) cancels on the server the statement
+//! the dropped work had running there, on production and on the dev server alike, and the way
+//! out waits for those cancels.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicI32, Ordering};
 
-use sqlx::{ConnectOptions, Connection};
-use tokio::sync::mpsc;
+use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::task::JoinHandle;
 
-use super::state::{JobKind, JobOutcome, Msg};
+use super::message::{Bus, JobMessage};
+use super::state::{JobKind, JobOutcome};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
 use pgvigil::pool::connect_options;
-use pgvigil::window::{DryRunOptions, dry_run};
+use pgvigil::window::{DryRunError, DryRunOptions, Progress, ProgressSink, dry_run};
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
@@ -24,38 +26,46 @@ pub struct JobSettings {
     pub dev: pgvigil::dev::DevSource,
 }
 
+/// Why a job ended without a report. Each keeps its source; the Jobs panel writes the words.
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// The job's own read-only session on production could not be opened.
+    #[error("{words}")]
+    Session {
+        /// The driver's words, password removed (where the error entered).
+        words: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The dry-run ended early.
+    #[error(transparent)]
+    DryRun(#[from] DryRunError),
+}
+
 pub struct JobRunner {
     config: Arc<PoolConfig>,
     settings: JobSettings,
-    tx: mpsc::Sender<Msg>,
-    running: HashMap<u64, (JoinHandle<()>, Arc<AtomicI32>)>,
-    /// Server-side cancels still in flight; shutdown waits for them.
-    cancelling: Vec<JoinHandle<()>>,
+    bus: Bus,
+    running: HashMap<u64, JoinHandle<()>>,
 }
 
 impl JobRunner {
-    pub fn new(config: Arc<PoolConfig>, settings: JobSettings, tx: mpsc::Sender<Msg>) -> Self {
+    pub fn new(config: Arc<PoolConfig>, settings: JobSettings, bus: Bus) -> Self {
         Self {
             config,
             settings,
-            tx,
+            bus,
             running: HashMap::new(),
-            cancelling: Vec::new(),
         }
     }
 
     pub fn start(&mut self, id: u64, kind: JobKind) {
-        self.running.retain(|_, (h, _)| !h.is_finished());
-        let pid = Arc::new(AtomicI32::new(0));
-        let (config, settings, tx, pid_slot) = (
-            self.config.clone(),
-            self.settings.clone(),
-            self.tx.clone(),
-            pid.clone(),
-        );
+        self.running.retain(|_, h| !h.is_finished());
+        let (config, settings, bus) =
+            (self.config.clone(), self.settings.clone(), self.bus.clone());
         tracing::info!(target: "pgvigil::jobs", "{} started", kind.label());
         let handle = tokio::spawn(async move {
-            let outcome = run(kind, &config, &settings, &pid_slot).await;
+            let outcome = run(kind, &config, &settings, progress_to(&bus, id)).await;
             match &outcome {
                 JobOutcome::Failed(e) => {
                     tracing::warn!(target: "pgvigil::jobs", "{} failed: {e}", kind.label())
@@ -72,114 +82,97 @@ impl JobRunner {
                 ),
                 JobOutcome::Cancelled => {}
             }
-            let _ = tx.send(Msg::JobDone { id, outcome }).await;
+            // After every progress report this task sent: the bus keeps their order.
+            let _ = bus.send(JobMessage::Done { id, outcome }.into()).await;
         });
-        self.running.insert(id, (handle, pid));
+        self.running.insert(id, handle);
     }
 
-    /// Stops the task and cancels its statement on the server. The UI hears "cancelled" at
-    /// once; the cancel request to the server follows on a connection of its own.
+    /// Stops the job. The UI hears "cancelled" at once; dropping the job's future cancels its
+    /// statement on the server (see the module doc).
     pub fn cancel(&mut self, id: u64) {
-        let Some((handle, pid)) = self.running.remove(&id) else {
+        let Some(handle) = self.running.remove(&id) else {
             return;
         };
         handle.abort();
-        if self
-            .tx
-            .try_send(Msg::JobDone {
+        tracing::info!(target: "pgvigil::jobs", "job cancelled");
+        let done = move || {
+            JobMessage::Done {
                 id,
                 outcome: JobOutcome::Cancelled,
-            })
-            .is_err()
-        {
-            let tx = self.tx.clone();
+            }
+            .into()
+        };
+        if self.bus.try_send(done()).is_err() {
+            let bus = self.bus.clone();
             tokio::spawn(async move {
-                let _ = tx
-                    .send(Msg::JobDone {
-                        id,
-                        outcome: JobOutcome::Cancelled,
-                    })
-                    .await;
+                let _ = bus.send(done()).await;
             });
         }
-        let pid = pid.load(Ordering::Acquire);
-        if pid <= 0 {
-            return;
-        }
-        let config = self.config.clone();
-        self.cancelling.retain(|h| !h.is_finished());
-        self.cancelling.push(tokio::spawn(async move {
-            match cancel_backend(&config, pid).await {
-                Ok(()) => tracing::info!(
-                    target: "pgvigil::jobs",
-                    "job cancelled; its statement on backend {pid} was cancelled on the server"
-                ),
-                Err(e) => tracing::warn!(
-                    target: "pgvigil::jobs",
-                    "job stopped, but cancelling backend {pid} failed: {}",
-                    config.database_url.explain(&e)
-                ),
-            }
-        }));
     }
 
-    /// On the way out (quit, SIGTERM, SIGHUP, error): stop every job and cancel its statement
-    /// on the server, waiting a little for the cancels, so that a read holding a lock on
-    /// production, or a migration on the dev server, does not outlive the dashboard; and wait
-    /// for the jobs' own cleanups (scratch databases dropped, dev statements cancelled).
+    /// On the way out (quit, SIGTERM, SIGHUP, error): stop every job and wait, a little, for
+    /// what their dropped work left to the library's cleanup (statements cancelled on the
+    /// server, scratch databases dropped), so that a read holding a lock on production, or a
+    /// migration on the dev server, does not outlive the dashboard.
     pub async fn shutdown(&mut self) {
-        let mut cancels = Vec::new();
-        let mut handles = Vec::new();
-        for (_, (handle, pid)) in self.running.drain() {
-            handle.abort();
-            let pid = pid.load(Ordering::Acquire);
-            if pid > 0 && !handle.is_finished() {
-                let config = self.config.clone();
-                cancels.push(async move { cancel_backend(&config, pid).await });
-            }
-            handles.push(handle);
-        }
-        let pending = std::mem::take(&mut self.cancelling);
+        let handles: Vec<JoinHandle<()>> = self
+            .running
+            .drain()
+            .map(|(_, handle)| {
+                handle.abort();
+                handle
+            })
+            .collect();
         let all = async {
             // Aborted tasks drop their work when they are next polled: wait for that, so
             // their guards have registered their cleanups before waiting for those.
             futures_util::future::join_all(handles).await;
-            futures_util::future::join_all(cancels).await;
-            futures_util::future::join_all(pending).await;
             pgvigil::cleanup::finish(std::time::Duration::from_secs(3)).await;
         };
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), all).await;
     }
 }
 
-/// Cancels the statement running on production backend `pid`, from a connection of its own.
-async fn cancel_backend(config: &PoolConfig, pid: i32) -> Result<(), sqlx::Error> {
-    pgvigil::cleanup::cancel_backend(&connect_options(config), pid).await
+/// Job `id`'s progress as messages on the bus. A step's progress callback must return at once,
+/// so a report that finds the bus full is dropped (the next one replaces it).
+fn progress_to(bus: &Bus, id: u64) -> ProgressSink {
+    let bus = bus.clone();
+    ProgressSink::from_fn(move |progress| {
+        let _ = bus.try_send(JobMessage::Progress { id, progress }.into());
+    })
+}
+
+/// The job's own session on production: read-only, as every connection of pgvigil's there.
+async fn open_session(config: &PoolConfig) -> Result<PgConnection, JobError> {
+    let entered = |source: sqlx::Error| JobError::Session {
+        words: config.database_url.explain(&source),
+        source,
+    };
+    let mut conn = connect_options(config).connect().await.map_err(entered)?;
+    if let Some(guard) = config.read_only {
+        pgvigil::pool::ensure_read_only(&mut conn, guard)
+            .await
+            .map_err(entered)?;
+    }
+    Ok(conn)
 }
 
 async fn run(
     kind: JobKind,
     config: &PoolConfig,
     settings: &JobSettings,
-    pid: &AtomicI32,
+    progress: ProgressSink,
 ) -> JobOutcome {
-    let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
-    let mut conn = match connect_options(config).connect().await {
+    // The job's own phases; a library step's reports follow with its own.
+    progress.report(Progress::phase(
+        "opening a read-only session on production",
+        None,
+    ));
+    let mut conn = match open_session(config).await {
         Ok(c) => c,
-        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
+        Err(e) => return JobOutcome::Failed(Arc::new(e)),
     };
-    if let Some(guard) = config.read_only
-        && let Err(e) = pgvigil::pool::ensure_read_only(&mut conn, guard).await
-    {
-        return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e)));
-    }
-    match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-    {
-        Ok(p) => pid.store(p, Ordering::Release),
-        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
-    }
     let outcome = match kind {
         JobKind::Status | JobKind::Verify => {
             let options = CheckOptions {
@@ -197,24 +190,24 @@ async fn run(
                 knn_samples: if kind == JobKind::Verify { 10 } else { 0 },
                 ..CheckOptions::default()
             };
+            progress.report(Progress::phase("reading production", None));
             JobOutcome::Checked(Box::new(
                 run_checks_on(&mut conn, config, None, &options).await,
             ))
         }
-        JobKind::DryRun => match dry_run(
-            config,
-            &mut conn,
-            &settings.migrations_dir,
-            &DryRunOptions {
+        JobKind::DryRun => {
+            progress.report(Progress::phase("starting the dry-run", None));
+            // The dry-run's own phases ("applying migrations 2/5") come through the same sink
+            // once DryRunOptions takes it: add `progress: progress.clone(),` here.
+            let options = DryRunOptions {
                 dev: Some(settings.dev.clone()),
                 ..DryRunOptions::default()
-            },
-        )
-        .await
-        {
-            Ok(report) => JobOutcome::DryRun(Box::new(report)),
-            Err(e) => JobOutcome::Failed(scrub(&e)),
-        },
+            };
+            match dry_run(config, &mut conn, &settings.migrations_dir, &options).await {
+                Ok(report) => JobOutcome::DryRun(Box::new(report)),
+                Err(e) => JobOutcome::Failed(Arc::new(e.into())),
+            }
+        }
     };
     let _ = conn.close().await;
     outcome

@@ -10,12 +10,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
+use super::message::{Bus, Message};
 use super::snapshot::Snapshot;
+use pgvigil::DatabaseUrl;
 use pgvigil::catalog::{server_view, server_view_every};
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::{Connector, InstrumentedPool, RetryNow, classify};
+use pgvigil::pool::{AcquireError, Connector, FailureKind, RetryNow, classify};
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {
@@ -25,14 +27,32 @@ pub struct PollerHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-/// Starts polling. `pool_out`, when given, receives the current pool (the demo's workload
-/// runs through it so the pool panel has something to show).
-pub fn spawn(
-    mut config: PoolConfig,
-    refresh: Duration,
-    snapshots: mpsc::Sender<Snapshot>,
-    pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
-) -> PollerHandle {
+/// Why one poll failed: the pool gave no connection, or the statement failed.
+enum PollFailure {
+    Acquire(AcquireError),
+    Statement(sqlx::Error),
+}
+
+impl PollFailure {
+    fn kind(&self) -> FailureKind {
+        match self {
+            PollFailure::Acquire(e) => e.kind,
+            PollFailure::Statement(e) => classify(e),
+        }
+    }
+
+    /// The words for the log and the link's state, password removed.
+    fn explain(&self, url: &DatabaseUrl) -> String {
+        match self {
+            // Scrubbed where it was made.
+            PollFailure::Acquire(e) => format!("{e}"),
+            PollFailure::Statement(e) => url.explain(e),
+        }
+    }
+}
+
+/// Starts polling; every snapshot goes on the bus.
+pub fn spawn(mut config: PoolConfig, refresh: Duration, bus: Bus) -> PollerHandle {
     // The dashboard never gives up on a database that is down.
     config.retry.max_retries = None;
     // One round trip per poll: no ping before each checkout.
@@ -41,7 +61,7 @@ pub fn spawn(
     let (refresh_tx, refresh_rx) = watch::channel(refresh);
     let (paused_tx, paused_rx) = watch::channel(false);
     let retry_now = connector.retry_now();
-    let task = tokio::spawn(run(connector, snapshots, refresh_rx, paused_rx, pool_out));
+    let task = tokio::spawn(run(connector, bus, refresh_rx, paused_rx));
     PollerHandle {
         refresh: refresh_tx,
         paused: paused_tx,
@@ -52,18 +72,20 @@ pub fn spawn(
 
 async fn run(
     connector: Arc<Connector>,
-    tx: mpsc::Sender<Snapshot>,
+    tx: Bus,
     mut refresh: watch::Receiver<Duration>,
     mut paused: watch::Receiver<bool>,
-    pool_out: Option<watch::Sender<Option<InstrumentedPool>>>,
 ) {
     // Every snapshot carries the connector's own state: the retry loop moves it while
     // connecting, and this loop reports a lost or unanswering server back to the connector.
-    let snapshot = |server, pool| Snapshot {
-        taken_at: Utc::now(),
-        link: connector.state(),
-        server,
-        pool,
+    let snapshot = |server, pool| -> Message {
+        Snapshot {
+            taken_at: Utc::now(),
+            link: connector.state(),
+            server,
+            pool,
+        }
+        .into()
     };
     loop {
         // Connect phase: forward every change of the retry loop's state.
@@ -93,9 +115,6 @@ async fn run(
             }
         };
         let Some(pool) = pool else { continue };
-        if let Some(out) = &pool_out {
-            let _ = out.send(Some(pool.clone()));
-        }
         // Poll phase.
         let mut unresponsive_since = None;
         // The last warning logged while connected: a failure repeated each tick is logged once.
@@ -132,17 +151,18 @@ async fn run(
                 let mut conn = pool
                     .acquire_labeled("poller")
                     .await
-                    .map_err(|e| (e.kind, e.to_string()))?;
-                let explain =
-                    |e: sqlx::Error| (classify(&e), connector.config().database_url.explain(&e));
+                    .map_err(PollFailure::Acquire)?;
                 if read_view {
-                    server_view(&mut conn).await.map(Some).map_err(explain)
+                    server_view(&mut conn)
+                        .await
+                        .map(Some)
+                        .map_err(PollFailure::Statement)
                 } else {
                     sqlx::query("SELECT 1")
                         .execute(&mut *conn)
                         .await
                         .map(|_| None)
-                        .map_err(explain)
+                        .map_err(PollFailure::Statement)
                 }
             };
             match tokio::time::timeout(deadline, poll).await {
@@ -162,15 +182,15 @@ async fn run(
                         return;
                     }
                 }
-                Ok(Err((kind, message))) if kind.is_retryable() => {
-                    connector.lost(&message);
+                Ok(Err(failure)) if failure.kind().is_retryable() => {
+                    connector.lost(&failure.explain(&connector.config().database_url));
                     if let Some(down) = connector.state().down() {
                         tracing::warn!(target: "pgvigil::poller", "lost the database: {}; reconnecting", down.last_error);
                     }
                     let _ = tx.send(snapshot(None, None)).await;
                     break;
                 }
-                Ok(Err((_, message))) => {
+                Ok(Err(failure)) => {
                     // The server answered but refused the statement (permissions, a bug):
                     // stay connected, keep the pool figures, say why in the log.
                     connector.unresponsive(None);
@@ -178,7 +198,7 @@ async fn run(
                         &mut warned,
                         format!(
                             "server view failed: {}",
-                            connector.config().database_url.scrub(&message)
+                            failure.explain(&connector.config().database_url)
                         ),
                     );
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
@@ -193,9 +213,6 @@ async fn run(
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
             }
-        }
-        if let Some(out) = &pool_out {
-            let _ = out.send(None);
         }
         pool.close().await;
     }

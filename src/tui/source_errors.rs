@@ -1,16 +1,49 @@
 //! Which sources are failing and why, so that the log says it once: when a source starts to
 //! fail, when its reason changes and when it answers again, never once a tick. The state keeps
 //! one of these; `update` asks it with each reading and hands the lines to log out as effects.
+//! The reasons stay the sources' own typed errors: "another reason" is a different error, and
+//! the words are written only when the line is.
 
 use std::collections::BTreeMap;
+
+use pgvigil::remote::ScrapeError;
+use pgvigil::remote::pgbouncer::BouncerError;
+
+/// Why a source failed, as the source said it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceFailure {
+    /// The database link is down: the connector's last error (its words, password removed).
+    Database(String),
+    /// An application's `/metrics` could not be read or used.
+    Scrape(ScrapeError),
+    /// The PgBouncer console could not be read.
+    Bouncer(BouncerError),
+}
+
+impl std::fmt::Display for SourceFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SourceFailure::Database(words) => f.write_str(words),
+            SourceFailure::Scrape(e) => write!(f, "{e}"),
+            // The reason first, then which console.
+            SourceFailure::Bouncer(e) => write!(f, "{} ({})", e.reason, e.target),
+        }
+    }
+}
 
 /// One line for the log about a source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SourceLog {
     /// It failed after answering (or at its first reading).
-    Failing { source: String, reason: String },
+    Failing {
+        source: String,
+        reason: SourceFailure,
+    },
     /// It still fails, for another reason.
-    Changed { source: String, reason: String },
+    Changed {
+        source: String,
+        reason: SourceFailure,
+    },
     /// It answers again.
     Recovered { source: String },
 }
@@ -35,12 +68,12 @@ impl std::fmt::Display for SourceLog {
 /// The reason each failing source last logged, by source name (`pgbouncer`, `fleet`,
 /// `database`, `app HOST:PORT`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct SourceErrors(BTreeMap<String, String>);
+pub struct SourceErrors(BTreeMap<String, SourceFailure>);
 
 impl SourceErrors {
     /// Notes `source`'s reading: `Some(reason)` when it failed, `None` when it answered.
     /// Returns the line to log, if this reading changes what the log last said.
-    pub fn note(&mut self, source: &str, error: Option<&str>) -> Option<SourceLog> {
+    pub fn note(&mut self, source: &str, error: Option<SourceFailure>) -> Option<SourceLog> {
         match (self.0.get(source), error) {
             (None, None) => None,
             (Some(_), None) => {
@@ -49,20 +82,20 @@ impl SourceErrors {
                     source: source.to_string(),
                 })
             }
-            (Some(last), Some(reason)) if last == reason => None,
+            (Some(last), Some(reason)) if *last == reason => None,
             (last, Some(reason)) => {
                 let line = if last.is_some() {
                     SourceLog::Changed {
                         source: source.to_string(),
-                        reason: reason.to_string(),
+                        reason: reason.clone(),
                     }
                 } else {
                     SourceLog::Failing {
                         source: source.to_string(),
-                        reason: reason.to_string(),
+                        reason: reason.clone(),
                     }
                 };
-                self.0.insert(source.to_string(), reason.to_string());
+                self.0.insert(source.to_string(), reason);
                 Some(line)
             }
         }
@@ -78,33 +111,37 @@ impl SourceErrors {
 mod tests {
     use super::*;
 
+    fn down(words: &str) -> Option<SourceFailure> {
+        Some(SourceFailure::Database(words.to_string()))
+    }
+
     #[test]
     fn an_error_is_logged_when_it_starts_changes_and_ends_never_each_tick() {
         let mut errors = SourceErrors::default();
-        assert_eq!(errors.note("pgbouncer", None), None);
-        let first = errors.note("pgbouncer", Some("no answer within 800ms"));
+        assert_eq!(errors.note("database", None), None);
+        let first = errors.note("database", down("no answer within 800ms"));
         assert!(
             matches!(first, Some(SourceLog::Failing { .. })),
             "{first:?}"
         );
         for _ in 0..10 {
             assert_eq!(
-                errors.note("pgbouncer", Some("no answer within 800ms")),
+                errors.note("database", down("no answer within 800ms")),
                 None
             );
         }
-        let changed = errors.note("pgbouncer", Some("connection refused"));
+        let changed = errors.note("database", down("connection refused"));
         assert_eq!(
             changed.map(|l| l.to_string()).as_deref(),
-            Some("pgbouncer: now connection refused")
+            Some("database: now connection refused")
         );
-        assert!(errors.is_failing("pgbouncer"));
+        assert!(errors.is_failing("database"));
         assert_eq!(
-            errors.note("pgbouncer", None),
+            errors.note("database", None),
             Some(SourceLog::Recovered {
-                source: "pgbouncer".into()
+                source: "database".into()
             })
         );
-        assert_eq!(errors.note("pgbouncer", None), None);
+        assert_eq!(errors.note("database", None), None);
     }
 }

@@ -1,22 +1,31 @@
-//! The dashboard's state and the one function that changes it. Messages come in (a poller
-//! snapshot, a key, the clock, a finished job); effects go out for the app loop to perform
-//! (start or cancel a job, change the refresh rate, retry now, quit). Nothing here does I/O,
-//! so every transition is a plain table test.
+//! The dashboard's state and the one function that changes it. Messages come in (see
+//! `tui::message`: a poller snapshot, a source's reading, a key, the clock, a job's progress or
+//! end); effects go out for the app loop to perform (start or cancel a job, change the refresh
+//! rate, retry now, quit). Each producer's messages are applied by a module of its own
+//! (`state/server.rs`, `apps.rs`, `bouncer.rs`, `fleet.rs`, `jobs.rs`); keys are handled here.
+//! Nothing here does I/O, so every transition is a plain table test.
+
+mod apps;
+mod bouncer;
+mod fleet;
+mod jobs;
+mod server;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use chrono::{DateTime, FixedOffset, Utc};
-use crossterm::event::KeyEvent;
 
 use super::keymap::{Action, action_for};
-use super::snapshot::Snapshot;
-use super::source_errors::{SourceErrors, SourceLog};
+use super::message::Message;
+use super::source_errors::{SourceErrors, SourceFailure, SourceLog};
 use pgvigil::catalog::ServerView;
-use pgvigil::checks::{CheckReport, Status};
+use pgvigil::checks::CheckReport;
 use pgvigil::pool::LinkState;
 use pgvigil::pool::PoolStats;
 use pgvigil::window::DryRunReport;
+
+pub use jobs::{JobKind, JobOutcome, Jobs, LastJob, RunningJob};
 
 /// Samples kept for the sparklines (five minutes at one per second).
 pub const HISTORY: usize = 300;
@@ -70,82 +79,6 @@ pub const PANELS: &[Panel] = &[
     Panel::Log,
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum JobKind {
-    /// Migration state read at connect (no scratch database: pgvigil creates nothing on its own).
-    Status,
-    /// `v`: pgvector + schema + migrations.
-    Verify,
-    /// `d`: dry-run of the pending migrations.
-    DryRun,
-}
-
-impl JobKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            JobKind::Status => "status",
-            JobKind::Verify => "verify",
-            JobKind::DryRun => "dry-run",
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum JobOutcome {
-    Checked(Box<CheckReport>),
-    DryRun(Box<DryRunReport>),
-    Failed(String),
-    Cancelled,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct RunningJob {
-    pub id: u64,
-    pub kind: JobKind,
-    pub started: DateTime<Utc>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub struct LastJob {
-    pub finished: DateTime<Utc>,
-    pub seconds: f64,
-    pub status: Status,
-    pub summary: String,
-}
-
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Jobs {
-    pub running: Option<RunningJob>,
-    pub queued: Option<JobKind>,
-    pub next_id: u64,
-    pub last: BTreeMap<JobKind, LastJob>,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum Msg {
-    /// The clock (drives "checked 2 min ago", the retry countdown and the header time).
-    Tick(DateTime<Utc>),
-    Snapshot(Box<Snapshot>),
-    /// The application pools' figures, one scrape of every `--app` endpoint.
-    Apps(Box<crate::tui::apps::AppsSnapshot>),
-    /// One reading of the PgBouncer admin console (`--pgbouncer`), or why not.
-    Bouncer(
-        Box<
-            Result<
-                pgvigil::remote::pgbouncer::BouncerView,
-                pgvigil::remote::pgbouncer::BouncerError,
-            >,
-        >,
-    ),
-    /// The fleet's figures from Prometheus (`--prometheus`), or why not.
-    Fleet(Box<Result<pgvigil::remote::FleetFigures, String>>),
-    Key(KeyEvent),
-    JobDone {
-        id: u64,
-        outcome: JobOutcome,
-    },
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Effect {
     StartJob {
@@ -167,7 +100,7 @@ pub enum Effect {
     Quit,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct State {
     pub now: DateTime<Utc>,
     /// The engineer's local zone, shown next to UTC.
@@ -185,7 +118,7 @@ pub struct State {
         Result<pgvigil::remote::pgbouncer::BouncerView, pgvigil::remote::pgbouncer::BouncerError>,
     >,
     /// The fleet through Prometheus (`--prometheus`), when watched.
-    pub fleet: Option<Result<pgvigil::remote::FleetFigures, String>>,
+    pub fleet: Option<Result<pgvigil::remote::FleetFigures, pgvigil::remote::ScrapeError>>,
     /// Which sources fail and why, as last logged (each failure is logged once).
     pub source_errors: SourceErrors,
     /// The source the engineer chose for the Pool panel (see [`State::pool_source`]).
@@ -202,7 +135,6 @@ pub struct State {
     pub checks: Option<(DateTime<Utc>, CheckReport)>,
     pub dry_run: Option<(DateTime<Utc>, DryRunReport)>,
     pub log_level: tui_logger::LevelFilter,
-    pub quitting: bool,
 }
 
 impl State {
@@ -243,7 +175,6 @@ impl State {
             checks: None,
             dry_run: None,
             log_level: tui_logger::LevelFilter::Info,
-            quitting: false,
         }
     }
 
@@ -281,102 +212,35 @@ impl State {
     }
 }
 
-/// The one place state changes.
-pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
+/// The one place state changes: each message goes to the module of its concern.
+pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
     match msg {
-        Msg::Tick(now) => {
+        Message::Tick(now) => {
             state.now = now;
             Vec::new()
         }
-        Msg::Snapshot(snapshot) => {
-            let error = snapshot.link.down().map(|d| d.last_error.clone());
-            let mut effects = log_source(state, "database", error.as_deref());
-            effects.extend(on_snapshot(state, *snapshot));
-            effects
-        }
-        Msg::Apps(apps) => {
-            let mut effects = Vec::new();
-            for i in &apps.instances {
-                let source = format!("app {}", i.name);
-                let error = i.figures.as_ref().err().map(|e| e.to_string());
-                effects.extend(log_source(state, &source, error.as_deref()));
-            }
-            if !state.paused {
-                state.apps = Some(*apps);
-            }
-            effects
-        }
-        Msg::Bouncer(view) => {
-            // The reason first, then which console.
-            let error = view
-                .as_ref()
-                .as_ref()
-                .err()
-                .map(|e| format!("{} ({})", e.reason, e.target));
-            let effects = log_source(state, "pgbouncer", error.as_deref());
-            if !state.paused {
-                state.bouncer = Some(*view);
-            }
-            effects
-        }
-        Msg::Fleet(figures) => {
-            let error = figures.as_ref().as_ref().err().cloned();
-            let effects = log_source(state, "fleet", error.as_deref());
-            if !state.paused {
-                state.fleet = Some(*figures);
-            }
-            effects
-        }
-        Msg::Key(key) => match action_for(&key) {
+        Message::Key(key) => match action_for(&key) {
             Some(action) => on_action(state, action),
             None => Vec::new(),
         },
-        Msg::JobDone { id, outcome } => on_job_done(state, id, outcome),
+        // The terminal's new size is read by the next frame; an ended input ends the loop.
+        Message::Resize | Message::InputClosed(_) => Vec::new(),
+        Message::Server(snapshot) => server::apply(state, *snapshot),
+        Message::Apps(apps) => apps::apply(state, *apps),
+        Message::Bouncer(view) => bouncer::apply(state, *view),
+        Message::Fleet(figures) => fleet::apply(state, *figures),
+        Message::Job(job) => jobs::apply(state, job),
     }
 }
 
 /// The log line (as an effect) when `source`'s reading changes what the log last said.
-fn log_source(state: &mut State, source: &str, error: Option<&str>) -> Vec<Effect> {
+fn log_source(state: &mut State, source: &str, failure: Option<SourceFailure>) -> Vec<Effect> {
     state
         .source_errors
-        .note(source, error)
+        .note(source, failure)
         .map(Effect::Log)
         .into_iter()
         .collect()
-}
-
-fn on_snapshot(state: &mut State, snap: Snapshot) -> Vec<Effect> {
-    if state.paused {
-        // Frozen for reading: the picture does not move until resumed.
-        return Vec::new();
-    }
-    let was_connected = state.link.is_connected();
-    state.now = state.now.max(snap.taken_at);
-    state.link = snap.link;
-    if let Some(server) = snap.server {
-        state.server = Some(server);
-        state.server_at = Some(snap.taken_at);
-    }
-    if let Some(pool) = snap.pool {
-        push(&mut state.in_use_history, pool.in_use as u64);
-        push(
-            &mut state.wait_history,
-            (pool.acquire_wait.p95_ms * 10.0).round() as u64,
-        );
-        state.pool = Some(pool);
-    }
-    // First connection (or reconnection): read where the migrations stand, creating nothing.
-    if !was_connected && state.link.is_connected() && state.checks.is_none() {
-        return request_job(state, JobKind::Status);
-    }
-    Vec::new()
-}
-
-fn push(history: &mut VecDeque<u64>, value: u64) {
-    if history.len() == HISTORY {
-        history.pop_front();
-    }
-    history.push_back(value);
 }
 
 fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
@@ -391,7 +255,6 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             Vec::new()
         }
         Action::Quit => {
-            state.quitting = true;
             let mut effects = Vec::new();
             if let Some(job) = &state.jobs.running {
                 effects.push(Effect::CancelJob { id: job.id });
@@ -435,8 +298,8 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             *entry = (*entry as i32 + step).clamp(0, 500) as u16;
             Vec::new()
         }
-        Action::Verify => request_job(state, JobKind::Verify),
-        Action::DryRun => request_job(state, JobKind::DryRun),
+        Action::Verify => jobs::request(state, JobKind::Verify),
+        Action::DryRun => jobs::request(state, JobKind::DryRun),
         Action::RetryNow => {
             let mut effects = vec![Effect::RetryNow];
             // PgBouncer refused the login: it is tried again only when asked, as the database.
@@ -486,66 +349,5 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
             state.log_level = LOG_LEVELS[(i + 1) % LOG_LEVELS.len()];
             vec![Effect::SetLogLevel(state.log_level)]
         }
-    }
-}
-
-/// One slot (gitui's model): a kind already running is not started twice; while another kind
-/// runs, the request waits in the queue, and a newer request replaces a queued one.
-fn request_job(state: &mut State, kind: JobKind) -> Vec<Effect> {
-    match &state.jobs.running {
-        Some(job) if job.kind == kind => Vec::new(),
-        Some(_) => {
-            state.jobs.queued = Some(kind);
-            Vec::new()
-        }
-        None => start_job(state, kind),
-    }
-}
-
-fn start_job(state: &mut State, kind: JobKind) -> Vec<Effect> {
-    state.jobs.next_id += 1;
-    let id = state.jobs.next_id;
-    state.jobs.running = Some(RunningJob {
-        id,
-        kind,
-        started: state.now,
-    });
-    vec![Effect::StartJob { id, kind }]
-}
-
-fn on_job_done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
-    let Some(job) = state.jobs.running.take_if(|j| j.id == id) else {
-        return Vec::new();
-    };
-    let seconds = (state.now - job.started).num_milliseconds().max(0) as f64 / 1000.0;
-    let (status, summary) = match &outcome {
-        JobOutcome::Checked(report) => (report.overall(), report.summary()),
-        JobOutcome::DryRun(report) => (report.status().verdict(), report.summary()),
-        JobOutcome::Failed(e) => (Status::Unknown, format!("failed: {e}")),
-        JobOutcome::Cancelled => (Status::Unknown, "cancelled".to_string()),
-    };
-    state.jobs.last.insert(
-        job.kind,
-        LastJob {
-            finished: state.now,
-            seconds,
-            status,
-            summary,
-        },
-    );
-    match outcome {
-        JobOutcome::Checked(report) => {
-            // An automatic status check never replaces a full verification's findings.
-            let keep_full = job.kind == JobKind::Status && state.checks.is_some();
-            if !keep_full {
-                state.checks = Some((state.now, *report));
-            }
-        }
-        JobOutcome::DryRun(report) => state.dry_run = Some((state.now, *report)),
-        JobOutcome::Failed(_) | JobOutcome::Cancelled => {}
-    }
-    match state.jobs.queued.take() {
-        Some(kind) => start_job(state, kind),
-        None => Vec::new(),
     }
 }

@@ -121,7 +121,7 @@ pub fn render(frame: &mut Frame, inner: Rect, state: &State, look: &Look) {
 /// The fleet through Prometheus: its sums, then its fullest instances.
 fn fleet_lines(
     lines: &mut Vec<Line<'static>>,
-    figures: &Result<pgvigil::remote::FleetFigures, String>,
+    figures: &Result<pgvigil::remote::FleetFigures, pgvigil::remote::ScrapeError>,
     state: &State,
     look: &Look,
     width: usize,

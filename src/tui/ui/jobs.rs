@@ -32,6 +32,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 ),
                 t.warn,
             )));
+            if let Some(p) = &job.progress {
+                lines.push(progress_line(p, width, look));
+            }
         }
         None => lines.push(Line::from(styled(
             format!(
@@ -47,8 +50,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     }
     for kind in [JobKind::Verify, JobKind::DryRun, JobKind::Status] {
         if let Some(last) = state.jobs.last.get(&kind) {
+            let failure = last
+                .failure
+                .as_ref()
+                .map_or(String::new(), |e| format!(": {e}"));
             let text = format!(
-                " {} {} ({:.1}s): {}",
+                " {} {} ({:.1}s): {}{failure}",
                 kind.label(),
                 ago(state, last.finished),
                 last.seconds,
@@ -99,4 +106,28 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         }
     }
     frame.render_widget(Paragraph::new(lines), inner);
+}
+
+/// "  applying migrations 2/5 ####------ 40%": the running job's latest progress, with a gauge
+/// when the phase's total is known.
+fn progress_line(p: &pgvigil::window::Progress, width: usize, look: &Look) -> Line<'static> {
+    let t = look.theme;
+    let text = format!("  {p}");
+    let Some(fraction) = p.fraction() else {
+        return Line::from(styled(fit(&text, width), t.text));
+    };
+    let tail = format!(" {:>3.0}%", fraction * 100.0);
+    let bar_width = width
+        .saturating_sub(text.chars().count() + 1 + tail.len())
+        .min(20);
+    if bar_width < 5 {
+        return Line::from(styled(fit(&format!("{text}{tail}"), width), t.text));
+    }
+    let filled = (fraction * bar_width as f64).round() as usize;
+    Line::from(vec![
+        styled(format!("{text} "), t.text),
+        styled(look.glyphs.gauge_filled.repeat(filled), t.gauge),
+        styled(look.glyphs.gauge_empty.repeat(bar_width - filled), t.dim),
+        styled(tail, t.text),
+    ])
 }

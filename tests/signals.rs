@@ -156,6 +156,100 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
         .unwrap();
 }
 
+/// The dashboard's jobs keep no backend of their own to cancel: Esc (`JobRunner::cancel`) and
+/// every way out of the dashboard (`JobRunner::shutdown`) drop the job's work, and the
+/// library's cleanup cancels the read it had waiting on production.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_dashboard_job_and_leaving_the_dashboard_cancel_its_read_on_production() {
+    use pgvigil_cli::tui::jobs::{JobRunner, JobSettings};
+    use pgvigil_cli::tui::message::{JobMessage, Message, bus};
+    use pgvigil_cli::tui::state::{JobKind, JobOutcome};
+
+    let _serial = SERIAL.lock().await;
+    let url = migrated_database(cluster(), "sigjob").await;
+    let db = url.rsplit('/').next().unwrap().to_string();
+    // A session holds ACCESS EXCLUSIVE on documents: the job's reads of it wait.
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let waiting = || {
+        cluster()
+            .psql(
+                "postgres",
+                &format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                     AND application_name = 'pgvigil' AND wait_event_type = 'Lock'"
+                ),
+            )
+            .unwrap()
+    };
+    let gone_within = |limit: Duration| {
+        let from = Instant::now();
+        wait_until(limit, || waiting() == "0").then(|| from.elapsed())
+    };
+    let (tx, mut messages) = bus();
+    let mut jobs = JobRunner::new(
+        std::sync::Arc::new(support::prod_config(&url)),
+        JobSettings {
+            migrations_dir: support::migrations_dir(),
+            expected_file: None,
+            dev: support::dev().unwrap(),
+        },
+        tx,
+    );
+
+    // Esc: the UI hears "cancelled", after the job's progress reports.
+    jobs.start(1, JobKind::Status);
+    assert!(
+        wait_until(Duration::from_secs(30), || waiting() == "1"),
+        "the job never waited on the lock"
+    );
+    jobs.cancel(1);
+    // Well inside the read's own 2 s lock_timeout: gone because it was cancelled.
+    let took = gone_within(Duration::from_millis(1500));
+    assert!(
+        took.is_some(),
+        "the cancelled job's read still waits on the server"
+    );
+    let mut seen = Vec::new();
+    while let Ok(msg) = messages.try_recv() {
+        seen.push(match msg {
+            Message::Job(JobMessage::Progress { id: 1, progress }) => progress.phase,
+            Message::Job(JobMessage::Done {
+                id: 1,
+                outcome: JobOutcome::Cancelled,
+            }) => "cancelled".to_string(),
+            other => panic!("{other:?}"),
+        });
+    }
+    assert_eq!(
+        seen.last().map(String::as_str),
+        Some("cancelled"),
+        "{seen:?}"
+    );
+    assert!(seen.len() >= 2, "progress before the end: {seen:?}");
+
+    // Leaving the dashboard (q, SIGTERM, SIGHUP): shutdown returns with the read cancelled.
+    jobs.start(2, JobKind::Status);
+    assert!(
+        wait_until(Duration::from_secs(30), || waiting() == "1"),
+        "the second job never waited on the lock"
+    );
+    let left = Instant::now();
+    jobs.shutdown().await;
+    let took = left.elapsed();
+    assert_eq!(waiting(), "0", "the job's read outlived the dashboard");
+    assert!(took < Duration::from_millis(1500), "took {took:?}");
+    sqlx::raw_sql("ROLLBACK")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigint_during_a_dry_run_stops_it_on_the_dev_server_and_drops_its_database() {
     let _serial = SERIAL.lock().await;

@@ -511,25 +511,9 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
 
 /// The dashboard at 120x40, as text.
 fn draw(state: &pgvigil_cli::tui::state::State) -> String {
-    use pgvigil_cli::tui::theme::{Glyphs, Theme};
-    let theme = Theme::builtin("default");
-    let glyphs = Glyphs::unicode();
-    let look = pgvigil_cli::tui::ui::Look {
-        theme: &theme,
-        glyphs: &glyphs,
-        log: None,
-    };
-    let mut terminal = ratatui::Terminal::new(ratatui::backend::TestBackend::new(120, 40)).unwrap();
-    terminal
-        .draw(|f| pgvigil_cli::tui::ui::render(f, state, &look))
-        .unwrap();
-    let buffer = terminal.backend().buffer();
-    (0..buffer.area.height)
-        .map(|y| {
-            (0..buffer.area.width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+    support::screen::text(
+        state,
+        (120, 40),
+        &pgvigil_cli::tui::theme::Glyphs::unicode(),
+    )
 }

@@ -1,5 +1,7 @@
 //! The dashboard's update function as a table: messages in, state and effects out.
 
+mod support;
+
 use std::time::Duration;
 
 use chrono::{FixedOffset, TimeZone, Utc};
@@ -632,30 +634,9 @@ fn a_jobs_progress_then_its_result_in_the_order_sent() {
     assert!(s.jobs.running.is_none());
 }
 
-/// The dashboard at `width`x40, as text.
-fn draw(state: &State, width: u16) -> String {
-    use pgvigil_cli::tui::theme::{Glyphs, Theme};
-    let theme = Theme::builtin("default");
-    let glyphs = Glyphs::ascii();
-    let look = pgvigil_cli::tui::ui::Look {
-        theme: &theme,
-        glyphs: &glyphs,
-        log: None,
-    };
-    let mut terminal =
-        ratatui::Terminal::new(ratatui::backend::TestBackend::new(width, 40)).unwrap();
-    terminal
-        .draw(|f| pgvigil_cli::tui::ui::render(f, state, &look))
-        .unwrap();
-    let buffer = terminal.backend().buffer();
-    (0..buffer.area.height)
-        .map(|y| {
-            (0..buffer.area.width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// The dashboard at 120x40 (ASCII glyphs), as text.
+fn draw(state: &State) -> String {
+    support::screen::text(state, (120, 40), &pgvigil_cli::tui::theme::Glyphs::ascii())
 }
 
 #[test]
@@ -663,7 +644,7 @@ fn a_running_jobs_progress_shows_on_the_jobs_panel_with_a_gauge() {
     let mut s = state();
     update(&mut s, key('d'));
     update(&mut s, progress(1, 2));
-    let screen = draw(&s, 120);
+    let screen = draw(&s);
     assert!(
         screen.contains("applying migrations 2/5 ######.........  40%"),
         "{screen}"
@@ -676,7 +657,7 @@ fn a_running_jobs_progress_shows_on_the_jobs_panel_with_a_gauge() {
             progress: pgvigil::window::Progress::phase("copying the schema", None),
         }),
     );
-    let screen = draw(&s, 120);
+    let screen = draw(&s);
     assert!(screen.contains("  copying the schema "), "{screen}");
     assert!(!screen.contains("2/5"), "{screen}");
 }
@@ -711,7 +692,7 @@ fn a_jobs_typed_failure_is_shown_through_sanitize() {
         ),
         "the state keeps the error itself: {last:?}"
     );
-    let screen = draw(&s, 120);
+    let screen = draw(&s);
     assert!(
         screen.contains("dry-run just now (0.0s): failed: \\e[2Jgone"),
         "{screen}"

@@ -94,30 +94,40 @@ async fn with_sleeping_migration(prefix: &str) -> (String, tempfile::TempDir) {
     (url, dir)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
-    let _serial = SERIAL.lock().await;
-    let url = migrated_database(cluster(), "sigcheck").await;
-    let db = url.rsplit('/').next().unwrap().to_string();
-    // A session holds ACCESS EXCLUSIVE on documents: the check's reads of it wait.
-    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+/// A session of its own holding ACCESS EXCLUSIVE on `documents` of `url` (until ROLLBACK or
+/// dropped): pgvigil's reads of the table wait on it.
+async fn lock_documents(url: &str) -> sqlx::PgConnection {
+    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(url)
         .await
         .unwrap();
     sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
         .execute(&mut holder)
         .await
         .unwrap();
-    let waiting = || {
-        cluster()
-            .psql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
-                     AND application_name = 'pgvigil' AND wait_event_type = 'Lock'"
-                ),
-            )
-            .unwrap()
-    };
+    holder
+}
+
+/// How many of pgvigil's sessions on the database of `url` wait on a lock.
+fn waiting_on_lock(url: &str) -> String {
+    let db = url.rsplit('/').next().unwrap();
+    cluster()
+        .psql(
+            "postgres",
+            &format!(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
+                 AND application_name = 'pgvigil' AND wait_event_type = 'Lock'"
+            ),
+        )
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
+    let _serial = SERIAL.lock().await;
+    let url = migrated_database(cluster(), "sigcheck").await;
+    // A session holds ACCESS EXCLUSIVE on documents: the check's reads of it wait.
+    let mut holder = lock_documents(&url).await;
+    let waiting = || waiting_on_lock(&url);
     let mut child = spawn(
         &url,
         &[
@@ -167,26 +177,9 @@ async fn a_cancelled_dashboard_job_and_leaving_the_dashboard_cancel_its_read_on_
 
     let _serial = SERIAL.lock().await;
     let url = migrated_database(cluster(), "sigjob").await;
-    let db = url.rsplit('/').next().unwrap().to_string();
     // A session holds ACCESS EXCLUSIVE on documents: the job's reads of it wait.
-    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let waiting = || {
-        cluster()
-            .psql(
-                "postgres",
-                &format!(
-                    "SELECT count(*) FROM pg_stat_activity WHERE datname = '{db}' \
-                     AND application_name = 'pgvigil' AND wait_event_type = 'Lock'"
-                ),
-            )
-            .unwrap()
-    };
+    let mut holder = lock_documents(&url).await;
+    let waiting = || waiting_on_lock(&url);
     let gone_within = |limit: Duration| {
         let from = Instant::now();
         wait_until(limit, || waiting() == "0").then(|| from.elapsed())

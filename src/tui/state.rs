@@ -2,14 +2,13 @@
 //! `tui::message`: a poller snapshot, a source's reading, a key, the clock, a job's progress or
 //! end); effects go out for the app loop to perform (start or cancel a job, change the refresh
 //! rate, retry now, quit). Each producer's messages are applied by a module of its own
-//! (`state/server.rs`, `apps.rs`, `bouncer.rs`, `fleet.rs`, `jobs.rs`); keys are handled here.
+//! (`state/server.rs` the poller's, `sources.rs` the applications', PgBouncer's and the
+//! fleet's, `jobs.rs` the jobs'); keys are handled here.
 //! Nothing here does I/O, so every transition is a plain table test.
 
-mod apps;
-mod bouncer;
-mod fleet;
 mod jobs;
 mod server;
+mod sources;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -226,9 +225,9 @@ pub fn update(state: &mut State, msg: Message) -> Vec<Effect> {
         // The terminal's new size is read by the next frame; an ended input ends the loop.
         Message::Resize | Message::InputClosed(_) => Vec::new(),
         Message::Server(snapshot) => server::apply(state, *snapshot),
-        Message::Apps(apps) => apps::apply(state, *apps),
-        Message::Bouncer(view) => bouncer::apply(state, *view),
-        Message::Fleet(figures) => fleet::apply(state, *figures),
+        Message::Apps(apps) => sources::apply_apps(state, *apps),
+        Message::Bouncer(view) => sources::apply_bouncer(state, *view),
+        Message::Fleet(figures) => sources::apply_fleet(state, *figures),
         Message::Job(job) => jobs::apply(state, job),
     }
 }

@@ -12,6 +12,7 @@ pub mod exposure;
 pub mod http;
 pub mod pane;
 pub mod prometheus;
+pub mod screen;
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
 /// loudly here; it never passes without a database.

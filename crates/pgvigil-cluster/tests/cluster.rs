@@ -1,8 +1,6 @@
 //! The private cluster itself: it starts with pgvector, stops, restarts, pauses and resumes,
 //! and leaves nothing behind.
 
-mod support;
-
 use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 
 #[test]
@@ -50,7 +48,7 @@ fn paused_cluster_drops_cleanly() {
 
 #[test]
 fn another_local_user_can_neither_read_a_private_cluster_nor_log_in_without_the_password() {
-    use support::exposure::{
+    use pgvigil_test_support::exposure::{
         cat_as_nobody, count_entries, is_auth_refusal, open_to_others, psql_as_nobody,
     };
     // Both the server's files and the files pgvigil-cluster writes (settings, pg_hba.conf,

@@ -100,12 +100,8 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
     let url = migrated_database(cluster(), "sigcheck").await;
     let db = url.rsplit('/').next().unwrap().to_string();
     // A session holds ACCESS EXCLUSIVE on documents: the check's reads of it wait.
-    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
-        .execute(&mut holder)
-        .await
+    let holder = cluster()
+        .hold_lock(&db, "documents", "ACCESS EXCLUSIVE")
         .unwrap();
     let waiting = || {
         cluster()
@@ -150,10 +146,7 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
     );
     assert_eq!(left, "0", "the read still waits on the server: {stderr}");
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    drop(holder);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

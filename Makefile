@@ -10,8 +10,8 @@ demo: setup
 	$(CARGO) run --release --locked -- demo
 
 test: setup lint
-	# The example programs as plain binaries: tests/embed.rs runs the library's embed example,
-	# tests/documents_api.rs the docs-api program.
+	# The example programs as plain binaries: crates/pgvigil/tests/embed.rs runs the library's
+	# embed example, tests/documents_api.rs the docs-api program.
 	$(CARGO) build --workspace --bins --examples --locked
 	$(CARGO) test --workspace --all-targets --locked
 	$(CARGO) test --workspace --doc --locked

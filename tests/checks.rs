@@ -786,19 +786,16 @@ async fn a_permission_error_on_one_table_reports_that_check_only() {
 #[tokio::test]
 async fn a_read_blocked_by_a_lock_names_the_session_holding_it() {
     let url = migrated_database(cluster(), "lockedread").await;
-    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(&format!(
-        "{url}?application_name=docs-batch"
-    ))
-    .await
-    .unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
-        .execute(&mut holder)
-        .await
+    let holder = cluster()
+        .lock(
+            url.rsplit('/').next().unwrap(),
+            "documents",
+            "ACCESS EXCLUSIVE",
+        )
+        .application_name("docs-batch")
+        .hold()
         .unwrap();
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let pid = holder.pid();
     let report = check_with(
         &url,
         CheckOptions {
@@ -818,10 +815,7 @@ async fn a_read_blocked_by_a_lock_names_the_session_holding_it() {
         )),
         "{text}"
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    drop(holder);
 }
 
 #[tokio::test]

@@ -230,17 +230,16 @@ async fn a_locked_production_table_stops_the_schema_copy_and_names_the_blocker()
     .unwrap();
     // Someone holds ACCESS EXCLUSIVE on documents: pgvigil's read must give up, not queue
     // behind it (and make everyone after it queue too).
-    let mut holder = sqlx::PgConnection::connect(&format!("{url}?application_name=docs-batch"))
-        .await
+    let holder = cluster()
+        .lock(
+            url.rsplit('/').next().unwrap(),
+            "documents",
+            "ACCESS EXCLUSIVE",
+        )
+        .application_name("docs-batch")
+        .hold()
         .unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let holder_pid = holder.pid();
     let mut conn = prod_connection(&url).await;
     let options = DryRunOptions {
         lock_timeout: std::time::Duration::from_millis(300),
@@ -262,10 +261,7 @@ async fn a_locked_production_table_stops_the_schema_copy_and_names_the_blocker()
         )),
         "{err}"
     );
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    drop(holder);
 }
 
 #[tokio::test]

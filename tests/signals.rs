@@ -94,17 +94,13 @@ async fn with_sleeping_migration(prefix: &str) -> (String, tempfile::TempDir) {
     (url, dir)
 }
 
-/// A session of its own holding ACCESS EXCLUSIVE on `documents` of `url` (until ROLLBACK or
-/// dropped): pgvigil's reads of the table wait on it.
-async fn lock_documents(url: &str) -> sqlx::PgConnection {
-    let mut holder = <sqlx::PgConnection as sqlx::Connection>::connect(url)
-        .await
-        .unwrap();
-    sqlx::raw_sql("BEGIN; LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    holder
+/// A session of its own holding ACCESS EXCLUSIVE on `documents` of `url` until dropped:
+/// pgvigil's reads of the table wait on it.
+fn lock_documents(url: &str) -> pgvigil_cluster::LockHolder {
+    let db = url.rsplit('/').next().unwrap();
+    cluster()
+        .hold_lock(db, "documents", "ACCESS EXCLUSIVE")
+        .unwrap()
 }
 
 /// How many of pgvigil's sessions on the database of `url` wait on a lock.
@@ -126,7 +122,7 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
     let _serial = SERIAL.lock().await;
     let url = migrated_database(cluster(), "sigcheck").await;
     // A session holds ACCESS EXCLUSIVE on documents: the check's reads of it wait.
-    let mut holder = lock_documents(&url).await;
+    let holder = lock_documents(&url);
     let waiting = || waiting_on_lock(&url);
     let mut child = spawn(
         &url,
@@ -160,10 +156,7 @@ async fn sigterm_during_a_check_cancels_its_read_on_the_server() {
     );
     assert_eq!(left, "0", "the read still waits on the server: {stderr}");
     assert!(stderr.contains("interrupted by SIGTERM"), "{stderr}");
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    drop(holder);
 }
 
 /// The dashboard's jobs keep no backend of their own to cancel: Esc (`JobRunner::cancel`) and
@@ -178,7 +171,7 @@ async fn a_cancelled_dashboard_job_and_leaving_the_dashboard_cancel_its_read_on_
     let _serial = SERIAL.lock().await;
     let url = migrated_database(cluster(), "sigjob").await;
     // A session holds ACCESS EXCLUSIVE on documents: the job's reads of it wait.
-    let mut holder = lock_documents(&url).await;
+    let holder = lock_documents(&url);
     let waiting = || waiting_on_lock(&url);
     let gone_within = |limit: Duration| {
         let from = Instant::now();
@@ -237,10 +230,7 @@ async fn a_cancelled_dashboard_job_and_leaving_the_dashboard_cancel_its_read_on_
     let took = left.elapsed();
     assert_eq!(waiting(), "0", "the job's read outlived the dashboard");
     assert!(took < Duration::from_millis(1500), "took {took:?}");
-    sqlx::raw_sql("ROLLBACK")
-        .execute(&mut holder)
-        .await
-        .unwrap();
+    drop(holder);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -83,9 +83,11 @@ impl Theme {
         let path = Path::new(name_or_path);
         if path.exists() {
             // A regular file of at most 256 KiB (a device or a FIFO must not hang the start).
-            let text = pgvigil::read_text(path, 256 * 1024).map_err(|e| ThemeError::Invalid {
-                file: path.display().to_string(),
-                problem: format!("{}; expected a theme .toml file", e.reason()),
+            let text = pgvigil::config::read_named_file(path, 256 * 1024).map_err(|e| {
+                ThemeError::Invalid {
+                    file: path.display().to_string(),
+                    problem: format!("{}; expected a theme .toml file", e.reason()),
+                }
             })?;
             return Theme::parse(&text, &path.display().to_string());
         }

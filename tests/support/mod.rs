@@ -1,104 +1,21 @@
-//! Shared helpers for the integration tests: one private cluster per test binary, fresh
-//! databases per test, and a log capture for asserting what an operator would read.
+//! Shared helpers for the application's integration tests: one private cluster per test binary
+//! and fresh databases per test (from pgvigil-test-support, shared with the library's and the
+//! cluster's tests), migrated databases, read-only sessions as pgvigil opens them, and
+//! fingerprints of what pgvigil must never change.
 #![allow(dead_code)]
 
-use std::io::Write;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::LazyLock;
 
 use pgvigil_cluster::PrivateCluster;
 
-pub mod exposure;
+// Not every test binary uses each of them.
+#[allow(unused_imports)]
+pub use pgvigil_test_support::{cluster, exposure, fresh_database};
+
 pub mod http;
 pub mod pane;
 pub mod prometheus;
 pub mod screen;
-
-/// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
-/// loudly here; it never passes without a database.
-pub fn cluster() -> &'static PrivateCluster {
-    static CLUSTER: LazyLock<PrivateCluster> = LazyLock::new(|| {
-        PrivateCluster::start_new().unwrap_or_else(|e| {
-            panic!("these tests need PostgreSQL with pgvector (run scripts/setup-postgres.sh): {e}")
-        })
-    });
-    &CLUSTER
-}
-
-/// A new empty database on the shared cluster; returns its URL.
-pub fn fresh_database(cluster: &PrivateCluster, prefix: &str) -> String {
-    static N: AtomicU32 = AtomicU32::new(0);
-    let name = format!(
-        "{prefix}_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    );
-    cluster.create_database(&name).expect("create database");
-    cluster.url(&name)
-}
-
-/// Everything logged on this thread while the guard lives (use current-thread runtimes so
-/// spawned tasks log here too). One global subscriber routes events to the capture installed
-/// on the emitting thread: per-thread default subscribers race with tracing's interest cache
-/// when tests run in parallel.
-#[derive(Clone, Default)]
-pub struct LogCapture(Arc<Mutex<Vec<u8>>>);
-
-thread_local! {
-    static CURRENT: std::cell::RefCell<Option<LogCapture>> = const { std::cell::RefCell::new(None) };
-}
-
-pub struct CaptureGuard;
-
-impl Drop for CaptureGuard {
-    fn drop(&mut self) {
-        CURRENT.with(|c| c.borrow_mut().take());
-    }
-}
-
-struct ThreadWriter;
-
-impl Write for ThreadWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        CURRENT.with(|c| {
-            if let Some(capture) = c.borrow().as_ref() {
-                capture.0.lock().unwrap().extend_from_slice(buf);
-            }
-        });
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl LogCapture {
-    pub fn install() -> (Self, CaptureGuard) {
-        static INIT: std::sync::Once = std::sync::Once::new();
-        INIT.call_once(|| {
-            tracing_subscriber::fmt()
-                .with_max_level(tracing::Level::DEBUG)
-                .with_ansi(false)
-                .with_writer(|| ThreadWriter)
-                .init();
-        });
-        let capture = Self::default();
-        CURRENT.with(|c| *c.borrow_mut() = Some(capture.clone()));
-        (capture, CaptureGuard)
-    }
-
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-
-    pub fn lines_containing(&self, needle: &str) -> Vec<String> {
-        self.text()
-            .lines()
-            .filter(|l| l.contains(needle))
-            .map(str::to_string)
-            .collect()
-    }
-}
 
 /// A fresh database with the reference migrations applied by sqlx's own migrator.
 pub async fn migrated_database(cluster: &PrivateCluster, prefix: &str) -> String {

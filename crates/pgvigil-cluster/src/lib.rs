@@ -10,9 +10,11 @@
 mod bouncer;
 mod isolation;
 mod leftovers;
+mod lock_holder;
 pub mod private;
 pub use bouncer::{BOUNCER_ADMIN_USER, BOUNCER_STATS_USER, PrivateBouncer};
 pub use leftovers::sweep_stale;
+pub use lock_holder::{LockHolder, LockRequest};
 
 use std::fs;
 use std::io::Write;
@@ -369,7 +371,8 @@ impl PrivateCluster {
         self.run_psql(database, sql, true)
     }
 
-    fn run_psql(&self, database: &str, sql: &str, on_stdin: bool) -> Result<String, ClusterError> {
+    /// psql as the superuser on `database`: unaligned, tuples only, stopping at the first error.
+    fn psql_command(&self, database: &str) -> Command {
         let mut cmd = Command::new(self.bindir.join("psql"));
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1"])
             .args(["-h", self.dir.path().to_str().expect("utf-8 temp path")])
@@ -381,9 +384,13 @@ impl PrivateCluster {
                 "-d",
                 database,
             ])
-            .env("PGPASSWORD", &self.password)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+            .env("PGPASSWORD", &self.password);
+        cmd
+    }
+
+    fn run_psql(&self, database: &str, sql: &str, on_stdin: bool) -> Result<String, ClusterError> {
+        let mut cmd = self.psql_command(database);
+        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
         if on_stdin {
             cmd.stdin(Stdio::piped());
         } else {

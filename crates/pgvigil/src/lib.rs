@@ -31,6 +31,9 @@
 //! ```
 
 #![warn(missing_docs)]
+// docs.rs documents every feature and labels what each needs (Cargo.toml's
+// [package.metadata.docs.rs]).
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The areas an application reaches into, each with its own error type.
 pub mod catalog;
@@ -40,6 +43,7 @@ pub mod config;
 pub mod contain;
 pub mod dev;
 #[cfg(feature = "http")]
+#[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
 pub mod pool;
 pub mod remote;
@@ -53,7 +57,6 @@ mod sql_scan;
 pub use checks::{CheckOptions, CheckReport, Finding, Status, run_checks};
 pub use config::{ConfigError, ConfigSources, DatabaseUrl, PoolConfig, Target};
 pub use dev::{DevServer, DevSource};
-pub use files::{FileError, read_text};
 pub use pool::{
     AcquireError, ConnectError, Connector, InstrumentedPool, LinkState, PoolStats, connect,
 };

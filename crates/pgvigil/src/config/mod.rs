@@ -14,10 +14,14 @@ use serde::Serialize;
 
 pub use self::duration::{ACCEPTED_DURATION, format_duration, parse_duration};
 pub use self::sources::{ConfigSources, Origin, SETTINGS};
+// How pgvigil reads a file a flag or variable names (a .env file, a `*_FILE` secret, an
+// expected-schema snapshot), for an application's own such files (the dashboard's theme).
+#[cfg(feature = "scrape")]
 pub(crate) use self::url::percent_decode;
 pub use self::url::{
     ACCEPTED_PARAMETERS, ACCEPTED_SSLMODES, DatabaseUrl, Target, UrlError, redact_raw,
 };
+pub use crate::files::{FileError, read_text as read_named_file};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);

@@ -309,6 +309,7 @@ impl InstrumentedPool {
 
     /// Counts a connection attempt that failed outside sqlx's pool: readiness's connect probe,
     /// which sees a refused connection that sqlx would retry until its deadline.
+    #[cfg(feature = "http")]
     pub(crate) fn connect_failed(&self) {
         self.shared.lifecycle.connect_failed();
     }

@@ -13,7 +13,7 @@ use super::scrape::ScrapeError;
 
 /// One sample line: `name{labels} value [timestamp]`.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Sample {
+pub(crate) struct Sample {
     /// The sample's name as written (`hikaricp_connections_active`, `x_bucket`, `y_total`).
     pub name: String,
     /// Its labels, unescaped.
@@ -31,7 +31,7 @@ impl Sample {
 
 /// What a body held: the samples and how many lines could not be read.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Exposition {
+pub(crate) struct Exposition {
     /// Every sample kept, in order.
     pub samples: Vec<Sample>,
     /// Lines that were neither comments nor samples.
@@ -58,7 +58,8 @@ impl Exposition {
 }
 
 /// Parses a text exposition; see [`parse_where`] for what is refused.
-pub fn parse(text: &str) -> Result<Exposition, ScrapeError> {
+#[cfg(test)]
+pub(crate) fn parse(text: &str) -> Result<Exposition, ScrapeError> {
     parse_where(text, |_| true)
 }
 
@@ -69,7 +70,10 @@ pub fn parse(text: &str) -> Result<Exposition, ScrapeError> {
 /// (a thousand copies of `max 1` read as a maximum of 1,000). Refused past
 /// [`MAX_POOL_SERIES`] kept samples, so the work and memory per body stay bounded whatever it
 /// holds; the work is linear in the body (the duplicate check sorts the kept samples).
-pub fn parse_where(text: &str, keep: impl Fn(&str) -> bool) -> Result<Exposition, ScrapeError> {
+pub(crate) fn parse_where(
+    text: &str,
+    keep: impl Fn(&str) -> bool,
+) -> Result<Exposition, ScrapeError> {
     let mut out = Exposition::default();
     for line in text.lines() {
         let line = line.trim_end_matches('\r');
@@ -217,6 +221,15 @@ mod tests {
         assert_eq!(e.samples[1].value, 2.0);
         assert!(e.samples[2].value.is_infinite());
         assert_eq!(e.unreadable_lines, 1);
+    }
+
+    #[test]
+    fn hostile_label_values_survive_as_text_and_the_screen_sanitiser_defuses_them() {
+        let body = parse("x{pool=\"a\\\"b}\\n\x1b[2J\"} 1\n").unwrap();
+        let label = body.samples[0].label("pool").unwrap();
+        assert_eq!(label, "a\"b}\n\x1b[2J");
+        let shown = crate::sanitize::printable(label);
+        assert!(!shown.contains('\x1b') && !shown.contains('\n'), "{shown}");
     }
 
     #[test]

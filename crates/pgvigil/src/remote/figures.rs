@@ -64,7 +64,7 @@ impl PoolReading {
     /// Reads the figures, each checked where it enters (see [`super::bounds`]): an
     /// implausible one is an error naming the series and its value;
     /// [`ScrapeError::NoPoolMetrics`] when the body has none of the known names.
-    pub fn from_exposition(e: &Exposition) -> Result<Self, ScrapeError> {
+    pub(crate) fn from_exposition(e: &Exposition) -> Result<Self, ScrapeError> {
         use Kind::{Connections, Events};
         if e.has("pgvigil_pool_connections_max") {
             let by_state = |state: &str| {
@@ -273,7 +273,7 @@ fn buckets(e: &Exposition, name: &str, scale: f64) -> Result<Vec<(f64, f64)>, Sc
 
 /// The `q` quantile of a cumulative histogram (upper bound, count), interpolated linearly
 /// within its bucket as Prometheus' histogram_quantile does.
-pub fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
+pub(crate) fn quantile(q: f64, buckets: &[(f64, f64)]) -> Option<f64> {
     let total = buckets.last()?.1;
     if total <= 0.0 {
         return None;

@@ -9,6 +9,7 @@ pub mod pgbouncer;
 pub mod sizing;
 
 #[cfg(feature = "scrape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 pub mod bounds;
 #[cfg(feature = "scrape")]
 mod exposition;
@@ -22,17 +23,22 @@ mod scrape;
 mod selector;
 
 #[cfg(feature = "scrape")]
-pub use exposition::{Exposition, Sample, parse, parse_where};
+use exposition::parse_where;
 #[cfg(feature = "scrape")]
-pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading, quantile};
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
+pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading};
 #[cfg(feature = "scrape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 pub use fleet::{Fleet, FleetFigures, parse_answer};
 #[cfg(feature = "scrape")]
-pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, redact};
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
+pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError};
 #[cfg(feature = "scrape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 pub use selector::Selector;
 
 #[cfg(feature = "scrape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 /// Fetches and reads one endpoint: its pool figures, or why not, all within `timeout`.
 ///
 /// The body is parsed on tokio's blocking pool, not on the caller's thread: the dashboard runs
@@ -55,6 +61,7 @@ pub async fn read_endpoint(
 }
 
 #[cfg(feature = "scrape")]
+#[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 /// The pool figures in a `/metrics` body (only the pool families are parsed).
 pub fn read_body(body: &str) -> Result<PoolReading, ScrapeError> {
     let exposition = parse_where(body, |name| {

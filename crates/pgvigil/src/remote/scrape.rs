@@ -282,7 +282,7 @@ fn base64(bytes: &[u8]) -> String {
 
 /// Replaces the password of a URL with `***` (whatever the scheme; unparsable text is kept
 /// only up to the `@`).
-pub fn redact(raw: &str) -> String {
+pub(crate) fn redact(raw: &str) -> String {
     match url::Url::parse(raw.trim()) {
         Ok(mut u) if u.password().is_some() => {
             let _ = u.set_password(Some("***"));

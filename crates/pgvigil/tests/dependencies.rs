@@ -40,6 +40,7 @@ fn the_library_depends_on_no_tui_or_cli_crate() {
         "clap",
         "nix",
         "pgvigil-cluster",
+        "pgvigil-test-support",
     ] {
         assert!(
             !crates.contains(&banned),

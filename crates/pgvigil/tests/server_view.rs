@@ -73,17 +73,11 @@ async fn an_index_build_in_progress_shows_its_phase_and_a_lock_waiter_its_blocke
 
     // A lock request queued behind the open writer names who blocks it (on another table: on
     // t it would deadlock with the index build, which waits for every transaction).
-    let mut locker = PgConnection::connect(&url).await.unwrap();
-    let locker_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut locker)
-        .await
+    let mut locker = support::cluster()
+        .lock(url.rsplit('/').next().unwrap(), "u", "ACCESS EXCLUSIVE")
+        .send()
         .unwrap();
-    let lock = tokio::spawn(async move {
-        sqlx::raw_sql("SET lock_timeout = '20s'; BEGIN; LOCK TABLE u IN ACCESS EXCLUSIVE MODE")
-            .execute(&mut locker)
-            .await
-            .map(|_| locker)
-    });
+    let locker_pid = locker.pid();
     let view = view_until(&url, "the lock waiter shows", |v| {
         v.lock_waits.iter().any(|w| w.pid == locker_pid)
     })
@@ -95,9 +89,8 @@ async fn an_index_build_in_progress_shows_its_phase_and_a_lock_waiter_its_blocke
         .unwrap();
     assert!(w.blocked_by.contains(&holder_pid), "{w:?}");
     // The texts are read for the few backends shown, one whitespace-folded line each.
-    assert!(
-        w.query
-            .starts_with("SET lock_timeout = '20s'; BEGIN; LOCK TABLE u"),
+    assert_eq!(
+        w.query, "LOCK TABLE \"u\" IN ACCESS EXCLUSIVE MODE;",
         "{w:?}"
     );
     let longest = view.longest_transaction.as_ref().unwrap();
@@ -115,8 +108,8 @@ async fn an_index_build_in_progress_shows_its_phase_and_a_lock_waiter_its_blocke
     );
 
     sqlx::raw_sql("COMMIT").execute(&mut holder).await.unwrap();
-    let mut locker = lock.await.unwrap().unwrap();
-    sqlx::raw_sql("COMMIT").execute(&mut locker).await.unwrap();
+    locker.wait_granted(Duration::from_secs(20)).unwrap();
+    drop(locker);
     build.await.unwrap().unwrap();
     view_until(&url, "the build is gone", |v| v.index_builds.is_empty()).await;
 }

@@ -245,7 +245,10 @@ async fn unlabelled_checkouts_are_labelled_with_the_callers_location() {
     let conn = pool.acquire().await.unwrap();
     tokio::time::sleep(Duration::from_millis(700)).await;
     let label = &pool.stats().leaked[0].label;
-    assert!(label.starts_with("tests/pool.rs:"), "{label}");
+    assert!(
+        label.starts_with("crates/pgvigil/tests/pool.rs:"),
+        "{label}"
+    );
     assert_eq!(capture.lines_containing(label.as_str()).len(), 1);
     drop(conn);
 }

@@ -1,7 +1,7 @@
 //! The private cluster itself: it starts with pgvector, stops, restarts, pauses and resumes,
 //! and leaves nothing behind.
 
-mod support;
+use std::time::Duration;
 
 use pgvigil_cluster::{ClusterOptions, PrivateCluster};
 
@@ -50,7 +50,7 @@ fn paused_cluster_drops_cleanly() {
 
 #[test]
 fn another_local_user_can_neither_read_a_private_cluster_nor_log_in_without_the_password() {
-    use support::exposure::{
+    use pgvigil_test_support::exposure::{
         cat_as_nobody, count_entries, is_auth_refusal, open_to_others, psql_as_nobody,
     };
     // Both the server's files and the files pgvigil-cluster writes (settings, pg_hba.conf,
@@ -209,4 +209,73 @@ fn an_isolated_cluster_reaches_no_other_server() {
     let dir = isolated.dir().to_path_buf();
     drop(isolated);
     assert!(!dir.exists());
+}
+
+#[test]
+fn a_lock_holder_holds_its_lock_until_dropped_and_a_queued_request_waits_behind_it() {
+    let cluster = pgvigil_test_support::cluster();
+    let db = "postgres";
+    cluster.psql(db, "CREATE TABLE locked (x int)").unwrap();
+    let locks = || {
+        cluster
+            .psql(
+                db,
+                "SELECT string_agg(a.application_name || ' ' || l.mode || ' ' || l.granted, ', ' \
+                 ORDER BY l.granted DESC) FROM pg_locks l JOIN pg_stat_activity a USING (pid) \
+                 WHERE l.relation = 'locked'::regclass",
+            )
+            .unwrap()
+    };
+    let holder = cluster
+        .lock(db, "locked", "ACCESS EXCLUSIVE")
+        .application_name("docs-batch")
+        .hold()
+        .unwrap();
+    assert!(holder.is_granted());
+    assert_eq!(locks(), "docs-batch AccessExclusiveLock true");
+    let holder_pid: i32 = cluster
+        .psql(
+            db,
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'docs-batch'",
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(holder.pid(), holder_pid);
+
+    // A request behind it waits, and is granted once the holder is gone.
+    let mut reader = cluster.lock(db, "locked", "ACCESS SHARE").send().unwrap();
+    assert!(reader.wait_granted(Duration::from_millis(300)).is_err());
+    assert!(!reader.is_granted());
+    assert_eq!(
+        locks(),
+        "docs-batch AccessExclusiveLock true, lock-holder AccessShareLock false"
+    );
+    drop(holder);
+    reader.wait_granted(Duration::from_secs(10)).unwrap();
+    assert_eq!(locks(), "lock-holder AccessShareLock true");
+    drop(reader);
+    assert_eq!(locks(), "");
+
+    // A queued request dropped before its grant leaves nothing behind either.
+    let holder = cluster.hold_lock(db, "locked", "SHARE").unwrap();
+    let queued = cluster.lock(db, "locked", "EXCLUSIVE").send().unwrap();
+    drop(queued);
+    drop(holder);
+    assert_eq!(locks(), "");
+
+    // What cannot be a lock is refused before anything is sent; a missing table is the
+    // server's error.
+    let err = cluster
+        .hold_lock(db, "locked", "EXCLUSIVE MODE; DROP TABLE locked; --")
+        .unwrap_err();
+    assert!(err.to_string().contains("is not a lock mode"), "{err}");
+    let err = cluster
+        .hold_lock(db, "no_such_table", "ACCESS EXCLUSIVE")
+        .unwrap_err();
+    assert!(err.to_string().contains("does not exist"), "{err}");
+    assert_eq!(
+        cluster.psql(db, "SELECT count(*) FROM locked").unwrap(),
+        "0"
+    );
 }

@@ -374,3 +374,41 @@ async fn a_failed_migration_stops_the_run_as_a_real_apply_would() {
         "the failed transaction rolled back and the next never ran"
     );
 }
+
+#[tokio::test]
+async fn a_migration_that_ignores_the_cancel_has_its_session_ended_after_the_grace_period() {
+    // PL/pgSQL can trap query_canceled: this migration shrugs off pg_cancel_backend (and a
+    // server-side statement_timeout alike). pgvigil ends its session after the grace period.
+    let target = database("stubborn");
+    let pending = migrations(&[(
+        "20260101000000_stubborn.sql",
+        "DO $$ BEGIN\n\
+           LOOP\n\
+             BEGIN PERFORM pg_sleep(40); EXCEPTION WHEN query_canceled THEN NULL; END;\n\
+           END LOOP;\n\
+         END $$;\n",
+    )])
+    .await;
+    let mut options = bounded(Duration::from_secs(2));
+    options.grace = Duration::from_secs(1);
+    let mut runner = MigrationRunner::connect(&target, options, 1).await.unwrap();
+    let started = Instant::now();
+    let run = runner.run(&pending[0]).await;
+    let took = started.elapsed();
+    let RunOutcome::Cancelled(cancelled) = &run.outcome else {
+        panic!("after {took:?}: {:?}", run.outcome);
+    };
+    assert!(cancelled.terminated, "{cancelled:?}");
+    assert!(
+        cancelled
+            .to_string()
+            .ends_with("; the cancel did not end it, so pgvigil ended its session"),
+        "{cancelled}"
+    );
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(7),
+        "took {took:?}"
+    );
+    runner.close().await;
+    assert_eq!(still_sleeping(&target).await, 0, "the statement still runs");
+}

@@ -9,9 +9,11 @@
 //! Per migration the report gives the outcome (with the error's line and column), the time it
 //! took, the relation locks it took (from pg_locks on the dev copy: read before COMMIT for
 //! transactional files, sampled while it runs for no-transaction ones), the schema changes it
-//! makes, and lint notes from the statement scanner. The whole run has a wall-clock bound that
-//! pgvigil enforces itself, whatever timeouts a migration sets, and the dev database a disk
-//! bound (`--max-dev-size`). The dev database cannot reach other servers: extensions that
+//! makes, and lint notes from the statement scanner. The migrations run through the shared
+//! [`MigrationRunner`](crate::window::runner::MigrationRunner): each migration is bounded by the
+//! statement timeout and the whole run by a wall-clock bound, both enforced by pgvigil from
+//! outside the migration's session whatever timeouts a migration sets, and the dev database has
+//! a disk bound (`--max-dev-size`). The dev database cannot reach other servers: extensions that
 //! open connections (dblink, postgres_fdw) are not created unless named (`--allow-extension`),
 //! and the private dev server runs without a network route when pgvigil is root. Afterwards
 //! production is read again and compared (schema, ledger, roles, row counts and write
@@ -49,8 +51,9 @@ pub struct DryRunOptions {
     /// lock_timeout on the dev copy (and the bound on pg_dump's wait for its read locks on
     /// production).
     pub lock_timeout: Duration,
-    /// statement_timeout on the dev copy; a migration may override it, the wall-clock bound
-    /// below it may not.
+    /// statement_timeout on the dev copy, and pgvigil's own bound on each migration file (sent
+    /// as one statement): a migration may lift the server's timeout, not pgvigil's, which
+    /// cancels it from another session.
     pub statement_timeout: Duration,
     /// The whole dry-run, enforced by pgvigil: when it passes, the running statement is
     /// cancelled on the dev server and the dev database removed.

@@ -8,6 +8,6 @@ mod read;
 mod sampler;
 
 pub use mode::{LockMode, UnknownLockMode};
-pub use read::{LockHolder, RelationLock};
+pub use read::{LockHolder, RelationLock, strongest_per_relation};
 pub(crate) use read::{blocking_pids, read_blockers, relation_locks_of, relation_name_sql};
 pub use sampler::{LockSampler, LockSpan};

@@ -181,3 +181,43 @@ pub(crate) async fn blocking_pids<'c>(
         .fetch_one(conn)
         .await
 }
+
+/// The strongest mode taken on each relation, strongest first (what a report shows first).
+pub fn strongest_per_relation(locks: &[RelationLock]) -> Vec<(String, LockMode)> {
+    let mut by: std::collections::BTreeMap<&str, LockMode> = Default::default();
+    for l in locks {
+        let e = by.entry(&l.relation).or_insert(l.mode);
+        *e = (*e).max(l.mode);
+    }
+    let mut out: Vec<(String, LockMode)> =
+        by.into_iter().map(|(r, m)| (r.to_string(), m)).collect();
+    out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_strongest_mode_per_relation_comes_first() {
+        let l = |relation: &str, mode| RelationLock {
+            pid: 1,
+            relation: relation.into(),
+            mode,
+            granted: true,
+        };
+        let locks = [
+            l("documents", LockMode::Share),
+            l("documents", LockMode::AccessExclusive),
+            l("sources", LockMode::RowExclusive),
+        ];
+        assert_eq!(
+            strongest_per_relation(&locks),
+            [
+                ("documents".to_string(), LockMode::AccessExclusive),
+                ("sources".to_string(), LockMode::RowExclusive)
+            ]
+        );
+    }
+}

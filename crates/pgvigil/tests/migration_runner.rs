@@ -54,6 +54,33 @@ fn bounded(bound: Duration) -> RunnerOptions {
     o
 }
 
+/// A session of its own that runs `setup`, then holds `table` in `mode` in an open transaction
+/// (until COMMIT on the returned connection); with its backend pid.
+async fn hold_lock(
+    target: &PgConnectOptions,
+    setup: &str,
+    table: &str,
+    mode: &str,
+) -> (PgConnection, i32) {
+    let mut holder = PgConnection::connect_with(target).await.unwrap();
+    // Its own message: committed before the lock's transaction starts.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(setup.to_string()))
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "BEGIN; LOCK TABLE {table} IN {mode} MODE"
+    )))
+    .execute(&mut holder)
+    .await
+    .unwrap();
+    let pid = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    (holder, pid)
+}
+
 /// Backends of `db` still running `pg_sleep` (a cancelled migration must not be one).
 async fn still_sleeping(options: &PgConnectOptions) -> i64 {
     let mut c = PgConnection::connect_with(options).await.unwrap();
@@ -137,21 +164,10 @@ async fn the_bound_holds_when_the_session_s_timeout_is_lifted() {
 #[tokio::test]
 async fn a_migration_waiting_on_a_lock_is_bounded_and_names_what_it_waits_for() {
     let target = database("lock_wait");
-    let mut holder = PgConnection::connect_with(&target).await.unwrap();
-    sqlx::raw_sql("CREATE TABLE t (a int)")
-        .execute(&mut holder)
-        .await
-        .unwrap();
     // Another session holds the table: the migration queues behind it, with no lock_timeout and
     // no statement_timeout of its own.
-    sqlx::raw_sql("BEGIN; LOCK TABLE t IN ACCESS SHARE MODE")
-        .execute(&mut holder)
-        .await
-        .unwrap();
-    let holder_pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut holder)
-        .await
-        .unwrap();
+    let (mut holder, holder_pid) =
+        hold_lock(&target, "CREATE TABLE t (a int)", "t", "ACCESS SHARE").await;
     let pending = migrations(&[(
         "20260101000000_add_column.sql",
         "SET LOCAL lock_timeout = 0;\nSET LOCAL statement_timeout = 0;\n\

@@ -532,6 +532,12 @@ fn main() -> ExitCode {
                         max_duration,
                         max_dev_size,
                         dev: Some(dev),
+                        // Its phases on stderr when someone watches it there.
+                        progress: if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+                            pgvigil::window::ProgressSink::from_fn(|p| eprintln!("pgvigil: {p}"))
+                        } else {
+                            pgvigil::window::ProgressSink::none()
+                        },
                     };
                     migrate_dry_run(config, dir.migrations, json, options, colour).await
                 }

@@ -390,3 +390,68 @@ async fn the_report_says_what_it_compared_and_what_it_did_not() {
     assert!(!e.not_checked.is_empty());
     assert_eq!(report.format, "pgvigil.dry-run/3");
 }
+
+/// `--statement-timeout 3s` holds from outside the migration's session: a migration that lifts
+/// its own timeout and sleeps 40 s is cancelled by pgvigil in about 3 s and reported as such
+/// (it used to pass, "ok in 40032.8 ms"). The dry-run reports its phases in order meanwhile.
+#[tokio::test]
+async fn a_migration_that_lifts_its_timeout_is_cancelled_at_the_statement_timeout() {
+    let url = migrated_database(cluster(), "dryrunbound").await;
+    let dir = migrations_copy();
+    std::fs::write(
+        dir.path().join("20261201000000_sleepy.sql"),
+        "SET LOCAL statement_timeout = 0;\nSELECT pg_sleep(40);\n",
+    )
+    .unwrap();
+    let mut conn = prod_connection(&url).await;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let options = DryRunOptions {
+        statement_timeout: std::time::Duration::from_secs(3),
+        progress: pgvigil::window::ProgressSink::channel(tx),
+        ..support::dry_run_options()
+    };
+    let started = std::time::Instant::now();
+    let report = dry_run(&prod_config(&url), &mut conn, dir.path(), &options)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let m = &report.migrations[0];
+    match &m.outcome {
+        Outcome::Failed {
+            error, sqlstate, ..
+        } => {
+            assert!(
+                error.starts_with(
+                    "cancelled by pgvigil after 3 s (the bound --statement-timeout sets)"
+                ),
+                "{error}"
+            );
+            assert_eq!(
+                *sqlstate, None,
+                "pgvigil's cancel, not the server's timeout"
+            );
+        }
+        other => panic!("after {took:?}: {other:?}"),
+    }
+    assert!(
+        m.duration_ms >= 3000.0 && m.duration_ms < 6000.0,
+        "{}",
+        m.duration_ms
+    );
+    assert!(took < std::time::Duration::from_secs(30), "took {took:?}");
+    assert!(report.production_unchanged);
+    let mut phases = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        phases.push(p.to_string());
+    }
+    assert_eq!(
+        phases,
+        [
+            "reading production",
+            "starting the dev database",
+            "copying production's schema",
+            "applying migrations 0/1",
+            "reading production again",
+        ]
+    );
+}

@@ -88,6 +88,12 @@ async fn an_index_build_in_progress_shows_its_phase_and_a_lock_waiter_its_blocke
         .find(|w| w.pid == locker_pid)
         .unwrap();
     assert!(w.blocked_by.contains(&holder_pid), "{w:?}");
+    // And what it waits for, as a lock mode: a queued ACCESS EXCLUSIVE holds up every reader.
+    let awaiting = w.awaiting.as_ref().expect("a relation lock is awaited");
+    assert_eq!(awaiting.relation, "u");
+    assert_eq!(awaiting.mode, pgvigil::catalog::LockMode::AccessExclusive);
+    assert!(awaiting.mode.blocks_reads());
+    assert_eq!(awaiting.to_string(), "ACCESS EXCLUSIVE on u");
     // The texts are read for the few backends shown, one whitespace-folded line each.
     assert_eq!(
         w.query, "LOCK TABLE \"u\" IN ACCESS EXCLUSIVE MODE;",

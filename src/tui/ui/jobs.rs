@@ -96,7 +96,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 )));
             }
             for l in m.locks.iter().filter(|l| !l.created_here) {
-                let style = if l.mode == "ACCESS EXCLUSIVE" {
+                let style = if l.mode.blocks_reads() {
                     t.danger
                 } else {
                     t.text

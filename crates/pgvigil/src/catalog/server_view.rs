@@ -1,11 +1,14 @@
 //! The server's side of the picture, read in ONE statement per dashboard tick: client
 //! connections grouped by application and state (and how many wait on a lock), the total against
-//! max_connections minus the reserved slots, the longest open transaction and the lock waiters.
+//! max_connections minus the reserved slots, the longest open transaction and the lock waiters
+//! (each with the relation lock it waits for, in the lock model's [`LockMode`]).
 //! This is what shows how the production application's own pool behaves.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::PgConnection;
+
+use crate::catalog::locks::{LockMode, relation_name_sql};
 
 /// Client connections of one application in one state (a row of the per-tick grouping).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +51,26 @@ pub struct LockWait {
     pub blocked_by: Vec<i32>,
     /// The waiting statement, whitespace collapsed, cut at 200 characters.
     pub query: String,
+    /// The relation lock it waits for, when it waits for one (not a row or a transaction).
+    #[serde(default)]
+    pub awaiting: Option<AwaitedLock>,
+}
+
+/// The relation lock a waiting session asked for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitedLock {
+    /// The relation (schema-qualified unless in public).
+    pub relation: String,
+    /// The mode asked for: whether the wait holds up readers or writers queued behind it is
+    /// [`LockMode::blocks_reads`] / [`LockMode::blocks_writes`].
+    pub mode: LockMode,
+}
+
+impl std::fmt::Display for AwaitedLock {
+    /// "ACCESS EXCLUSIVE on documents".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} on {}", self.mode, self.relation)
+    }
 }
 
 /// One poll's view of the server.
@@ -178,7 +201,8 @@ impl ServerView {
 
 /// The single statement behind [`server_view`]: pg_stat_activity and the connection settings as
 /// one JSON document.
-pub const SERVER_VIEW_SQL: &str = r#"
+pub const SERVER_VIEW_SQL: &str = concat!(
+    r#"
 -- pg_stat_get_activity(NULL) is the view pg_stat_activity without its joins; at 1,000
 -- connections it is most of the cost (about 4 ms on two cores), so it is read once and every
 -- figure comes from that copy; query texts are not carried in it but looked up (and folded)
@@ -188,6 +212,16 @@ WITH a AS MATERIALIZED (
            coalesce(state, 'unknown') AS state, wait_event_type = 'Lock' AS on_lock, xact_start, query_start
     FROM pg_stat_get_activity(NULL)
     WHERE backend_type = 'client backend'
+),
+-- Relation locks asked for and not granted: read (once) only when some backend waits on a lock.
+awaited AS MATERIALIZED (
+    SELECT l.pid, l.mode, "#,
+    relation_name_sql!("c", "n"),
+    r#" AS relation
+    FROM pg_locks l
+    JOIN pg_class c ON c.oid = l.relation
+    JOIN pg_namespace n ON n.oid = c.relnamespace
+    WHERE NOT l.granted AND l.locktype = 'relation'
 )
 SELECT json_build_object(
     'server_time', now(),
@@ -218,7 +252,9 @@ SELECT json_build_object(
     'lock_waits', (SELECT coalesce(json_agg(w), '[]') FROM (
         SELECT pid, application, seconds, pg_blocking_pids(pid) AS blocked_by,
                (SELECT left(regexp_replace(s.query, '\s+', ' ', 'g'), 200)
-                FROM pg_stat_get_activity(waiting.pid) s) AS query
+                FROM pg_stat_get_activity(waiting.pid) s) AS query,
+               (SELECT json_build_object('relation', aw.relation, 'mode', aw.mode)
+                FROM awaited aw WHERE aw.pid = waiting.pid LIMIT 1) AS awaiting
         FROM (SELECT pid, application,
                      extract(epoch FROM now() - query_start)::float8 AS seconds
               FROM a WHERE on_lock
@@ -240,7 +276,8 @@ SELECT json_build_object(
     -- Last, so that it covers the work above: what this reading cost the server.
     'read_ms', extract(epoch FROM clock_timestamp() - statement_timestamp()) * 1000
 )::text
-"#;
+"#
+);
 
 /// Server time pgvigil allows itself for the server view, in milliseconds per second of
 /// refresh interval. One reading costs about 0.5 ms with tens of connections and about 5 ms

@@ -5,6 +5,8 @@
 
 use sqlx::PgConnection;
 
+use crate::catalog::locks::{LockHolder, read_blockers};
+
 /// A read that failed, with who blocked it when it waited on a lock.
 #[derive(Debug, thiserror::Error)]
 #[error("{message}{blockers}")]
@@ -94,38 +96,15 @@ pub fn server_message(e: &sqlx::Error) -> String {
     }
 }
 
-/// Sessions holding a lock a reader cannot share (ACCESS EXCLUSIVE on a relation of this
+/// Sessions holding a lock a reader cannot share (one that blocks reads, on a relation of this
 /// database), as "; waited on a lock held by pid 123 (app, ACCESS EXCLUSIVE on documents,
-/// transaction open 41 s)".
+/// transaction open 41 s)". Sessions queued for such a lock are named too: a migration waiting
+/// behind a long transaction blocks every later reader just the same.
 pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
-    // Holders, and also sessions queued for ACCESS EXCLUSIVE (a migration waiting behind a
-    // long transaction blocks every later reader just the same).
-    let rows: Vec<(i32, String, String, f64, bool)> = sqlx::query_as(
-        "SELECT l.pid, coalesce(nullif(a.application_name, ''), '(unnamed)'),
-                coalesce(c.relname::text, l.relation::text),
-                coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8, l.granted
-           FROM pg_locks l
-           JOIN pg_stat_activity a ON a.pid = l.pid
-           LEFT JOIN pg_class c ON c.oid = l.relation
-          WHERE l.locktype = 'relation' AND l.mode = 'AccessExclusiveLock'
-            AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            AND l.pid <> pg_backend_pid()
-          ORDER BY l.granted DESC, a.xact_start LIMIT 3",
-    )
-    .fetch_all(&mut *conn)
-    .await
-    .unwrap_or_default();
-    if rows.is_empty() {
+    let holders = read_blockers(&mut *conn, 3).await.unwrap_or_default();
+    if holders.is_empty() {
         return "; the session holding the lock could not be seen (grant pg_monitor)".into();
     }
-    let list: Vec<String> = rows
-        .iter()
-        .map(|(pid, app, rel, secs, granted)| {
-            let what = if *granted { "" } else { "queued for " };
-            format!(
-                "pid {pid} ({app}, {what}ACCESS EXCLUSIVE on {rel}, transaction open {secs:.0} s)"
-            )
-        })
-        .collect();
+    let list: Vec<String> = holders.iter().map(LockHolder::to_string).collect();
     format!("; waited on a lock held by {}", list.join(", "))
 }

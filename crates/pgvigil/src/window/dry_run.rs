@@ -9,9 +9,11 @@
 //! Per migration the report gives the outcome (with the error's line and column), the time it
 //! took, the relation locks it took (from pg_locks on the dev copy: read before COMMIT for
 //! transactional files, sampled while it runs for no-transaction ones), the schema changes it
-//! makes, and lint notes from the statement scanner. The whole run has a wall-clock bound that
-//! pgvigil enforces itself, whatever timeouts a migration sets, and the dev database a disk
-//! bound (`--max-dev-size`). The dev database cannot reach other servers: extensions that
+//! makes, and lint notes from the statement scanner. The migrations run through the shared
+//! [`MigrationRunner`](crate::window::runner::MigrationRunner): each migration is bounded by the
+//! statement timeout and the whole run by a wall-clock bound, both enforced by pgvigil from
+//! outside the migration's session whatever timeouts a migration sets, and the dev database has
+//! a disk bound (`--max-dev-size`). The dev database cannot reach other servers: extensions that
 //! open connections (dblink, postgres_fdw) are not created unless named (`--allow-extension`),
 //! and the private dev server runs without a network route when pgvigil is root. Afterwards
 //! production is read again and compared (schema, ledger, roles, row counts and write
@@ -24,8 +26,9 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
-use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
+use sqlx::{Connection, PgConnection};
 
+use crate::catalog::locks::{LockMode, RelationLock, relation_name_sql};
 use crate::catalog::{LedgerRow, read_ledger};
 use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::checks::diff::{SchemaDiff, diff};
@@ -37,6 +40,8 @@ use crate::dev::{
 };
 use crate::sql_scan::lint;
 use crate::window::production_evidence::{ProductionEvidence, ProductionState, not_checked};
+use crate::window::progress::{Progress, ProgressSink};
+use crate::window::runner::{Bound, MigrationRunner, RunOutcome, RunnerOptions, Stop};
 use crate::window::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 
 /// Bounds of a dry-run and where it runs; [`Default`]: lock_timeout 5 s, statement_timeout
@@ -46,8 +51,9 @@ pub struct DryRunOptions {
     /// lock_timeout on the dev copy (and the bound on pg_dump's wait for its read locks on
     /// production).
     pub lock_timeout: Duration,
-    /// statement_timeout on the dev copy; a migration may override it, the wall-clock bound
-    /// below it may not.
+    /// statement_timeout on the dev copy, and pgvigil's own bound on each migration file (sent
+    /// as one statement): a migration may lift the server's timeout, not pgvigil's, which
+    /// cancels it from another session.
     pub statement_timeout: Duration,
     /// The whole dry-run, enforced by pgvigil: when it passes, the running statement is
     /// cancelled on the dev server and the dev database removed.
@@ -58,6 +64,9 @@ pub struct DryRunOptions {
     /// Where the migrations run (`None`: nowhere, the dry-run refuses), with the extensions
     /// it may create ([`DevSource::with_extensions`]).
     pub dev: Option<DevSource>,
+    /// Where the dry-run reports its phases ("starting the dev database", "applying migrations
+    /// 2/5"); nowhere by default.
+    pub progress: ProgressSink,
 }
 
 impl Default for DryRunOptions {
@@ -68,19 +77,36 @@ impl Default for DryRunOptions {
             max_duration: Duration::from_secs(600),
             max_dev_size: DEFAULT_MAX_DEV_SIZE,
             dev: None,
+            progress: ProgressSink::none(),
         }
     }
 }
 
 /// A relation lock a migration took.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LockTaken {
     /// The relation (schema-qualified unless in public), as on the dev copy.
     pub relation: String,
-    /// `ACCESS EXCLUSIVE`, `SHARE`, `ROW EXCLUSIVE`, ...
-    pub mode: String,
+    /// The mode; in JSON as the documentation names it (`"ACCESS EXCLUSIVE"`).
+    pub mode: LockMode,
     /// The relation did not exist on production (created by the pending migrations).
     pub created_here: bool,
+}
+
+impl Ord for LockTaken {
+    /// By relation, the strongest mode first.
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.relation
+            .cmp(&other.relation)
+            .then(other.mode.cmp(&self.mode))
+            .then(self.created_here.cmp(&other.created_here))
+    }
+}
+
+impl PartialOrd for LockTaken {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl std::fmt::Display for LockTaken {
@@ -310,6 +336,8 @@ async fn run(
     let started = Instant::now();
     let deadline = tokio::time::Instant::now() + options.max_duration;
     let started_at = Utc::now();
+    let progress = &options.progress;
+    progress.report(Progress::phase("reading production", None));
     // Each read names the session that blocked it, should one hold a lock it needs.
     let before = read_production(production, None).await?;
     let facts = before.facts.clone();
@@ -368,6 +396,7 @@ async fn run(
         let too_slow = DryRunError::TooSlow {
             bound: options.max_duration.as_secs(),
         };
+        progress.report(Progress::phase("starting the dev database", None));
         let dev = tokio::time::timeout_at(
             deadline,
             DevServer::start(
@@ -381,6 +410,7 @@ async fn run(
         report.dev = Some(dev.describe());
         report.production.dev_network = Some(dev.network().clone());
         dev_url = !dev.is_private();
+        progress.report(Progress::phase("copying production's schema", None));
         let remaining = deadline.saturating_duration_since(tokio::time::Instant::now());
         let dump = match dump_schema(config, facts.major(), options.lock_timeout, remaining).await {
             Ok(d) => d,
@@ -430,6 +460,7 @@ async fn run(
             }
         }
     }
+    progress.report(Progress::phase("reading production again", None));
     let counted = before.state.counted();
     let after = read_production(production, Some(&counted)).await?;
     let evidence = &mut report.production;
@@ -486,7 +517,9 @@ async fn read_production(
     read
 }
 
-/// Runs the pending migrations on the dev copy, in order, stopping at the first failure.
+/// Runs the pending migrations on the dev copy, in order, stopping at the first failure, through
+/// the shared [`MigrationRunner`]: each bounded from outside its session by the statement
+/// timeout, all of them by the wall-clock bound, the dev database by its disk bound.
 async fn run_on_dev(
     dev: &DevServer,
     scratch: &crate::dev::ScratchDatabase,
@@ -495,34 +528,42 @@ async fn run_on_dev(
     deadline: tokio::time::Instant,
 ) -> Result<Vec<MigrationDryRun>, DryRunError> {
     let db = DryRunError::DevDatabase;
-    let mut conn = scratch.connect().await.map_err(db)?;
-    sqlx::raw_sql(AssertSqlSafe(format!(
-        "SET lock_timeout = {}; SET statement_timeout = {}",
-        options.lock_timeout.as_millis().max(1),
-        options.statement_timeout.as_millis().max(1)
-    )))
-    .execute(&mut conn)
-    .await
-    .map_err(db)?;
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-        .map_err(db)?;
-    let tracked = crate::cleanup::track_pid(&scratch.connect_options(), pid);
-    let mut sampler = scratch.connect().await.map_err(db)?;
+    // The dry-run's own reads of the copy (relations, schema snapshots), apart from the
+    // migrations' session.
+    let mut inspect = scratch.connect().await.map_err(db)?;
     // Every relation of the copy before the first migration (tables, indexes, views,
     // sequences in any schema), named as the lock report names them.
-    let existing: BTreeSet<String> = sqlx::query_scalar(
-        "SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END
-           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'",
-    )
-    .fetch_all(&mut conn)
+    let existing: BTreeSet<String> = sqlx::query_scalar(concat!(
+        "SELECT ",
+        relation_name_sql!("c", "n"),
+        " FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_toast%'"
+    ))
+    .fetch_all(&mut inspect)
     .await
     .map_err(db)?
     .into_iter()
     .collect();
-    let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut previous = snapshot(&mut inspect).await.map_err(db)?;
+    let mut runner_options = RunnerOptions::new(
+        options.lock_timeout,
+        options.statement_timeout,
+        "--statement-timeout",
+    );
+    runner_options.deadline = Some((
+        deadline,
+        Bound {
+            after: options.max_duration,
+            set_by: "--max-duration",
+        },
+    ));
+    // Dense readings: on a schema-only copy most locks last milliseconds.
+    runner_options.sample_every = Duration::from_millis(2);
+    runner_options.progress = options.progress.clone();
+    let mut runner =
+        MigrationRunner::connect(&scratch.connect_options(), runner_options, pending.len())
+            .await
+            .map_err(db)?;
     let mut watch = SizeWatch::start(scratch, options.max_dev_size)
         .await
         .map_err(db)?;
@@ -558,129 +599,88 @@ async fn run_on_dev(
             results.push(entry);
             continue;
         }
-        let t0 = Instant::now();
-        let run = run_one(&mut conn, &mut sampler, pid, m, &existing);
-        let outcome = tokio::select! {
-            finished = tokio::time::timeout_at(deadline, run) => finished.map_err(|_| None),
-            reached = watch.passed() => Err(Some(reached)),
+        let disk = async {
+            let reached = watch.passed().await;
+            format!(
+                "the dev database reached {} (its files and temporary files), past its bound \
+                 of {} (--max-dev-size), while {} ran; raise --max-dev-size if it must write \
+                 that much",
+                format_size(reached),
+                format_size(watch.bound()),
+                crate::dev::migration_file(m),
+            )
         };
-        entry.duration_ms = t0.elapsed().as_secs_f64() * 1000.0;
-        match outcome {
-            Err(Some(reached)) => {
-                // The statement still writes on the dev server: stop it there.
-                cancel_on_dev(dev, pid).await;
+        let run = runner.run_or_stop(m, disk).await;
+        entry.duration_ms = run.duration.as_secs_f64() * 1000.0;
+        match run.outcome {
+            RunOutcome::Cancelled(c) => {
                 entry.outcome = Outcome::Failed {
-                    error: format!(
-                        "stopped by pgvigil: the dev database reached {} (its files and \
-                         temporary files), past its bound of {} (--max-dev-size), while {} \
-                         ran; raise --max-dev-size if it must write that much",
-                        format_size(reached),
-                        format_size(watch.bound()),
-                        crate::dev::migration_file(m),
-                    ),
+                    error: match &c.stop {
+                        Stop::Caller(why) => format!("stopped by pgvigil: {why}"),
+                        Stop::Deadline(_) => format!(
+                            "stopped by pgvigil: the dry-run's wall-clock bound of {} s was \
+                             reached (--max-duration); a migration's own statement_timeout \
+                             cannot lift it",
+                            options.max_duration.as_secs()
+                        ),
+                        Stop::Bound(_) => c.to_string(),
+                    },
                     sqlstate: None,
                     line: None,
                     column: None,
                 };
-                stopped = Some(format!(
-                    "migration {} passed the dev database's disk bound",
-                    m.version
-                ));
-                results.push(entry);
-                continue;
+                stopped = Some(match c.stop {
+                    Stop::Caller(_) => {
+                        format!(
+                            "migration {} passed the dev database's disk bound",
+                            m.version
+                        )
+                    }
+                    Stop::Deadline(_) => {
+                        format!("migration {} did not finish in time", m.version)
+                    }
+                    Stop::Bound(b) => {
+                        format!("migration {} ran past {} and was cancelled", m.version, b)
+                    }
+                });
             }
-            Err(None) => {
-                // The statement may still run on the dev server: stop it there.
-                cancel_on_dev(dev, pid).await;
-                entry.outcome = Outcome::Failed {
-                    error: format!(
-                        "stopped by pgvigil: the dry-run's wall-clock bound of {} s was reached \
-                         (--max-duration); a migration's own statement_timeout cannot lift it",
-                        options.max_duration.as_secs()
-                    ),
-                    sqlstate: None,
-                    line: None,
-                    column: None,
-                };
-                stopped = Some(format!("migration {} did not finish in time", m.version));
-                results.push(entry);
-                // The connection is mid-statement; the rest cannot run on it.
-                continue;
-            }
-            Ok(Err(e)) => {
+            RunOutcome::Failed(e) => {
                 entry.outcome = failure(&e, &m.sql);
                 stopped = Some(format!(
                     "migration {} failed; a real apply stops there too",
                     m.version
                 ));
             }
-            Ok(Ok(locks)) => {
-                entry.locks = locks;
-                let after = snapshot(&mut conn).await.map_err(db)?;
+            RunOutcome::NotRun(reason) => {
+                entry.outcome = Outcome::NotRun { reason };
+            }
+            RunOutcome::Succeeded => {
+                entry.locks = taken(&run.locks, &existing);
+                let after = snapshot(&mut inspect).await.map_err(db)?;
                 entry.changes = diff(&previous, &after, true);
                 previous = after;
             }
         }
         results.push(entry);
     }
-    tracked.done();
-    if stopped.is_none() {
-        let _ = conn.close().await;
-    }
-    let _ = sampler.close().await;
+    runner.close().await;
+    let _ = inspect.close().await;
     watch.close().await;
     Ok(results)
 }
 
-/// One migration, for real, on the dev copy. Returns the locks it took.
-async fn run_one(
-    conn: &mut PgConnection,
-    sampler: &mut PgConnection,
-    pid: i32,
-    m: &LocalMigration,
-    existing: &BTreeSet<String>,
-) -> Result<Vec<LockTaken>, sqlx::Error> {
-    if m.no_tx {
-        let mut seen = BTreeSet::new();
-        let result = {
-            let run = sqlx::raw_sql(AssertSqlSafe(m.sql.clone())).execute(&mut *conn);
-            tokio::pin!(run);
-            loop {
-                tokio::select! {
-                    r = &mut run => break r,
-                    sampled = relation_locks(&mut *sampler, pid, existing) => {
-                        if let Ok(l) = sampled { seen.extend(l); }
-                        tokio::time::sleep(Duration::from_millis(2)).await;
-                    }
-                }
-            }
-        };
-        result.map(|_| seen.into_iter().collect())
-    } else {
-        let mut tx = conn.begin().await?;
-        sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
-            .execute(&mut *tx)
-            .await?;
-        // Locks are held until the end of the transaction: read them all before COMMIT.
-        let locks = relation_locks(&mut tx, pid, existing).await?;
-        tx.commit().await?;
-        Ok(locks.into_iter().collect())
-    }
-}
-
-async fn cancel_on_dev(dev: &DevServer, pid: i32) {
-    if let Ok(mut admin) = dev.admin().await {
-        let _ = sqlx::query("SELECT pg_cancel_backend($1)")
-            .bind(pid)
-            .execute(&mut admin)
-            .await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let _ = sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .execute(&mut admin)
-            .await;
-        let _ = admin.close().await;
-    }
+/// The runner's locks as the report names them, each marked when the pending migrations
+/// created its relation.
+fn taken(locks: &[RelationLock], existing: &BTreeSet<String>) -> Vec<LockTaken> {
+    let set: BTreeSet<LockTaken> = locks
+        .iter()
+        .map(|l| LockTaken {
+            created_here: !existing.contains(&l.relation),
+            relation: l.relation.clone(),
+            mode: l.mode,
+        })
+        .collect();
+    set.into_iter().collect()
 }
 
 fn ledger_eq(a: &Option<Vec<LedgerRow>>, b: &Option<Vec<LedgerRow>>) -> bool {
@@ -692,52 +692,6 @@ fn ledger_eq(a: &Option<Vec<LedgerRow>>, b: &Option<Vec<LedgerRow>>) -> bool {
         })
     };
     key(a) == key(b)
-}
-
-/// Relation locks held (or awaited) by backend `pid` outside the system catalogs.
-async fn relation_locks(
-    conn: &mut PgConnection,
-    pid: i32,
-    existing: &BTreeSet<String>,
-) -> Result<BTreeSet<LockTaken>, sqlx::Error> {
-    let rows = sqlx::query(
-        "SELECT CASE WHEN n.nspname = 'public' THEN c.relname::text ELSE n.nspname || '.' || c.relname END AS relation,
-                l.mode
-           FROM pg_locks l
-           JOIN pg_class c ON c.oid = l.relation
-           JOIN pg_namespace n ON n.oid = c.relnamespace
-          WHERE l.pid = $1 AND l.locktype = 'relation'
-            AND n.nspname NOT IN ('pg_catalog', 'information_schema')
-            AND n.nspname NOT LIKE 'pg\\_toast%'",
-    )
-    .bind(pid)
-    .fetch_all(&mut *conn)
-    .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            let relation: String = r.get("relation");
-            let mode: String = r.get("mode");
-            LockTaken {
-                created_here: !existing.contains(&relation),
-                relation,
-                mode: lock_mode_words(&mode),
-            }
-        })
-        .collect())
-}
-
-/// `AccessExclusiveLock` -> `ACCESS EXCLUSIVE`, as the PostgreSQL documentation names modes.
-pub fn lock_mode_words(mode: &str) -> String {
-    let base = mode.strip_suffix("Lock").unwrap_or(mode);
-    let mut out = String::new();
-    for (i, ch) in base.chars().enumerate() {
-        if ch.is_uppercase() && i > 0 {
-            out.push(' ');
-        }
-        out.push(ch.to_ascii_uppercase());
-    }
-    out
 }
 
 /// A migration not run because it asks for an extension the dev database refuses.
@@ -805,17 +759,6 @@ fn line_column(sql: &str, position: usize) -> (usize, usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lock_modes_read_like_the_documentation() {
-        assert_eq!(lock_mode_words("AccessExclusiveLock"), "ACCESS EXCLUSIVE");
-        assert_eq!(
-            lock_mode_words("ShareUpdateExclusiveLock"),
-            "SHARE UPDATE EXCLUSIVE"
-        );
-        assert_eq!(lock_mode_words("RowExclusiveLock"), "ROW EXCLUSIVE");
-        assert_eq!(lock_mode_words("ShareLock"), "SHARE");
-    }
 
     #[test]
     fn positions_become_line_and_column() {

@@ -8,18 +8,21 @@
 //! migration runner, the copy of production's schema, the evidence that production was only
 //! read, and [`Progress`] for long steps.
 //!
-//! Today: the migration dry-run, which runs the pending migrations on a dev copy of production's
-//! schema, never on production.
+//! Today: the shared migration runner ([`runner`]: in order, bounded from outside the session,
+//! its locks sampled) and the migration dry-run, which runs the pending migrations through it on
+//! a dev copy of production's schema, never on production.
 
 mod dry_run;
 mod production_evidence;
 mod progress;
+pub mod runner;
 mod schema_copy;
 
 pub use dry_run::{
     DryRunError, DryRunOptions, DryRunReport, DryRunStatus, LockTaken, MigrationDryRun, Outcome,
-    dry_run, dry_run_migrations, lock_mode_words,
+    dry_run, dry_run_migrations,
 };
 pub use production_evidence::{ProductionEvidence, RowChange};
 pub use progress::{Progress, ProgressSink, Unit};
+pub use runner::{MigrationRun, MigrationRunner, RunOutcome, RunnerOptions};
 pub use schema_copy::{CopyError, ProductionFacts};

@@ -197,10 +197,10 @@ async fn run(
         }
         JobKind::DryRun => {
             progress.report(Progress::phase("starting the dry-run", None));
-            // The dry-run's own phases ("applying migrations 2/5") come through the same sink
-            // once DryRunOptions takes it: add `progress: progress.clone(),` here.
+            // The dry-run's own phases ("applying migrations 2/5") come through the same sink.
             let options = DryRunOptions {
                 dev: Some(settings.dev.clone()),
+                progress: progress.clone(),
                 ..DryRunOptions::default()
             };
             match dry_run(config, &mut conn, &settings.migrations_dir, &options).await {

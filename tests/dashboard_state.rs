@@ -363,11 +363,11 @@ fn bouncer_error(
     kind: pgvigil::remote::pgbouncer::BouncerFailure,
     reason: &str,
 ) -> pgvigil::remote::pgbouncer::BouncerError {
-    pgvigil::remote::pgbouncer::BouncerError {
-        target: "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
-        reason: reason.into(),
+    pgvigil::remote::pgbouncer::BouncerError::new(
+        "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
         kind,
-    }
+        reason.into(),
+    )
 }
 
 fn logs(effects: &[Effect]) -> Vec<String> {

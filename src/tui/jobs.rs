@@ -117,7 +117,7 @@ impl JobRunner {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::jobs",
                     "job stopped, but cancelling backend {pid} failed: {}",
-                    config.database_url.explain(&e)
+                    pgvigil::DbError::new(e, &config.database_url)
                 ),
             }
         }));
@@ -163,22 +163,25 @@ async fn run(
     settings: &JobSettings,
     pid: &AtomicI32,
 ) -> JobOutcome {
-    let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
     let mut conn = match connect_options(config).connect().await {
         Ok(c) => c,
-        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
+        Err(e) => {
+            return JobOutcome::Failed(pgvigil::DbError::new(e, &config.database_url).to_string());
+        }
     };
     if let Some(guard) = config.read_only
         && let Err(e) = pgvigil::pool::ensure_read_only(&mut conn, guard).await
     {
-        return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e)));
+        return JobOutcome::Failed(pgvigil::DbError::new(e, &config.database_url).to_string());
     }
     match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
         .fetch_one(&mut conn)
         .await
     {
         Ok(p) => pid.store(p, Ordering::Release),
-        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
+        Err(e) => {
+            return JobOutcome::Failed(pgvigil::DbError::new(e, &config.database_url).to_string());
+        }
     }
     let outcome = match kind {
         JobKind::Status | JobKind::Verify => {
@@ -213,7 +216,7 @@ async fn run(
         .await
         {
             Ok(report) => JobOutcome::DryRun(Box::new(report)),
-            Err(e) => JobOutcome::Failed(scrub(&e)),
+            Err(e) => JobOutcome::Failed(e.to_string()),
         },
     };
     let _ = conn.close().await;

@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, watch};
 use super::snapshot::Snapshot;
 use pgvigil::catalog::{server_view, server_view_every};
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::{Connector, InstrumentedPool, RetryNow, classify};
+use pgvigil::pool::{Connector, InstrumentedPool, RetryNow};
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {
@@ -133,8 +133,10 @@ async fn run(
                     .acquire_labeled("poller")
                     .await
                     .map_err(|e| (e.kind, e.to_string()))?;
-                let explain =
-                    |e: sqlx::Error| (classify(&e), connector.config().database_url.explain(&e));
+                let explain = |e: sqlx::Error| {
+                    let e = pgvigil::DbError::new(e, &connector.config().database_url);
+                    (e.kind(), e.to_string())
+                };
                 if read_view {
                     server_view(&mut conn).await.map(Some).map_err(explain)
                 } else {
@@ -174,13 +176,7 @@ async fn run(
                     // The server answered but refused the statement (permissions, a bug):
                     // stay connected, keep the pool figures, say why in the log.
                     connector.unresponsive(None);
-                    warn_once(
-                        &mut warned,
-                        format!(
-                            "server view failed: {}",
-                            connector.config().database_url.scrub(&message)
-                        ),
-                    );
+                    warn_once(&mut warned, format!("server view failed: {message}"));
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }
                 Err(_) => {

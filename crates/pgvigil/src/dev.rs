@@ -16,6 +16,7 @@ use std::sync::Arc;
 use futures_util::future::BoxFuture;
 
 use crate::config::DatabaseUrl;
+use crate::db_error::{DbError, FailureKind, Secrets};
 use crate::sanitize::quote_ident;
 
 mod extension_policy;
@@ -156,6 +157,7 @@ impl std::fmt::Display for DevNetwork {
 
 /// Why no dev database could be had.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DevError {
     /// `--dev-url` / `DEV_DATABASE_URL` is not a usable URL.
     #[error(
@@ -178,12 +180,12 @@ pub enum DevError {
     )]
     NotConfigured,
     /// The dev server could not be reached (refused, timed out after 30 s, rejected the login).
-    #[error("the dev database at {target} did not answer: {reason}")]
+    #[error("the dev database at {target} did not answer: {source}")]
     Connect {
         /// The dev server as reports name it (a redacted URL, or `private cluster`).
         target: String,
-        /// The driver's message, secrets removed.
-        reason: String,
+        /// The driver's failure, secrets removed.
+        source: DbError,
     },
     /// The dev URL's role lacks CREATEDB, so no scratch database can be made there.
     #[error(
@@ -197,12 +199,12 @@ pub enum DevError {
         target: String,
     },
     /// A statement on the dev server failed.
-    #[error("the dev database at {target}: {reason}")]
+    #[error("the dev database at {target}: {source}")]
     Database {
         /// The dev server as reports name it (a redacted URL, or `private cluster`).
         target: String,
-        /// The server's message, secrets removed.
-        reason: String,
+        /// The server's failure, secrets removed.
+        source: DbError,
     },
     /// The dev URL reaches production's own server (same [`server_identity`]): refused.
     #[error(
@@ -377,7 +379,10 @@ impl DevServer {
             Kind::Url(url) => url.to_string(),
         }
     }
+}
 
+/// A dev server's secrets: the password pgvigil gave its private cluster, or the dev URL's.
+impl Secrets for DevServer {
     fn scrub(&self, text: &str) -> String {
         match &self.kind {
             Kind::Owned { secret, .. } if !secret.is_empty() => {
@@ -387,11 +392,13 @@ impl DevServer {
             Kind::Url(url) => url.scrub(text),
         }
     }
+}
 
+impl DevServer {
     fn db_err(&self, e: sqlx::Error) -> DevError {
         DevError::Database {
             target: self.target(),
-            reason: self.scrub(&crate::pool::error_text(&e)),
+            source: DbError::new(e, self),
         }
     }
 
@@ -401,11 +408,11 @@ impl DevServer {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(DevError::Connect {
                 target: self.target(),
-                reason: self.scrub(&crate::pool::error_text(&e)),
+                source: DbError::new(e, self),
             }),
             Err(_) => Err(DevError::Connect {
                 target: self.target(),
-                reason: "no answer within 30 s".into(),
+                source: DbError::observed(FailureKind::Timeout, "no answer within 30 s".into()),
             }),
         }
     }
@@ -563,7 +570,7 @@ impl DevServer {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::dev",
                     "could not drop stale scratch database {name}: {}",
-                    self.scrub(&e.to_string())
+                    DbError::new(e, self)
                 ),
             }
         }

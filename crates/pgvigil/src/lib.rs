@@ -38,6 +38,7 @@ pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod contain;
+pub mod db_error;
 pub mod dev;
 #[cfg(feature = "http")]
 pub mod http;
@@ -52,6 +53,7 @@ mod sql_scan;
 
 pub use checks::{CheckOptions, CheckReport, Finding, Status, run_checks};
 pub use config::{ConfigError, ConfigSources, DatabaseUrl, PoolConfig, Target};
+pub use db_error::{DbError, FailureKind};
 pub use dev::{DevServer, DevSource};
 pub use files::{FileError, read_text};
 pub use pool::{

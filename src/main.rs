@@ -796,7 +796,7 @@ async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
             say(&format!(
                 "cannot connect to {}: {}",
                 config.database_url,
-                config.database_url.explain(&e)
+                pgvigil::DbError::new(e, &config.database_url)
             ));
             None
         }
@@ -829,7 +829,7 @@ async fn ping(config: PoolConfig) -> Status {
         sqlx::query("SELECT 1")
             .execute(&mut *conn)
             .await
-            .map_err(|e| pool.config().database_url.scrub(&e.to_string()))?;
+            .map_err(|e| pgvigil::DbError::new(e, &pool.config().database_url).to_string())?;
         Ok::<_, String>(())
     }
     .await;
@@ -919,7 +919,7 @@ async fn sizing_finding(
     let server = match pool.acquire_labeled("sizing").await {
         Ok(mut conn) => pgvigil::catalog::server_view(&mut conn)
             .await
-            .map_err(|e| pool.config().database_url.explain(&e)),
+            .map_err(|e| pgvigil::DbError::new(e, &pool.config().database_url).to_string()),
         Err(e) => Err(e.to_string()),
     };
     let server = match server {
@@ -1004,7 +1004,7 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
     let (major, identity) = match facts {
         Ok(f) => f,
         Err(e) => {
-            say(&config.database_url.explain(&e));
+            say(&pgvigil::DbError::new(e, &config.database_url).to_string());
             return UNKNOWN;
         }
     };
@@ -1068,7 +1068,7 @@ async fn migrate_dry_run(
             report.status().verdict()
         }
         Err(e) => {
-            say(&config.database_url.scrub(&e.to_string()));
+            say(&e.to_string());
             UNKNOWN
         }
     }

@@ -457,11 +457,11 @@ fn fixture(name: &str) -> State {
                     last_ok: Some(t(-14)),
                 }],
             });
-            s.bouncer = Some(Err(pgvigil::remote::pgbouncer::BouncerError {
-                target: "postgres://pgbadmin:***@127.0.0.1:57400/pgbouncer".into(),
-                reason: "password authentication failed".into(),
-                kind: pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused,
-            }));
+            s.bouncer = Some(Err(pgvigil::remote::pgbouncer::BouncerError::new(
+                "postgres://pgbadmin:***@127.0.0.1:57400/pgbouncer".into(),
+                pgvigil::remote::pgbouncer::BouncerFailure::LoginRefused,
+                "password authentication failed".into(),
+            )));
             s.fleet = Some(Err(pgvigil::remote::ScrapeError::BadAnswer(
                 "Prometheus http://prometheus.internal:9090: no answer within 800ms".into(),
             )));

@@ -365,11 +365,11 @@ fn bouncer_error(
     kind: pgvigil::remote::pgbouncer::BouncerFailure,
     reason: &str,
 ) -> pgvigil::remote::pgbouncer::BouncerError {
-    pgvigil::remote::pgbouncer::BouncerError {
-        target: "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
-        reason: reason.into(),
+    pgvigil::remote::pgbouncer::BouncerError::new(
+        "postgres://pgbadmin:***@127.0.0.1:6432/pgbouncer".into(),
         kind,
-    }
+        reason.into(),
+    )
 }
 
 fn logs(effects: &[Effect]) -> Vec<String> {
@@ -669,10 +669,10 @@ fn a_jobs_typed_failure_is_shown_through_sanitize() {
     update(&mut s, key('d'));
     // The words come from outside pgvigil (the driver, a server): an escape sequence in them
     // must reach the screen as text, never as a command to the terminal.
-    let failure = JobError::Session {
-        words: "\u{1b}[2Jgone".into(),
-        source: sqlx::Error::PoolClosed,
-    };
+    let failure = JobError::Session(pgvigil::DbError::new(
+        sqlx::Error::Protocol("\u{1b}[2Jgone".into()),
+        &pgvigil::db_error::NoSecrets,
+    ));
     update(
         &mut s,
         Message::Job(JobMessage::Done {
@@ -685,10 +685,7 @@ fn a_jobs_typed_failure_is_shown_through_sanitize() {
     assert!(
         matches!(
             last.failure.as_deref(),
-            Some(JobError::Session {
-                source: sqlx::Error::PoolClosed,
-                ..
-            })
+            Some(JobError::Session(e)) if matches!(e.driver(), Some(sqlx::Error::Protocol(_)))
         ),
         "the state keeps the error itself: {last:?}"
     );

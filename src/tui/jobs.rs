@@ -30,13 +30,8 @@ pub struct JobSettings {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     /// The job's own read-only session on production could not be opened.
-    #[error("{words}")]
-    Session {
-        /// The driver's words, password removed (where the error entered).
-        words: String,
-        #[source]
-        source: sqlx::Error,
-    },
+    #[error(transparent)]
+    Session(pgvigil::DbError),
     /// The dry-run ended early.
     #[error(transparent)]
     DryRun(#[from] DryRunError),
@@ -145,10 +140,8 @@ fn progress_to(bus: &Bus, id: u64) -> ProgressSink {
 
 /// The job's own session on production: read-only, as every connection of pgvigil's there.
 async fn open_session(config: &PoolConfig) -> Result<PgConnection, JobError> {
-    let entered = |source: sqlx::Error| JobError::Session {
-        words: config.database_url.explain(&source),
-        source,
-    };
+    let entered =
+        |source: sqlx::Error| JobError::Session(pgvigil::DbError::new(source, &config.database_url));
     let mut conn = connect_options(config).connect().await.map_err(entered)?;
     if let Some(guard) = config.read_only {
         pgvigil::pool::ensure_read_only(&mut conn, guard)

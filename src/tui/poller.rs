@@ -14,10 +14,10 @@ use tokio::sync::watch;
 
 use super::message::{Bus, Message};
 use super::snapshot::Snapshot;
-use pgvigil::DatabaseUrl;
+use pgvigil::DbError;
 use pgvigil::catalog::{server_view, server_view_every};
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::{AcquireError, Connector, FailureKind, RetryNow, classify};
+use pgvigil::pool::{AcquireError, Connector, FailureKind, RetryNow};
 
 /// Handles the app loop uses to steer the poller.
 pub struct PollerHandle {
@@ -30,23 +30,22 @@ pub struct PollerHandle {
 /// Why one poll failed: the pool gave no connection, or the statement failed.
 enum PollFailure {
     Acquire(AcquireError),
-    Statement(sqlx::Error),
+    Statement(DbError),
 }
 
 impl PollFailure {
     fn kind(&self) -> FailureKind {
         match self {
             PollFailure::Acquire(e) => e.kind,
-            PollFailure::Statement(e) => classify(e),
+            PollFailure::Statement(e) => e.kind(),
         }
     }
 
-    /// The words for the log and the link's state, password removed.
-    fn explain(&self, url: &DatabaseUrl) -> String {
+    /// The words for the log and the link's state (scrubbed where each error entered).
+    fn words(&self) -> String {
         match self {
-            // Scrubbed where it was made.
-            PollFailure::Acquire(e) => format!("{e}"),
-            PollFailure::Statement(e) => url.explain(e),
+            PollFailure::Acquire(e) => e.to_string(),
+            PollFailure::Statement(e) => e.to_string(),
         }
     }
 }
@@ -156,13 +155,13 @@ async fn run(
                     server_view(&mut conn)
                         .await
                         .map(Some)
-                        .map_err(PollFailure::Statement)
+                        .map_err(|e| PollFailure::Statement(DbError::new(e, &connector.config().database_url)))
                 } else {
                     sqlx::query("SELECT 1")
                         .execute(&mut *conn)
                         .await
                         .map(|_| None)
-                        .map_err(PollFailure::Statement)
+                        .map_err(|e| PollFailure::Statement(DbError::new(e, &connector.config().database_url)))
                 }
             };
             match tokio::time::timeout(deadline, poll).await {
@@ -183,7 +182,7 @@ async fn run(
                     }
                 }
                 Ok(Err(failure)) if failure.kind().is_retryable() => {
-                    connector.lost(&failure.explain(&connector.config().database_url));
+                    connector.lost(&failure.words());
                     if let Some(down) = connector.state().down() {
                         tracing::warn!(target: "pgvigil::poller", "lost the database: {}; reconnecting", down.last_error);
                     }
@@ -198,7 +197,7 @@ async fn run(
                         &mut warned,
                         format!(
                             "server view failed: {}",
-                            failure.explain(&connector.config().database_url)
+                            failure.words()
                         ),
                     );
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;

@@ -67,8 +67,18 @@ fn five() -> i64 {
 
 type Answer = (StatusCode, Json<Value>);
 
-fn refuse(status: StatusCode, message: impl Into<String>) -> Answer {
-    (status, Json(json!({ "error": message.into() })))
+/// An error answer: `message` is pgvigil's words (a [`pgvigil::DbError`] is already scrubbed
+/// of the password).
+fn refuse(status: StatusCode, message: impl std::fmt::Display) -> Answer {
+    (status, Json(json!({ "error": message.to_string() })))
+}
+
+/// A statement's failure as the client sees it.
+fn statement_failed(app: &App, e: sqlx::Error) -> Answer {
+    refuse(
+        StatusCode::BAD_REQUEST,
+        pgvigil::DbError::new(e, &app.pool.config().database_url),
+    )
 }
 
 fn check_embedding(embedding: &[f32]) -> Result<String, Answer> {
@@ -98,19 +108,12 @@ async fn insert(State(app): State<App>, Json(doc): Json<NewDocument>) -> Answer 
 
 async fn insert_document(app: &App, doc: NewDocument) -> Result<Answer, Answer> {
     let vector = check_embedding(&doc.embedding)?;
-    let unavailable =
-        |e: &dyn std::fmt::Display| refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string());
     let mut conn = app
         .pool
         .acquire_labeled("insert")
         .await
-        .map_err(|e| unavailable(&e))?;
-    let explain = |e: sqlx::Error| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            app.pool.config().database_url.explain(&e),
-        )
-    };
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
+    let explain = |e| statement_failed(app, e);
     let mut tx = sqlx::Connection::begin(&mut *conn).await.map_err(explain)?;
     sqlx::query(
         "INSERT INTO document_sources (doc_type, source_name) VALUES ($1::doc_type, $2) \
@@ -170,7 +173,7 @@ async fn search_documents(app: &App, q: Search) -> Result<Answer, Answer> {
         .pool
         .acquire_labeled("search")
         .await
-        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?;
+        .map_err(|e| refuse(StatusCode::SERVICE_UNAVAILABLE, e))?;
     // The ORDER BY expression is the index's (embedding::halfvec(3072) with cosine distance),
     // so the planner walks the HNSW graph instead of scanning every row.
     let rows: Vec<(String, String, f64)> = sqlx::query_as(
@@ -181,12 +184,7 @@ async fn search_documents(app: &App, q: Search) -> Result<Answer, Answer> {
     .bind(q.k)
     .fetch_all(&mut *conn)
     .await
-    .map_err(|e| {
-        refuse(
-            StatusCode::BAD_REQUEST,
-            app.pool.config().database_url.explain(&e),
-        )
-    })?;
+    .map_err(|e| statement_failed(app, e))?;
     let hits: Vec<Value> = rows
         .into_iter()
         .map(|(id, path, distance)| json!({ "id": id, "doc_path": path, "distance": distance }))

@@ -83,7 +83,7 @@ async fn cancel(options: PgConnectOptions, pid: i32) {
         Ok(Err(e)) => tracing::warn!(
             target: "pgvigil::cleanup",
             "could not cancel backend {pid}: {}",
-            crate::pool::error_text(&e)
+            crate::db_error::DbError::new(e, &crate::db_error::NoSecrets)
         ),
         Err(_) => tracing::warn!(target: "pgvigil::cleanup", "cancelling backend {pid} timed out"),
     }

@@ -11,6 +11,7 @@ use std::path::Path;
 
 /// Why a file could not be read; the caller names the flag or variable that gave the path.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum FileError {
     /// Opening or reading failed (absent, no permission...).
     #[error("{0}")]

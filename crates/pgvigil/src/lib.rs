@@ -41,6 +41,7 @@ pub mod checks;
 pub mod cleanup;
 pub mod config;
 pub mod contain;
+pub mod db_error;
 pub mod dev;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
@@ -56,6 +57,7 @@ mod sql_scan;
 
 pub use checks::{CheckOptions, CheckReport, Finding, Status, run_checks};
 pub use config::{ConfigError, ConfigSources, DatabaseUrl, PoolConfig, Target};
+pub use db_error::{DbError, FailureKind};
 pub use dev::{DevServer, DevSource};
 pub use pool::{
     AcquireError, ConnectError, Connector, InstrumentedPool, LinkState, PoolStats, connect,

@@ -36,6 +36,7 @@ pub struct ExpectedSchema {
 
 /// Why the expected schema could not be produced.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ExpectedError {
     /// The dev database could not be started or reached.
     #[error(transparent)]
@@ -51,8 +52,8 @@ pub enum ExpectedError {
         error: String,
     },
     /// Another database error on the dev database (connecting, snapshotting).
-    #[error("the dev database: {}", crate::pool::error_text(.0))]
-    Database(#[source] sqlx::Error),
+    #[error("the dev database: {0}")]
+    Database(#[source] crate::db_error::DbError),
     /// Building took longer than the bound (seconds) given to [`ExpectedSchema::build`].
     #[error(
         "building the expected schema passed its wall-clock bound of {0} s; raise it or pass \
@@ -108,7 +109,7 @@ impl ExpectedSchema {
         bound: std::time::Duration,
     ) -> Result<Self, ExpectedError> {
         let scratch = dev.scratch().await?;
-        let built = tokio::time::timeout(bound, build_in(&scratch, migrations)).await;
+        let built = tokio::time::timeout(bound, build_in(dev, &scratch, migrations)).await;
         let name = scratch.name.clone();
         if let Err(e) = scratch.drop_now().await {
             tracing::warn!(target: "pgvigil::checks", "could not drop scratch database {name}: {e}; the next run drops it");
@@ -133,10 +134,11 @@ type Built = (
 );
 
 async fn build_in(
+    dev: &DevServer,
     scratch: &crate::dev::ScratchDatabase,
     migrations: &[LocalMigration],
 ) -> Result<Built, ExpectedError> {
-    let db = ExpectedError::Database;
+    let db = |e| ExpectedError::Database(crate::db_error::DbError::new(e, dev));
     // Migrations run as an ordinary role on a private dev cluster; the extensions they create
     // with IF NOT EXISTS are made before the first one runs, by the administrator (an
     // extension script runs as the superuser and must not meet objects a migration planted),
@@ -207,10 +209,7 @@ async fn build_in(
         applied.map_err(|e| ExpectedError::MigrationFailed {
             version: m.version,
             description: m.description.clone(),
-            error: match &e {
-                sqlx::Error::Database(d) => d.message().to_string(),
-                other => other.to_string(),
-            },
+            error: crate::db_error::DbError::new(e, dev).to_string(),
         })?;
         let now = snapshot(&mut conn).await.map_err(db)?;
         let mut created: Vec<ObjectKey> = now

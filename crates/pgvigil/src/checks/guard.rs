@@ -92,7 +92,7 @@ pub fn server_message(e: &sqlx::Error) -> String {
             }
             m
         }
-        other => crate::pool::error_text(other),
+        other => other.to_string(),
     }
 }
 

@@ -268,7 +268,7 @@ async fn checks_on(
 ) -> CheckReport {
     let started = Instant::now();
     let mut report = CheckReport::new(config.database_url.to_string(), Utc::now());
-    let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
+    let failed = |e| crate::db_error::DbError::new(e, &config.database_url).to_string();
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
     let local = if needs_catalog {
@@ -282,7 +282,7 @@ async fn checks_on(
         Err(e) => {
             report
                 .findings
-                .push(Finding::unknown(Group::Connection, "connection", scrub(&e)));
+                .push(Finding::unknown(Group::Connection, "connection", failed(e)));
             report.finish(started);
             return report;
         }
@@ -305,7 +305,7 @@ async fn checks_on(
     if let Err(e) = begin_read_only(&mut *conn, opts).await {
         report
             .findings
-            .push(Finding::unknown(Group::Connection, "connection", scrub(&e)));
+            .push(Finding::unknown(Group::Connection, "connection", failed(e)));
         report.finish(started);
         return report;
     }
@@ -538,6 +538,7 @@ async fn server_facts(conn: &mut PgConnection) -> Result<ServerFacts, sqlx::Erro
 
 /// Why a check has no expected schema to compare with.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum NoExpected {
     /// The migrations directory could not be read (its own finding says why).
     #[error("the migrations could not be read")]

@@ -59,6 +59,7 @@ impl fmt::Display for Setting {
 
 /// A configuration a user can get wrong, named so it can be fixed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// A value that does not parse or is out of range.
     #[error("{setting} = `{value}` is not valid: expected {expected}")]

@@ -14,6 +14,7 @@ pub const ACCEPTED_SSLMODES: &str = "disable, allow, prefer, require, verify-ca,
 
 /// Why a DATABASE_URL was refused. Messages never contain the password.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum UrlError {
     /// Not a URL at all.
     #[error("is not a URL ({reason}); expected postgres://user:password@host:5432/database")]
@@ -287,15 +288,9 @@ impl DatabaseUrl {
         self.url.as_str()
     }
 
-    /// The words of a driver error, fit for a screen, a log or JSON: the server's message for
-    /// database errors (no "at line N" of PostgreSQL's source), the driver's text otherwise,
-    /// with the secrets removed. Every driver error pgvigil shows passes through here.
-    pub fn explain(&self, err: &sqlx::Error) -> String {
-        self.scrub(&crate::pool::error_text(err))
-    }
-
     /// Removes the secrets (the password, raw and percent-decoded, and `password=` /
     /// `sslpassword=` query values) from `text`, for driver messages that might echo them.
+    /// A driver error is scrubbed with it once, where it enters pgvigil (a `DbError`).
     pub fn scrub(&self, text: &str) -> String {
         let mut out = scrub_secret(text, self.url.password());
         for (k, v) in self.url.query_pairs() {

@@ -1,7 +1,10 @@
 //! Why no dev database could be had.
 
+use crate::db_error::DbError;
+
 /// Why no dev database could be had.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DevError {
     /// `--dev-url` / `DEV_DATABASE_URL` is not a usable URL.
     #[error(
@@ -24,12 +27,12 @@ pub enum DevError {
     )]
     NotConfigured,
     /// The dev server could not be reached (refused, timed out after 30 s, rejected the login).
-    #[error("the dev database at {target} did not answer: {reason}")]
+    #[error("the dev database at {target} did not answer: {source}")]
     Connect {
         /// The dev server as reports name it (a redacted URL, or `private cluster`).
         target: String,
-        /// The driver's message, secrets removed.
-        reason: String,
+        /// The driver's failure, secrets removed.
+        source: DbError,
     },
     /// The dev URL's role lacks CREATEDB, so no scratch database can be made there.
     #[error(
@@ -43,12 +46,12 @@ pub enum DevError {
         target: String,
     },
     /// A statement on the dev server failed.
-    #[error("the dev database at {target}: {reason}")]
+    #[error("the dev database at {target}: {source}")]
     Database {
         /// The dev server as reports name it (a redacted URL, or `private cluster`).
         target: String,
-        /// The server's message, secrets removed.
-        reason: String,
+        /// The server's failure, secrets removed.
+        source: DbError,
     },
     /// The dev URL reaches production's own server (same [`server_identity`](super::server_identity)): refused.
     #[error(

@@ -10,6 +10,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 
 use super::{DevError, DevNetwork, DevOrigin, DevSource, ExtensionPolicy, server_identity};
 use crate::config::DatabaseUrl;
+use crate::db_error::{DbError, FailureKind, Secrets};
 
 /// The role migrations run as on a private dev cluster.
 pub(super) const MIGRATOR: &str = "pgvigil_migrator";
@@ -166,7 +167,11 @@ impl DevServer {
         }
     }
 
-    pub(super) fn scrub(&self, text: &str) -> String {
+}
+
+/// A dev server's secrets: the password pgvigil gave its private cluster, or the dev URL's.
+impl Secrets for DevServer {
+    fn scrub(&self, text: &str) -> String {
         match &self.kind {
             Kind::Owned { secret, .. } if !secret.is_empty() => {
                 text.replace(secret.as_str(), "***")
@@ -175,11 +180,13 @@ impl DevServer {
             Kind::Url(url) => url.scrub(text),
         }
     }
+}
 
+impl DevServer {
     pub(super) fn db_err(&self, e: sqlx::Error) -> DevError {
         DevError::Database {
             target: self.target(),
-            reason: self.scrub(&crate::pool::error_text(&e)),
+            source: DbError::new(e, self),
         }
     }
 
@@ -189,11 +196,11 @@ impl DevServer {
             Ok(Ok(c)) => Ok(c),
             Ok(Err(e)) => Err(DevError::Connect {
                 target: self.target(),
-                reason: self.scrub(&crate::pool::error_text(&e)),
+                source: DbError::new(e, self),
             }),
             Err(_) => Err(DevError::Connect {
                 target: self.target(),
-                reason: "no answer within 30 s".into(),
+                source: DbError::observed(FailureKind::Timeout, "no answer within 30 s".into()),
             }),
         }
     }

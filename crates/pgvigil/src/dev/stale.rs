@@ -4,6 +4,7 @@
 use sqlx::Connection;
 
 use super::DevServer;
+use crate::db_error::DbError;
 use super::scratch::drop_database;
 
 impl DevServer {
@@ -49,7 +50,7 @@ impl DevServer {
                 Err(e) => tracing::warn!(
                     target: "pgvigil::dev",
                     "could not drop stale scratch database {name}: {}",
-                    self.scrub(&e.to_string())
+                    DbError::new(e, self)
                 ),
             }
         }

@@ -273,11 +273,8 @@ impl ReadinessCache {
         let local = match &self.settings.migrations_dir {
             Some(dir) => Some(
                 match tokio::time::timeout_at(deadline, load_local(dir)).await {
-                    Ok(r) => r.map_err(|e| e.to_string()),
-                    Err(_) => Err(format!(
-                        "not read within HEALTH_READY_TIMEOUT ({})",
-                        crate::config::format_duration(timeout)
-                    )),
+                    Ok(r) => r.map_err(LocalUnread::Invalid),
+                    Err(_) => Err(LocalUnread::TooSlow(timeout)),
                 },
             ),
             None => None,
@@ -350,19 +347,32 @@ const READY_SQL: &str = "SELECT 1 AS ready, \
        WHERE a.attrelid = to_regclass('documents') AND a.attname = 'embedding' \
          AND NOT a.attisdropped) AS embedding_type";
 
+/// Why MIGRATIONS_DIR gave no migrations to a reading.
+#[derive(Debug, thiserror::Error)]
+enum LocalUnread {
+    /// The directory or a file in it was refused.
+    #[error(transparent)]
+    Invalid(crate::checks::MigrationError),
+    /// The reading's deadline came first.
+    #[error(
+        "not read within HEALTH_READY_TIMEOUT ({})",
+        crate::config::format_duration(*.0)
+    )]
+    TooSlow(Duration),
+}
+
 async fn read_pool(
     name: &str,
     pool: &InstrumentedPool,
     settings: &HealthSettings,
-    local: Option<&Result<Vec<LocalMigration>, String>>,
+    local: Option<&Result<Vec<LocalMigration>, LocalUnread>>,
     time: &str,
     deadline: tokio::time::Instant,
 ) -> (Vec<(&'static str, CheckReading)>, Option<ReadinessFailure>) {
     let mut out = Vec::new();
     let started = Instant::now();
     let url = &pool.config().database_url;
-    let explain =
-        |e: &sqlx::Error| ReadinessFailure::kind(crate::pool::classify(e), url.explain(e));
+    let failed = |e: sqlx::Error| ReadinessFailure::failed(&crate::db_error::DbError::new(e, url));
     let answer = tokio::time::timeout_at(deadline, async {
         let acquire = pool.acquire_labeled("health");
         // A pool with a connection at hand rarely needs the probe; give it a moment first so a
@@ -378,7 +388,7 @@ async fn read_pool(
         };
         let mut conn = tokio::select! {
             acquired = acquire => acquired
-                .map_err(|e| ReadinessFailure::kind(e.kind, e.message.clone()))?,
+                .map_err(|e| ReadinessFailure::failed(&e.source))?,
             Err(e) = probe => {
                 // The pool would retry this refusal until its deadline and count nothing.
                 pool.connect_failed();
@@ -388,13 +398,13 @@ async fn read_pool(
         let row = sqlx::query(READY_SQL)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| explain(&e))?;
+            .map_err(failed)?;
         let has_ledger: bool = row.try_get("has_ledger").unwrap_or(false);
         let ledger = if has_ledger {
             Some(
                 crate::catalog::read_ledger(&mut conn)
                     .await
-                    .map_err(|e| explain(&e))?,
+                    .map_err(failed)?,
             )
         } else {
             None
@@ -520,7 +530,7 @@ async fn read_pool(
 
 fn ledger_verdict(
     ledger: Option<Vec<crate::catalog::LedgerRow>>,
-    local: Option<&Result<Vec<LocalMigration>, String>>,
+    local: Option<&Result<Vec<LocalMigration>, LocalUnread>>,
     require: MigrationRequirement,
 ) -> (HealthStatus, Option<serde_json::Value>, String) {
     let rows = ledger.unwrap_or_default();

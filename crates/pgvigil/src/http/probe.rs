@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
 
-use crate::pool::FailureKind;
+use crate::db_error::{DbError, FailureKind};
 
 /// A failed reading: what the body says and what the log says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,11 +21,11 @@ pub(crate) struct ReadinessFailure {
 }
 
 impl ReadinessFailure {
-    /// A failure the driver classified.
-    pub(crate) fn kind(kind: FailureKind, detail: String) -> Self {
+    /// A failure of the pool or of a query, classified and scrubbed where it happened.
+    pub(crate) fn failed(err: &DbError) -> Self {
         Self {
-            class: format!("database: {}", class_words(kind)),
-            detail,
+            class: format!("database: {}", class_words(err.kind())),
+            detail: err.to_string(),
         }
     }
 

@@ -3,7 +3,6 @@
 //! counts outcomes, tracks the checkout for leak detection and feeds the saturation alarm.
 //! [`InstrumentedPool::stats`] reads all of it without a database round trip.
 
-mod classify;
 mod leak;
 mod lifecycle;
 mod retry;
@@ -24,7 +23,8 @@ use serde::Serialize;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnection, PgPool, Postgres};
 
-pub use self::classify::{FailureKind, classify, classify_sqlstate, error_text};
+// Failures are classified and worded where they enter, in crate::db_error; the pool's API
+// names the kinds it reports.
 pub use self::leak::LeakedConnection;
 pub use self::lifecycle::{CloseReason, LifecycleStats};
 pub use self::retry::{
@@ -33,12 +33,14 @@ pub use self::retry::{
 };
 pub use self::saturation::saturation;
 pub use self::wait::{AcquireWait, WINDOW_SECS};
+pub use crate::db_error::{FailureKind, classify, classify_sqlstate};
 
 use self::leak::LeakTracker;
 use self::lifecycle::{Lifecycle, instrumented_options};
 use self::saturation::SaturationAlarm;
 use self::wait::WaitRecorder;
 use crate::config::{PoolConfig, format_duration};
+use crate::db_error::DbError;
 
 /// Everything known about the pool at one instant, gathered without a database round trip.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -87,9 +89,10 @@ pub struct PoolStats {
     pub lifecycle: LifecycleStats,
 }
 
-/// A failed acquire, classified. The message is scrubbed of the password.
+/// A failed acquire, classified, worded and scrubbed of the password where it happened.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("no connection from the pool after {waited_text} ({kind_label}): {message}")]
+#[non_exhaustive]
+#[error("no connection from the pool after {waited_text} ({kind_label}): {source}")]
 pub struct AcquireError {
     /// What went wrong, for deciding whether to retry.
     pub kind: FailureKind,
@@ -97,8 +100,8 @@ pub struct AcquireError {
     /// How long the acquire waited before failing.
     pub waited: Duration,
     waited_text: String,
-    /// The driver's message, password removed.
-    pub message: String,
+    /// The driver's failure, its words scrubbed of the password.
+    pub source: DbError,
 }
 
 impl AcquireError {
@@ -219,10 +222,12 @@ impl InstrumentedPool {
                 })
             }
             Err(e) => {
-                let kind = classify(&e);
+                let closed = matches!(e, sqlx::Error::PoolClosed);
+                let source = DbError::new(e, &shared.config.database_url);
+                let kind = source.kind();
                 if kind == FailureKind::Timeout {
                     shared.timeouts.fetch_add(1, Ordering::Relaxed);
-                } else if !matches!(e, sqlx::Error::PoolClosed) {
+                } else if !closed {
                     // The pool had to open a connection for this acquire and could not.
                     shared.lifecycle.connect_failed();
                 }
@@ -237,7 +242,7 @@ impl InstrumentedPool {
                     kind_label: kind.label(),
                     waited,
                     waited_text: format_duration(waited),
-                    message: shared.config.database_url.scrub(&e.to_string()),
+                    source,
                 })
             }
         }

@@ -15,8 +15,8 @@ use tokio::sync::{Notify, watch};
 use tokio::time::Instant;
 
 use super::InstrumentedPool;
-use super::classify::{FailureKind, classify};
-use crate::config::{Jitter, PoolConfig, RetryPolicy, format_duration};
+use crate::config::{DatabaseUrl, Jitter, PoolConfig, RetryPolicy, format_duration};
+use crate::db_error::{DbError, FailureKind};
 
 /// The delay schedule: retry n (0-based) waits `min(initial * multiplier^n, max)`, randomised
 /// into `0..=that` under full jitter. Ends after `max_retries` items (never when unlimited).
@@ -172,14 +172,17 @@ impl RetryNow {
     }
 }
 
-/// Why connecting ended without a pool. Messages carry the redacted URL, never the password.
+/// Why connecting ended without a pool. Messages carry the redacted URL, never the password;
+/// the last attempt's failure is the source.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConnectError {
     /// A failure retrying cannot cure (authentication, missing database, TLS, configuration):
     /// the loop ends at once.
     #[error(
         "cannot connect to {target} as user \"{user}\": {cause} ({kind_label}, not retried); {hint}"
     )]
+    #[non_exhaustive]
     Fatal {
         /// The database, as its URL with the password redacted.
         target: String,
@@ -195,11 +198,15 @@ pub enum ConnectError {
         hint: String,
         /// Attempts made, this one included.
         attempts: u32,
+        /// The failure itself, scrubbed.
+        #[source]
+        source: DbError,
     },
     /// Every attempt failed with a retryable failure and the retries ran out.
     #[error(
         "gave up connecting to {target} after {attempts} attempts in {elapsed}; last error: {cause}"
     )]
+    #[non_exhaustive]
     Exhausted {
         /// The database, as its URL with the password redacted.
         target: String,
@@ -211,6 +218,9 @@ pub enum ConnectError {
         kind: FailureKind,
         /// The last attempt's message, password removed.
         cause: String,
+        /// The last attempt's failure, scrubbed.
+        #[source]
+        source: DbError,
     },
 }
 
@@ -227,6 +237,33 @@ impl ConnectError {
         match self {
             Self::Fatal { attempts, .. } | Self::Exhausted { attempts, .. } => *attempts,
         }
+    }
+
+    /// The last attempt's failure.
+    pub fn failure(&self) -> &DbError {
+        match self {
+            Self::Fatal { source, .. } | Self::Exhausted { source, .. } => source,
+        }
+    }
+}
+
+/// What one attempt of [`Connector::retry`] may fail with: a [`DbError`] (a real connection),
+/// or a kind and a message (a test driving the loop, an attempt of the caller's own), whose
+/// message the loop scrubs of the URL's password as it takes it in.
+pub trait AttemptFailure {
+    /// The failure as the loop keeps it.
+    fn into_db_error(self, url: &DatabaseUrl) -> DbError;
+}
+
+impl AttemptFailure for DbError {
+    fn into_db_error(self, _: &DatabaseUrl) -> DbError {
+        self
+    }
+}
+
+impl AttemptFailure for (FailureKind, String) {
+    fn into_db_error(self, url: &DatabaseUrl) -> DbError {
+        DbError::observed(self.0, url.scrub(&self.1))
     }
 }
 
@@ -358,10 +395,11 @@ impl Connector {
 
     /// The retry loop itself, around any attempt that reports a classified failure. `connect`
     /// uses it with a real connection; tests drive it under tokio's paused clock.
-    pub async fn retry<T, F, Fut>(&self, mut attempt_once: F) -> Result<T, ConnectError>
+    pub async fn retry<T, E, F, Fut>(&self, mut attempt_once: F) -> Result<T, ConnectError>
     where
+        E: AttemptFailure,
         F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T, (FailureKind, String)>>,
+        Fut: Future<Output = Result<T, E>>,
     {
         let config = &self.config;
         let url = &config.database_url;
@@ -377,7 +415,7 @@ impl Connector {
                 since: Utc::now(),
                 down: down.clone(),
             });
-            let (kind, cause) = match attempt_once().await {
+            let failure = match attempt_once().await {
                 Ok(value) => {
                     if attempt > 1 {
                         tracing::info!(
@@ -392,15 +430,15 @@ impl Connector {
                         .send_replace(LinkState::Connected { since: Utc::now() });
                     return Ok(value);
                 }
-                Err(failure) => failure,
+                Err(failure) => failure.into_db_error(url),
             };
-            let cause = url.scrub(&cause);
+            let (kind, cause) = (failure.kind(), failure.words().to_string());
             let down = down.insert(Down {
                 since: down.as_ref().map_or_else(Utc::now, |d| d.since),
                 last_error: cause.clone(),
             });
             if !kind.is_retryable() {
-                let hint = kind.hint_for(&cause);
+                let hint = failure.hint();
                 let err = ConnectError::Fatal {
                     target: url.to_string(),
                     user: url.username(),
@@ -409,6 +447,7 @@ impl Connector {
                     cause,
                     hint,
                     attempts: attempt,
+                    source: failure,
                 };
                 return Err(self.give_up(err, kind, attempt, down.clone()));
             }
@@ -419,6 +458,7 @@ impl Connector {
                     elapsed: format_duration(started.elapsed()),
                     kind,
                     cause,
+                    source: failure,
                 };
                 return Err(self.give_up(err, kind, attempt, down.clone()));
             };
@@ -527,7 +567,7 @@ pub async fn ensure_read_only(
 async fn open_pool(
     config: &PoolConfig,
     lifecycle: &Arc<super::lifecycle::Lifecycle>,
-) -> Result<PgPool, (FailureKind, String)> {
+) -> Result<PgPool, DbError> {
     let options = connect_options(config);
     let attempt = async {
         let probe = sqlx::PgConnection::connect_with(&options).await?;
@@ -538,8 +578,8 @@ async fn open_pool(
     };
     match tokio::time::timeout(config.connect_timeout, attempt).await {
         Ok(Ok(pool)) => Ok(pool),
-        Ok(Err(e)) => Err((classify(&e), super::classify::error_text(&e))),
-        Err(_) => Err((
+        Ok(Err(e)) => Err(DbError::new(e, &config.database_url)),
+        Err(_) => Err(DbError::observed(
             FailureKind::Timeout,
             format!(
                 "no connection within POOL_CONNECT_TIMEOUT ({})",

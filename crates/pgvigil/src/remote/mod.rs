@@ -32,10 +32,16 @@ pub use figures::{InstanceFigures, InstanceWindow, MetricFamily, PoolReading};
 pub use fleet::{Fleet, FleetFigures, parse_answer};
 #[cfg(feature = "scrape")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
-pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError};
+pub use scrape::{Endpoint, MAX_BODY_BYTES, ScrapeError, TransportError};
 #[cfg(feature = "scrape")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
 pub use selector::Selector;
+
+#[cfg(feature = "scrape")]
+/// The blocking task that reads a body ended without an answer (it panicked).
+#[derive(Debug, thiserror::Error)]
+#[error("the body's reader failed: {0}")]
+struct ReaderFailed(#[source] tokio::task::JoinError);
 
 #[cfg(feature = "scrape")]
 #[cfg_attr(docsrs, doc(cfg(feature = "scrape")))]
@@ -53,7 +59,11 @@ pub async fn read_endpoint(
         let body = endpoint.fetch(timeout).await?;
         tokio::task::spawn_blocking(move || read_body(&body))
             .await
-            .unwrap_or_else(|e| Err(ScrapeError::Http(format!("the body's reader failed: {e}"))))
+            .unwrap_or_else(|e| {
+                Err(ScrapeError::Http(scrape::TransportError::new(
+                    ReaderFailed(e),
+                )))
+            })
     };
     tokio::time::timeout(timeout, read)
         .await

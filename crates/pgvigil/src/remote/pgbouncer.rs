@@ -20,7 +20,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{Connection, PgConnection, Row};
 
 use crate::config::DatabaseUrl;
-use crate::pool::FailureKind;
+use crate::db_error::{DbError, FailureKind};
 
 /// At most this many rows are read from one command's answer (a PgBouncer has one row per
 /// pool or database; ten thousand is far beyond any real one).
@@ -148,6 +148,7 @@ impl BouncerView {
 /// What kind of failure a reading met; the dashboard retries all but a refused login by itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum BouncerFailure {
     /// The console refused the login (authentication, no such user or database): trying again
     /// with the same URL fails the same way and counts against the account.
@@ -164,6 +165,7 @@ pub enum BouncerFailure {
 
 /// Why the console could not be read (its text scrubbed of the password).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 #[error("PgBouncer {target}: {reason}")]
 pub struct BouncerError {
     /// The console URL, password redacted.
@@ -172,6 +174,27 @@ pub struct BouncerError {
     pub reason: String,
     /// Its kind.
     pub kind: BouncerFailure,
+    /// The driver's failure, when the driver failed (not for a bound pgvigil drew).
+    #[source]
+    source: Option<DbError>,
+}
+
+impl BouncerError {
+    /// A failure described in words of pgvigil's own (a bound, a malformed answer): `reason`
+    /// must hold no secret.
+    pub fn new(target: String, kind: BouncerFailure, reason: String) -> Self {
+        Self {
+            target,
+            reason,
+            kind,
+            source: None,
+        }
+    }
+
+    /// The driver's failure behind it, if any.
+    pub fn driver_failure(&self) -> Option<&DbError> {
+        self.source.as_ref()
+    }
 }
 
 /// Why a reading stopped, before it becomes a [`BouncerError`].
@@ -278,10 +301,15 @@ async fn bounded(
     timeout: Duration,
     reading: impl std::future::Future<Output = Result<BouncerView, ReadError>>,
 ) -> Result<BouncerView, BouncerError> {
-    let fail = |kind: BouncerFailure, reason: String| BouncerError {
-        target: url.to_string(),
-        reason: url.scrub(&reason),
-        kind,
+    let fail =
+        |kind: BouncerFailure, reason: String| BouncerError::new(url.to_string(), kind, reason);
+    let driver = |kind: BouncerFailure, e: sqlx::Error| {
+        let source = DbError::new(e, url);
+        BouncerError {
+            reason: source.to_string(),
+            source: Some(source),
+            ..fail(kind, String::new())
+        }
     };
     let answer = tokio::time::timeout(timeout, crate::contain::contained(reading))
         .await
@@ -297,17 +325,16 @@ async fn bounded(
         .map_err(|panic| {
             fail(
                 BouncerFailure::Malformed,
-                format!("the console's answer is malformed (it broke the driver: {panic})"),
+                // The driver's panic message is its text: scrubbed as it comes in.
+                url.scrub(&format!(
+                    "the console's answer is malformed (it broke the driver: {panic})"
+                )),
             )
         })?;
     answer.map_err(|e| match e {
         ReadError::TooLarge(why) => fail(BouncerFailure::TooLarge, why),
-        ReadError::Login(e) if login_refused(&e) => {
-            fail(BouncerFailure::LoginRefused, crate::pool::error_text(&e))
-        }
-        ReadError::Login(e) | ReadError::Driver(e) => {
-            fail(BouncerFailure::Failed, crate::pool::error_text(&e))
-        }
+        ReadError::Login(e) if login_refused(&e) => driver(BouncerFailure::LoginRefused, e),
+        ReadError::Login(e) | ReadError::Driver(e) => driver(BouncerFailure::Failed, e),
     })
 }
 
@@ -320,7 +347,7 @@ fn login_refused(e: &sqlx::Error) -> bool {
         sqlx::Error::Database(d) => {
             let message = d.message();
             matches!(
-                crate::pool::classify(e),
+                crate::db_error::classify(e),
                 FailureKind::Authentication | FailureKind::DatabaseMissing
             ) || message.contains("authentication failed")
                 || message.starts_with("no such user")

@@ -132,10 +132,10 @@ impl Endpoint {
             .to_string();
         let stream = tokio::net::TcpStream::connect((host.as_str(), port))
             .await
-            .map_err(|e| ScrapeError::Connect(e.to_string()))?;
+            .map_err(|e| ScrapeError::Connect(e.into()))?;
         let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
             .await
-            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+            .map_err(|e| ScrapeError::Http(e.into()))?;
         // The connection's driver ends when its last sender is dropped or the peer closes.
         tokio::spawn(conn);
         Ok(sender)
@@ -180,11 +180,11 @@ impl Endpoint {
         }
         let request = request
             .body(Empty::<Bytes>::new())
-            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+            .map_err(|e| ScrapeError::Http(e.into()))?;
         let response = sender
             .send_request(request)
             .await
-            .map_err(|e| ScrapeError::Http(e.to_string()))?;
+            .map_err(|e| ScrapeError::Http(e.into()))?;
         let status = response.status();
         let header = |name: hyper::header::HeaderName| {
             response
@@ -234,7 +234,7 @@ impl Endpoint {
                 if e.is::<http_body_util::LengthLimitError>() {
                     ScrapeError::TooLarge
                 } else {
-                    ScrapeError::Http(e.to_string())
+                    ScrapeError::Http(TransportError::from_boxed(e))
                 }
             })?
             .to_bytes();
@@ -296,8 +296,81 @@ pub(crate) fn redact(raw: &str) -> String {
     }
 }
 
+/// A connection or an HTTP exchange that broke, kept as the error it was (an I/O error, hyper's
+/// error) so that its kind and its own source stay at hand. Two are equal when they say the
+/// same. Built from words (`"connection refused".into()`) for failures with no error behind
+/// them, such as a fixture's.
+#[derive(Debug, Clone)]
+pub struct TransportError(std::sync::Arc<dyn std::error::Error + Send + Sync>);
+
+impl TransportError {
+    pub(crate) fn new(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+
+    fn from_boxed(e: Box<dyn std::error::Error + Send + Sync>) -> Self {
+        Self(e.into())
+    }
+
+    /// The error itself.
+    pub fn get_ref(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl std::fmt::Display for TransportError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for TransportError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
+    }
+}
+
+impl PartialEq for TransportError {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for TransportError {}
+
+impl From<std::io::Error> for TransportError {
+    fn from(e: std::io::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl From<hyper::Error> for TransportError {
+    fn from(e: hyper::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl From<hyper::http::Error> for TransportError {
+    fn from(e: hyper::http::Error) -> Self {
+        Self(std::sync::Arc::new(e))
+    }
+}
+
+impl From<String> for TransportError {
+    fn from(words: String) -> Self {
+        Self(std::sync::Arc::new(std::io::Error::other(words)))
+    }
+}
+
+impl From<&str> for TransportError {
+    fn from(words: &str) -> Self {
+        words.to_string().into()
+    }
+}
+
 /// Why an endpoint could not be read.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ScrapeError {
     /// The URL is not one pgvigil can read.
     #[error("{what}: `{value}` is not a metrics URL ({reason}); expected http://HOST:PORT/metrics")]
@@ -324,7 +397,7 @@ pub enum ScrapeError {
     },
     /// No TCP connection.
     #[error("cannot connect: {0}")]
-    Connect(String),
+    Connect(#[source] TransportError),
     /// No complete answer in time.
     #[error("no answer within {}", crate::config::format_duration(*.0))]
     Timeout(Duration),
@@ -354,7 +427,7 @@ pub enum ScrapeError {
     TooLarge,
     /// A protocol error.
     #[error("HTTP error: {0}")]
-    Http(String),
+    Http(#[source] TransportError),
     /// The body has none of the known pool metrics.
     #[error("no pool metrics in the body ({0} samples; expected pgvigil_pool_* or hikaricp_*)")]
     NoPoolMetrics(usize),
@@ -412,6 +485,30 @@ impl ScrapeError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_refused_connection_keeps_its_io_error() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let endpoint =
+            Endpoint::parse(&format!("http://127.0.0.1:{port}/metrics"), "--app").unwrap();
+        let Err(ScrapeError::Connect(cause)) = endpoint.fetch(Duration::from_secs(5)).await else {
+            panic!("a refused connection is Connect");
+        };
+        let io = cause
+            .get_ref()
+            .downcast_ref::<std::io::Error>()
+            .expect("the I/O error itself");
+        assert_eq!(io.kind(), std::io::ErrorKind::ConnectionRefused);
+        let io = io.to_string();
+        let err = ScrapeError::Connect(cause);
+        assert!(std::error::Error::source(&err).is_some());
+        assert!(err.is_unreachable());
+        assert_eq!(err.to_string(), format!("cannot connect: {io}"));
+    }
 
     #[test]
     fn basic_auth_is_encoded_and_passwords_are_redacted() {

@@ -137,21 +137,40 @@ impl Selector {
     }
 }
 
+/// Why a matcher's value is not a PromQL string literal.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum LiteralError {
+    #[error("the value is a quoted string (\"v\", 'v' or `v`)")]
+    NotQuoted,
+    #[error("a line break inside the string")]
+    LineBreak,
+    #[error("an unfinished escape")]
+    UnfinishedEscape,
+    /// `\x`, `\u`, `\U` or octal with the wrong digits (shown escaped).
+    #[error("`\\{0}` is not a valid escape")]
+    BadCode(String),
+    /// A letter after `\` that PromQL has no escape for (shown escaped).
+    #[error("`\\{0}` is not an escape PromQL knows")]
+    Unknown(String),
+    #[error("the string is not closed")]
+    Unclosed,
+}
+
 /// A PromQL string literal at the start of `s`: `"..."` or `'...'` with Go's escapes, or a raw
 /// `` `...` ``. Returns the value and what follows.
-fn string_literal(s: &str) -> Result<(String, &str), String> {
+fn string_literal(s: &str) -> Result<(String, &str), LiteralError> {
     let mut chars = s.char_indices();
     let quote = match chars.next() {
         Some((_, q @ ('"' | '\'' | '`'))) => q,
-        _ => return Err("the value is a quoted string (\"v\", 'v' or `v`)".into()),
+        _ => return Err(LiteralError::NotQuoted),
     };
     let mut value = String::new();
     while let Some((i, c)) = chars.next() {
         match c {
             c if c == quote => return Ok((value, &s[i + c.len_utf8()..])),
-            '\n' if quote != '`' => return Err("a line break inside the string".into()),
+            '\n' if quote != '`' => return Err(LiteralError::LineBreak),
             '\\' if quote != '`' => {
-                let (_, e) = chars.next().ok_or("an unfinished escape")?;
+                let (_, e) = chars.next().ok_or(LiteralError::UnfinishedEscape)?;
                 let mut take = |n: usize| -> String {
                     (0..n)
                         .filter_map(|_| chars.next().map(|(_, c)| c))
@@ -162,7 +181,11 @@ fn string_literal(s: &str) -> Result<(String, &str), String> {
                         .ok()
                         .filter(|v| digits.len() == n && (radix == 16 || *v < 256))
                         .and_then(char::from_u32)
-                        .ok_or_else(|| format!("`\\{e}{digits}` is not a valid escape"))
+                        .ok_or_else(|| {
+                            LiteralError::BadCode(
+                                crate::sanitize::printable(&format!("{e}{digits}")).into_owned(),
+                            )
+                        })
                 };
                 value.push(match e {
                     'a' => '\x07',
@@ -182,9 +205,8 @@ fn string_literal(s: &str) -> Result<(String, &str), String> {
                         code(&format!("{e}{digits}"), 8, 3)?
                     }
                     other => {
-                        return Err(format!(
-                            "`\\{}` is not an escape PromQL knows",
-                            crate::sanitize::printable(&other.to_string())
+                        return Err(LiteralError::Unknown(
+                            crate::sanitize::printable(&other.to_string()).into_owned(),
                         ));
                     }
                 });
@@ -192,17 +214,15 @@ fn string_literal(s: &str) -> Result<(String, &str), String> {
             c => value.push(c),
         }
     }
-    Err("the string is not closed".into())
+    Err(LiteralError::Unclosed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn promql(raw: &str) -> Result<String, String> {
-        Selector::parse(raw, "--selector")
-            .map(|s| s.promql())
-            .map_err(|e| e.to_string())
+    fn promql(raw: &str) -> Result<String, ScrapeError> {
+        Selector::parse(raw, "--selector").map(|s| s.promql())
     }
 
     #[test]
@@ -242,7 +262,7 @@ mod tests {
             ("{job<\"a\"}", "needs =, !=, =~ or !~"),
             ("{job=\"a\"}) or vector(1", "follows the closing"),
         ] {
-            let err = promql(raw).unwrap_err();
+            let err = promql(raw).unwrap_err().to_string();
             assert!(err.starts_with("--selector: `"), "{raw}: {err}");
             assert!(err.contains(why), "{raw}: {err}");
             assert!(err.contains("name=~\"re\""), "{raw}: {err}");

@@ -271,6 +271,7 @@ impl DryRunReport {
 /// Why a dry-run could not produce a report at all (a failing migration is in the report, not
 /// here).
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum DryRunError {
     /// The migrations directory could not be read.
     #[error(transparent)]
@@ -285,8 +286,8 @@ pub enum DryRunError {
     #[error(transparent)]
     Copy(#[from] CopyError),
     /// A statement on the dev copy (outside the migrations themselves) failed.
-    #[error("the dev copy: {}", crate::pool::error_text(.0))]
-    DevDatabase(#[source] sqlx::Error),
+    #[error("the dev copy: {0}")]
+    DevDatabase(#[source] crate::db_error::DbError),
     /// The bound ran out before the migrations could start.
     #[error(
         "the dry-run passed its wall-clock bound of {bound} s before the migrations could run \
@@ -527,7 +528,7 @@ async fn run_on_dev(
     options: &DryRunOptions,
     deadline: tokio::time::Instant,
 ) -> Result<Vec<MigrationDryRun>, DryRunError> {
-    let db = DryRunError::DevDatabase;
+    let db = |e| DryRunError::DevDatabase(crate::db_error::DbError::new(e, dev));
     // The dry-run's own reads of the copy (relations, schema snapshots), apart from the
     // migrations' session.
     let mut inspect = scratch.connect().await.map_err(db)?;

@@ -315,7 +315,7 @@ impl MigrationRunner {
                     _ = tokio::time::sleep_until(abandon_at) => break None,
                     _ = tokio::time::sleep_until(next_sample), if fired.is_none() => {
                         if let Err(e) = trace.sample(&mut self.observer).await {
-                            tracing::debug!(target: "pgvigil::runner", "a lock reading failed: {}", crate::pool::error_text(&e));
+                            tracing::debug!(target: "pgvigil::runner", "a lock reading failed: {}", crate::db_error::DbError::new(e, &crate::db_error::NoSecrets));
                         }
                         next_sample = Instant::now() + self.options.sample_every;
                     }
@@ -447,7 +447,7 @@ async fn signal(observer: &mut PgConnection, target: &PgConnectOptions, function
         Ok(Err(e)) => tracing::warn!(
             target: "pgvigil::runner",
             "{function}({pid}) failed: {}",
-            crate::pool::error_text(&e)
+            crate::db_error::DbError::new(e, &crate::db_error::NoSecrets)
         ),
         Err(_) => tracing::warn!(target: "pgvigil::runner", "{function}({pid}) timed out"),
     }

@@ -75,6 +75,7 @@ impl ProductionFacts {
 
 /// Why production's schema could not be copied onto the dev database.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CopyError {
     /// No pg_dump able to read production is installed on this machine.
     #[error(
@@ -88,20 +89,23 @@ pub enum CopyError {
     /// pg_dump failed, timed out or produced an unusable dump (its message, password removed).
     #[error("pg_dump could not read production's schema: {0}")]
     Dump(String),
+    /// pg_dump's output could not be read, or it could not be waited for.
+    #[error("pg_dump could not read production's schema: {0}")]
+    DumpIo(#[source] std::io::Error),
     /// Restoring the dump on the dev database failed.
     #[error(
-        "production's schema could not be restored into the dev database: {reason}; the dev \
+        "production's schema could not be restored into the dev database: {source}; the dev \
          server needs the same extensions as production (pgvector for PostgreSQL {major})"
     )]
     Restore {
-        /// The dev server's error.
-        reason: String,
+        /// The dev server's error, secrets removed.
+        source: crate::db_error::DbError,
         /// Production's major version, for the hint.
         major: u32,
     },
     /// The dev server could not be reached to prepare the copy.
     #[error("the dev database: {0}")]
-    Dev(String),
+    Dev(#[source] crate::dev::DevError),
     /// Production has an extension that reaches other servers, which the dev database does
     /// not create unless allowed: its copy could not be faithful.
     #[error("production's schema cannot be copied: {0}")]
@@ -216,12 +220,9 @@ pub async fn dump_schema(
             limited_out.read_to_end(&mut out),
             limited_err.read_to_end(&mut err)
         );
-        o.map_err(|e| CopyError::Dump(e.to_string()))?;
-        e.map_err(|e| CopyError::Dump(e.to_string()))?;
-        let status = child
-            .wait()
-            .await
-            .map_err(|e| CopyError::Dump(e.to_string()))?;
+        o.map_err(CopyError::DumpIo)?;
+        e.map_err(CopyError::DumpIo)?;
+        let status = child.wait().await.map_err(CopyError::DumpIo)?;
         Ok::<_, CopyError>((status, out, err))
     };
     let (status, out, err) = tokio::time::timeout(bound, run)
@@ -311,14 +312,11 @@ pub async fn restore(
         }));
     }
     let restore_err = |e: sqlx::Error| CopyError::Restore {
-        reason: e.to_string(),
+        source: crate::db_error::DbError::new(e, dev),
         major: production.major(),
     };
     if dev.is_private() {
-        let mut admin = dev
-            .admin()
-            .await
-            .map_err(|e| CopyError::Dev(e.to_string()))?;
+        let mut admin = dev.admin().await.map_err(CopyError::Dev)?;
         for role in &production.roles {
             let exists: bool =
                 sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $1)")

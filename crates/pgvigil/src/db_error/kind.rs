@@ -1,12 +1,14 @@
-//! Which failures are worth retrying. A database that is restarting, overloaded or briefly
-//! unreachable comes back; a wrong password or a missing database does not, and retrying them
-//! only delays the message that says what to fix.
+//! Which failures are worth retrying: the classification table, SQLSTATE and driver error to
+//! [`FailureKind`]. A database that is restarting, overloaded or briefly unreachable comes back;
+//! a wrong password or a missing database does not, and retrying them only delays the message
+//! that says what to fix.
 
 use serde::Serialize;
 
 /// What went wrong, in the terms an on-call engineer acts on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum FailureKind {
     /// 28P01 invalid_password, 28000 invalid_authorization_specification.
     Authentication,
@@ -150,16 +152,6 @@ impl FailureKind {
             _ => None,
         };
         specific.map_or_else(|| self.hint().to_string(), str::to_string)
-    }
-}
-
-/// The words of a driver error for a person: for a server error its message (sqlx's Display
-/// appends " at line N", a line of PostgreSQL's own source code, which reads like a position
-/// in the user's SQL), otherwise the driver's description.
-pub fn error_text(err: &sqlx::Error) -> String {
-    match err {
-        sqlx::Error::Database(d) => d.message().to_string(),
-        other => other.to_string(),
     }
 }
 

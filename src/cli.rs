@@ -8,8 +8,9 @@ use clap::{Args, Parser, Subcommand};
 use pgvigil::checks::Group;
 use pgvigil::config::parse_duration;
 
-use crate::args::ConfigArgs;
+use crate::args::{ConfigArgs, InvalidValue};
 
+/// The whole command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "pgvigil",
@@ -77,15 +78,11 @@ pub struct PoolSourceArgs {
     pub selector: Option<String>,
 }
 
-/// `--prometheus` / `--selector`, else PROMETHEUS_URL / PROMETHEUS_SELECTOR.
-pub fn refresh_arg(raw: &str) -> Result<Duration, String> {
+/// `--refresh`: 0.5s to 10s.
+fn refresh_arg(raw: &str) -> Result<Duration, InvalidValue> {
     parse_duration(raw)
         .filter(|d| *d >= Duration::from_millis(500) && *d <= Duration::from_secs(10))
-        .ok_or_else(|| {
-            format!(
-                "`{raw}` is not valid: expected a duration from 0.5s to 10s (`500ms`, `1s`, `5s`)"
-            )
-        })
+        .ok_or_else(|| InvalidValue::new(raw, "a duration from 0.5s to 10s (`500ms`, `1s`, `5s`)"))
 }
 
 #[derive(Debug, Subcommand)]
@@ -109,6 +106,21 @@ pub enum Command {
     /// Serve /health/live, /health/ready and /metrics for DATABASE_URL's pool (a sidecar and a
     /// probe target); keeps serving while the database is down. SIGTERM stops it gracefully.
     Serve(ServeArgs),
+    /// Print a completion script for a shell, e.g. `pgvigil completions bash >
+    /// /etc/bash_completion.d/pgvigil` (zsh: a file named _pgvigil in $fpath; fish:
+    /// ~/.config/fish/completions/pgvigil.fish).
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print pgvigil's man page (roff) on standard output, e.g. `pgvigil man | man -l -`; with
+    /// --dir, write it and one page per command (pgvigil-check.1, ...) into a directory.
+    Man {
+        /// Directory for pgvigil.1 and every command's page (it must exist).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -243,16 +255,14 @@ pub enum MigrateCommand {
     },
 }
 
-pub fn group_arg(raw: &str) -> Result<Group, String> {
+/// `--only`: one group of checks.
+fn group_arg(raw: &str) -> Result<Group, pgvigil::checks::UnknownGroup> {
     raw.parse()
-        .map_err(|e: pgvigil::checks::UnknownGroup| e.to_string())
 }
 
-pub fn duration_arg(raw: &str) -> Result<Duration, String> {
-    parse_duration(raw).filter(|d| !d.is_zero()).ok_or_else(|| {
-        format!(
-            "`{raw}` is not valid: expected {}",
-            pgvigil::config::ACCEPTED_DURATION
-        )
-    })
+/// The dry-run's bounds: a positive duration.
+fn duration_arg(raw: &str) -> Result<Duration, InvalidValue> {
+    parse_duration(raw)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| InvalidValue::new(raw, pgvigil::config::ACCEPTED_DURATION))
 }

@@ -5,8 +5,25 @@ use std::io::IsTerminal;
 
 use crate::report::colour_wanted;
 
+/// Logging for the dashboard (and the demo) or for a command (`server`: `pgvigil serve`);
+/// `warnings` already said on stderr are logged again where the dashboard shows them.
+pub fn init(dashboard: bool, server: bool, no_color: bool, warnings: &[String]) {
+    if !dashboard {
+        init_command_logging(server, no_color);
+        return;
+    }
+    if let Err(e) = color_eyre::install() {
+        crate::error::say(&e.to_string());
+    }
+    init_tui_logging();
+    // The dashboard's log panel shows them too: stderr is hidden behind the screen.
+    for warning in warnings {
+        tracing::warn!(target: "pgvigil", "{warning}");
+    }
+}
+
 /// The dashboard logs into tui-logger's buffer (shown in its Log panel), never onto the screen.
-pub fn init_tui_logging() {
+fn init_tui_logging() {
     use tracing_subscriber::prelude::*;
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG")
         .unwrap_or_else(|_| "trace,sqlx=error".into());
@@ -21,7 +38,7 @@ pub fn init_tui_logging() {
 
 /// A command logs onto stderr (PGVIGIL_LOG overrides the filter); `server` is `pgvigil serve`,
 /// whose log is its status lines.
-pub fn init_command_logging(server: bool, no_color: bool) {
+fn init_command_logging(server: bool, no_color: bool) {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGVIGIL_LOG").unwrap_or_else(|_| {

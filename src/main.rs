@@ -1,6 +1,6 @@
-//! The pgvigil command: parse, set up logging and the runtime, dispatch to `commands`. Library
-//! errors are typed; the commands turn them into messages and monitoring-style exit codes
-//! (0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN).
+//! The pgvigil command: parse the command line (src/cli.rs), set up logging and the runtime,
+//! dispatch to one of `commands`, and end with the code crate::error gives: 0 OK, 1 WARNING,
+//! 2 CRITICAL, 3 UNKNOWN, 128 + the signal's number after SIGINT / SIGTERM.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -11,7 +11,8 @@ use pgvigil::checks::Status;
 use pgvigil::dev::{DevSource, ExtensionPolicy};
 use pgvigil::window::DryRunOptions;
 use pgvigil_cli::cli::{Cli, Command, MigrateCommand, SchemaCommand};
-use pgvigil_cli::commands::{self, UNKNOWN, exit, say};
+use pgvigil_cli::commands;
+use pgvigil_cli::error::{CommandError, Exit, say};
 use pgvigil_cli::report::colour_wanted;
 use pgvigil_cli::signal::interruptible;
 
@@ -20,40 +21,23 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            let _ = e.print();
             let status = if e.use_stderr() {
-                UNKNOWN
+                Status::Unknown
             } else {
                 Status::Pass
             };
-            let _ = e.print();
-            return exit(status);
+            return Exit::Verdict(status).finish();
         }
     };
     // Said once, before anything else: the password is already visible in `ps`.
-    let exposed: Vec<String> = [
-        ("--database-url", cli.config.database_url.as_deref()),
-        ("--dev-url", cli.dev_url.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(flag, url)| pgvigil_cli::args::password_flag_warning(flag, url))
-    .collect();
+    let exposed = pgvigil_cli::args::password_warnings(&cli.config, cli.dev_url.as_deref());
     for warning in &exposed {
         say(warning);
     }
-    let interactive = matches!(cli.command, None | Some(Command::Demo));
-    if interactive {
-        if let Err(e) = color_eyre::install() {
-            say(&e.to_string());
-        }
-        pgvigil_cli::logging::init_tui_logging();
-        // The dashboard's log panel shows it too: stderr is hidden behind the screen.
-        for warning in &exposed {
-            tracing::warn!(target: "pgvigil", "{warning}");
-        }
-    } else {
-        let server = matches!(cli.command, Some(Command::Serve(_)));
-        pgvigil_cli::logging::init_command_logging(server, cli.no_color);
-    }
+    let dashboard = matches!(cli.command, None | Some(Command::Demo));
+    let server = matches!(cli.command, Some(Command::Serve(_)));
+    pgvigil_cli::logging::init(dashboard, server, cli.no_color, &exposed);
     // The dashboard alone is I/O-bound: one thread is enough and wakes less; the demo runs its
     // workload beside it on a multi-threaded runtime.
     let runtime = if cli.command.is_none() {
@@ -64,35 +48,35 @@ fn main() -> ExitCode {
         tokio::runtime::Runtime::new()
     }
     .expect("tokio runtime");
-    if matches!(cli.command, Some(Command::Demo)) {
-        let Some(dev) = dev_source(&cli, None) else {
-            return exit(UNKNOWN);
-        };
-        return exit(runtime.block_on(commands::demo::run(cli.dashboard, cli.no_color, dev)));
-    }
-    let sources = match cli.config.sources() {
-        Ok(s) => s,
-        Err(e) => {
-            say(&e.to_string());
-            return exit(UNKNOWN);
+    runtime
+        .block_on(run(cli))
+        .unwrap_or_else(Exit::Failed)
+        .finish()
+}
+
+/// The settings, in the order their errors are reported, then the command.
+async fn run(cli: Cli) -> Result<Exit, CommandError> {
+    let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
+    match &cli.command {
+        Some(Command::Completions { shell }) => {
+            return Ok(commands::completions::run(*shell).into());
         }
-    };
+        Some(Command::Man { dir }) => return Ok(commands::man::run(dir.clone()).into()),
+        Some(Command::Demo) => {
+            let dev = dev_source(&cli, None)?;
+            return Ok(commands::demo::run(cli.dashboard, cli.no_color, dev)
+                .await
+                .into());
+        }
+        _ => {}
+    }
+    let sources = cli.config.sources()?;
     if let Some(Command::Serve(args)) = &cli.command {
-        let mut sources = sources.clone();
-        for (var, value) in args.flags() {
-            sources = sources.flag(var, value);
-        }
-        return exit(runtime.block_on(commands::serve::run(&sources, &args.listen)));
+        return Ok(commands::serve::run(&sources, args).await.into());
     }
-    let config = match PoolConfig::from_sources(&sources) {
-        // Every session pgvigil opens on DATABASE_URL is read-only, with lock and statement
-        // timeouts: nothing it does on its own may change that database.
-        Ok(config) => config.read_only(),
-        Err(e) => {
-            say(&e.to_string());
-            return exit(UNKNOWN);
-        }
-    };
+    // Every session pgvigil opens on DATABASE_URL is read-only, with lock and statement
+    // timeouts: nothing it does on its own may change that database.
+    let config = PoolConfig::from_sources(&sources)?.read_only();
     // Only the commands that run migration SQL need a dev database; a bad DEV_DATABASE_URL
     // must not stop `ping` or `config`.
     let wants_dev = matches!(
@@ -100,72 +84,58 @@ fn main() -> ExitCode {
         None | Some(Command::Check(_) | Command::Schema(_) | Command::Migrate(_))
     );
     let dev = if wants_dev {
-        let from_file = sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v);
-        let Some(dev) = dev_source(&cli, from_file) else {
-            return exit(UNKNOWN);
-        };
-        dev
+        dev_source(&cli, sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v))?
     } else {
         pgvigil_cli::dev_private::private()
     };
-    let colour = colour_wanted(cli.no_color, std::io::stdout().is_terminal());
-    runtime.block_on(async move {
-        // The dashboard handles its own keys and signals (and restores the terminal).
-        let Some(command) = cli.command else {
-            let status =
-                commands::dashboard::from_flags(config, cli.dashboard, cli.no_color, dev, &sources);
-            return exit(status.await);
-        };
-        interruptible(async move {
-            match command {
-                Command::Demo | Command::Serve(_) => unreachable!("handled above"),
-                Command::Config => commands::config::run(&config),
-                Command::Ping => commands::ping::run(config).await,
-                Command::Check(args) => {
-                    commands::check::run(config, args, colour, dev, &sources).await
-                }
-                Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
-                    commands::schema::snapshot(config, dir.migrations, output, dev).await
-                }
-                Command::Migrate(MigrateCommand::DryRun {
-                    dir,
-                    json,
+    // The dashboard hears its own keys and signals (and restores the terminal).
+    let Some(command) = cli.command else {
+        let dashboard =
+            commands::dashboard::from_flags(config, cli.dashboard, cli.no_color, dev, &sources);
+        return Ok(dashboard.await.into());
+    };
+    let command = async move {
+        match command {
+            Command::Config => commands::config::run(&config),
+            Command::Ping => commands::ping::run(config).await,
+            Command::Check(args) => commands::check::run(config, args, colour, dev, &sources).await,
+            Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
+                commands::schema::snapshot(config, dir.migrations, output, dev).await
+            }
+            Command::Migrate(MigrateCommand::DryRun {
+                dir,
+                json,
+                lock_timeout,
+                statement_timeout,
+                max_duration,
+                max_dev_size,
+            }) => {
+                let options = DryRunOptions {
                     lock_timeout,
                     statement_timeout,
                     max_duration,
                     max_dev_size,
-                }) => {
-                    let options = DryRunOptions {
-                        lock_timeout,
-                        statement_timeout,
-                        max_duration,
-                        max_dev_size,
-                        dev: Some(dev),
-                    };
-                    commands::migrate::dry_run_command(
-                        config,
-                        dir.migrations,
-                        json,
-                        options,
-                        colour,
-                    )
+                    dev: Some(dev),
+                };
+                commands::migrate::dry_run_command(config, dir.migrations, json, options, colour)
                     .await
-                }
             }
-        })
-        .await
-    })
+            Command::Demo
+            | Command::Serve(_)
+            | Command::Completions { .. }
+            | Command::Man { .. } => {
+                unreachable!("dispatched above")
+            }
+        }
+    };
+    Ok(interruptible(command).await)
 }
 
 /// `--dev-url` over DEV_DATABASE_URL (environment, else `from_file`), with the extensions
-/// `--allow-extension` lets it create; `None` after saying why it is not valid.
-fn dev_source(cli: &Cli, from_file: Option<String>) -> Option<DevSource> {
+/// `--allow-extension` lets it create.
+fn dev_source(cli: &Cli, from_file: Option<String>) -> Result<DevSource, CommandError> {
     let private = std::sync::Arc::new(pgvigil_cli::dev_private::PrivateDev);
-    match DevSource::from_flag_or_env(cli.dev_url.as_deref(), from_file, private) {
-        Ok(d) => Some(d.with_extensions(ExtensionPolicy::allowing(&cli.allow_extension))),
-        Err(e) => {
-            say(&e.to_string());
-            None
-        }
-    }
+    let dev = DevSource::from_flag_or_env(cli.dev_url.as_deref(), from_file, private)
+        .map_err(CommandError::DevSource)?;
+    Ok(dev.with_extensions(ExtensionPolicy::allowing(&cli.allow_extension)))
 }

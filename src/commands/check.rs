@@ -1,16 +1,19 @@
 //! `pgvigil check`: every check once, as a report (text or JSON) and a Nagios exit code; with
-//! pool sources, the `pool.sizing` finding.
+//! pool sources, the `pool.sizing` finding. A database that cannot be reached is a report too
+//! (UNKNOWN, its `connection` finding says why).
 
 use std::time::Duration;
 
 use pgvigil::PoolConfig;
-use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
+use pgvigil::checks::{CheckOptions, CheckReport, Finding, Group, Status, run_checks};
 use pgvigil::dev::DevSource;
 use pgvigil::pool::InstrumentedPool;
+use pgvigil::remote::sizing::SizingInput;
 
-use super::sources::{app_endpoints, bouncer_url, fleet_source};
-use super::{UNKNOWN, connect_one_shot, print_out, say};
+use super::sources::PoolSources;
+use super::{connect_one_shot, print_json, print_out};
 use crate::cli::CheckArgs;
+use crate::error::CommandError;
 use crate::report::render_check;
 
 pub async fn run(
@@ -19,20 +22,10 @@ pub async fn run(
     colour: bool,
     dev: DevSource,
     sources: &pgvigil::ConfigSources,
-) -> Status {
+) -> Result<Status, CommandError> {
     let target = config.database_url.to_string();
     // The pool sources are read before connecting: a bad URL is a usage error (exit 3).
-    let pool_sources = match (
-        app_endpoints(&args.sources.apps, sources).map_err(|e| e.to_string()),
-        bouncer_url(args.sources.pgbouncer.as_deref(), sources),
-        fleet_source(&args.sources, sources),
-    ) {
-        (Ok(a), Ok(b), Ok(f)) => (a, b, f),
-        (Err(e), _, _) | (_, Err(e), _) | (_, _, Err(e)) => {
-            say(&e);
-            return UNKNOWN;
-        }
-    };
+    let pools = PoolSources::read(&args.sources, sources)?;
     let report = match connect_one_shot(config).await {
         Ok(pool) => {
             let options = CheckOptions {
@@ -45,13 +38,10 @@ pub async fn run(
                 ..CheckOptions::default()
             };
             let mut report = run_checks(&pool, &options).await;
-            let (apps, bouncer, fleet) = &pool_sources;
             let wants_pool = matches!(options.only, None | Some(Group::Pool));
-            if wants_pool && (!apps.is_empty() || bouncer.is_some() || fleet.is_some()) {
+            if wants_pool && pools.any() {
                 let mut holds = Vec::new();
-                let sizing =
-                    sizing_finding(&pool, apps, bouncer.as_ref(), fleet.as_ref(), &mut holds).await;
-                report.push(sizing);
+                report.push(sizing_finding(&pool, &pools, &mut holds).await);
                 for held in holds {
                     report.push(held);
                 }
@@ -59,68 +49,57 @@ pub async fn run(
             pool.close().await;
             report
         }
-        Err(e) => CheckReport::unknown(target, e),
+        Err(e) => CheckReport::unknown(target, e.to_string()),
     };
     if args.json {
-        print_out(&format!(
-            "{}\n",
-            serde_json::to_string_pretty(&report).expect("report serialises")
-        ));
+        print_json(&report);
     } else {
         print_out(&render_check(&report, colour));
     }
-    report.overall()
+    Ok(report.overall())
 }
 
-/// `pool.sizing`: one reading of every pool source and the server's view; what holds
-/// PgBouncer's clients (a PAUSE, a SUSPEND) goes to `holds`.
+/// `pool.sizing`: one reading of every pool source and the server's view, sized by the
+/// library; what holds PgBouncer's clients (a PAUSE, a SUSPEND) goes to `holds`.
 async fn sizing_finding(
     pool: &InstrumentedPool,
-    apps: &[pgvigil::remote::Endpoint],
-    bouncer: Option<&pgvigil::DatabaseUrl>,
-    fleet: Option<&pgvigil::remote::Fleet>,
-    holds: &mut Vec<pgvigil::Finding>,
-) -> pgvigil::Finding {
-    use pgvigil::checks::Group;
-    let unknown = |why: String| pgvigil::Finding::unknown(Group::Pool, "pool.sizing", why);
+    pools: &PoolSources,
+    holds: &mut Vec<Finding>,
+) -> Finding {
+    let unknown = |why: String| Finding::unknown(Group::Pool, "pool.sizing", why);
     let timeout = Duration::from_secs(5);
     let server = match pool.acquire_labeled("sizing").await {
-        Ok(mut conn) => pgvigil::catalog::server_view(&mut conn)
-            .await
-            .map_err(|e| pool.config().database_url.explain(&e)),
-        Err(e) => Err(e.to_string()),
-    };
-    let server = match server {
-        Ok(s) => s,
+        Ok(mut conn) => match pgvigil::catalog::server_view(&mut conn).await {
+            Ok(s) => s,
+            Err(e) => {
+                let why = pool.config().database_url.explain(&e);
+                return unknown(format!("the server view could not be read: {why}"));
+            }
+        },
         Err(e) => return unknown(format!("the server view could not be read: {e}")),
     };
     let readings = futures_util::future::join_all(
-        apps.iter()
+        pools
+            .apps
+            .iter()
             .map(|e| pgvigil::remote::read_endpoint(e, timeout)),
     )
     .await;
     let now = std::time::Instant::now();
     let mut instances = Vec::new();
-    for (endpoint, reading) in apps.iter().zip(readings) {
+    for (endpoint, reading) in pools.apps.iter().zip(readings) {
         match reading {
-            Ok(r) => instances.push(crate::tui::apps::AppInstance {
-                name: endpoint.authority(),
-                figures: Ok(pgvigil::remote::InstanceWindow::default().push(now, r)),
-                last_ok: None,
-            }),
+            Ok(r) => instances.push((
+                endpoint.authority(),
+                pgvigil::remote::InstanceWindow::default().push(now, r),
+            )),
             Err(e) => {
-                return unknown(format!(
-                    "{}: {e}",
-                    pgvigil::sanitize::printable(endpoint.shown())
-                ));
+                let shown = pgvigil::sanitize::printable(endpoint.shown());
+                return unknown(format!("{shown}: {e}"));
             }
         }
     }
-    let snapshot = crate::tui::apps::AppsSnapshot {
-        taken_at: chrono::Utc::now(),
-        instances,
-    };
-    let bouncer = match bouncer {
+    let bouncer = match &pools.bouncer {
         Some(url) => match pgvigil::remote::pgbouncer::read(url, timeout).await {
             Ok(v) => {
                 holds.extend(v.finding());
@@ -130,19 +109,15 @@ async fn sizing_finding(
         },
         None => None,
     };
-    let fleet = match fleet {
+    let fleet = match &pools.fleet {
         Some(f) => match f.read(timeout).await {
             Ok(v) => Some(v),
             Err(e) => return unknown(format!("Prometheus {}: {e}", f.shown())),
         },
         None => None,
     };
-    match crate::tui::apps::sizing_input(
-        &server,
-        (!apps.is_empty()).then_some(&snapshot),
-        bouncer.as_ref(),
-        fleet.as_ref(),
-    ) {
+    let apps = instances.iter().map(|(name, f)| (name.as_str(), f));
+    match SizingInput::from_readings(&server, apps, bouncer.as_ref(), fleet.as_ref()) {
         Some(input) => pgvigil::remote::sizing::sizing(&input).finding(),
         None => unknown("no pool figures were read".to_string()),
     }

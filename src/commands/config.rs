@@ -3,12 +3,10 @@
 use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 
-use super::print_out;
+use super::print_json;
+use crate::error::CommandError;
 
-pub fn run(config: &PoolConfig) -> Status {
-    print_out(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(config).expect("config serialises")
-    ));
-    Status::Pass
+pub fn run(config: &PoolConfig) -> Result<Status, CommandError> {
+    print_json(config);
+    Ok(Status::Pass)
 }

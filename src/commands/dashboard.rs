@@ -1,4 +1,5 @@
-//! The dashboard (pgvigil without a command): theme, terminal check, and the app loop.
+//! The dashboard (pgvigil without a command): its pool sources, theme and terminal, then the
+//! app loop (crate::tui), which hears its own keys and signals and restores the terminal.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -7,69 +8,11 @@ use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 use pgvigil::dev::DevSource;
 
-use super::sources::{app_endpoints, bouncer_url, fleet_source};
-use super::{UNKNOWN, say};
+use super::sources::PoolSources;
 use crate::cli::DashboardArgs;
+use crate::error::CommandError;
 use crate::tui::theme::{Glyphs, Theme};
 use crate::tui::{DashboardOptions, run_dashboard};
-
-pub fn theme_for(args: &DashboardArgs, no_color: bool) -> Result<Theme, String> {
-    // A bad --theme is an error even when NO_COLOR makes the dashboard monochrome.
-    let theme = Theme::load(&args.theme).map_err(|e| e.to_string())?;
-    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
-    if no_color || no_color_env {
-        return Ok(Theme::builtin("monochrome"));
-    }
-    Ok(theme)
-}
-
-pub async fn run(
-    config: PoolConfig,
-    args: DashboardArgs,
-    no_color: bool,
-    migrations: Option<PathBuf>,
-    pool_out: Option<tokio::sync::watch::Sender<Option<pgvigil::InstrumentedPool>>>,
-    dev: DevSource,
-    (apps, bouncer, fleet): (
-        Vec<pgvigil::remote::Endpoint>,
-        Option<pgvigil::DatabaseUrl>,
-        Option<pgvigil::remote::Fleet>,
-    ),
-) -> Status {
-    let theme = match theme_for(&args, no_color) {
-        Ok(t) => t,
-        Err(e) => {
-            say(&e.to_string());
-            return UNKNOWN;
-        }
-    };
-    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
-        eprintln!(
-            "pgvigil: the dashboard needs a terminal (standard input or output is not one); for \
-             a report on a pipe or in a script use `pgvigil check` (or `pgvigil check --json`)"
-        );
-        return UNKNOWN;
-    }
-    let options = DashboardOptions {
-        refresh: args.refresh,
-        theme,
-        glyphs: Glyphs::from_env(),
-        migrations_dir: migrations.unwrap_or(args.dashboard_migrations),
-        expected_file: args.dashboard_expected,
-        dev,
-        pool_out,
-        apps,
-        bouncer,
-        fleet,
-    };
-    match run_dashboard(config, options).await {
-        Ok(()) => Status::Pass,
-        Err(e) => {
-            eprintln!("pgvigil: the dashboard ended: {e}");
-            UNKNOWN
-        }
-    }
-}
 
 /// The dashboard on DATABASE_URL with the pool sources the flags or variables name.
 pub async fn from_flags(
@@ -78,36 +21,49 @@ pub async fn from_flags(
     no_color: bool,
     dev: DevSource,
     sources: &pgvigil::ConfigSources,
-) -> Status {
-    let apps = match app_endpoints(&args.sources.apps, sources) {
-        Ok(apps) => apps,
-        Err(e) => {
-            say(&e.to_string());
-            return UNKNOWN;
-        }
-    };
-    let bouncer = match bouncer_url(args.sources.pgbouncer.as_deref(), sources) {
-        Ok(b) => b,
-        Err(e) => {
-            say(&e);
-            return UNKNOWN;
-        }
-    };
-    let fleet = match fleet_source(&args.sources, sources) {
-        Ok(f) => f,
-        Err(e) => {
-            say(&e);
-            return UNKNOWN;
-        }
-    };
-    run(
-        config,
-        args,
-        no_color,
-        None,
-        None,
+) -> Result<Status, CommandError> {
+    let pools = PoolSources::read(&args.sources, sources)?;
+    run(config, args, no_color, None, dev, pools).await
+}
+
+/// `--theme`, or monochrome under `--no-color` / NO_COLOR.
+pub fn theme_for(args: &DashboardArgs, no_color: bool) -> Result<Theme, CommandError> {
+    // A bad --theme is an error even when NO_COLOR makes the dashboard monochrome.
+    let theme = Theme::load(&args.theme)?;
+    let no_color_env = std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty());
+    if no_color || no_color_env {
+        return Ok(Theme::builtin("monochrome"));
+    }
+    Ok(theme)
+}
+
+/// The dashboard on `config`'s database; `migrations` replaces `--migrations` (the demo's).
+pub async fn run(
+    config: PoolConfig,
+    args: DashboardArgs,
+    no_color: bool,
+    migrations: Option<PathBuf>,
+    dev: DevSource,
+    pools: PoolSources,
+) -> Result<Status, CommandError> {
+    let theme = theme_for(&args, no_color)?;
+    if !std::io::stdout().is_terminal() || !std::io::stdin().is_terminal() {
+        return Err(CommandError::NotATerminal);
+    }
+    let options = DashboardOptions {
+        refresh: args.refresh,
+        theme,
+        glyphs: Glyphs::from_env(),
+        migrations_dir: migrations.unwrap_or(args.dashboard_migrations),
+        expected_file: args.dashboard_expected,
         dev,
-        (apps, bouncer, fleet),
-    )
-    .await
+        pool_out: None,
+        apps: pools.apps,
+        bouncer: pools.bouncer,
+        fleet: pools.fleet,
+    };
+    run_dashboard(config, options)
+        .await
+        .map_err(CommandError::Dashboard)?;
+    Ok(Status::Pass)
 }

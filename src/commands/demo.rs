@@ -6,61 +6,47 @@ use std::time::Duration;
 use pgvigil::checks::Status;
 use pgvigil::dev::DevSource;
 
-use super::UNKNOWN;
+use super::sources::PoolSources;
 use crate::cli::DashboardArgs;
-use crate::demo::Demo;
+use crate::demo::{Demo, DemoError, Instances};
+use crate::error::CommandError;
 
-pub async fn run(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
+pub async fn run(
+    args: DashboardArgs,
+    no_color: bool,
+    dev: DevSource,
+) -> Result<Status, CommandError> {
     eprintln!(
         "pgvigil demo: starting a private PostgreSQL with pgvector and applying the reference migrations..."
     );
-    let demo = match Demo::prepare().await {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("pgvigil demo: {e}");
-            return UNKNOWN;
-        }
-    };
+    let demo = Demo::prepare().await?;
     eprintln!("pgvigil demo: starting PgBouncer and three application instances...");
-    let instances = match crate::demo::Instances::start(&demo).await {
-        Ok(i) => i,
-        Err(e) => {
-            eprintln!("pgvigil demo: {e}");
-            return UNKNOWN;
-        }
-    };
-    let sources = (
-        instances
-            .metrics
-            .iter()
-            .map(|m| pgvigil::remote::Endpoint::parse(m, "--app"))
-            .collect::<Result<Vec<_>, _>>(),
-        pgvigil::DatabaseUrl::parse(&instances.bouncer_admin),
-    );
-    let (apps, bouncer) = match sources {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) => {
-            eprintln!("pgvigil demo: {e}");
-            return UNKNOWN;
-        }
-        (_, Err(e)) => {
-            eprintln!("pgvigil demo: {e}");
-            return UNKNOWN;
-        }
-    };
+    let instances = Instances::start(&demo).await?;
+    let apps = instances
+        .metrics
+        .iter()
+        .map(|m| pgvigil::remote::Endpoint::parse(m, "--app"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(DemoError::Scrape)?;
+    let bouncer =
+        pgvigil::DatabaseUrl::parse(&instances.bouncer_admin).map_err(DemoError::BouncerUrl)?;
     let workload = tokio::spawn(crate::demo::workload(
         demo.config.clone(),
         instances.pools.clone(),
         instances.addrs.clone(),
     ));
-    let code = super::dashboard::run(
+    let pools = PoolSources {
+        apps,
+        bouncer: Some(bouncer),
+        fleet: None,
+    };
+    let outcome = super::dashboard::run(
         demo.config.clone(),
         args,
         no_color,
         Some(demo.migrations_dir.clone()),
-        None,
         dev,
-        (apps, Some(bouncer), None),
+        pools,
     )
     .await;
     workload.abort();
@@ -72,5 +58,5 @@ pub async fn run(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status 
     drop(instances);
     drop(demo);
     eprintln!("pgvigil demo: workload, instances and PgBouncer stopped, private cluster removed");
-    code
+    outcome
 }

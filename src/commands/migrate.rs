@@ -1,5 +1,6 @@
 //! `pgvigil migrate dry-run`: the pending migrations on a dev copy of production's schema
-//! (production is only read), reported as text or JSON.
+//! (production is only read: a read-only session for the catalog, the ledger and pg_dump),
+//! reported as text or JSON with the dry-run's verdict as the exit code.
 
 use std::path::PathBuf;
 
@@ -7,7 +8,8 @@ use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 use pgvigil::window::{DryRunOptions, dry_run};
 
-use super::{UNKNOWN, connect_dedicated, print_out, say};
+use super::{connect_dedicated, print_json, print_out};
+use crate::error::CommandError;
 use crate::report::render_dry_run;
 
 pub async fn dry_run_command(
@@ -16,26 +18,18 @@ pub async fn dry_run_command(
     json: bool,
     options: DryRunOptions,
     colour: bool,
-) -> Status {
-    // A read-only session on production: only reads (catalog, ledger, pg_dump) happen there.
-    let Some(mut conn) = connect_dedicated(&config).await else {
-        return UNKNOWN;
-    };
-    match dry_run(&config, &mut conn, &dir, &options).await {
-        Ok(report) => {
-            if json {
-                print_out(&format!(
-                    "{}\n",
-                    serde_json::to_string_pretty(&report).expect("report serialises")
-                ));
-            } else {
-                print_out(&render_dry_run(&report, colour));
-            }
-            report.status().verdict()
-        }
-        Err(e) => {
-            say(&config.database_url.scrub(&e.to_string()));
-            UNKNOWN
-        }
+) -> Result<Status, CommandError> {
+    let mut conn = connect_dedicated(&config).await?;
+    let report = dry_run(&config, &mut conn, &dir, &options)
+        .await
+        .map_err(|source| CommandError::DryRun {
+            url: Box::new(config.database_url.clone()),
+            source,
+        })?;
+    if json {
+        print_json(&report);
+    } else {
+        print_out(&render_dry_run(&report, colour));
     }
+    Ok(report.status().verdict())
 }

@@ -1,37 +1,25 @@
-//! One file per command; `main.rs` dispatches to them. What they share: the verdict codes,
-//! the words on stderr, standard output that tolerates a closed pipe, and the two ways a
-//! command connects to DATABASE_URL.
+//! One file per command; `main.rs` dispatches to them. Each returns its verdict or a
+//! [`CommandError`] (crate::error turns both into words and the exit code). What they share:
+//! standard output that tolerates a closed pipe, and the two ways a command connects to
+//! DATABASE_URL.
 
 pub mod check;
+pub mod completions;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod man;
 pub mod migrate;
 pub mod ping;
 pub mod schema;
 pub mod serve;
 pub mod sources;
 
-use std::process::ExitCode;
-
 use pgvigil::PoolConfig;
-use pgvigil::checks::Status;
-use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
+use pgvigil::pool::{ConnectError, Connector, InstrumentedPool, connect_options};
 use sqlx::ConnectOptions;
 
-/// What every way of not deciding exits with (usage errors, no connection, bad configuration).
-pub const UNKNOWN: Status = Status::Unknown;
-
-/// The process exit code of a verdict: 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
-pub fn exit(status: Status) -> ExitCode {
-    ExitCode::from(status.exit_code())
-}
-
-/// An error for the user on stderr, with control characters from the server or a file shown
-/// as escapes (a message can quote a server's text).
-pub fn say(message: &str) {
-    eprintln!("pgvigil: {}", pgvigil::sanitize::printable_lines(message));
-}
+use crate::error::CommandError;
 
 /// Writes to standard output; a reader that went away (`pgvigil check | head`) ends the
 /// output quietly instead of a panic.
@@ -41,8 +29,16 @@ pub fn print_out(text: &str) {
     let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }
 
-/// A single connection outside any pool; says why on stderr when it cannot.
-pub async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
+/// A value as pretty JSON on standard output.
+pub fn print_json(value: &impl serde::Serialize) {
+    print_out(&format!(
+        "{}\n",
+        serde_json::to_string_pretty(value).expect("pgvigil's reports serialise")
+    ));
+}
+
+/// A single connection outside any pool, read-only when the configuration says so.
+pub async fn connect_dedicated(config: &PoolConfig) -> Result<sqlx::PgConnection, CommandError> {
     let connected = async {
         let mut conn = connect_options(config).connect().await?;
         if let Some(guard) = config.read_only {
@@ -50,24 +46,14 @@ pub async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection
         }
         Ok::<_, sqlx::Error>(conn)
     };
-    match connected.await {
-        Ok(c) => Some(c),
-        Err(e) => {
-            say(&format!(
-                "cannot connect to {}: {}",
-                config.database_url,
-                config.database_url.explain(&e)
-            ));
-            None
-        }
-    }
+    connected.await.map_err(|source| CommandError::Dedicated {
+        url: Box::new(config.database_url.clone()),
+        source,
+    })
 }
 
 /// One-shot commands need one connection, not the dashboard's minimum of five.
-pub async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, String> {
+pub async fn connect_one_shot(mut config: PoolConfig) -> Result<InstrumentedPool, ConnectError> {
     config.min_connections = config.min_connections.min(1);
-    Connector::new(config)
-        .connect()
-        .await
-        .map_err(|e| e.to_string())
+    Connector::new(config).connect().await
 }

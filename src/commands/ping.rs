@@ -1,39 +1,24 @@
 //! `pgvigil ping`: connect with the configured retries, run one query, print the pool's figures.
+//! Cannot reach the database: UNKNOWN (3), as `check` says in the same case.
 
 use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 
-use super::{UNKNOWN, connect_one_shot, print_out, say};
+use super::{connect_one_shot, print_json};
+use crate::error::CommandError;
 
-pub async fn run(config: PoolConfig) -> Status {
-    // Cannot reach the database: UNKNOWN (3), as `check` says in the same case.
-    let pool = match connect_one_shot(config).await {
-        Ok(pool) => pool,
-        Err(e) => {
-            say(&e.to_string());
-            return UNKNOWN;
-        }
-    };
-    let result = async {
-        let mut conn = pool
-            .acquire_labeled("ping")
-            .await
-            .map_err(|e| e.to_string())?;
-        sqlx::query("SELECT 1")
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| pool.config().database_url.scrub(&e.to_string()))?;
-        Ok::<_, String>(())
-    }
-    .await;
-    if let Err(e) = result {
-        say(&e.to_string());
-        return UNKNOWN;
-    }
-    print_out(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&pool.stats()).expect("stats serialise")
-    ));
+pub async fn run(config: PoolConfig) -> Result<Status, CommandError> {
+    let pool = connect_one_shot(config).await?;
+    let mut conn = pool.acquire_labeled("ping").await?;
+    sqlx::query("SELECT 1")
+        .execute(&mut *conn)
+        .await
+        .map_err(|source| CommandError::Query {
+            url: Box::new(pool.config().database_url.clone()),
+            source,
+        })?;
+    drop(conn);
+    print_json(&pool.stats());
     pool.close().await;
-    Status::Pass
+    Ok(Status::Pass)
 }

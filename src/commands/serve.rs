@@ -1,50 +1,24 @@
-//! `pgvigil serve`: reads its settings and runs the HTTP face (crate::serve) until SIGTERM or
-//! SIGINT.
+//! `pgvigil serve`: reads its settings (flags over variables) and runs the HTTP face
+//! (crate::serve) until SIGTERM or SIGINT: 0 after a graceful stop, 3 when it cannot start.
 
 use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 
-use super::{UNKNOWN, say};
+use crate::cli::ServeArgs;
+use crate::error::CommandError;
 
-/// `pgvigil serve`: 0 after a graceful stop (SIGTERM, SIGINT), 3 when it cannot start.
-pub async fn run(sources: &pgvigil::ConfigSources, listen: &str) -> Status {
-    let started = (|| {
-        let addr = crate::serve::parse_listen(listen).map_err(|e| e.to_string())?;
-        let config = PoolConfig::from_sources(sources).map_err(|e| e.to_string())?;
-        let health =
-            pgvigil::http::HealthSettings::from_sources(sources).map_err(|e| e.to_string())?;
-        let limits =
-            pgvigil::http::ServeLimits::from_sources(sources).map_err(|e| e.to_string())?;
-        Ok::<_, String>((addr, config.read_only(), health, limits))
-    })();
-    let (addr, config, health, limits) = match started {
-        Ok(v) => v,
-        Err(e) => {
-            say(&e);
-            return UNKNOWN;
-        }
-    };
-    let shutdown = async {
-        use tokio::signal::unix::{SignalKind, signal};
-        match (
-            signal(SignalKind::interrupt()),
-            signal(SignalKind::terminate()),
-        ) {
-            (Ok(mut int), Ok(mut term)) => {
-                let name = tokio::select! {
-                    _ = int.recv() => "SIGINT",
-                    _ = term.recv() => "SIGTERM",
-                };
-                tracing::info!(target: "pgvigil::serve", "{name}: finishing requests in flight and stopping");
-            }
-            _ => std::future::pending::<()>().await,
-        }
-    };
-    match crate::serve::serve(config, health, limits, addr, shutdown).await {
-        Ok(()) => Status::Pass,
-        Err(e) => {
-            say(&e.to_string());
-            UNKNOWN
-        }
+pub async fn run(
+    sources: &pgvigil::ConfigSources,
+    args: &ServeArgs,
+) -> Result<Status, CommandError> {
+    let mut sources = sources.clone();
+    for (var, value) in args.flags() {
+        sources = sources.flag(var, value);
     }
+    let addr = crate::serve::parse_listen(&args.listen)?;
+    let config = PoolConfig::from_sources(&sources)?.read_only();
+    let health = pgvigil::http::HealthSettings::from_sources(&sources)?;
+    let limits = pgvigil::http::ServeLimits::from_sources(&sources)?;
+    crate::serve::serve(config, health, limits, addr, crate::signal::graceful_stop()).await?;
+    Ok(Status::Pass)
 }

@@ -44,9 +44,10 @@ readonly ARCHIVE_KEYRING=/usr/share/keyrings/debian-archive-keyring.gpg
 # not the C toolchain itself).
 # prometheus (with promtool) scrapes `pgvigil serve` in the tests and checks the alert rules;
 # pgbouncer is the pooler the dashboard reads; wrk is the HTTP load generator of
-# scripts/bench-serve.sh. Their packages start system services on install: the tests run
-# their own private instances, so install them with services held back (policy-rc.d).
-REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux openssl prometheus pgbouncer wrk"
+# scripts/bench-serve.sh; groff-base renders `pgvigil man` in tests/completions.rs. Their
+# packages start system services on install: the tests run their own private instances, so
+# install them with services held back (policy-rc.d).
+REQUIRED_PACKAGES="postgresql-${PG_MAJOR} postgresql-client-${PG_MAJOR} postgresql-server-dev-${PG_MAJOR} make gcc tmux openssl prometheus pgbouncer wrk groff-base"
 
 export DEBIAN_FRONTEND=noninteractive
 export LC_ALL=C

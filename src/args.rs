@@ -110,6 +110,17 @@ impl ConfigArgs {
     }
 }
 
+/// The warnings for `--database-url` and `--dev-url` given with a password.
+pub fn password_warnings(config: &ConfigArgs, dev_url: Option<&str>) -> Vec<String> {
+    [
+        ("--database-url", config.database_url.as_deref()),
+        ("--dev-url", dev_url),
+    ]
+    .into_iter()
+    .filter_map(|(flag, url)| password_flag_warning(flag, url))
+    .collect()
+}
+
 /// The warning for a connection URL with a password given on the command line, where every
 /// local user reads it (`ps`, /proc/PID/cmdline) while pgvigil runs; `None` without one. It
 /// names the flag, never the password.
@@ -145,16 +156,31 @@ pub fn password_flag_warning(flag: &str, url: Option<&str>) -> Option<String> {
     })
 }
 
+/// A flag's value that is not one it accepts; clap names the flag in front of it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("`{value}` is not valid: expected {accepted}")]
+pub struct InvalidValue {
+    /// What was given (control characters escaped).
+    pub value: String,
+    /// What the flag accepts.
+    pub accepted: &'static str,
+}
+
+impl InvalidValue {
+    /// `value` refused; `accepted` says what would do.
+    pub fn new(value: &str, accepted: &'static str) -> InvalidValue {
+        InvalidValue {
+            value: pgvigil::sanitize::printable(value).into_owned(),
+            accepted,
+        }
+    }
+}
+
 /// `--max-dev-size`: a size such as 2GiB.
-pub fn size_arg(raw: &str) -> Result<u64, String> {
+pub fn size_arg(raw: &str) -> Result<u64, InvalidValue> {
     pgvigil::dev::parse_size(raw)
         .filter(|n| *n > 0)
-        .ok_or_else(|| {
-            format!(
-                "`{raw}` is not valid: expected {}",
-                pgvigil::dev::ACCEPTED_SIZE
-            )
-        })
+        .ok_or_else(|| InvalidValue::new(raw, pgvigil::dev::ACCEPTED_SIZE))
 }
 
 impl ConfigArgs {

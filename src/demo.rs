@@ -45,6 +45,79 @@ pub const REFERENCE_MIGRATIONS: &[(&str, &str)] = &[
 
 pub const DEMO_DOCUMENTS: i64 = 2000;
 
+/// What stops the demo from starting, by the step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The private PostgreSQL (initdb, pg_ctl, the `docs` database).
+    #[error("the private PostgreSQL: {0}")]
+    Cluster(#[source] pgvigil_cluster::ClusterError),
+    /// The reference migrations could not be written into the cluster's directory.
+    #[error("writing the reference migrations into {}: {source}", dir.display())]
+    WriteMigrations {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The demo database could not be reached.
+    #[error("connecting to the demo database: {0}")]
+    Connect(#[source] sqlx::Error),
+    /// The reference migrations did not apply.
+    #[error("applying the reference migrations: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    /// A pool configuration the demo builds was refused.
+    #[error(transparent)]
+    Config(#[from] pgvigil::config::ConfigError),
+    /// The private PgBouncer did not start.
+    #[error("PgBouncer: {0}")]
+    Bouncer(#[source] pgvigil_cluster::ClusterError),
+    /// The application role could not be given its tables.
+    #[error("granting the application role its tables: {0}")]
+    Grant(#[source] pgvigil_cluster::ClusterError),
+    /// An instance's pool did not connect.
+    #[error("docs-api-{instance}'s pool: {source}")]
+    InstancePool {
+        /// Its number, from 1.
+        instance: usize,
+        /// Why.
+        source: pgvigil::pool::ConnectError,
+    },
+    /// An instance could not listen on a local port.
+    #[error("docs-api-{instance}'s listener: {source}")]
+    Listen {
+        /// Its number, from 1.
+        instance: usize,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
+    /// The dashboard could not be pointed at an instance or at PgBouncer.
+    #[error(transparent)]
+    Scrape(#[from] pgvigil::remote::ScrapeError),
+    /// PgBouncer's console URL was refused.
+    #[error("PgBouncer's console URL: {0}")]
+    BouncerUrl(#[source] pgvigil::config::UrlError),
+}
+
+/// Why loading the documents stopped (logged; the workload goes on).
+#[derive(Debug, thiserror::Error)]
+enum LoadError {
+    #[error(transparent)]
+    Acquire(#[from] pgvigil::pool::AcquireError),
+    #[error(transparent)]
+    Query(#[from] sqlx::Error),
+}
+
+/// Why a request to an instance failed (the client reconnects on the next one).
+#[derive(Debug, thiserror::Error)]
+enum ClientError {
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Http(#[from] hyper::Error),
+    #[error(transparent)]
+    Request(#[from] hyper::http::Error),
+}
+
 /// Writes the embedded migrations into `dir` (for sqlx's migrator and the dashboard's jobs),
 /// private to this user (0700, files 0600) like everything else in the cluster's directory.
 pub fn write_reference_migrations(dir: &Path) -> std::io::Result<()> {
@@ -65,32 +138,38 @@ pub struct Demo {
 impl Demo {
     /// Starts the cluster and applies the migrations (documents are loaded by the workload,
     /// with the dashboard already on screen).
-    pub async fn prepare() -> Result<Demo, String> {
+    pub async fn prepare() -> Result<Demo, DemoError> {
         // What an earlier demo killed outright (its watchdogs with it) left running: its
         // cluster and its PgBouncer.
         let _ = tokio::task::spawn_blocking(pgvigil_cluster::sweep_stale).await;
-        let cluster = PrivateCluster::start_new().map_err(|e| e.to_string())?;
-        cluster.create_database("docs").map_err(|e| e.to_string())?;
+        let cluster = PrivateCluster::start_new().map_err(DemoError::Cluster)?;
+        cluster
+            .create_database("docs")
+            .map_err(DemoError::Cluster)?;
         let migrations_dir = cluster.dir().join("migrations");
-        write_reference_migrations(&migrations_dir).map_err(|e| e.to_string())?;
+        write_reference_migrations(&migrations_dir).map_err(|source| {
+            DemoError::WriteMigrations {
+                dir: migrations_dir.clone(),
+                source,
+            }
+        })?;
         let url = cluster.url("docs");
         let mut conn = sqlx::PgConnection::connect(&url)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(DemoError::Connect)?;
         sqlx::migrate::Migrator::new(migrations_dir.clone())
             .await
-            .map_err(|e| e.to_string())?
+            .map_err(DemoError::Migrate)?
             .run(&mut conn)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(DemoError::Migrate)?;
         let _ = conn.close().await;
         let config = PoolConfig::builder(url)
             .min_connections(2)
             .max_connections(20)
             .leak_threshold(Duration::from_secs(20))
             .application_name("pgvigil-demo")
-            .build()
-            .map_err(|e| e.to_string())?;
+            .build()?;
         Ok(Demo {
             cluster,
             config,
@@ -126,9 +205,9 @@ impl Instances {
     /// Starts PgBouncer (a server pool of 4) and three instances of the documents API with 6
     /// connections each: two straight to the database, one through PgBouncer, as a role that
     /// may read and write the documents and nothing more.
-    pub async fn start(demo: &Demo) -> Result<Instances, String> {
+    pub async fn start(demo: &Demo) -> Result<Instances, DemoError> {
         let bouncer = pgvigil_cluster::PrivateBouncer::try_start(&demo.cluster, "docs", 4)
-            .map_err(|e| e.to_string())?;
+            .map_err(DemoError::Bouncer)?;
         let role = bouncer.app_user();
         demo.cluster
             .psql(
@@ -139,27 +218,28 @@ impl Instances {
                      GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"
                 ),
             )
-            .map_err(|e| e.to_string())?;
+            .map_err(DemoError::Grant)?;
         let direct = demo.cluster.url("docs");
         let pooled = bouncer.app_url();
         let (mut pools, mut metrics, mut addrs, mut servers) =
             (Vec::new(), Vec::new(), Vec::new(), Vec::new());
         for (i, url) in [&direct, &direct, &pooled].into_iter().enumerate() {
+            let instance = i + 1;
             let config = PoolConfig::builder(url.as_str())
                 .min_connections(2)
                 .max_connections(6)
                 .leak_threshold(Duration::from_secs(20))
-                .application_name(format!("docs-api-{}", i + 1))
-                .build()
-                .map_err(|e| e.to_string())?;
+                .application_name(format!("docs-api-{instance}"))
+                .build()?;
             let pool = pgvigil::Connector::new(config)
                 .connect()
                 .await
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| DemoError::InstancePool { instance, source })?;
+            let listen = |source| DemoError::Listen { instance, source };
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
                 .await
-                .map_err(|e| e.to_string())?;
-            let addr = listener.local_addr().map_err(|e| e.to_string())?;
+                .map_err(listen)?;
+            let addr = listener.local_addr().map_err(listen)?;
             let app = docs_api::router(pool.clone(), pgvigil::http::HealthSettings::default());
             servers.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
@@ -209,11 +289,8 @@ pub async fn workload(config: PoolConfig, pools: Vec<InstrumentedPool>, apis: Ve
     }
 }
 
-async fn load_documents(pool: &InstrumentedPool) -> Result<(), String> {
-    let mut conn = pool
-        .acquire_labeled("demo-loader")
-        .await
-        .map_err(|e| e.to_string())?;
+async fn load_documents(pool: &InstrumentedPool) -> Result<(), LoadError> {
+    let mut conn = pool.acquire_labeled("demo-loader").await?;
     sqlx::raw_sql(
         "INSERT INTO document_sources (doc_type, source_name, version, config)
          SELECT t, 'source-' || s, '1.' || s, jsonb_build_object('crawl', 'daily')
@@ -221,22 +298,17 @@ async fn load_documents(pool: &InstrumentedPool) -> Result<(), String> {
          ON CONFLICT DO NOTHING",
     )
     .execute(&mut *conn)
-    .await
-    .map_err(|e| e.to_string())?;
+    .await?;
     let have: i64 = sqlx::query_scalar("SELECT count(*) FROM documents")
         .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     drop(conn);
     tracing::info!(target: "pgvigil::demo", "loading {DEMO_DOCUMENTS} documents with random 3072-dimension embeddings");
     let started = Instant::now();
     let batch = 100;
     let mut next = have;
     while next < DEMO_DOCUMENTS {
-        let mut conn = pool
-            .acquire_labeled("demo-loader")
-            .await
-            .map_err(|e| e.to_string())?;
+        let mut conn = pool.acquire_labeled("demo-loader").await?;
         sqlx::query(
             "INSERT INTO documents (doc_type, source_name, doc_path, content, metadata, embedding, token_count)
              SELECT (enum_range(NULL::doc_type))[1 + i % 5], 'source-' || (i % 8), 'docs/' || i || '.md',
@@ -248,8 +320,7 @@ async fn load_documents(pool: &InstrumentedPool) -> Result<(), String> {
         .bind(next)
         .bind((next + batch - 1).min(DEMO_DOCUMENTS - 1))
         .execute(&mut *conn)
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
         next += batch;
     }
     tracing::info!(
@@ -319,14 +390,10 @@ struct ApiClient {
 }
 
 impl ApiClient {
-    async fn connect(addr: SocketAddr) -> Result<ApiClient, String> {
-        let stream = tokio::net::TcpStream::connect(addr)
-            .await
-            .map_err(|e| e.to_string())?;
+    async fn connect(addr: SocketAddr) -> Result<ApiClient, ClientError> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
         let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|e| e.to_string())?;
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
         Ok(ApiClient {
             sender,
             host: addr.to_string(),
@@ -337,25 +404,16 @@ impl ApiClient {
     }
 
     /// Posts JSON and reads the whole answer; the status is the API's business, not the demo's.
-    async fn post(&mut self, path: &str, body: String) -> Result<u16, String> {
+    async fn post(&mut self, path: &str, body: String) -> Result<u16, ClientError> {
         use http_body_util::BodyExt;
         let request = hyper::Request::post(path)
             .header(hyper::header::HOST, &self.host)
             .header(hyper::header::CONTENT_TYPE, "application/json")
-            .body(http_body_util::Full::new(bytes::Bytes::from(body)))
-            .map_err(|e| e.to_string())?;
-        self.sender.ready().await.map_err(|e| e.to_string())?;
-        let answer = self
-            .sender
-            .send_request(request)
-            .await
-            .map_err(|e| e.to_string())?;
+            .body(http_body_util::Full::new(bytes::Bytes::from(body)))?;
+        self.sender.ready().await?;
+        let answer = self.sender.send_request(request).await?;
         let status = answer.status().as_u16();
-        answer
-            .into_body()
-            .collect()
-            .await
-            .map_err(|e| e.to_string())?;
+        answer.into_body().collect().await?;
         Ok(status)
     }
 }

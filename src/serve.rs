@@ -29,12 +29,10 @@ pub enum ServeError {
         value: String,
     },
     /// The address could not be bound (in use, not local, a privileged port).
-    #[error("--listen {addr}: cannot listen there: {reason}{hint}")]
+    #[error("--listen {addr}: cannot listen there: {source}{hint}")]
     Bind {
         /// The address.
         addr: SocketAddr,
-        /// The operating system's words.
-        reason: String,
         /// What to do about it.
         hint: &'static str,
         /// The error.
@@ -83,12 +81,7 @@ pub async fn serve(
                 }
                 _ => "",
             };
-            ServeError::Bind {
-                addr,
-                reason: source.to_string(),
-                hint,
-                source,
-            }
+            ServeError::Bind { addr, hint, source }
         })?;
     // The address the socket got: `--listen 127.0.0.1:0` asks the kernel for a port.
     let bound = listener

@@ -356,3 +356,66 @@ fn a_password_on_the_command_line_is_warned_about_without_showing_it() {
     );
     assert!(!stderr.contains("carries a password"), "{stderr}");
 }
+
+#[test]
+fn a_bad_flag_value_names_the_flag_the_value_and_what_is_accepted() {
+    let cases: [(&[&str], &str); 4] = [
+        (
+            &["--refresh", "20s", "config"],
+            "invalid value '20s' for '--refresh <DURATION>': `20s` is not valid: expected a \
+             duration from 0.5s to 10s (`500ms`, `1s`, `5s`)",
+        ),
+        (
+            &["migrate", "dry-run", "--max-dev-size", "0"],
+            "invalid value '0' for '--max-dev-size <SIZE>': `0` is not valid: expected a size \
+             such as 2GiB",
+        ),
+        (
+            &["migrate", "dry-run", "--lock-timeout", "0s"],
+            "invalid value '0s' for '--lock-timeout <DURATION>': `0s` is not valid: expected a \
+             positive number of seconds",
+        ),
+        (
+            &["check", "--only", "everything"],
+            "invalid value 'everything' for '--only <GROUP>': `everything` is not a group of \
+             checks; expected pgvector, schema, migrations or pool",
+        ),
+    ];
+    for (args, words) in cases {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(3), "{args:?}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(words), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_bad_pool_source_is_unknown_and_named() {
+    let run = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_pgvigil"))
+            .args(args)
+            .env("DATABASE_URL", "postgres://app@127.0.0.1:1/db")
+            .env_remove("PROMETHEUS_URL")
+            .env_remove("PGBOUNCER_URL")
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["check", "--selector", "{job=\"api\"}"]);
+    assert_eq!(code, Some(3));
+    assert!(
+        stderr.contains("pgvigil: --selector needs --prometheus URL (or PROMETHEUS_URL)"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["check", "--pgbouncer", "http://h:6432/pgbouncer"]);
+    assert_eq!(code, Some(3));
+    assert!(stderr.contains("pgvigil: --pgbouncer: "), "{stderr}");
+    assert!(stderr.contains("http"), "the value is named: {stderr}");
+}

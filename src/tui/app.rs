@@ -11,7 +11,6 @@ use std::time::Duration;
 use chrono::{Local, Utc};
 use crossterm::event::{Event, EventStream, KeyEventKind};
 use futures_util::StreamExt;
-use tokio::signal::unix::{SignalKind, signal};
 
 use super::jobs::{JobRunner, JobSettings};
 use super::keymap::Action;
@@ -50,9 +49,7 @@ impl Drop for TerminalGuard {
 /// Runs the dashboard until the engineer quits or the session ends. The caller has installed
 /// color-eyre's hooks and the tui-logger tracing layer.
 pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std::io::Result<()> {
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut stops = crate::signal::Stops::session()?;
     let mut terminal = ratatui::try_init()?;
     let _guard = TerminalGuard;
     // In front of ratatui's hook (which restores the terminal) and color-eyre's (the report).
@@ -154,9 +151,7 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
                 msg => (msg.draws_at_once(), update(&mut state, msg)),
             },
             _ = panics.wait() => break Err(super::panic::ended_by_panic()),
-            _ = sigterm.recv() => break Ok(()),
-            _ = sighup.recv() => break Ok(()),
-            _ = sigint.recv() => break Ok(()),
+            _ = stops.recv() => break Ok(()),
         };
         let mut quit = false;
         for effect in effects {

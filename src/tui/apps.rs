@@ -242,64 +242,15 @@ pub fn spawn_fleet(
     })
 }
 
-/// The sizing inputs from what the dashboard (or `check`) has read: the server view, the
-/// instances read directly, PgBouncer's server connections and a fleet through Prometheus
-/// (one entry standing for its instances, which count as equal shares of its sums: nothing is
-/// allocated per instance it claims). `None` without any pool source.
+/// The sizing inputs from what the dashboard has read (the library builds them:
+/// [`pgvigil::remote::sizing::SizingInput::from_readings`]). `None` without any pool source.
 pub fn sizing_input(
     server: &pgvigil::catalog::ServerView,
     apps: Option<&AppsSnapshot>,
     bouncer: Option<&pgvigil::remote::pgbouncer::BouncerView>,
     fleet: Option<&pgvigil::remote::FleetFigures>,
 ) -> Option<pgvigil::remote::sizing::SizingInput> {
-    use pgvigil::remote::sizing::InstanceSize;
-    // Figures were checked where they entered (whole numbers within pgvigil::remote::bounds),
-    // so these conversions are exact.
-    let mut instances: Vec<InstanceSize> = apps
-        .map(|a| {
-            a.instances
-                .iter()
-                .filter_map(|i| {
-                    let f = i.figures.as_ref().ok()?;
-                    Some(InstanceSize {
-                        name: i.name.clone(),
-                        count: 1,
-                        max: f.reading.max.round() as i64,
-                        open: (f.reading.active + f.reading.idle).round() as i64,
-                        peak: f.peak_active.round() as i64,
-                    })
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    if let Some(f) = fleet
-        && instances.is_empty()
-        && f.instances >= 1
-    {
-        let n = f64::from(f.instances);
-        instances.push(InstanceSize {
-            name: "fleet through Prometheus".to_string(),
-            count: i64::from(f.instances),
-            max: (f.max / n).round() as i64,
-            open: (f.active / n).round() as i64,
-            peak: (f.active / n).round() as i64,
-        });
-    }
-    let bouncer_servers: i64 = bouncer
-        .map(|b| {
-            b.pools
-                .iter()
-                .map(|p| p.sv_active + p.sv_idle + p.sv_used)
-                .sum()
-        })
-        .unwrap_or(0);
-    if instances.is_empty() && bouncer.is_none() {
-        return None;
-    }
-    Some(pgvigil::remote::sizing::SizingInput {
-        usable: server.usable(),
-        server_total: server.total,
-        instances,
-        bouncer_servers,
-    })
+    let read = apps.into_iter().flat_map(|a| &a.instances);
+    let answered = read.filter_map(|i| Some((i.name.as_str(), i.figures.as_ref().ok()?)));
+    pgvigil::remote::sizing::SizingInput::from_readings(server, answered, bouncer, fleet)
 }

@@ -57,6 +57,78 @@ pub struct Sizing {
     pub instances: Vec<InstanceSize>,
 }
 
+#[cfg(feature = "scrape")]
+impl SizingInput {
+    /// The input from one reading of every pool source: the server's view, the instances
+    /// read directly (by name), PgBouncer's server connections, and a fleet through Prometheus
+    /// (used only when no instance is read directly: one entry standing for its instances,
+    /// which count as equal shares of its sums, so nothing is allocated per instance it
+    /// claims). `None` without any instance or PgBouncer. `pgvigil check` and the dashboard
+    /// both size from this.
+    pub fn from_readings<'a>(
+        server: &crate::catalog::ServerView,
+        apps: impl IntoIterator<Item = (&'a str, &'a super::InstanceFigures)>,
+        bouncer: Option<&super::pgbouncer::BouncerView>,
+        fleet: Option<&super::FleetFigures>,
+    ) -> Option<SizingInput> {
+        let mut instances: Vec<InstanceSize> = apps
+            .into_iter()
+            .map(|(name, f)| InstanceSize::of_instance(name, f))
+            .collect();
+        if instances.is_empty()
+            && let Some(f) = fleet.and_then(InstanceSize::of_fleet)
+        {
+            instances.push(f);
+        }
+        if instances.is_empty() && bouncer.is_none() {
+            return None;
+        }
+        Some(SizingInput {
+            usable: server.usable(),
+            server_total: server.total,
+            instances,
+            bouncer_servers: bouncer.map_or(0, |b| {
+                b.pools
+                    .iter()
+                    .map(|p| p.sv_active + p.sv_idle + p.sv_used)
+                    .sum()
+            }),
+        })
+    }
+}
+
+// Figures were checked where they entered (whole numbers within `remote::bounds`), so the
+// conversions below are exact.
+#[cfg(feature = "scrape")]
+impl InstanceSize {
+    /// An instance read directly.
+    pub fn of_instance(name: &str, figures: &super::InstanceFigures) -> InstanceSize {
+        InstanceSize {
+            name: name.to_string(),
+            count: 1,
+            max: figures.reading.max.round() as i64,
+            open: (figures.reading.active + figures.reading.idle).round() as i64,
+            peak: figures.peak_active.round() as i64,
+        }
+    }
+
+    /// A fleet's equal shares; `None` when no instance reports a pool maximum. Its peak is
+    /// what is in use now (Prometheus' instant query has no window).
+    pub fn of_fleet(fleet: &super::FleetFigures) -> Option<InstanceSize> {
+        if fleet.instances < 1 {
+            return None;
+        }
+        let n = f64::from(fleet.instances);
+        Some(InstanceSize {
+            name: "fleet through Prometheus".to_string(),
+            count: i64::from(fleet.instances),
+            max: (fleet.max / n).round() as i64,
+            open: (fleet.active / n).round() as i64,
+            peak: (fleet.active / n).round() as i64,
+        })
+    }
+}
+
 /// Computes the sizing. The arithmetic saturates: figures are bounded where they enter
 /// (`remote::bounds`), and a caller's absurd input gives an absurd verdict, never an overflow.
 pub fn sizing(input: &SizingInput) -> Sizing {
@@ -144,6 +216,64 @@ impl Sizing {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[cfg(feature = "scrape")]
+    #[test]
+    fn the_input_takes_instances_read_directly_over_a_fleet_and_needs_a_source() {
+        use crate::remote::{FleetFigures, InstanceFigures, MetricFamily, PoolReading};
+        let server: crate::catalog::ServerView = serde_json::from_value(serde_json::json!({
+            "server_time": "2026-12-01T00:00:00Z", "version": "15.8",
+            "max_connections": 100, "reserved_connections": 3, "total": 12,
+            "groups": [], "longest_transaction": null, "lock_waiters": 0, "lock_waits": [],
+        }))
+        .unwrap();
+        let figures = InstanceFigures {
+            reading: PoolReading {
+                family: MetricFamily::Pgvigil,
+                active: 3.0,
+                idle: 2.0,
+                max: 20.0,
+                pending: 0.0,
+                timeouts_total: 0.0,
+                leaked: None,
+                acquire_buckets: Vec::new(),
+                acquire_p95_reported: None,
+            },
+            acquire_p95: None,
+            timeouts_per_minute: 0.0,
+            peak_active: 7.0,
+        };
+        let fleet = FleetFigures {
+            instances: 4,
+            active: 10.0,
+            max: 80.0,
+            ..FleetFigures::default()
+        };
+        let direct =
+            SizingInput::from_readings(&server, [("app-1", &figures)], None, Some(&fleet)).unwrap();
+        assert_eq!(direct.usable, 97);
+        assert_eq!(direct.server_total, 12);
+        assert_eq!(
+            direct.instances,
+            vec![InstanceSize {
+                name: "app-1".into(),
+                count: 1,
+                max: 20,
+                open: 5,
+                peak: 7,
+            }]
+        );
+        let through_fleet = SizingInput::from_readings(&server, [], None, Some(&fleet)).unwrap();
+        assert_eq!(through_fleet.instances.len(), 1);
+        let share = &through_fleet.instances[0];
+        assert_eq!((share.count, share.max, share.open), (4, 20, 3));
+        let empty_fleet = FleetFigures::default();
+        assert_eq!(
+            SizingInput::from_readings(&server, [], None, Some(&empty_fleet)),
+            None,
+            "no pool figures: nothing to size"
+        );
+    }
 
     fn inst(max: i64, open: i64, peak: i64) -> InstanceSize {
         InstanceSize {

@@ -1,0 +1,268 @@
+//! The command line: every flag, variable, default and help text of `pgvigil`, as clap's derive
+//! reads them. One definition feeds the parser, the shell completions and the man page.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use pgvigil::checks::Group;
+use pgvigil::config::parse_duration;
+
+use crate::args::{ConfigArgs, InvalidValue};
+
+/// The whole command line.
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgvigil",
+    version,
+    about = "Live PostgreSQL pool and schema status for on-call engineers",
+    long_about = "Live PostgreSQL pool and schema status for on-call engineers.\n\n\
+                  Without a command, opens the dashboard on DATABASE_URL."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    /// No colour (NO_COLOR in the environment does the same).
+    #[arg(long, global = true)]
+    pub no_color: bool,
+    /// Dev database for dry-runs and the expected schema: an EMPTY scratch server whose role
+    /// may create databases (default: a private PostgreSQL started on this machine). Also
+    /// DEV_DATABASE_URL. Migration SQL never runs on DATABASE_URL.
+    #[arg(long, global = true, value_name = "URL")]
+    pub dev_url: Option<String>,
+    /// Lets the dev database create this extension although it opens connections to other
+    /// servers (dblink, postgres_fdw, other *_fdw, http, pg_net); refused by default. Repeatable.
+    #[arg(long = "allow-extension", global = true, value_name = "NAME")]
+    pub allow_extension: Vec<String>,
+    #[command(flatten)]
+    pub dashboard: DashboardArgs,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+#[derive(Debug, Args)]
+pub struct DashboardArgs {
+    /// Dashboard refresh interval, 0.5s to 10s (+ and - change it while running).
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = refresh_arg)]
+    pub refresh: Duration,
+    /// Colour theme: default, light, high-contrast, monochrome, or a path to a theme .toml.
+    #[arg(long, value_name = "NAME|PATH", default_value = "default")]
+    pub theme: String,
+    /// Migrations the dashboard's verify and dry-run keys use.
+    #[arg(long = "migrations", value_name = "DIR", default_value = "migrations")]
+    pub dashboard_migrations: PathBuf,
+    /// Expected schema file for the verify key (instead of a scratch database).
+    #[arg(long = "expected", value_name = "FILE")]
+    pub dashboard_expected: Option<PathBuf>,
+    #[command(flatten)]
+    pub sources: PoolSourceArgs,
+}
+
+/// Where the production pools are read from: application instances, PgBouncer, a fleet.
+#[derive(Debug, Args)]
+pub struct PoolSourceArgs {
+    /// An application instance's /metrics (pgvigil's or HikariCP's names) whose pool the Pool
+    /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
+    #[arg(long = "app", value_name = "URL")]
+    pub apps: Vec<String>,
+    /// The PgBouncer admin console in front of the database (postgres://USER@HOST:PORT/pgbouncer;
+    /// or PGBOUNCER_URL): its pools show in the Pool panel.
+    #[arg(long = "pgbouncer", value_name = "URL")]
+    pub pgbouncer: Option<String>,
+    /// A Prometheus that scrapes the fleet (http://HOST:9090; or PROMETHEUS_URL): one query per
+    /// tick gives the fleet's sums and its fullest instances.
+    #[arg(long = "prometheus", value_name = "URL")]
+    pub prometheus: Option<String>,
+    /// The fleet's series in that Prometheus, e.g. '{job="docs-api"}' (or PROMETHEUS_SELECTOR).
+    #[arg(long = "selector", value_name = "SELECTOR")]
+    pub selector: Option<String>,
+}
+
+/// `--refresh`: 0.5s to 10s.
+fn refresh_arg(raw: &str) -> Result<Duration, InvalidValue> {
+    parse_duration(raw)
+        .filter(|d| *d >= Duration::from_millis(500) && *d <= Duration::from_secs(10))
+        .ok_or_else(|| InvalidValue::new(raw, "a duration from 0.5s to 10s (`500ms`, `1s`, `5s`)"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Verify pgvector, the schema, the migrations and the pool; exit 0 OK, 1 WARNING,
+    /// 2 CRITICAL, 3 UNKNOWN.
+    Check(CheckArgs),
+    /// Schema snapshots for servers where a scratch database cannot be created.
+    #[command(subcommand)]
+    Schema(SchemaCommand),
+    /// Migration tools that never change the database behind DATABASE_URL.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
+    /// The dashboard on a private PostgreSQL with pgvector, the reference schema, a few
+    /// thousand documents and a synthetic workload. Quitting removes everything.
+    Demo,
+    /// Print the configuration pgvigil would use (password redacted) as JSON.
+    Config,
+    /// Connect with the configured retries, run one query, print the pool's figures as JSON.
+    Ping,
+    /// Serve /health/live, /health/ready and /metrics for DATABASE_URL's pool (a sidecar and a
+    /// probe target); keeps serving while the database is down. SIGTERM stops it gracefully.
+    Serve(ServeArgs),
+    /// Print a completion script for a shell, e.g. `pgvigil completions bash >
+    /// /etc/bash_completion.d/pgvigil` (zsh: a file named _pgvigil in $fpath; fish:
+    /// ~/.config/fish/completions/pgvigil.fish).
+    Completions {
+        /// The shell.
+        #[arg(value_name = "SHELL")]
+        shell: clap_complete::Shell,
+    },
+    /// Print pgvigil's man page (roff) on standard output, e.g. `pgvigil man | man -l -`; with
+    /// --dir, write it and one page per command (pgvigil-check.1, ...) into a directory.
+    Man {
+        /// Directory for pgvigil.1 and every command's page (it must exist).
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, value_name = "IP:PORT", default_value = "127.0.0.1:9187")]
+    pub listen: String,
+    /// HEALTH_READY_TIMEOUT, bound on one readiness reading (default 2s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_ready_timeout: Option<String>,
+    /// HEALTH_CACHE_TTL, how long one readiness reading answers (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub health_cache_ttl: Option<String>,
+    /// READY_REQUIRE_MIGRATIONS: `applied` (pending migrations fail readiness) or `no-failures`.
+    #[arg(long, value_name = "applied|no-failures")]
+    pub ready_require_migrations: Option<String>,
+    /// READY_CHECK_PGVECTOR: check pgvector and documents.embedding's dimensions (true/false).
+    #[arg(long, value_name = "BOOL")]
+    pub ready_check_pgvector: Option<String>,
+    /// EMBEDDING_DIMENSIONS the embedding column must have (default 3072).
+    #[arg(long, value_name = "N")]
+    pub embedding_dimensions: Option<String>,
+    /// MIGRATIONS_DIR compared with the ledger (checksums, missing files, pending).
+    #[arg(long, value_name = "DIR")]
+    pub migrations: Option<String>,
+    /// HTTP_HEADER_READ_TIMEOUT, time to send a complete request head (default 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub http_header_read_timeout: Option<String>,
+    /// HTTP_IDLE_TIMEOUT, keep-alive connections idle longer are closed (default 30s).
+    #[arg(long, value_name = "DURATION")]
+    pub http_idle_timeout: Option<String>,
+    /// HTTP_MAX_HEADER_BYTES, largest request head; larger gets 431 (default 16384).
+    #[arg(long, value_name = "BYTES")]
+    pub http_max_header_bytes: Option<String>,
+    /// HTTP_MAX_CONNECTIONS open at once; at the limit the longest idle one is closed (default 512).
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<String>,
+    /// HTTP_SHUTDOWN_TIMEOUT, bound on a graceful stop (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub http_shutdown_timeout: Option<String>,
+}
+
+impl ServeArgs {
+    /// The flags given, by the variable each one overrides.
+    pub fn flags(&self) -> Vec<(&'static str, &str)> {
+        [
+            ("HEALTH_READY_TIMEOUT", &self.health_ready_timeout),
+            ("HEALTH_CACHE_TTL", &self.health_cache_ttl),
+            ("READY_REQUIRE_MIGRATIONS", &self.ready_require_migrations),
+            ("READY_CHECK_PGVECTOR", &self.ready_check_pgvector),
+            ("EMBEDDING_DIMENSIONS", &self.embedding_dimensions),
+            ("MIGRATIONS_DIR", &self.migrations),
+            ("HTTP_HEADER_READ_TIMEOUT", &self.http_header_read_timeout),
+            ("HTTP_IDLE_TIMEOUT", &self.http_idle_timeout),
+            ("HTTP_MAX_HEADER_BYTES", &self.http_max_header_bytes),
+            ("HTTP_MAX_CONNECTIONS", &self.http_max_connections),
+            ("HTTP_SHUTDOWN_TIMEOUT", &self.http_shutdown_timeout),
+        ]
+        .into_iter()
+        .filter_map(|(var, v)| v.as_deref().map(|v| (var, v)))
+        .collect()
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct MigrationsDir {
+    /// Directory of sqlx migrations.
+    #[arg(long, value_name = "DIR", default_value = "migrations")]
+    pub migrations: PathBuf,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Print the report as JSON (format pgvigil.check/1, see docs/check-json.md).
+    #[arg(long)]
+    pub json: bool,
+    /// Run one group of checks only: pgvector, schema, migrations or pool.
+    #[arg(long, value_name = "GROUP", value_parser = group_arg)]
+    pub only: Option<Group>,
+    #[command(flatten)]
+    pub dir: MigrationsDir,
+    /// Expected schema from `pgvigil schema snapshot` instead of a scratch database.
+    #[arg(long, value_name = "FILE")]
+    pub expected: Option<PathBuf>,
+    /// Also report tables, enums and extensions the migrations do not create.
+    #[arg(long)]
+    pub strict: bool,
+    /// Number of KNN queries timed by the pgvector smoke test.
+    #[arg(long, value_name = "N", default_value_t = 10)]
+    pub knn_samples: usize,
+    /// With any of these, `pool.sizing` says whether the pools can oversubscribe the server.
+    #[command(flatten)]
+    pub sources: PoolSourceArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SchemaCommand {
+    /// Write the schema the migrations produce (built on the dev database, never on
+    /// DATABASE_URL) to a file for `pgvigil check --expected FILE`.
+    Snapshot {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        /// Output file.
+        #[arg(long, short, value_name = "FILE")]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Run the pending migrations on a dev copy of production's schema (production is only
+    /// read); report locks, timings, errors and schema changes.
+    DryRun {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        #[arg(long)]
+        json: bool,
+        /// lock_timeout for the dry-run's statements.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+        lock_timeout: Duration,
+        /// statement_timeout for the dry-run's statements.
+        #[arg(long, value_name = "DURATION", default_value = "2m", value_parser = duration_arg)]
+        statement_timeout: Duration,
+        /// Wall-clock bound of the whole dry-run, enforced by pgvigil (the running statement
+        /// is cancelled when it passes, whatever timeouts a migration sets).
+        #[arg(long, value_name = "DURATION", default_value = "10m", value_parser = duration_arg)]
+        max_duration: Duration,
+        /// Disk bound of the dev database (its files plus temporary files): past it the
+        /// running migration is stopped.
+        #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::args::size_arg)]
+        max_dev_size: u64,
+    },
+}
+
+/// `--only`: one group of checks.
+fn group_arg(raw: &str) -> Result<Group, pgvigil::checks::UnknownGroup> {
+    raw.parse()
+}
+
+/// The dry-run's bounds: a positive duration.
+fn duration_arg(raw: &str) -> Result<Duration, InvalidValue> {
+    parse_duration(raw)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| InvalidValue::new(raw, pgvigil::config::ACCEPTED_DURATION))
+}

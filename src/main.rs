@@ -12,14 +12,13 @@ use pgvigil::checks::ExpectedSchema;
 use pgvigil::checks::{CheckOptions, CheckReport, Group, Status, run_checks};
 use pgvigil::config::parse_duration;
 use pgvigil::dev::{DevServer, DevSource, ExtensionPolicy};
-use pgvigil::pool::{Connector, InstrumentedPool, connect_options};
+use pgvigil::pool::{Connector, InstrumentedPool};
 use pgvigil::window::{DryRunOptions, dry_run};
 use pgvigil_cli::args::ConfigArgs;
 use pgvigil_cli::demo::Demo;
 use pgvigil_cli::report::{colour_wanted, render_check, render_dry_run};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::{DashboardOptions, run_dashboard};
-use sqlx::ConnectOptions;
 
 /// What every way of not deciding exits with (usage errors, no connection, bad configuration).
 const UNKNOWN: Status = Status::Unknown;
@@ -779,16 +778,9 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
     code
 }
 
-/// A single connection outside any pool; says why on stderr when it cannot.
-async fn connect_dedicated(config: &PoolConfig) -> Option<sqlx::PgConnection> {
-    let connected = async {
-        let mut conn = connect_options(config).connect().await?;
-        if let Some(guard) = config.read_only {
-            pgvigil::pool::ensure_read_only(&mut conn, guard).await?;
-        }
-        Ok::<_, sqlx::Error>(conn)
-    };
-    match connected.await {
+/// A read-only session on production outside any pool; says why on stderr when it cannot.
+async fn connect_dedicated(config: &PoolConfig) -> Option<pgvigil::session::ProductionSession> {
+    match pgvigil::session::ProductionSession::connect(config).await {
         Ok(c) => Some(c),
         Err(e) => {
             say(&format!(
@@ -915,9 +907,13 @@ async fn sizing_finding(
     let unknown = |why: String| pgvigil::Finding::unknown(Group::Pool, "pool.sizing", why);
     let timeout = Duration::from_secs(5);
     let server = match pool.acquire_labeled("sizing").await {
-        Ok(mut conn) => pgvigil::catalog::server_view(&mut conn)
-            .await
-            .map_err(|e| pool.config().database_url.explain(&e)),
+        Ok(conn) => async {
+            let mut session =
+                pgvigil::session::ProductionSession::from_checkout(conn, pool.config()).await?;
+            session.read(pgvigil::catalog::server_view).await
+        }
+        .await
+        .map_err(|e| pool.config().database_url.explain(&e)),
         Err(e) => Err(e.to_string()),
     };
     let server = match server {
@@ -979,7 +975,7 @@ async fn sizing_finding(
 }
 
 async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSource) -> Status {
-    let local = match pgvigil::checks::load_local(&dir).await {
+    let local = match pgvigil::migrations::load_local(&dir).await {
         Ok(l) => l,
         Err(e) => {
             say(&e.to_string());
@@ -991,14 +987,15 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
     let Some(mut conn) = connect_dedicated(&config).await else {
         return UNKNOWN;
     };
-    let facts = async {
-        let major: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
-            .fetch_one(&mut conn)
-            .await?;
-        let identity = pgvigil::dev::server_identity(&mut conn).await?;
-        Ok::<_, sqlx::Error>((major.parse::<u32>().unwrap_or(0) / 10000, identity))
-    }
-    .await;
+    let facts = conn
+        .read(async |r| {
+            let major: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
+                .fetch_one(&mut *r)
+                .await?;
+            let identity = pgvigil::dev::server_identity(r).await?;
+            Ok((major.parse::<u32>().unwrap_or(0) / 10000, identity))
+        })
+        .await;
     let (major, identity) = match facts {
         Ok(f) => f,
         Err(e) => {
@@ -1006,7 +1003,7 @@ async fn snapshot(config: PoolConfig, dir: PathBuf, output: PathBuf, dev: DevSou
             return UNKNOWN;
         }
     };
-    let _ = sqlx::Connection::close(conn).await;
+    conn.close().await;
     let built = async {
         let server = DevServer::start(&dev, Some(major))
             .await

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
 
-use sqlx::{ConnectOptions, Connection};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -164,22 +163,11 @@ async fn run(
     pid: &AtomicI32,
 ) -> JobOutcome {
     let scrub = |e: &dyn std::fmt::Display| config.database_url.scrub(&e.to_string());
-    let mut conn = match connect_options(config).connect().await {
+    let mut conn = match pgvigil::session::ProductionSession::connect(config).await {
         Ok(c) => c,
         Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
     };
-    if let Some(guard) = config.read_only
-        && let Err(e) = pgvigil::pool::ensure_read_only(&mut conn, guard).await
-    {
-        return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e)));
-    }
-    match sqlx::query_scalar::<_, i32>("SELECT pg_backend_pid()")
-        .fetch_one(&mut conn)
-        .await
-    {
-        Ok(p) => pid.store(p, Ordering::Release),
-        Err(e) => return JobOutcome::Failed(scrub(&pgvigil::pool::error_text(&e))),
-    }
+    pid.store(conn.backend_pid(), Ordering::Release);
     let outcome = match kind {
         JobKind::Status | JobKind::Verify => {
             let options = CheckOptions {
@@ -216,6 +204,6 @@ async fn run(
             Err(e) => JobOutcome::Failed(scrub(&e)),
         },
     };
-    let _ = conn.close().await;
+    conn.close().await;
     outcome
 }

@@ -136,7 +136,13 @@ async fn run(
                 let explain =
                     |e: sqlx::Error| (classify(&e), connector.config().database_url.explain(&e));
                 if read_view {
-                    server_view(&mut conn).await.map(Some).map_err(explain)
+                    let mut session = pgvigil::session::ProductionSession::from_checkout(
+                        conn,
+                        connector.config(),
+                    )
+                    .await
+                    .map_err(explain)?;
+                    session.read(server_view).await.map(Some).map_err(explain)
                 } else {
                     sqlx::query("SELECT 1")
                         .execute(&mut *conn)

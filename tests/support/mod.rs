@@ -150,10 +150,8 @@ pub fn prod_config(url: &str) -> pgvigil::PoolConfig {
 }
 
 /// A read-only session on `url`, as pgvigil opens it on production.
-pub async fn prod_connection(url: &str) -> sqlx::PgConnection {
-    use sqlx::ConnectOptions;
-    pgvigil::pool::connect_options(&prod_config(url))
-        .connect()
+pub async fn prod_connection(url: &str) -> pgvigil::session::ProductionSession {
+    pgvigil::session::ProductionSession::connect(&prod_config(url))
         .await
         .expect("connect")
 }

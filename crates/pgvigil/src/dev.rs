@@ -218,7 +218,7 @@ pub enum DevError {
 
 /// What tells one running server from another without privileges: when its postmaster started
 /// (to the microsecond), its port and version.
-pub async fn server_identity(conn: &mut PgConnection) -> Result<String, sqlx::Error> {
+pub async fn server_identity(conn: &mut crate::session::Reader<'_>) -> Result<String, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT pg_postmaster_start_time()::text || ' port ' || current_setting('port')
                 || ' version ' || current_setting('server_version_num')",
@@ -420,7 +420,7 @@ impl DevServer {
         .map_err(|e| self.db_err(e))?;
         self.version_num = num.parse().unwrap_or(0);
         self.version = text;
-        self.identity = server_identity(&mut conn)
+        self.identity = server_identity(&mut crate::session::Reader::dev(&mut conn))
             .await
             .map_err(|e| self.db_err(e))?;
         let _ = conn.close().await;

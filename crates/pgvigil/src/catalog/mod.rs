@@ -1,10 +1,9 @@
-//! Live catalog reads, all in one place: the per-tick server view (one statement), the schema
-//! snapshot (one statement) and the migration ledger. Everything here only reads.
+//! Live catalog reads, all in one place: the per-tick server view (one statement) and the
+//! schema snapshot (one statement), both through a [`crate::session::Reader`]. Everything here
+//! only reads. (The migration ledger is read in [`crate::migrations`].)
 
-mod ledger;
 mod server_view;
 mod snapshot;
 
-pub use ledger::{LedgerRow, read_ledger};
 pub use server_view::*;
 pub use snapshot::*;

@@ -3,9 +3,9 @@
 //! max_connections minus the reserved slots, the longest open transaction and the lock waiters.
 //! This is what shows how the production application's own pool behaves.
 
+use crate::session::Reader;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 
 /// Client connections of one application in one state (a row of the per-tick grouping).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -259,7 +259,7 @@ pub fn server_view_every(read_ms: f64, refresh: std::time::Duration) -> u32 {
 }
 
 /// Reads the server view (one statement).
-pub async fn server_view(conn: &mut PgConnection) -> Result<ServerView, sqlx::Error> {
+pub async fn server_view(conn: &mut Reader<'_>) -> Result<ServerView, sqlx::Error> {
     let json: String = sqlx::query_scalar(SERVER_VIEW_SQL).fetch_one(conn).await?;
     serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
 }

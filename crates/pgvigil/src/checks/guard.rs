@@ -3,7 +3,7 @@
 //! is rolled back to the savepoint and reported by that check, and the next check still decides.
 //! A read that gave up waiting for a lock names the session that held it.
 
-use sqlx::PgConnection;
+use crate::session::Reader;
 
 /// A read that failed, with who blocked it when it waited on a lock.
 #[derive(Debug, thiserror::Error)]
@@ -38,29 +38,22 @@ impl ReadError {
 
 /// Runs `read` under a savepoint; on failure rolls back to it so the transaction stays usable.
 pub async fn guarded<T>(
-    conn: &mut PgConnection,
-    read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    conn: &mut Reader<'_>,
+    read: impl AsyncFnOnce(&mut Reader<'_>) -> Result<T, sqlx::Error>,
 ) -> Result<T, ReadError> {
     // Outside a transaction a savepoint is an error; the check runner always opens one.
-    let savepoint = sqlx::query("SAVEPOINT pgvigil_read")
-        .execute(&mut *conn)
-        .await
-        .is_ok();
+    let savepoint = conn.savepoint().await;
     let result = read(&mut *conn).await;
     match result {
         Ok(v) => {
             if savepoint {
-                let _ = sqlx::query("RELEASE SAVEPOINT pgvigil_read")
-                    .execute(&mut *conn)
-                    .await;
+                conn.release_savepoint().await;
             }
             Ok(v)
         }
         Err(source) => {
             if savepoint {
-                let _ = sqlx::query("ROLLBACK TO SAVEPOINT pgvigil_read")
-                    .execute(&mut *conn)
-                    .await;
+                conn.rollback_to_savepoint().await;
             }
             let lock_wait =
                 matches!(&source, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"));
@@ -97,7 +90,7 @@ pub fn server_message(e: &sqlx::Error) -> String {
 /// Sessions holding a lock a reader cannot share (ACCESS EXCLUSIVE on a relation of this
 /// database), as "; waited on a lock held by pid 123 (app, ACCESS EXCLUSIVE on documents,
 /// transaction open 41 s)".
-pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
+pub(crate) async fn blockers(conn: &mut Reader<'_>) -> String {
     // Holders, and also sessions queued for ACCESS EXCLUSIVE (a migration waiting behind a
     // long transaction blocks every later reader just the same).
     let rows: Vec<(i32, String, String, f64, bool)> = sqlx::query_as(

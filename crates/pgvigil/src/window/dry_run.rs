@@ -26,15 +26,17 @@ use serde::Serialize;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::{AssertSqlSafe, Connection, PgConnection, Row};
 
-use crate::catalog::{LedgerRow, read_ledger};
 use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::checks::diff::{SchemaDiff, diff};
 use crate::checks::guard::guarded;
-use crate::checks::local::{LocalMigration, MigrationError, load_local};
 use crate::config::PoolConfig;
 use crate::dev::{
     DEFAULT_MAX_DEV_SIZE, DevError, DevServer, DevSource, RefusedExtension, SizeWatch, format_size,
 };
+use crate::migrations::{
+    LedgerRow, LocalMigration, MigrationError, MigrationState, load_local, read_ledger,
+};
+use crate::session::{ProductionSession, Reader};
 use crate::sql_scan::lint;
 use crate::window::production_evidence::{ProductionEvidence, ProductionState, not_checked};
 use crate::window::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
@@ -272,11 +274,11 @@ pub enum DryRunError {
     },
 }
 
-/// Dry-runs the pending migrations of `dir`. `production` must be a read-only session
-/// ([`PoolConfig::read_only`]); `config` names production for pg_dump.
+/// Dry-runs the pending migrations of `dir`, reading production through `production`;
+/// `config` names production for pg_dump.
 pub async fn dry_run(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     dir: &Path,
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
@@ -288,12 +290,12 @@ pub async fn dry_run(
 /// on the server when dropped mid-way.
 pub async fn dry_run_migrations(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
     // Dropped mid-statement (a signal, Esc): the statement is cancelled on the server.
-    let tracked = crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
+    let tracked = production.cancel_on_drop();
     let report = run(config, production, local, options).await;
     if let Some(t) = tracked {
         t.done();
@@ -303,7 +305,7 @@ pub async fn dry_run_migrations(
 
 async fn run(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
@@ -313,16 +315,10 @@ async fn run(
     // Each read names the session that blocked it, should one hold a lock it needs.
     let before = read_production(production, None).await?;
     let facts = before.facts.clone();
-    let applied: BTreeSet<i64> = before
-        .ledger
-        .iter()
-        .flatten()
-        .filter(|r| r.success)
-        .map(|r| r.version)
-        .collect();
+    let unapplied = MigrationState::of(local, before.ledger.as_deref()).unapplied_versions();
     let pending: Vec<&LocalMigration> = local
         .iter()
-        .filter(|m| !applied.contains(&m.version))
+        .filter(|m| unapplied.contains(&m.version))
         .collect();
     let policy = options
         .dev
@@ -390,7 +386,9 @@ async fn run(
                     || (text.contains("statement timeout") && text.contains("LOCK TABLE")) =>
             {
                 // Name who holds the lock, as every read that gives up on one does.
-                let who = crate::checks::guard::blockers(production).await;
+                let blockers =
+                    async |r: &mut Reader<'_>| Ok(crate::checks::guard::blockers(r).await);
+                let who = production.read(blockers).await.unwrap_or_default();
                 return Err(CopyError::Dump(format!("{text}{who}")).into());
             }
             Err(e) => return Err(e.into()),
@@ -459,18 +457,19 @@ struct ProductionRead {
 /// savepoint so that one that waits on a lock names the session holding it. `counted`: the
 /// tables to count exactly (those counted the first time).
 async fn read_production(
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     counted: Option<&BTreeSet<String>>,
 ) -> Result<ProductionRead, DryRunError> {
-    sqlx::query("BEGIN READ ONLY")
-        .execute(&mut *production)
+    let mut reader = production
+        .begin_read_only()
         .await
         .map_err(|e| DryRunError::Production(e.into()))?;
     let read = async {
+        let production = &mut reader;
         let facts = guarded(production, ProductionFacts::read).await?;
         let schema = guarded(production, snapshot).await?;
         let ledger = guarded(production, read_ledger).await?;
-        let state = guarded(production, async |c: &mut PgConnection| {
+        let state = guarded(production, async |c: &mut Reader<'_>| {
             ProductionState::read(c, counted).await
         })
         .await?;
@@ -482,7 +481,7 @@ async fn read_production(
         })
     }
     .await;
-    let _ = sqlx::query("COMMIT").execute(&mut *production).await;
+    let _ = reader.finish().await;
     read
 }
 
@@ -522,7 +521,7 @@ async fn run_on_dev(
     .map_err(db)?
     .into_iter()
     .collect();
-    let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut previous = snapshot(&mut Reader::dev(&mut conn)).await.map_err(db)?;
     let mut watch = SizeWatch::start(scratch, options.max_dev_size)
         .await
         .map_err(db)?;
@@ -616,7 +615,7 @@ async fn run_on_dev(
             }
             Ok(Ok(locks)) => {
                 entry.locks = locks;
-                let after = snapshot(&mut conn).await.map_err(db)?;
+                let after = snapshot(&mut Reader::dev(&mut conn)).await.map_err(db)?;
                 entry.changes = diff(&previous, &after, true);
                 previous = after;
             }

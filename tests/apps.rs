@@ -477,10 +477,8 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
         .unwrap();
     assert!(matches!(reading, Message::Fleet(_)), "{reading:?}");
     task.abort();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    let server = pgvigil::catalog::server_view(&mut conn).await.unwrap();
+    let mut session = support::prod_connection(&url).await;
+    let server = session.read(pgvigil::catalog::server_view).await.unwrap();
     let database: pgvigil::DatabaseUrl = pgvigil::DatabaseUrl::parse(&url).unwrap();
     let mut state = State::new(
         database.target(),

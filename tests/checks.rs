@@ -822,13 +822,11 @@ async fn a_read_blocked_by_a_lock_names_the_session_holding_it() {
 async fn the_check_changes_nothing() {
     let url = migrated_database(cluster(), "readonly").await;
     let before = cluster().psql(url.rsplit('/').next().unwrap(), "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (SELECT * FROM _sqlx_migrations) x").unwrap();
-    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
-        .await
-        .unwrap();
-    let snap_before = pgvigil::catalog::snapshot(&mut conn).await.unwrap();
+    let mut session = support::prod_connection(&url).await;
+    let snap_before = session.read(pgvigil::catalog::snapshot).await.unwrap();
     let report = check(&url).await;
     assert_eq!(report.exit_code, 0);
-    let snap_after = pgvigil::catalog::snapshot(&mut conn).await.unwrap();
+    let snap_after = session.read(pgvigil::catalog::snapshot).await.unwrap();
     assert_eq!(snap_before, snap_after);
     let after = cluster().psql(url.rsplit('/').next().unwrap(), "SELECT md5(string_agg(x::text, ',' ORDER BY x::text)) FROM (SELECT * FROM _sqlx_migrations) x").unwrap();
     assert_eq!(before, after);

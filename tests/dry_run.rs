@@ -4,9 +4,9 @@
 
 mod support;
 
-use pgvigil::catalog::read_ledger;
 use pgvigil::catalog::snapshot;
 use pgvigil::checks::load_local;
+use pgvigil::migrations::read_ledger;
 use pgvigil::window::{DryRunOptions, Outcome, dry_run};
 use sqlx::Connection;
 use support::{
@@ -16,7 +16,7 @@ use support::{
 const ADD_LANGUAGE: &str = "ALTER TABLE documents ADD COLUMN language text;\n\
 CREATE INDEX documents_language_idx ON documents (language);\n";
 
-fn ledger_key(rows: &Option<Vec<pgvigil::catalog::LedgerRow>>) -> Vec<(i64, bool, Vec<u8>)> {
+fn ledger_key(rows: &Option<Vec<pgvigil::migrations::LedgerRow>>) -> Vec<(i64, bool, Vec<u8>)> {
     rows.iter()
         .flatten()
         .map(|r| (r.version, r.success, r.checksum.clone()))
@@ -38,8 +38,8 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
     )
     .unwrap();
     let mut conn = prod_connection(&url).await;
-    let schema_before = snapshot(&mut conn).await.unwrap();
-    let ledger_before = read_ledger(&mut conn).await.unwrap();
+    let schema_before = conn.read(snapshot).await.unwrap();
+    let ledger_before = conn.read(read_ledger).await.unwrap();
     let production_before = fingerprint(cluster(), &url);
 
     let report = dry_run(
@@ -97,12 +97,13 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
 
     // Proof from outside the dry-run's own bookkeeping.
     assert_eq!(fingerprint(cluster(), &url), production_before);
-    let mut fresh = sqlx::PgConnection::connect(&url).await.unwrap();
-    assert_eq!(snapshot(&mut fresh).await.unwrap(), schema_before);
+    let mut fresh_session = prod_connection(&url).await;
+    assert_eq!(fresh_session.read(snapshot).await.unwrap(), schema_before);
     assert_eq!(
-        ledger_key(&read_ledger(&mut fresh).await.unwrap()),
+        ledger_key(&fresh_session.read(read_ledger).await.unwrap()),
         ledger_key(&ledger_before)
     );
+    let mut fresh = sqlx::PgConnection::connect(&url).await.unwrap();
     let has_column: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = 'documents'::regclass AND attname = 'language')",
     )
@@ -110,19 +111,31 @@ async fn dry_run_reports_locks_and_changes_and_leaves_nothing_behind() {
     .await
     .unwrap();
     assert!(!has_column);
-    // The dry-run's connection is clean and usable: no transaction left open.
+    // The dry-run's session is clean and usable: no transaction left open.
+    let mut reader = conn.begin_read_only().await.unwrap();
     let in_tx: String =
         sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = pg_backend_pid()")
-            .fetch_one(&mut conn)
+            .fetch_one(&mut reader)
             .await
             .unwrap();
     assert_eq!(in_tx, "active");
-    // And it is read-only: pgvigil cannot write through it even if it tried.
+    // And it is read-only: pgvigil cannot write through it even if it tried. DDL is not
+    // sent at all; a write hidden in a reading statement is refused by the server.
     let err = sqlx::query("CREATE TABLE pgvigil_must_not_exist (a int)")
-        .execute(&mut conn)
+        .execute(&mut reader)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("refused a statement starting with `CREATE`"),
+        "{err}"
+    );
+    let err = sqlx::query("SELECT 1 AS a INTO pgvigil_must_not_exist")
+        .execute(&mut reader)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("read-only transaction"), "{err}");
+    reader.finish().await.unwrap();
 }
 
 #[tokio::test]
@@ -163,11 +176,14 @@ async fn every_pending_migration_is_dry_run_on_an_empty_database() {
             .any(|c| c.object == "table documents")
     );
     assert!(report.production_unchanged);
-    let tables: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
-            .fetch_one(&mut conn)
-            .await
-            .unwrap();
+    let tables: i64 = conn
+        .read(async |r| {
+            sqlx::query_scalar("SELECT count(*) FROM pg_tables WHERE schemaname = 'public'")
+                .fetch_one(r)
+                .await
+        })
+        .await
+        .unwrap();
     assert_eq!(tables, 0);
 }
 

@@ -69,7 +69,13 @@ async fn sizing_finding(
     let unknown = |why: String| Finding::unknown(Group::Pool, "pool.sizing", why);
     let timeout = Duration::from_secs(5);
     let server = match pool.acquire_labeled("sizing").await {
-        Ok(mut conn) => match pgvigil::catalog::server_view(&mut conn).await {
+        Ok(conn) => match async {
+            let mut session =
+                pgvigil::session::ProductionSession::from_checkout(conn, pool.config()).await?;
+            session.read(pgvigil::catalog::server_view).await
+        }
+        .await
+        {
             Ok(s) => s,
             Err(e) => {
                 let why = pgvigil::DbError::new(e, &pool.config().database_url);

@@ -16,8 +16,7 @@ pub mod serve;
 pub mod sources;
 
 use pgvigil::PoolConfig;
-use pgvigil::pool::{ConnectError, Connector, InstrumentedPool, connect_options};
-use sqlx::ConnectOptions;
+use pgvigil::pool::{ConnectError, Connector, InstrumentedPool};
 
 use crate::error::CommandError;
 
@@ -37,19 +36,16 @@ pub fn print_json(value: &impl serde::Serialize) {
     ));
 }
 
-/// A single connection outside any pool, read-only when the configuration says so.
-pub async fn connect_dedicated(config: &PoolConfig) -> Result<sqlx::PgConnection, CommandError> {
-    let connected = async {
-        let mut conn = connect_options(config).connect().await?;
-        if let Some(guard) = config.read_only {
-            pgvigil::pool::ensure_read_only(&mut conn, guard).await?;
-        }
-        Ok::<_, sqlx::Error>(conn)
-    };
-    connected.await.map_err(|e| CommandError::Dedicated {
-        url: Box::new(config.database_url.clone()),
-        source: pgvigil::DbError::new(e, &config.database_url),
-    })
+/// A read-only session on production outside any pool.
+pub async fn connect_dedicated(
+    config: &PoolConfig,
+) -> Result<pgvigil::session::ProductionSession, CommandError> {
+    pgvigil::session::ProductionSession::connect(config)
+        .await
+        .map_err(|e| CommandError::Dedicated {
+            url: Box::new(config.database_url.clone()),
+            source: pgvigil::DbError::new(e, &config.database_url),
+        })
 }
 
 /// One-shot commands need one connection, not the dashboard's minimum of five.

@@ -18,21 +18,22 @@ pub async fn snapshot(
     output: PathBuf,
     dev: DevSource,
 ) -> Result<Status, CommandError> {
-    let local = pgvigil::checks::load_local(&dir).await?;
+    let local = pgvigil::migrations::load_local(&dir).await?;
     // Its major version, which the dev database must match, and its identity, which the dev
     // server must not share.
     let mut conn = connect_dedicated(&config).await?;
-    let facts = async {
-        let major: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
-            .fetch_one(&mut conn)
-            .await?;
-        let identity = pgvigil::dev::server_identity(&mut conn).await?;
-        Ok::<_, sqlx::Error>((major.parse::<u32>().unwrap_or(0) / 10000, identity))
-    }
-    .await;
+    let facts = conn
+        .read(async |r| {
+            let major: String = sqlx::query_scalar("SELECT current_setting('server_version_num')")
+                .fetch_one(&mut *r)
+                .await?;
+            let identity = pgvigil::dev::server_identity(r).await?;
+            Ok((major.parse::<u32>().unwrap_or(0) / 10000, identity))
+        })
+        .await;
     let (major, identity) =
         facts.map_err(|e| CommandError::Query(pgvigil::DbError::new(e, &config.database_url)))?;
-    let _ = sqlx::Connection::close(conn).await;
+    conn.close().await;
     let server = DevServer::start(&dev, Some(major))
         .await
         .map_err(CommandError::DevServer)?;

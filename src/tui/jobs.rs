@@ -8,14 +8,13 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::task::JoinHandle;
 
 use super::message::{Bus, JobMessage};
 use super::state::{JobKind, JobOutcome};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
-use pgvigil::pool::connect_options;
+use pgvigil::session::ProductionSession;
 use pgvigil::window::{DryRunError, DryRunOptions, Progress, ProgressSink, dry_run};
 
 #[derive(Debug, Clone)]
@@ -138,17 +137,11 @@ fn progress_to(bus: &Bus, id: u64) -> ProgressSink {
     })
 }
 
-/// The job's own session on production: read-only, as every connection of pgvigil's there.
-async fn open_session(config: &PoolConfig) -> Result<PgConnection, JobError> {
-    let entered =
-        |source: sqlx::Error| JobError::Session(pgvigil::DbError::new(source, &config.database_url));
-    let mut conn = connect_options(config).connect().await.map_err(entered)?;
-    if let Some(guard) = config.read_only {
-        pgvigil::pool::ensure_read_only(&mut conn, guard)
-            .await
-            .map_err(entered)?;
-    }
-    Ok(conn)
+/// The job's own session on production: read-only, as every session of pgvigil's there.
+async fn open_session(config: &PoolConfig) -> Result<ProductionSession, JobError> {
+    ProductionSession::connect(config)
+        .await
+        .map_err(|e| JobError::Session(pgvigil::DbError::new(e, &config.database_url)))
 }
 
 async fn run(
@@ -202,6 +195,6 @@ async fn run(
             }
         }
     };
-    let _ = conn.close().await;
+    conn.close().await;
     outcome
 }

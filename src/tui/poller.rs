@@ -151,11 +151,17 @@ async fn run(
                     .acquire_labeled("poller")
                     .await
                     .map_err(PollFailure::Acquire)?;
+                let statement = |e| {
+                    PollFailure::Statement(DbError::new(e, &connector.config().database_url))
+                };
                 if read_view {
-                    server_view(&mut conn)
-                        .await
-                        .map(Some)
-                        .map_err(|e| PollFailure::Statement(DbError::new(e, &connector.config().database_url)))
+                    let mut session = pgvigil::session::ProductionSession::from_checkout(
+                        conn,
+                        connector.config(),
+                    )
+                    .await
+                    .map_err(statement)?;
+                    session.read(server_view).await.map(Some).map_err(statement)
                 } else {
                     sqlx::query("SELECT 1")
                         .execute(&mut *conn)

@@ -58,23 +58,10 @@ pub fn migrations_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
 }
 
-/// A read-only pgvigil configuration for `url`, as the binary builds it.
-pub fn prod_config(url: &str) -> pgvigil::PoolConfig {
-    pgvigil::PoolConfig::builder(url)
-        .min_connections(1)
-        .build()
-        .expect("config")
-        .read_only()
-}
-
-/// A read-only session on `url`, as pgvigil opens it on production.
-pub async fn prod_connection(url: &str) -> sqlx::PgConnection {
-    use sqlx::ConnectOptions;
-    pgvigil::pool::connect_options(&prod_config(url))
-        .connect()
-        .await
-        .expect("connect")
-}
+#[path = "../../crates/pgvigil/tests/support/production.rs"]
+mod production;
+#[allow(unused_imports)]
+pub use production::{prod_config, prod_connection};
 
 /// A cache directory shared by the tests of one binary, so the expected schema of the
 /// reference migrations is built on a dev database once, not per test.

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, Connection, PgConnection};
+use sqlx::{ConnectOptions, Connection};
 use tokio::task::JoinHandle;
 
 static NEXT: AtomicU64 = AtomicU64::new(1);
@@ -87,15 +87,6 @@ async fn cancel(options: PgConnectOptions, pid: i32) {
         ),
         Err(_) => tracing::warn!(target: "pgvigil::cleanup", "cancelling backend {pid} timed out"),
     }
-}
-
-/// Registers the backend of `conn` (one statement: `pg_backend_pid()`).
-pub(crate) async fn track(conn: &mut PgConnection, options: &PgConnectOptions) -> Option<Tracked> {
-    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
-        .fetch_one(&mut *conn)
-        .await
-        .ok()?;
-    Some(track_pid(options, pid))
 }
 
 /// Runs `task` (a cleanup started from a Drop) and lets the way out wait for it.

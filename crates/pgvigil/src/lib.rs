@@ -4,9 +4,11 @@
 //! ([`config`]), connected with retries and instrumented ([`pool`]), the checks behind
 //! `pgvigil check` ([`checks`]), the maintenance-window steps, today the migration dry-run on a dev database ([`window`],
 //! [`dev`]), other processes' pools (PgBouncer, application `/metrics`, a fleet, sizing: [`remote`])
-//! and the live catalog reads ([`catalog`]). Nothing here changes the database it watches:
-//! production sees read-only statements only. The dashboard and the commands live in the
-//! `pgvigil-cli` package; throwaway clusters in `pgvigil-cluster`.
+//! and the live catalog reads ([`catalog`]), where the migrations stand ([`migrations`]).
+//! Nothing here changes the database it watches: production is read through a
+//! [`session::ProductionSession`] only, whose readers send nothing but read-only statements.
+//! The dashboard and the commands live in the `pgvigil-cli` package; throwaway clusters in
+//! `pgvigil-cluster`.
 //!
 //! A pool from the environment (`DATABASE_URL`, `POOL_*`, `RETRY_*`, a `.env` file), with the
 //! documented defaults (min 5, max 100, 30 s timeouts), connected with retries:
@@ -46,9 +48,11 @@ pub mod dev;
 #[cfg(feature = "http")]
 #[cfg_attr(docsrs, doc(cfg(feature = "http")))]
 pub mod http;
+pub mod migrations;
 pub mod pool;
 pub mod remote;
 pub mod sanitize;
+pub mod session;
 pub mod window;
 
 // Implementation: bounded reads and private writes, the lint-only SQL scanner.

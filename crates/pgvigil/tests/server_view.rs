@@ -9,10 +9,10 @@ use pgvigil::catalog::{ServerView, server_view};
 use sqlx::{Connection, PgConnection};
 
 async fn view_until(url: &str, what: &str, ok: impl Fn(&ServerView) -> bool) -> ServerView {
-    let mut conn = PgConnection::connect(url).await.unwrap();
+    let mut session = support::prod_connection(url).await;
     let started = Instant::now();
     loop {
-        let view = server_view(&mut conn).await.unwrap();
+        let view = session.read(server_view).await.unwrap();
         if ok(&view) {
             return view;
         }

@@ -40,9 +40,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     };
     let count = |s| m.count(s);
     let pending = count(MigrationStatus::Pending);
-    let bad = count(MigrationStatus::ChecksumMismatch)
-        + count(MigrationStatus::Failed)
-        + count(MigrationStatus::MissingLocally);
+    let bad = m.history_problems();
     let failed = count(MigrationStatus::Failed);
     let missing = count(MigrationStatus::MissingLocally);
     let mut summary = vec![

@@ -1,13 +1,12 @@
-//! Live catalog reads, all in one place: the per-tick server view (one statement), the schema
-//! snapshot (one statement), the migration ledger and the lock model (modes, relation locks,
-//! blockers, the sampler). Everything here only reads.
+//! Live catalog reads, all in one place: the per-tick server view (one statement) and the
+//! schema snapshot (one statement), both through a [`crate::session::Reader`], and the lock
+//! model (modes, relation locks, blockers, the sampler). Everything here only reads. (The
+//! migration ledger is read in [`crate::migrations`].)
 
-mod ledger;
 pub mod locks;
 mod server_view;
 mod snapshot;
 
-pub use ledger::{LedgerRow, read_ledger};
 pub use locks::{LockMode, LockSampler, LockSpan, RelationLock};
 pub use server_view::*;
 pub use snapshot::*;

@@ -4,9 +4,9 @@
 //! (each with the relation lock it waits for, in the lock model's [`LockMode`]).
 //! This is what shows how the production application's own pool behaves.
 
+use crate::session::Reader;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 
 use crate::catalog::locks::{LockMode, relation_name_sql};
 
@@ -296,7 +296,7 @@ pub fn server_view_every(read_ms: f64, refresh: std::time::Duration) -> u32 {
 }
 
 /// Reads the server view (one statement).
-pub async fn server_view(conn: &mut PgConnection) -> Result<ServerView, sqlx::Error> {
+pub async fn server_view(conn: &mut Reader<'_>) -> Result<ServerView, sqlx::Error> {
     let json: String = sqlx::query_scalar(SERVER_VIEW_SQL).fetch_one(conn).await?;
     serde_json::from_str(&json).map_err(|e| sqlx::Error::Decode(e.into()))
 }

@@ -5,8 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::session::Reader;
 use serde::{Deserialize, Serialize};
-use sqlx::PgConnection;
 
 /// Version of the snapshot file format written by `pgvigil schema snapshot`.
 pub const SNAPSHOT_FORMAT: u32 = 1;
@@ -326,8 +326,8 @@ struct RawTrigger {
     enabled: bool,
 }
 
-/// Takes a snapshot over `conn` (one statement).
-pub async fn snapshot(conn: &mut PgConnection) -> Result<SchemaSnapshot, sqlx::Error> {
+/// Takes a snapshot through `conn` (one statement).
+pub async fn snapshot(conn: &mut Reader<'_>) -> Result<SchemaSnapshot, sqlx::Error> {
     let json: String = sqlx::query_scalar(SNAPSHOT_SQL).fetch_one(conn).await?;
     parse_snapshot_json(&json).map_err(|e| sqlx::Error::Decode(e.into()))
 }

@@ -10,9 +10,10 @@ use serde::{Deserialize, Serialize};
 use sqlx::{AssertSqlSafe, Connection};
 
 use super::diff::{DiffKind, SchemaDiff, Severity, diff};
-use super::local::{LocalMigration, MigrationStamp};
 use crate::catalog::{ObjectKey, SNAPSHOT_FORMAT, SchemaSnapshot, snapshot};
 use crate::dev::{DevError, DevServer};
+use crate::migrations::{LocalMigration, MigrationStamp};
+use crate::session::Reader;
 
 /// What the migrations produce, and which objects each one creates.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -169,7 +170,7 @@ async fn build_in(
     }
     scratch.create_extensions(&extensions).await.map_err(db)?;
     let mut conn = scratch.connect().await.map_err(db)?;
-    let mut previous = snapshot(&mut conn).await.map_err(db)?;
+    let mut previous = snapshot(&mut Reader::dev(&mut conn)).await.map_err(db)?;
     let mut by_version = BTreeMap::new();
     let mut touched = BTreeMap::new();
     // The dev database's disk bound holds here too (the documented default: a check has no
@@ -211,7 +212,7 @@ async fn build_in(
             description: m.description.clone(),
             error: crate::db_error::DbError::new(e, dev).to_string(),
         })?;
-        let now = snapshot(&mut conn).await.map_err(db)?;
+        let now = snapshot(&mut Reader::dev(&mut conn)).await.map_err(db)?;
         let mut created: Vec<ObjectKey> = now
             .objects()
             .into_iter()

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use super::expected::{ExpectedSchema, MAX_SNAPSHOT_BYTES};
-use super::local::LocalMigration;
+use crate::migrations::LocalMigration;
 
 /// `$PGVIGIL_STATE_DIR`, else `$XDG_STATE_HOME/pgvigil`, else `~/.local/state/pgvigil`.
 pub fn state_dir() -> Option<PathBuf> {
@@ -39,11 +39,11 @@ pub fn key(migrations: &[LocalMigration], major: u32) -> String {
         h.update(format!(
             "{} {} {}\n",
             m.version,
-            super::local::hex(&m.checksum),
+            crate::migrations::local::hex(&m.checksum),
             m.no_tx
         ));
     }
-    super::local::hex(&h.finalize())
+    crate::migrations::local::hex(&h.finalize())
 }
 
 fn path_for(dir: &Path, key: &str) -> PathBuf {

@@ -3,7 +3,7 @@
 //! is rolled back to the savepoint and reported by that check, and the next check still decides.
 //! A read that gave up waiting for a lock names the session that held it.
 
-use sqlx::PgConnection;
+use crate::session::Reader;
 
 use crate::catalog::locks::{LockHolder, read_blockers};
 
@@ -40,29 +40,22 @@ impl ReadError {
 
 /// Runs `read` under a savepoint; on failure rolls back to it so the transaction stays usable.
 pub async fn guarded<T>(
-    conn: &mut PgConnection,
-    read: impl AsyncFnOnce(&mut PgConnection) -> Result<T, sqlx::Error>,
+    conn: &mut Reader<'_>,
+    read: impl AsyncFnOnce(&mut Reader<'_>) -> Result<T, sqlx::Error>,
 ) -> Result<T, ReadError> {
     // Outside a transaction a savepoint is an error; the check runner always opens one.
-    let savepoint = sqlx::query("SAVEPOINT pgvigil_read")
-        .execute(&mut *conn)
-        .await
-        .is_ok();
+    let savepoint = conn.savepoint().await;
     let result = read(&mut *conn).await;
     match result {
         Ok(v) => {
             if savepoint {
-                let _ = sqlx::query("RELEASE SAVEPOINT pgvigil_read")
-                    .execute(&mut *conn)
-                    .await;
+                conn.release_savepoint().await;
             }
             Ok(v)
         }
         Err(source) => {
             if savepoint {
-                let _ = sqlx::query("ROLLBACK TO SAVEPOINT pgvigil_read")
-                    .execute(&mut *conn)
-                    .await;
+                conn.rollback_to_savepoint().await;
             }
             let lock_wait =
                 matches!(&source, sqlx::Error::Database(d) if d.code().as_deref() == Some("55P03"));
@@ -100,7 +93,7 @@ pub fn server_message(e: &sqlx::Error) -> String {
 /// database), as "; waited on a lock held by pid 123 (app, ACCESS EXCLUSIVE on documents,
 /// transaction open 41 s)". Sessions queued for such a lock are named too: a migration waiting
 /// behind a long transaction blocks every later reader just the same.
-pub(crate) async fn blockers(conn: &mut PgConnection) -> String {
+pub(crate) async fn blockers(conn: &mut Reader<'_>) -> String {
     let holders = read_blockers(&mut *conn, 3).await.unwrap_or_default();
     if holders.is_empty() {
         return "; the session holding the lock could not be seen (grant pg_monitor)".into();

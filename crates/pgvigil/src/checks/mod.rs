@@ -7,7 +7,6 @@ pub(crate) mod diff;
 pub(crate) mod expected;
 pub(crate) mod expected_cache;
 pub(crate) mod guard;
-pub(crate) mod local;
 pub(crate) mod migrations;
 pub mod pgvector;
 mod run;
@@ -17,8 +16,12 @@ use serde::Serialize;
 pub use diff::{DiffEntry, DiffKind, SchemaDiff, Severity, diff};
 pub use expected::{ExpectedError, ExpectedSchema, MAX_SNAPSHOT_BYTES, mark_pending};
 pub use guard::ReadError;
-pub use local::{LocalMigration, MAX_MIGRATION_BYTES, MigrationError, MigrationStamp, load_local};
-pub use migrations::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
+// Where the migrations stand lives in `crate::migrations`; these paths stay for users of the
+// check report (its `migrations` field) and of the local files.
+pub use crate::migrations::{
+    LocalMigration, MAX_MIGRATION_BYTES, MigrationEntry, MigrationError, MigrationStamp,
+    MigrationState, MigrationStatus, PartialState, load_local,
+};
 pub use run::{CheckOptions, CheckReport, Counts, NoExpected, run_checks, run_checks_on};
 
 /// The group a finding belongs to; every group but [`Group::Connection`] can be chosen with

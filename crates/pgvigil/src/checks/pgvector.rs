@@ -6,7 +6,9 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::{AssertSqlSafe, Row};
+
+use crate::session::Reader;
 
 use super::{Finding, Group};
 
@@ -119,8 +121,8 @@ pub struct KnnSmoke {
     pub p95_ms: Option<f64>,
 }
 
-/// Runs the pgvector checks over `conn`, which the caller has put in a READ ONLY transaction.
-pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> {
+/// Runs the pgvector checks through `conn`, a READ ONLY transaction.
+pub async fn check(conn: &mut Reader<'_>, knn_samples: usize) -> Vec<Finding> {
     use super::guard::guarded;
     let mut out = Vec::new();
     let ext = match guarded(conn, extension).await {
@@ -205,7 +207,7 @@ pub async fn check(conn: &mut PgConnection, knn_samples: usize) -> Vec<Finding> 
     out
 }
 
-async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
+async fn extension(conn: &mut Reader<'_>) -> Result<Finding, sqlx::Error> {
     let row = sqlx::query(
         "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS installed,
                 (SELECT default_version FROM pg_available_extensions WHERE name = 'vector') AS available",
@@ -259,7 +261,7 @@ async fn extension(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
     })
 }
 
-async fn roundtrip(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
+async fn roundtrip(conn: &mut Reader<'_>) -> Result<Finding, sqlx::Error> {
     let (a, b) = probe_vectors();
     let (la, lb) = (vector_literal(&a), vector_literal(&b));
     let row = sqlx::query(
@@ -305,7 +307,7 @@ async fn roundtrip(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
     })
 }
 
-async fn column(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
+async fn column(conn: &mut Reader<'_>) -> Result<Finding, sqlx::Error> {
     let row = sqlx::query(
         "SELECT to_regclass('documents') IS NOT NULL AS has_table,
                 (SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a
@@ -346,7 +348,7 @@ async fn column(conn: &mut PgConnection) -> Result<Finding, sqlx::Error> {
 }
 
 /// Returns the finding and the name of an index the KNN query can use, if any.
-async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sqlx::Error> {
+async fn index(conn: &mut Reader<'_>) -> Result<(Finding, Option<String>), sqlx::Error> {
     let rows = sqlx::query(
         "SELECT ic.relname::text AS name, am.amname::text AS method, i.indisvalid AS valid,
                 pg_get_indexdef(i.indexrelid) AS definition,
@@ -429,7 +431,7 @@ async fn index(conn: &mut PgConnection) -> Result<(Finding, Option<String>), sql
 }
 
 async fn knn(
-    conn: &mut PgConnection,
+    conn: &mut Reader<'_>,
     index: Option<&str>,
     samples: usize,
 ) -> Result<Finding, sqlx::Error> {
@@ -447,17 +449,13 @@ async fn knn(
     );
     // Can the index serve the query at all? Seq scans are priced out, so only an unusable
     // expression leaves them in the plan. This runs inside the caller's transaction.
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *conn)
-        .await?;
+    conn.set_planner_switch("enable_seqscan", false).await?;
     let forced: String =
         sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {knn_sql}")))
             .fetch_one(&mut *conn)
             .await
             .map(|v: serde_json::Value| v.to_string())?;
-    sqlx::query("SET LOCAL enable_seqscan = on")
-        .execute(&mut *conn)
-        .await?;
+    conn.set_planner_switch("enable_seqscan", true).await?;
     let natural: String =
         sqlx::query_scalar(AssertSqlSafe(format!("EXPLAIN (FORMAT JSON) {knn_sql}")))
             .fetch_one(&mut *conn)

@@ -9,17 +9,19 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, PgConnection, Row};
+use sqlx::Row;
 
 use super::diff::{DiffKind, SchemaDiff, Severity, diff};
 use super::expected::{ExpectedSchema, mark_pending};
 use super::guard::guarded;
-use super::local::LocalMigration;
-use super::migrations::{self, MigrationState};
+use super::migrations;
 use super::{Finding, Group, Status, expected_cache, pgvector};
 use crate::catalog::{SchemaSnapshot, snapshot};
+use crate::config::ReadOnlySession;
 use crate::dev::{DevServer, DevSource};
+use crate::migrations::{LocalMigration, MigrationState};
 use crate::pool::InstrumentedPool;
+use crate::session::{ProductionSession, Reader};
 
 /// What `pgvigil check` runs and the bounds it runs under; [`Default`] gives the command's
 /// defaults.
@@ -233,27 +235,36 @@ impl CheckReport {
 
 /// Runs the requested checks against the pool's database, on one of its connections.
 pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckReport {
-    let mut conn = match pool.acquire_labeled("check").await {
+    let target = || pool.config().database_url.to_string();
+    let conn = match pool.acquire_labeled("check").await {
         Ok(c) => c,
+        Err(e) => return CheckReport::unknown(target(), e.to_string()),
+    };
+    let mut session = match ProductionSession::from_checkout(conn, pool.config()).await {
+        Ok(s) => s,
         Err(e) => {
-            return CheckReport::unknown(pool.config().database_url.to_string(), e.to_string());
+            let reason = pool
+                .config()
+                .database_url
+                .scrub(&super::guard::server_message(&e));
+            return CheckReport::unknown(target(), reason);
         }
     };
-    run_checks_on(&mut conn, pool.config(), Some(pool), opts).await
+    run_checks_on(&mut session, pool.config(), Some(pool), opts).await
 }
 
-/// Runs the checks over a given connection (the dashboard uses one of its own, so that Esc can
-/// cancel its query on the server). `pool` feeds the pool group when present.
+/// Runs the checks through a given production session (the dashboard uses one of its own, so
+/// that Esc can cancel its query on the server). `pool` feeds the pool group when present.
 pub async fn run_checks_on(
-    conn: &mut PgConnection,
+    session: &mut ProductionSession,
     config: &crate::config::PoolConfig,
     pool: Option<&InstrumentedPool>,
     opts: &CheckOptions,
 ) -> CheckReport {
     // If this future is dropped mid-statement (a signal, Esc), the statement is cancelled on
     // the server (see cleanup); a normal return disarms that.
-    let tracked = crate::cleanup::track(&mut *conn, &crate::pool::connect_options(config)).await;
-    let report = checks_on(conn, config, pool, opts).await;
+    let tracked = session.cancel_on_drop();
+    let report = checks_on(session, config, pool, opts).await;
     if let Some(t) = tracked {
         t.done();
     }
@@ -261,7 +272,7 @@ pub async fn run_checks_on(
 }
 
 async fn checks_on(
-    conn: &mut PgConnection,
+    session: &mut ProductionSession,
     config: &crate::config::PoolConfig,
     pool: Option<&InstrumentedPool>,
     opts: &CheckOptions,
@@ -272,12 +283,12 @@ async fn checks_on(
 
     let needs_catalog = opts.wants(Group::Schema) || opts.wants(Group::Migrations);
     let local = if needs_catalog {
-        Some(super::local::load_local(&opts.migrations_dir).await)
+        Some(crate::migrations::load_local(&opts.migrations_dir).await)
     } else {
         None
     };
     // What kind of server this is decides which dev database can stand in for it.
-    let facts = match server_facts(&mut *conn).await {
+    let facts = match session.read(server_facts).await {
         Ok(f) => f,
         Err(e) => {
             report
@@ -302,13 +313,20 @@ async fn checks_on(
         ),
     };
 
-    if let Err(e) = begin_read_only(&mut *conn, opts).await {
-        report
-            .findings
-            .push(Finding::unknown(Group::Connection, "connection", failed(e)));
-        report.finish(started);
-        return report;
-    }
+    let bounds = ReadOnlySession {
+        lock_timeout: opts.lock_timeout,
+        statement_timeout: opts.statement_timeout,
+    };
+    let mut conn = match session.begin_read_only_with(bounds).await {
+        Ok(reader) => reader,
+        Err(e) => {
+            report
+                .findings
+                .push(Finding::unknown(Group::Connection, "connection", failed(e)));
+            report.finish(started);
+            return report;
+        }
+    };
     // A standby is named whatever was asked for; a primary only in the full report.
     if facts.in_recovery {
         report.findings.push(Finding::pass(Group::Connection,
@@ -326,41 +344,33 @@ async fn checks_on(
     if opts.wants(Group::Pool) {
         report
             .findings
-            .extend(pool_findings(&mut *conn, config, pool, &facts).await);
+            .extend(pool_findings(&mut conn, config, pool, &facts).await);
     }
     if opts.wants(Group::Pgvector) {
         report
             .findings
-            .extend(pgvector::check(&mut *conn, opts.knn_samples).await);
+            .extend(pgvector::check(&mut conn, opts.knn_samples).await);
     }
     // Errors stay typed until they become a finding's words; every finding is scrubbed of the
     // password in one place at the end.
     let live: Option<Result<SchemaSnapshot, super::guard::ReadError>> = if needs_catalog {
-        Some(guarded(&mut *conn, snapshot).await)
+        Some(guarded(&mut conn, snapshot).await)
     } else {
         None
     };
     let ledger = if opts.wants(Group::Migrations) || opts.wants(Group::Schema) {
-        Some(guarded(&mut *conn, crate::catalog::read_ledger).await)
+        Some(guarded(&mut conn, crate::migrations::read_ledger).await)
     } else {
         None
     };
-    let pending_versions: Vec<i64> = match (&local, &ledger) {
-        (Some(Ok(local)), Some(Ok(ledger))) => {
-            let applied: std::collections::BTreeSet<i64> = ledger
-                .iter()
-                .flatten()
-                .filter(|r| r.success)
-                .map(|r| r.version)
-                .collect();
-            local
-                .iter()
-                .map(|m| m.version)
-                .filter(|v| !applied.contains(v))
-                .collect()
-        }
-        _ => Vec::new(),
+    let standing = match (&local, &ledger) {
+        (Some(Ok(local)), Some(Ok(ledger))) => Some(MigrationState::of(local, ledger.as_deref())),
+        _ => None,
     };
+    let pending_versions: Vec<i64> = standing
+        .as_ref()
+        .map(MigrationState::unapplied_versions)
+        .unwrap_or_default();
     if opts.wants(Group::Schema) {
         report.findings.push(match (&live, &expected) {
             (Some(Err(e)), _) => Finding::unknown(
@@ -400,9 +410,12 @@ async fn checks_on(
                 "migrations.ledger",
                 format!("could not read _sqlx_migrations: {e}"),
             )),
-            (Some(Ok(local)), Some(Ok(live)), Some(Ok(ledger))) => {
+            (Some(Ok(_)), Some(Ok(live)), Some(Ok(_))) => {
                 let exp = expected.as_ref().and_then(|e| e.as_ref().ok());
-                let state = migrations::state(local, ledger.as_deref(), live, exp);
+                let state = standing
+                    .clone()
+                    .expect("read above from the same local files and ledger")
+                    .with_catalog(live, exp);
                 report
                     .findings
                     .extend(migrations::findings(&state, &opts.migrations_dir));
@@ -411,7 +424,8 @@ async fn checks_on(
             _ => {}
         }
     }
-    let _ = sqlx::query("ROLLBACK").execute(&mut *conn).await;
+    // Whatever happened inside, nothing of the transaction is kept.
+    let _ = conn.finish().await;
     if let (Some(Ok(expected)), Some(Ok(live))) = (&expected, &live) {
         explain_pending(&mut report.findings, expected, live, &pending_versions);
     }
@@ -515,7 +529,7 @@ impl ServerFacts {
     }
 }
 
-async fn server_facts(conn: &mut PgConnection) -> Result<ServerFacts, sqlx::Error> {
+async fn server_facts(conn: &mut Reader<'_>) -> Result<ServerFacts, sqlx::Error> {
     let (version, num, in_recovery, sees_all_sessions, role): (String, String, bool, bool, String) =
         sqlx::query_as(
             "SELECT current_setting('server_version'), current_setting('server_version_num'),
@@ -592,23 +606,6 @@ async fn expected_schema(
     Ok(built)
 }
 
-async fn begin_read_only(conn: &mut PgConnection, opts: &CheckOptions) -> Result<(), sqlx::Error> {
-    sqlx::query("BEGIN READ ONLY").execute(&mut *conn).await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "SET LOCAL statement_timeout = {}",
-        opts.statement_timeout.as_millis().max(1)
-    )))
-    .execute(&mut *conn)
-    .await?;
-    sqlx::query(AssertSqlSafe(format!(
-        "SET LOCAL lock_timeout = {}",
-        opts.lock_timeout.as_millis().max(1)
-    )))
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
-}
-
 fn schema_finding(
     d: &SchemaDiff,
     expected: &ExpectedSchema,
@@ -680,7 +677,7 @@ fn schema_finding(
 }
 
 async fn pool_findings(
-    conn: &mut PgConnection,
+    conn: &mut Reader<'_>,
     config: &crate::config::PoolConfig,
     pool: Option<&InstrumentedPool>,
     facts: &ServerFacts,

@@ -8,7 +8,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::checks::LocalMigration;
+use crate::migrations::LocalMigration;
 
 /// The extensions a dev database may create although they reach outside it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

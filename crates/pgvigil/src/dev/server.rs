@@ -215,7 +215,7 @@ impl DevServer {
         .map_err(|e| self.db_err(e))?;
         self.version_num = num.parse().unwrap_or(0);
         self.version = text;
-        self.identity = server_identity(&mut conn)
+        self.identity = server_identity(&mut crate::session::Reader::dev(&mut conn))
             .await
             .map_err(|e| self.db_err(e))?;
         let _ = conn.close().await;

@@ -18,8 +18,9 @@ use serde::Serialize;
 use sqlx::Row;
 
 use super::probe::{ReadinessFailure, probe_connect};
-use crate::checks::{LocalMigration, load_local};
+use crate::migrations::{LocalMigration, MigrationError, MigrationState, load_local};
 use crate::pool::InstrumentedPool;
+use crate::session::ProductionSession;
 
 /// The health+json content type.
 pub const HEALTH_JSON: &str = "application/health+json";
@@ -352,7 +353,7 @@ const READY_SQL: &str = "SELECT 1 AS ready, \
 enum LocalUnread {
     /// The directory or a file in it was refused.
     #[error(transparent)]
-    Invalid(crate::checks::MigrationError),
+    Invalid(MigrationError),
     /// The reading's deadline came first.
     #[error(
         "not read within HEALTH_READY_TIMEOUT ({})",
@@ -386,7 +387,7 @@ async fn read_pool(
             tokio::time::sleep(probe_after).await;
             probe_connect(&url.connect_options()).await
         };
-        let mut conn = tokio::select! {
+        let conn = tokio::select! {
             acquired = acquire => acquired
                 .map_err(|e| ReadinessFailure::failed(&e.source))?,
             Err(e) = probe => {
@@ -395,21 +396,22 @@ async fn read_pool(
                 return Err(ReadinessFailure::connect(&e, &url.to_string()));
             }
         };
-        let row = sqlx::query(READY_SQL)
-            .fetch_one(&mut *conn)
+        let mut session = ProductionSession::from_checkout(conn, pool.config())
             .await
             .map_err(failed)?;
-        let has_ledger: bool = row.try_get("has_ledger").unwrap_or(false);
-        let ledger = if has_ledger {
-            Some(
-                crate::catalog::read_ledger(&mut conn)
-                    .await
-                    .map_err(failed)?,
-            )
-        } else {
-            None
+        let read = async |r: &mut crate::session::Reader<'_>| {
+            let row = sqlx::query(READY_SQL).fetch_one(&mut *r).await?;
+            let has_ledger: bool = row.try_get("has_ledger").unwrap_or(false);
+            let ledger = if has_ledger {
+                Some(crate::migrations::read_ledger(r).await?)
+            } else {
+                None
+            };
+            Ok((row, ledger))
         };
-        Ok::<_, ReadinessFailure>((row, ledger))
+        let read = session.read(read).await.map_err(failed);
+        session.close().await;
+        read
     })
     .await;
     let elapsed_ms = (started.elapsed().as_secs_f64() * 1000.0 * 10.0).round() / 10.0;
@@ -528,24 +530,33 @@ async fn read_pool(
     (out, None)
 }
 
+/// Readiness's words for where the migrations stand ([`MigrationState`] decides it): a failed
+/// migration, an edited or locally missing one fail; pending ones warn or fail as required.
 fn ledger_verdict(
-    ledger: Option<Vec<crate::catalog::LedgerRow>>,
+    ledger: Option<Vec<crate::migrations::LedgerRow>>,
     local: Option<&Result<Vec<LocalMigration>, LocalUnread>>,
     require: MigrationRequirement,
 ) -> (HealthStatus, Option<serde_json::Value>, String) {
-    let rows = ledger.unwrap_or_default();
-    let applied = rows.iter().filter(|r| r.success).count();
-    if let Some(r) = rows.iter().find(|r| !r.success) {
+    use crate::migrations::MigrationStatus::{ChecksumMismatch, Failed, MissingLocally};
+    let files = match local {
+        Some(Ok(local)) => local.as_slice(),
+        _ => &[],
+    };
+    let state = MigrationState::of(files, ledger.as_deref());
+    // The ledger's successful rows, whatever the local files say.
+    let applied = state.counts().succeeded_in_ledger();
+    let oldest_first = || state.entries.iter().rev();
+    if let Some(e) = oldest_first().find(|e| e.status == Failed) {
         return (
             HealthStatus::Fail,
             Some(applied.into()),
             format!(
                 "migration {} ({}) failed part-way",
-                r.version, r.description
+                e.version, e.description
             ),
         );
     }
-    let local = match local {
+    match local {
         None => return (HealthStatus::Pass, Some(applied.into()), String::new()),
         Some(Err(e)) => {
             return (
@@ -554,23 +565,21 @@ fn ledger_verdict(
                 format!("MIGRATIONS_DIR: {e}"),
             );
         }
-        Some(Ok(local)) => local,
-    };
-    let by_version: BTreeMap<i64, &LocalMigration> = local.iter().map(|m| (m.version, m)).collect();
-    let mut problems = Vec::new();
-    for r in &rows {
-        match by_version.get(&r.version) {
-            None => problems.push(format!(
-                "{} is applied but missing from MIGRATIONS_DIR",
-                r.version
-            )),
-            Some(m) if m.checksum != r.checksum => problems.push(format!(
-                "{} was changed after it was applied (checksum differs)",
-                r.version
-            )),
-            Some(_) => {}
-        }
+        Some(Ok(_)) => {}
     }
+    let problems: Vec<String> = oldest_first()
+        .filter_map(|e| match e.status {
+            MissingLocally => Some(format!(
+                "{} is applied but missing from MIGRATIONS_DIR",
+                e.version
+            )),
+            ChecksumMismatch => Some(format!(
+                "{} was changed after it was applied (checksum differs)",
+                e.version
+            )),
+            _ => None,
+        })
+        .collect();
     if !problems.is_empty() {
         return (
             HealthStatus::Fail,
@@ -578,13 +587,8 @@ fn ledger_verdict(
             problems.join("; "),
         );
     }
-    let applied_versions: std::collections::BTreeSet<i64> =
-        rows.iter().map(|r| r.version).collect();
-    let pending: Vec<i64> = local
-        .iter()
-        .map(|m| m.version)
-        .filter(|v| !applied_versions.contains(v))
-        .collect();
+    let mut pending: Vec<i64> = state.pending().map(|e| e.version).collect();
+    pending.reverse();
     if pending.is_empty() {
         return (HealthStatus::Pass, Some(applied.into()), String::new());
     }

@@ -507,17 +507,7 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
         );
     match config.read_only {
         None => options,
-        Some(guard) => options.options([
-            ("default_transaction_read_only", "on".to_string()),
-            (
-                "lock_timeout",
-                format!("{}ms", guard.lock_timeout.as_millis().max(1)),
-            ),
-            (
-                "statement_timeout",
-                format!("{}ms", guard.statement_timeout.as_millis().max(1)),
-            ),
-        ]),
+        Some(guard) => crate::session::startup_parameters(options, guard),
     }
 }
 

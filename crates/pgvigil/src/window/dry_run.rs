@@ -26,18 +26,20 @@ use std::time::{Duration, Instant};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
-use sqlx::{Connection, PgConnection};
+use sqlx::Connection;
 
 use crate::catalog::locks::{LockMode, RelationLock, relation_name_sql};
-use crate::catalog::{LedgerRow, read_ledger};
 use crate::catalog::{SchemaSnapshot, snapshot};
 use crate::checks::diff::{SchemaDiff, diff};
 use crate::checks::guard::guarded;
-use crate::checks::local::{LocalMigration, MigrationError, load_local};
 use crate::config::PoolConfig;
 use crate::dev::{
     DEFAULT_MAX_DEV_SIZE, DevError, DevServer, DevSource, RefusedExtension, SizeWatch, format_size,
 };
+use crate::migrations::{
+    LedgerRow, LocalMigration, MigrationError, MigrationState, load_local, read_ledger,
+};
+use crate::session::{ProductionSession, Reader};
 use crate::sql_scan::lint;
 use crate::window::production_evidence::{ProductionEvidence, ProductionState, not_checked};
 use crate::window::progress::{Progress, ProgressSink};
@@ -299,11 +301,11 @@ pub enum DryRunError {
     },
 }
 
-/// Dry-runs the pending migrations of `dir`. `production` must be a read-only session
-/// ([`PoolConfig::read_only`]); `config` names production for pg_dump.
+/// Dry-runs the pending migrations of `dir`, reading production through `production`;
+/// `config` names production for pg_dump.
 pub async fn dry_run(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     dir: &Path,
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
@@ -315,12 +317,12 @@ pub async fn dry_run(
 /// on the server when dropped mid-way.
 pub async fn dry_run_migrations(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
     // Dropped mid-statement (a signal, Esc): the statement is cancelled on the server.
-    let tracked = crate::cleanup::track(production, &crate::pool::connect_options(config)).await;
+    let tracked = production.cancel_on_drop();
     let report = run(config, production, local, options).await;
     if let Some(t) = tracked {
         t.done();
@@ -330,7 +332,7 @@ pub async fn dry_run_migrations(
 
 async fn run(
     config: &PoolConfig,
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     local: &[LocalMigration],
     options: &DryRunOptions,
 ) -> Result<DryRunReport, DryRunError> {
@@ -342,16 +344,10 @@ async fn run(
     // Each read names the session that blocked it, should one hold a lock it needs.
     let before = read_production(production, None).await?;
     let facts = before.facts.clone();
-    let applied: BTreeSet<i64> = before
-        .ledger
-        .iter()
-        .flatten()
-        .filter(|r| r.success)
-        .map(|r| r.version)
-        .collect();
+    let unapplied = MigrationState::of(local, before.ledger.as_deref()).unapplied_versions();
     let pending: Vec<&LocalMigration> = local
         .iter()
-        .filter(|m| !applied.contains(&m.version))
+        .filter(|m| unapplied.contains(&m.version))
         .collect();
     let policy = options
         .dev
@@ -421,7 +417,9 @@ async fn run(
                     || (text.contains("statement timeout") && text.contains("LOCK TABLE")) =>
             {
                 // Name who holds the lock, as every read that gives up on one does.
-                let who = crate::checks::guard::blockers(production).await;
+                let blockers =
+                    async |r: &mut Reader<'_>| Ok(crate::checks::guard::blockers(r).await);
+                let who = production.read(blockers).await.unwrap_or_default();
                 return Err(CopyError::Dump(format!("{text}{who}")).into());
             }
             Err(e) => return Err(e.into()),
@@ -491,18 +489,19 @@ struct ProductionRead {
 /// savepoint so that one that waits on a lock names the session holding it. `counted`: the
 /// tables to count exactly (those counted the first time).
 async fn read_production(
-    production: &mut PgConnection,
+    production: &mut ProductionSession,
     counted: Option<&BTreeSet<String>>,
 ) -> Result<ProductionRead, DryRunError> {
-    sqlx::query("BEGIN READ ONLY")
-        .execute(&mut *production)
+    let mut reader = production
+        .begin_read_only()
         .await
         .map_err(|e| DryRunError::Production(e.into()))?;
     let read = async {
+        let production = &mut reader;
         let facts = guarded(production, ProductionFacts::read).await?;
         let schema = guarded(production, snapshot).await?;
         let ledger = guarded(production, read_ledger).await?;
-        let state = guarded(production, async |c: &mut PgConnection| {
+        let state = guarded(production, async |c: &mut Reader<'_>| {
             ProductionState::read(c, counted).await
         })
         .await?;
@@ -514,7 +513,7 @@ async fn read_production(
         })
     }
     .await;
-    let _ = sqlx::query("COMMIT").execute(&mut *production).await;
+    let _ = reader.finish().await;
     read
 }
 
@@ -545,7 +544,7 @@ async fn run_on_dev(
     .map_err(db)?
     .into_iter()
     .collect();
-    let mut previous = snapshot(&mut inspect).await.map_err(db)?;
+    let mut previous = snapshot(&mut Reader::dev(&mut inspect)).await.map_err(db)?;
     let mut runner_options = RunnerOptions::new(
         options.lock_timeout,
         options.statement_timeout,
@@ -657,7 +656,7 @@ async fn run_on_dev(
             }
             RunOutcome::Succeeded => {
                 entry.locks = taken(&run.locks, &existing);
-                let after = snapshot(&mut inspect).await.map_err(db)?;
+                let after = snapshot(&mut Reader::dev(&mut inspect)).await.map_err(db)?;
                 entry.changes = diff(&previous, &after, true);
                 previous = after;
             }

@@ -7,7 +7,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
-use sqlx::{AssertSqlSafe, PgConnection};
+use sqlx::AssertSqlSafe;
+
+use crate::session::Reader;
 
 use crate::dev::{DevNetwork, RefusedExtension};
 
@@ -134,7 +136,7 @@ impl ProductionState {
     /// Reads roles and table figures. `exact` names the tables to count (those counted before
     /// the run), so both reads count the same ones; `None` picks them by size.
     pub(crate) async fn read(
-        conn: &mut PgConnection,
+        conn: &mut Reader<'_>,
         exact: Option<&BTreeSet<String>>,
     ) -> Result<Self, sqlx::Error> {
         let roles: Vec<String> = sqlx::query_scalar(

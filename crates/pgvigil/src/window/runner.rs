@@ -20,7 +20,7 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 use tokio::time::Instant;
 
 use crate::catalog::locks::{LockSampler, LockSpan, RelationLock, relation_locks_of};
-use crate::checks::local::LocalMigration;
+use crate::migrations::LocalMigration;
 use crate::cleanup::{Tracked, track_pid};
 use crate::window::{Progress, ProgressSink};
 

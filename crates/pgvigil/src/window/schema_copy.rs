@@ -10,7 +10,9 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use sqlx::{AssertSqlSafe, Connection, PgConnection};
+use sqlx::{AssertSqlSafe, Connection};
+
+use crate::session::Reader;
 use tokio::io::AsyncReadExt;
 
 use crate::config::PoolConfig;
@@ -44,7 +46,7 @@ impl ProductionFacts {
     }
 
     /// Two read-only statements.
-    pub async fn read(conn: &mut PgConnection) -> Result<Self, sqlx::Error> {
+    pub async fn read(conn: &mut Reader<'_>) -> Result<Self, sqlx::Error> {
         let (num, version, in_recovery): (String, String, bool) = sqlx::query_as(
             "SELECT current_setting('server_version_num'), current_setting('server_version'), pg_is_in_recovery()",
         )

@@ -10,6 +10,10 @@ use std::sync::{Arc, Mutex};
 #[allow(unused_imports)]
 pub use pgvigil_test_support::{cluster, fresh_database};
 
+mod production;
+#[allow(unused_imports)]
+pub use production::{prod_config, prod_connection};
+
 /// Everything logged on this thread while the guard lives (use current-thread runtimes so
 /// spawned tasks log here too). One global subscriber routes events to the capture installed
 /// on the emitting thread: per-thread default subscribers race with tracing's interest cache

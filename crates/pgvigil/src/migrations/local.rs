@@ -47,7 +47,8 @@ pub enum MigrationError {
         /// The directory given with `--migrations`.
         dir: String,
         /// What went wrong.
-        reason: String,
+        #[source]
+        reason: DirectoryProblem,
     },
     /// A symbolic link in the directory: refused, since it can point anywhere.
     #[error(
@@ -93,23 +94,38 @@ pub enum MigrationError {
     },
 }
 
+/// What was wrong with the migrations directory itself.
+#[derive(Debug, thiserror::Error)]
+pub enum DirectoryProblem {
+    /// It could not be listed or an entry could not be read.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// It exists but is a file (or something else).
+    #[error("is not a directory")]
+    NotADirectory,
+    /// sqlx's migrator refused it (a file name it cannot parse, an unreadable file).
+    #[error("{0}")]
+    Refused(#[from] sqlx::migrate::MigrateError),
+    /// The blocking read was interrupted (the runtime shutting down).
+    #[error("the read was interrupted: {0}")]
+    Interrupted(#[from] tokio::task::JoinError),
+}
+
 /// Reads the up-migrations of `dir` exactly as sqlx's migrator would (same checksums), after
 /// refusing what sqlx would silently accept or skip: symbolic links, devices and FIFOs (which
 /// would hang a read), oversized files, and two files with the same version.
 pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, MigrationError> {
+    let dir_err = |reason: DirectoryProblem| MigrationError::Directory {
+        dir: dir.display().to_string(),
+        reason,
+    };
     let owned = dir.to_path_buf();
     tokio::task::spawn_blocking(move || validate_dir(&owned))
         .await
-        .map_err(|e| MigrationError::Directory {
-            dir: dir.display().to_string(),
-            reason: e.to_string(),
-        })??;
+        .map_err(|e| dir_err(e.into()))??;
     let migrator = sqlx::migrate::Migrator::new(dir.to_path_buf())
         .await
-        .map_err(|e| MigrationError::Directory {
-            dir: dir.display().to_string(),
-            reason: e.to_string(),
-        })?;
+        .map_err(|e| dir_err(e.into()))?;
     Ok(migrator
         .iter()
         .filter(|m| !m.migration_type.is_down_migration())
@@ -124,25 +140,25 @@ pub async fn load_local(dir: &Path) -> Result<Vec<LocalMigration>, MigrationErro
 }
 
 fn validate_dir(dir: &Path) -> Result<(), MigrationError> {
-    let dir_err = |reason: String| MigrationError::Directory {
+    let dir_err = |reason: DirectoryProblem| MigrationError::Directory {
         dir: dir.display().to_string(),
         reason,
     };
-    let meta = std::fs::metadata(dir).map_err(|e| dir_err(e.to_string()))?;
+    let meta = std::fs::metadata(dir).map_err(|e| dir_err(e.into()))?;
     if !meta.is_dir() {
-        return Err(dir_err("is not a directory".into()));
+        return Err(dir_err(DirectoryProblem::NotADirectory));
     }
     let mut seen: BTreeMap<(i64, bool), String> = BTreeMap::new();
     let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| dir_err(e.to_string()))?
+        .map_err(|e| dir_err(e.into()))?
         .collect::<Result<_, _>>()
-        .map_err(|e| dir_err(e.to_string()))?;
+        .map_err(|e| dir_err(e.into()))?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let path = entry.path();
         let file = path.display().to_string();
         let name = entry.file_name().to_string_lossy().into_owned();
-        let meta = std::fs::symlink_metadata(&path).map_err(|e| dir_err(e.to_string()))?;
+        let meta = std::fs::symlink_metadata(&path).map_err(|e| dir_err(e.into()))?;
         let ft = meta.file_type();
         if ft.is_symlink() {
             return Err(MigrationError::Symlink { file });

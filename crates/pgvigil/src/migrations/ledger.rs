@@ -2,7 +2,9 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
+
+use crate::session::Reader;
 
 /// One row of `_sqlx_migrations`.
 #[derive(Debug, Clone, Serialize)]
@@ -24,7 +26,7 @@ pub struct LedgerRow {
 }
 
 /// The ledger, or `None` when the table does not exist. Two statements.
-pub async fn read_ledger(conn: &mut PgConnection) -> Result<Option<Vec<LedgerRow>>, sqlx::Error> {
+pub async fn read_ledger(conn: &mut Reader<'_>) -> Result<Option<Vec<LedgerRow>>, sqlx::Error> {
     let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
         .fetch_one(&mut *conn)
         .await?;

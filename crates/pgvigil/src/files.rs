@@ -42,7 +42,7 @@ impl FileError {
 
 /// Reads a regular file (a symbolic link to one is fine) of at most `limit` bytes as UTF-8,
 /// opened without blocking: a device, FIFO, socket or directory is refused without reading.
-/// Public as [`crate::config::read_named_file`].
+/// Public as `pgvigil::config::read_named_file` (config re-exports it).
 pub fn read_text(path: &Path, limit: u64) -> Result<String, FileError> {
     // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever. It has no effect
     // on reads of regular files.

@@ -217,10 +217,22 @@ pub fn server_wide(sql: &str) -> Option<String> {
     })
 }
 
+/// An extension to create on a dev database: `version` and `schema` as on production when
+/// known, else the defaults.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Extension {
+    /// Extension name (`vector`).
+    pub name: String,
+    /// Version to install, `None` for the server's default.
+    pub version: Option<String>,
+    /// Schema to install it in (created when missing), `None` for the default.
+    pub schema: Option<String>,
+}
+
 /// Extensions created with `CREATE EXTENSION IF NOT EXISTS name [WITH] [SCHEMA s]`: a dev
 /// database can create them beforehand as its administrator, and the statement then finds them
 /// there.
-pub fn extensions_created_if_not_exists(sql: &str) -> Vec<crate::dev::Extension> {
+pub fn extensions_created_if_not_exists(sql: &str) -> Vec<Extension> {
     statements(sql)
         .iter()
         .filter_map(|s| {
@@ -246,7 +258,7 @@ pub fn extensions_created_if_not_exists(sql: &str) -> Vec<crate::dev::Extension>
                         .position(|w| *w == "SCHEMA")
                         .and_then(|i| rest.get(i + 1))
                         .map(|s| s.to_ascii_lowercase());
-                    Some(crate::dev::Extension {
+                    Some(Extension {
                         name: name.to_ascii_lowercase(),
                         version: None,
                         schema,

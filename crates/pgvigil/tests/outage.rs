@@ -104,14 +104,9 @@ async fn restart_while_busy_is_survived() {
     let back = Instant::now();
     loop {
         let attempt = async {
-            let mut conn = pool
-                .acquire_labeled("probe")
-                .await
-                .map_err(|e| e.to_string())?;
-            sqlx::query("SELECT 1")
-                .execute(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())
+            let mut conn = pool.acquire_labeled("probe").await?;
+            sqlx::query("SELECT 1").execute(&mut *conn).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>(())
         };
         match tokio::time::timeout(Duration::from_secs(2), attempt).await {
             Ok(Ok(_)) => break,

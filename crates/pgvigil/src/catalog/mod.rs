@@ -1,7 +1,7 @@
 //! Live catalog reads, all in one place: the per-tick server view (one statement) and the
 //! schema snapshot (one statement), both through a [`crate::session::Reader`], and the lock
 //! model (modes, relation locks, blockers, the sampler). Everything here only reads. (The
-//! migration ledger is read in [`crate::migrations`].)
+//! migration ledger is read by the migrations module.)
 
 pub mod locks;
 mod server_view;

@@ -243,11 +243,8 @@ pub async fn run_checks(pool: &InstrumentedPool, opts: &CheckOptions) -> CheckRe
     let mut session = match ProductionSession::from_checkout(conn, pool.config()).await {
         Ok(s) => s,
         Err(e) => {
-            let reason = pool
-                .config()
-                .database_url
-                .scrub(&super::guard::server_message(&e));
-            return CheckReport::unknown(target(), reason);
+            let reason = crate::db_error::DbError::new(e, &pool.config().database_url);
+            return CheckReport::unknown(target(), reason.to_string());
         }
     };
     run_checks_on(&mut session, pool.config(), Some(pool), opts).await
@@ -411,7 +408,10 @@ async fn checks_on(
                 format!("could not read _sqlx_migrations: {e}"),
             )),
             (Some(Ok(_)), Some(Ok(live)), Some(Ok(_))) => {
-                let exp = expected.as_ref().and_then(|e| e.as_ref().ok());
+                let exp = expected
+                    .as_ref()
+                    .and_then(|e| e.as_ref().ok())
+                    .map(|e| &e.objects_by_version);
                 let state = standing
                     .clone()
                     .expect("read above from the same local files and ledger")

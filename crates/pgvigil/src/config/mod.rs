@@ -221,6 +221,26 @@ pub struct ReadOnlySession {
     pub statement_timeout: Duration,
 }
 
+impl ReadOnlySession {
+    /// `options` with these guards as startup parameters (`default_transaction_read_only`,
+    /// `lock_timeout`, `statement_timeout`): the server applies them before the first statement.
+    /// A pooler may refuse or drop them; the production session verifies them after connecting.
+    pub(crate) fn startup_parameters(
+        &self,
+        options: sqlx::postgres::PgConnectOptions,
+    ) -> sqlx::postgres::PgConnectOptions {
+        let millis = |d: Duration| d.as_millis().max(1);
+        options.options([
+            ("default_transaction_read_only", "on".to_string()),
+            ("lock_timeout", format!("{}ms", millis(self.lock_timeout))),
+            (
+                "statement_timeout",
+                format!("{}ms", millis(self.statement_timeout)),
+            ),
+        ])
+    }
+}
+
 impl Default for ReadOnlySession {
     fn default() -> Self {
         Self {

@@ -6,17 +6,9 @@ use sqlx::{AssertSqlSafe, Connection};
 use super::ScratchDatabase;
 use crate::sanitize::quote_ident;
 
-/// An extension to create on a dev database: `version` and `schema` as on production when
-/// known, else the defaults.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Extension {
-    /// Extension name (`vector`).
-    pub name: String,
-    /// Version to install, `None` for the server's default.
-    pub version: Option<String>,
-    /// Schema to install it in (created when missing), `None` for the default.
-    pub schema: Option<String>,
-}
+// The type lives with the scanner that finds extensions in a migration's text, so that the
+// scanner needs nothing of dev (dev uses the scanner, never the other way round).
+pub use crate::sql_scan::Extension;
 
 /// The error of an extension the policy refuses, where no migration is known to name.
 fn refused(name: &str, why: &str) -> sqlx::Error {

@@ -12,7 +12,6 @@ use serde::Serialize;
 use super::ledger::LedgerRow;
 use super::local::{LocalMigration, hex};
 use crate::catalog::{ObjectKey, SchemaSnapshot};
-use crate::checks::ExpectedSchema;
 
 /// Where one migration stands, the local file against the ledger.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -195,7 +194,7 @@ impl MigrationState {
     pub fn with_catalog(
         mut self,
         live: &SchemaSnapshot,
-        expected: Option<&ExpectedSchema>,
+        objects_by_version: Option<&BTreeMap<i64, Vec<ObjectKey>>>,
     ) -> Self {
         let mut partial = Vec::new();
         for (t, table) in &live.tables {
@@ -229,14 +228,13 @@ impl MigrationState {
                 }
             }
         }
-        if let Some(expected) = expected {
+        if let Some(created) = objects_by_version {
             for e in self
                 .entries
                 .iter()
                 .filter(|e| e.status == MigrationStatus::Pending)
             {
-                for key in expected
-                    .objects_by_version
+                for key in created
                     .get(&e.version)
                     .into_iter()
                     .flatten()
@@ -245,7 +243,7 @@ impl MigrationState {
                     let reported_parent = match key {
                         ObjectKey::EnumLabel(en, _) => {
                             live.contains(&ObjectKey::Enum(en.clone()))
-                                && expected.objects_by_version[&e.version]
+                                && created[&e.version]
                                     .contains(&ObjectKey::Enum(en.clone()))
                         }
                         ObjectKey::Column(t, _)
@@ -253,7 +251,7 @@ impl MigrationState {
                         | ObjectKey::Index(t, _)
                         | ObjectKey::Trigger(t, _) => {
                             live.contains(&ObjectKey::Table(t.clone()))
-                                && expected.objects_by_version[&e.version]
+                                && created[&e.version]
                                     .contains(&ObjectKey::Table(t.clone()))
                         }
                         _ => false,
@@ -268,7 +266,7 @@ impl MigrationState {
             }
         }
         self.partial = partial;
-        self.pending_objects_checked = expected.is_some();
+        self.pending_objects_checked = objects_by_version.is_some();
         self
     }
 

@@ -507,7 +507,7 @@ pub fn connect_options(config: &PoolConfig) -> PgConnectOptions {
         );
     match config.read_only {
         None => options,
-        Some(guard) => crate::session::startup_parameters(options, guard),
+        Some(guard) => guard.startup_parameters(options),
     }
 }
 

@@ -9,5 +9,4 @@
 
 mod read_only;
 
-pub(crate) use read_only::startup_parameters;
 pub use read_only::{GuardsHeldBy, ProductionSession, Reader, Refusal};

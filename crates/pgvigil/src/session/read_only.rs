@@ -169,22 +169,6 @@ fn mentions(lower: &str, name: &str) -> bool {
     })
 }
 
-/// `options` with the guards as startup parameters, so they hold from the first statement.
-/// The pool's read-only connections and [`ProductionSession::connect`] both send these.
-pub(crate) fn startup_parameters(
-    options: PgConnectOptions,
-    guard: ReadOnlySession,
-) -> PgConnectOptions {
-    options.options([
-        ("default_transaction_read_only", "on".to_string()),
-        ("lock_timeout", format!("{}ms", millis(guard.lock_timeout))),
-        (
-            "statement_timeout",
-            format!("{}ms", millis(guard.statement_timeout)),
-        ),
-    ])
-}
-
 /// PgBouncer's answer to a startup parameter it does not pass on (`options`).
 fn refuses_startup_parameters(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.message().contains("unsupported startup parameter"))

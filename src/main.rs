@@ -75,8 +75,9 @@ struct DashboardArgs {
 #[derive(Debug, Args)]
 struct PoolSourceArgs {
     /// An application instance's /metrics (pgvigil's or HikariCP's names) whose pool the Pool
-    /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
-    #[arg(long = "app", value_name = "URL")]
+    /// panel shows, as URL or NAME=URL (the name shown beside its address); repeat for each
+    /// instance (or APP_METRICS_URLS, comma separated).
+    #[arg(long = "app", value_name = "[NAME=]URL")]
     apps: Vec<String>,
     /// The PgBouncer admin console in front of the database (postgres://USER@HOST:PORT/pgbouncer;
     /// or PGBOUNCER_URL): its pools show in the Pool panel.
@@ -152,7 +153,7 @@ fn app_endpoints(
     if !flags.is_empty() {
         return flags
             .iter()
-            .map(|v| pgvigil::remote::Endpoint::parse(v, "--app"))
+            .map(|v| pgvigil::remote::Endpoint::parse_app(v, "--app"))
             .collect();
     }
     let Some((list, setting)) = sources.lookup("APP_METRICS_URLS") else {
@@ -161,7 +162,7 @@ fn app_endpoints(
     list.split(',')
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|v| pgvigil::remote::Endpoint::parse(v, &setting.to_string()))
+        .map(|v| pgvigil::remote::Endpoint::parse_app(v, &setting.to_string()))
         .collect()
 }
 
@@ -737,7 +738,7 @@ async fn demo(args: DashboardArgs, no_color: bool, dev: DevSource) -> Status {
         instances
             .metrics
             .iter()
-            .map(|m| pgvigil::remote::Endpoint::parse(m, "--app"))
+            .map(|m| pgvigil::remote::Endpoint::parse_app(m, "--app"))
             .collect::<Result<Vec<_>, _>>(),
         pgvigil::DatabaseUrl::parse(&instances.bouncer_admin),
     );
@@ -935,6 +936,7 @@ async fn sizing_finding(
         match reading {
             Ok(r) => instances.push(pgvigil_cli::tui::apps::AppInstance {
                 name: endpoint.authority(),
+                app: endpoint.name().map(str::to_string),
                 figures: Ok(pgvigil::remote::InstanceWindow::default().push(now, r)),
                 last_ok: None,
             }),

@@ -203,6 +203,8 @@ pub struct State {
     pub dry_run: Option<(DateTime<Utc>, DryRunReport)>,
     pub log_level: tui_logger::LevelFilter,
     pub quitting: bool,
+    /// The other processes' pools judged by the library's saturation rule (see tui::verdicts).
+    pub verdicts: crate::tui::verdicts::PoolVerdicts,
 }
 
 impl State {
@@ -244,6 +246,7 @@ impl State {
             dry_run: None,
             log_level: tui_logger::LevelFilter::Info,
             quitting: false,
+            verdicts: crate::tui::verdicts::PoolVerdicts::new(warn_at, now),
         }
     }
 
@@ -302,6 +305,7 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
                 effects.extend(log_source(state, &source, error.as_deref()));
             }
             if !state.paused {
+                state.verdicts.on_apps(&apps);
                 state.apps = Some(*apps);
             }
             effects
@@ -323,6 +327,9 @@ pub fn update(state: &mut State, msg: Msg) -> Vec<Effect> {
             let error = figures.as_ref().as_ref().err().cloned();
             let effects = log_source(state, "fleet", error.as_deref());
             if !state.paused {
+                if let Ok(f) = figures.as_ref() {
+                    state.verdicts.on_fleet(f, state.now);
+                }
                 state.fleet = Some(*figures);
             }
             effects

@@ -5,9 +5,10 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, local_time, status_span, styled};
+use super::{Look, ago, fit, led, local_time, status_span, styled, wrapped};
 use crate::tui::state::{Panel, State};
 use pgvigil::checks::{Group, Status};
+use ratatui::text::Span;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("pgvector & schema", Panel::Checks, state, look);
@@ -47,23 +48,25 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             Group::Pgvector => f.id.trim_start_matches("pgvector."),
             _ => f.id,
         };
-        let text = format!(" {id:<9} {}", f.summary);
-        lines.push(Line::from(vec![
-            status_span(f.status, look),
-            styled(fit(&text, width.saturating_sub(1)), t.text),
-        ]));
+        // The mark and the summary are the verdict: wrapped, never cut.
+        lines.extend(led(
+            vec![status_span(f.status, look), Span::raw(" ")],
+            &format!("{id:<9} {}", f.summary),
+            width,
+            t.text,
+            3,
+        ));
         if f.status != Status::Pass {
             for d in f.details.iter().take(3) {
                 lines.push(Line::from(styled(fit(&format!("   {d}"), width), t.dim)));
             }
             if let Some(fix) = &f.fix {
-                lines.push(Line::from(styled(
-                    fit(
-                        &format!("   fix: {}", fix.lines().next().unwrap_or("")),
-                        width,
-                    ),
+                lines.extend(wrapped(
+                    &format!("   fix: {}", fix.lines().next().unwrap_or("")),
+                    width,
                     t.info,
-                )));
+                    2,
+                ));
             }
         }
     }

@@ -897,7 +897,9 @@ const VERDICT_LINES: &[&str] = &[
     "clients",
     "STANDBY",
     "grant pg_monitor",
-    "\u{2713}",
+    // A failed or warning finding, a partial migration: the mark, then words that all count.
+    // (A pass is its mark and its name, first on the row; its detail may be cut where the
+    // panel is short of rows.)
     "\u{2717}",
     "\u{25b2}",
 ];

@@ -975,7 +975,7 @@ fn the_demos_long_verdicts_are_read_whole_in_every_pool_view() {
     let text = joined(&draw(&fixture("demo"), &theme, 80, 24));
     for phrase in [
         "sizing fits: 21 + 1 others of 297 usable; max 97/instance fits (peak 6)",
-        "app/postgres: 0 waiting, maxwait 0ms, 3 active (transaction)",
+        "app/postgres: 3 active, 0 waiting, maxwait 0ms (transaction)",
         "docs-api-1 127.0.0.1:36441",
         "PG 15.20",
     ] {

@@ -209,10 +209,10 @@ fn fleet_lines(
 
 /// PgBouncer: what holds its clients (a SUSPEND, a PAUSE), then per database its rates (kept
 /// per database by PgBouncer, so shown once) and pause, then its pools by user: clients
-/// waiting and the longest wait first, then active, the mode, servers active/idle/used. A pool
-/// whose clients wait, or a paused database, is in the warning colour. A failed reading says
-/// why first and which console after, wrapped so the reason is read whole even in a narrow
-/// panel.
+/// active and waiting, the longest wait, the mode (wrapped, never cut), servers
+/// active/idle/used. A pool whose clients wait, or a paused database, is in the warning
+/// colour. A failed reading says why first and which console after, wrapped so the reason is
+/// read whole even in a narrow panel.
 pub(super) fn bouncer_lines(
     lines: &mut Vec<Line<'static>>,
     bouncer: &Result<
@@ -299,12 +299,12 @@ pub(super) fn bouncer_lines(
             let style = if p.clients_wait() { t.warn } else { t.text };
             lines.extend(wrapped(
                 &format!(
-                    "  {}/{}: {} waiting, maxwait {}, {} active ({})",
+                    "  {}/{}: {} active, {} waiting, maxwait {} ({})",
                     pgvigil::sanitize::printable(&p.database),
                     pgvigil::sanitize::printable(&p.user),
+                    p.cl_active,
                     p.cl_waiting,
                     wait_text(p.maxwait_seconds),
-                    p.cl_active,
                     pgvigil::sanitize::printable(&p.pool_mode),
                 ),
                 width,

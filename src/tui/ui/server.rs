@@ -88,16 +88,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         None => lines.push(Line::from(styled("no open transactions", t.dim))),
     }
     if let Some(w) = s.lock_waits.first() {
-        lines.push(Line::from(styled(
-            fit(
-                &format!(
-                    "waiting {:.0}s pid {} ({}) blocked by {:?}",
-                    w.seconds, w.pid, w.application, w.blocked_by
-                ),
-                width,
+        // Who blocks whom is the verdict: wrapped, never cut.
+        lines.extend(wrapped(
+            &format!(
+                "waiting {:.0}s pid {} ({}) blocked by {:?}",
+                w.seconds, w.pid, w.application, w.blocked_by
             ),
+            width,
             t.warn,
-        )));
+            2,
+        ));
     }
     // Index builds in progress (the HNSW build on documents runs for hours): phase, progress
     // through it and, where the phase counts its work, the time left at the rate so far.

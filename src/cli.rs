@@ -62,8 +62,9 @@ pub struct DashboardArgs {
 #[derive(Debug, Args)]
 pub struct PoolSourceArgs {
     /// An application instance's /metrics (pgvigil's or HikariCP's names) whose pool the Pool
-    /// panel shows; repeat for each instance (or APP_METRICS_URLS, comma separated).
-    #[arg(long = "app", value_name = "URL")]
+    /// panel shows, as URL or NAME=URL (the name shown beside its address); repeat for each
+    /// instance (or APP_METRICS_URLS, comma separated).
+    #[arg(long = "app", value_name = "[NAME=]URL")]
     pub apps: Vec<String>,
     /// The PgBouncer admin console in front of the database (postgres://USER@HOST:PORT/pgbouncer;
     /// or PGBOUNCER_URL): its pools show in the Pool panel.

@@ -183,7 +183,7 @@ impl Demo {
 pub struct Instances {
     /// Each instance's pool.
     pub pools: Vec<InstrumentedPool>,
-    /// Each instance's /metrics URL.
+    /// Each instance's /metrics endpoint, named as on the Server panel (`docs-api-1=URL`).
     pub metrics: Vec<String>,
     /// Each instance's address (its documents API and /metrics).
     pub addrs: Vec<SocketAddr>,
@@ -244,7 +244,7 @@ impl Instances {
             servers.push(tokio::spawn(async move {
                 let _ = axum::serve(listener, app).await;
             }));
-            metrics.push(format!("http://{addr}/metrics"));
+            metrics.push(format!("docs-api-{}=http://{addr}/metrics", i + 1));
             addrs.push(addr);
             pools.push(pool);
         }

@@ -504,7 +504,10 @@ async fn a_fleet_claiming_impossible_instances_is_an_error_not_an_abort() {
     update(&mut state, Message::Fleet(Box::new(Ok(at_bound))));
     let screen = draw(&state);
     assert!(screen.contains("fleet of 10000"), "{screen}");
-    assert!(screen.contains("sizing: 200000 + "), "{screen}");
+    assert!(
+        screen.contains("sizing OVERSUBSCRIBED: 200000 + "),
+        "{screen}"
+    );
 }
 
 /// The dashboard at 120x40, as text.

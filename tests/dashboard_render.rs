@@ -11,7 +11,10 @@ use pgvigil::checks::{CheckReport, Finding, Group, Status};
 use pgvigil::checks::{MigrationEntry, MigrationState, MigrationStatus, PartialState};
 use pgvigil::pool::{AcquireWait, LeakedConnection};
 use pgvigil::pool::{Down, FailureKind, LinkState};
-use pgvigil_cli::tui::state::{JobKind, LastJob, PoolSource, RunningJob, State};
+use pgvigil_cli::tui::message::Message;
+use pgvigil_cli::tui::state::{
+    JobKind, LastJob, Panel, PoolSource, RunningJob, State, update,
+};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::ui::{Look, render};
 use ratatui::Terminal;
@@ -371,39 +374,49 @@ fn fixture(name: &str) -> State {
                     leaked: (family == MetricFamily::Pgvigil).then_some(0.0),
                     acquire_buckets: Vec::new(),
                     acquire_p95_reported: None,
+                    pools: Vec::new(),
                 },
                 acquire_p95: Some(p95),
                 timeouts_per_minute: if pending > 0.0 { 2.0 } else { 0.0 },
                 peak_active: active,
             };
-            s.apps = Some(AppsSnapshot {
-                taken_at: t(0),
-                instances: vec![
-                    AppInstance {
-                        name: "10.0.4.11:8080".into(),
-                        figures: Ok(figures(6.0, 20.0, 0.0, 0.0012, MetricFamily::Pgvigil)),
-                        last_ok: Some(t(0)),
-                    },
-                    AppInstance {
-                        name: "10.0.4.12:8080".into(),
-                        figures: Ok(figures(
-                            19.0,
-                            20.0,
-                            4.0,
-                            0.84,
-                            MetricFamily::HikariMicrometer,
-                        )),
-                        last_ok: Some(t(0)),
-                    },
-                    AppInstance {
-                        name: "10.0.4.13:8080\x1b[2J".into(),
-                        figures: Err(pgvigil::remote::ScrapeError::Connect(
-                            "Connection refused (os error 111)\x1b]0;x\x07".into(),
-                        )),
-                        last_ok: Some(t(-14)),
-                    },
-                ],
-            });
+            // Through `update`, as the scraper's snapshots arrive: the verdicts are the state's.
+            let _ = update(
+                &mut s,
+                Message::Apps(Box::new(AppsSnapshot {
+                    taken_at: t(0),
+                    instances: vec![
+                        AppInstance {
+                            name: "10.0.4.11:8080".into(),
+                            // Named with `--app docs-api-1=URL`.
+                            app: Some("docs-api-1".into()),
+                            figures: Ok(figures(6.0, 20.0, 0.0, 0.0012, MetricFamily::Pgvigil)),
+                            last_ok: Some(t(0)),
+                        },
+                        AppInstance {
+                            name: "10.0.4.12:8080".into(),
+                            // Named by the `pool` label of its metrics.
+                            app: Some("orders-hikari".into()),
+                            figures: Ok(figures(
+                                19.0,
+                                20.0,
+                                4.0,
+                                0.84,
+                                MetricFamily::HikariMicrometer,
+                            )),
+                            last_ok: Some(t(0)),
+                        },
+                        AppInstance {
+                            name: "10.0.4.13:8080\x1b[2J".into(),
+                            app: None,
+                            figures: Err(pgvigil::remote::ScrapeError::Connect(
+                                "Connection refused (os error 111)\x1b]0;x\x07".into(),
+                            )),
+                            last_ok: Some(t(-14)),
+                        },
+                    ],
+                })),
+            );
         }
         "pgbouncer" => {
             // PgBouncer only (no --app): two users' pools on one database (its rates once),
@@ -451,6 +464,7 @@ fn fixture(name: &str) -> State {
                 taken_at: t(0),
                 instances: vec![AppInstance {
                     name: "10.0.4.13:8080".into(),
+                    app: Some("docs-api-3".into()),
                     figures: Err(pgvigil::remote::ScrapeError::Timeout(
                         std::time::Duration::from_millis(800),
                     )),
@@ -468,19 +482,22 @@ fn fixture(name: &str) -> State {
         }
         "fleet" => {
             // A fleet through Prometheus beside two instances read directly.
-            s.fleet = Some(Ok(pgvigil::remote::FleetFigures {
-                instances: 40,
-                active: 610.0,
-                max: 800.0,
-                pending: 12.0,
-                timeouts_per_minute: 3.5,
-                acquire_p95: Some(0.22),
-                top: vec![
-                    ("10.0.7.3:8080".into(), 1.0),
-                    ("10.0.7.9:8080".into(), 0.95),
-                    ("10.0.5.1:8080\x1b[31m".into(), 0.9),
-                ],
-            }));
+            let _ = update(
+                &mut s,
+                Message::Fleet(Box::new(Ok(pgvigil::remote::FleetFigures {
+                    instances: 40,
+                    active: 610.0,
+                    max: 800.0,
+                    pending: 12.0,
+                    timeouts_per_minute: 3.5,
+                    acquire_p95: Some(0.22),
+                    top: vec![
+                        ("10.0.7.3:8080".into(), 1.0),
+                        ("10.0.7.9:8080".into(), 0.95),
+                        ("10.0.5.1:8080\x1b[31m".into(), 0.9),
+                    ],
+                }))),
+            );
         }
         "thousand_connections" => {
             // One reading costs the server 5.1 ms: past the budget, the view is read every 3 s
@@ -508,7 +525,9 @@ fn fixture(name: &str) -> State {
                 .map(|(k, v)| (k.to_string(), v))
                 .collect();
             }
-            all.fleet = fixture("fleet").fleet;
+            if let Some(fleet) = fixture("fleet").fleet {
+                let _ = update(&mut all, Message::Fleet(Box::new(fleet)));
+            }
             all.chosen_source = match name {
                 "source_apps" => PoolSource::Apps,
                 "source_bouncer" => PoolSource::Bouncer,
@@ -516,6 +535,87 @@ fn fixture(name: &str) -> State {
                 _ => PoolSource::All,
             };
             return all;
+        }
+        "demo" | "demo_apps" | "demo_bouncer" => {
+            // What `pgvigil demo` shows: three documents API instances named as the Server
+            // panel names them (docs-api-1..3), the third through PgBouncer, and the long
+            // verdict lines the issue found cut ("sizing: 21 + 1 others vs 297 usable: fits,
+            // max 97/instanc~", "pgbouncer app/postgres: 3 active, 0 waiting, maxwait 0.0s~").
+            use pgvigil::remote::{InstanceFigures, MetricFamily, PoolReading};
+            use pgvigil_cli::tui::apps::{AppInstance, AppsSnapshot};
+            let instance = |i: usize, active: f64, p95: f64| AppInstance {
+                name: format!("127.0.0.1:3644{i}"),
+                app: Some(format!("docs-api-{i}")),
+                figures: Ok(InstanceFigures {
+                    reading: PoolReading {
+                        family: MetricFamily::Pgvigil,
+                        active,
+                        idle: 6.0 - active,
+                        max: 6.0,
+                        pending: 0.0,
+                        timeouts_total: 0.0,
+                        leaked: Some(0.0),
+                        acquire_buckets: Vec::new(),
+                        acquire_p95_reported: None,
+                        pools: vec![format!("docs-api-{i}")],
+                    },
+                    acquire_p95: Some(p95),
+                    timeouts_per_minute: 0.0,
+                    peak_active: 6.0,
+                }),
+                last_ok: Some(t(0)),
+            };
+            if let Some(v) = s.server.as_mut() {
+                v.total = 22;
+                v.groups = ["docs-api-1", "docs-api-2", "docs-api-3", "pgvigil-demo"]
+                    .iter()
+                    .map(|app| ConnectionGroup {
+                        application: app.to_string(),
+                        state: "active".into(),
+                        count: 5,
+                        waiting_on_lock: 0,
+                    })
+                    .collect();
+            }
+            let _ = update(
+                &mut s,
+                Message::Apps(Box::new(AppsSnapshot {
+                    taken_at: t(0),
+                    instances: vec![
+                        instance(1, 6.0, 0.015),
+                        instance(2, 5.0, 0.011),
+                        instance(3, 2.0, 0.021),
+                    ],
+                })),
+            );
+            s.bouncer = Some(Ok(pgvigil::remote::pgbouncer::BouncerView {
+                pools: vec![pgvigil::remote::pgbouncer::BouncerPool {
+                    database: "app".into(),
+                    user: "postgres".into(),
+                    cl_active: 3,
+                    cl_waiting: 0,
+                    sv_active: 2,
+                    sv_idle: 1,
+                    sv_used: 0,
+                    maxwait_seconds: 0.0,
+                    pool_mode: "transaction".into(),
+                }],
+                databases: vec![pgvigil::remote::pgbouncer::BouncerDatabase {
+                    name: "app".into(),
+                    paused: false,
+                    disabled: false,
+                    xact_per_second: Some(17.0),
+                    query_per_second: Some(60.0),
+                    avg_wait_us: Some(400.0),
+                }],
+                state: None,
+                lists: Default::default(),
+            }));
+            s.chosen_source = match name {
+                "demo_apps" => PoolSource::Apps,
+                "demo_bouncer" => PoolSource::Bouncer,
+                _ => PoolSource::All,
+            };
         }
         other => panic!("no fixture {other}"),
     }
@@ -554,6 +654,23 @@ const FIXTURES: &[&str] = &[
     "source_apps",
     "source_bouncer",
     "source_fleet",
+    "demo",
+    "demo_apps",
+    "demo_bouncer",
+];
+
+/// Every Pool view (`s` cycles them when several sources are watched).
+const POOL_VIEWS: &[&str] = &[
+    "apps",
+    "pgbouncer",
+    "fleet",
+    "all_sources",
+    "source_apps",
+    "source_bouncer",
+    "source_fleet",
+    "demo",
+    "demo_apps",
+    "demo_bouncer",
 ];
 
 #[test]
@@ -625,7 +742,15 @@ fn saturation_warning_is_red_in_the_default_theme_and_reversed_in_monochrome() {
 #[test]
 fn small_windows_get_a_clear_message_never_a_panic() {
     let theme = Theme::builtin("default");
-    for (w, h) in [(60, 20), (79, 24), (80, 23), (1, 1), (0, 0), (200, 3)] {
+    for (w, h) in [
+        (60, 20),
+        (79, 24),
+        (80, 23),
+        (20, 5),
+        (1, 1),
+        (0, 0),
+        (200, 3),
+    ] {
         let terminal = draw(&fixture("healthy"), &theme, w, h);
         if w >= 10 && h >= 1 {
             let text = terminal.backend().to_string();
@@ -744,4 +869,233 @@ fn the_help_screen_lists_every_key_of_the_keymap_including_the_pool_source() {
         text.contains("     s  pool source: all, apps, pgbouncer, fleet"),
         "{text}"
     );
+}
+
+/// The rows of the screen as text, one string per row.
+fn rows(terminal: &Terminal<TestBackend>) -> Vec<String> {
+    let buffer = terminal.backend().buffer();
+    (0..buffer.area.height)
+        .map(|y| {
+            (0..buffer.area.width)
+                .map(|x| buffer[(x, y)].symbol())
+                .collect::<String>()
+        })
+        .collect()
+}
+
+/// How a verdict line starts (after the panel's border and indentation): the lines whose end
+/// carries the verdict or its figures.
+const VERDICT_LINES: &[&str] = &[
+    "sizing",
+    "pgbouncer",
+    "fleet of",
+    "apps in use",
+    "waiting",
+    "timeouts",
+    "app/",
+    "docs-api-",
+    "orders-hikari",
+    "10.0.4.",
+    "127.0.0.1:",
+    "pgvigil's own pool",
+    "clients",
+    "STANDBY",
+    "grant pg_monitor",
+    // A failed or warning finding, a partial migration: the mark, then words that all count.
+    // (A pass is its mark and its name, first on the row; its detail may be cut where the
+    // panel is short of rows.)
+    "\u{2717}",
+    "\u{25b2}",
+];
+
+/// Every row of a panel that starts like a verdict line and ends in the cut mark: none may.
+fn cut_verdicts(terminal: &Terminal<TestBackend>) -> Vec<String> {
+    let mut cut = Vec::new();
+    for row in rows(terminal) {
+        for segment in row.split('\u{2502}') {
+            let text = segment.trim();
+            if text.ends_with(pgvigil_cli::tui::ui::CUT)
+                && VERDICT_LINES.iter().any(|v| text.starts_with(v))
+            {
+                cut.push(text.to_string());
+            }
+        }
+    }
+    cut
+}
+
+#[test]
+fn no_verdict_is_cut_at_80_or_120_columns() {
+    let theme = Theme::builtin("default");
+    let mut failures = Vec::new();
+    for name in FIXTURES {
+        // At 80 columns one panel shows at a time: every one of them, as Tab moves.
+        for panel in [
+            Panel::Pool,
+            Panel::Server,
+            Panel::Migrations,
+            Panel::Checks,
+            Panel::Jobs,
+        ] {
+            let mut state = fixture(name);
+            state.focus = panel;
+            let terminal = draw(&state, &theme, 80, 24);
+            for c in cut_verdicts(&terminal) {
+                failures.push(format!("{name} 80x24 {panel:?}: {c}"));
+            }
+        }
+        let terminal = draw(&fixture(name), &theme, 120, 40);
+        for c in cut_verdicts(&terminal) {
+            failures.push(format!("{name} 120x40: {c}"));
+        }
+        // The header keeps the server version at both sizes.
+        for (w, h) in [(80, 24), (120, 40)] {
+            let header = rows(&draw(&fixture(name), &theme, w, h)).remove(0);
+            if !header.contains("PG 15.20") {
+                failures.push(format!(
+                    "{name} {w}x{h}: header without the version: {header}"
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The screen's text with the panels' borders and the line breaks as spaces, whitespace
+/// collapsed: a wrapped line reads whole.
+fn joined(terminal: &Terminal<TestBackend>) -> String {
+    let text = rows(terminal)
+        .iter()
+        .map(|r| r.replace('\u{2502}', " "))
+        .collect::<Vec<_>>()
+        .join(" ");
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+#[test]
+fn the_demos_long_verdicts_are_read_whole_in_every_pool_view() {
+    let theme = Theme::builtin("default");
+    // At 80 columns the Pool panel has the width: a wrapped line reads whole when joined.
+    let text = joined(&draw(&fixture("demo"), &theme, 80, 24));
+    for phrase in [
+        "sizing fits: 21 + 1 others of 297 usable; max 97/instance fits (peak 6)",
+        "app/postgres: 3 active, 0 waiting, maxwait 0ms (transaction)",
+        "docs-api-1 127.0.0.1:36441",
+        "PG 15.20",
+    ] {
+        assert!(text.contains(phrase), "{phrase}: {text}");
+    }
+    let text = joined(&draw(&fixture("demo_bouncer"), &theme, 80, 24));
+    assert!(
+        text.contains("pgbouncer app: 17 tps, avg wait <1ms"),
+        "{text}"
+    );
+    // Every Pool view with applications at both sizes names the instances as the Server
+    // panel does.
+    for name in POOL_VIEWS {
+        let state = fixture(name);
+        if state.apps.is_none()
+            || !matches!(state.pool_source(), PoolSource::All | PoolSource::Apps)
+        {
+            continue;
+        }
+        for (w, h) in [(80, 24), (120, 40)] {
+            let text = joined(&draw(&state, &theme, w, h));
+            assert!(
+                text.contains("docs-api-") || text.contains("orders-hikari"),
+                "{name} {w}x{h}: {text}"
+            );
+        }
+    }
+}
+
+/// Every Pool view is in FIXTURES (snapshots at 80x24 and 120x40); here the other panels at
+/// 80x24, as Tab brings each to the screen, and the help.
+#[test]
+fn every_panel_at_80x24_as_tab_moves() {
+    let theme = Theme::builtin("default");
+    // Tab moves between the panels; each has the whole width.
+    for panel in [
+        Panel::Server,
+        Panel::Migrations,
+        Panel::Checks,
+        Panel::Jobs,
+        Panel::Log,
+    ] {
+        let mut state = fixture("demo");
+        state.focus = panel;
+        let terminal = draw(&state, &theme, 80, 24);
+        insta::assert_snapshot!(
+            format!("narrow_{panel:?}_80x24").to_lowercase(),
+            terminal.backend().to_string()
+        );
+    }
+    let mut state = fixture("demo");
+    state.help = true;
+    let terminal = draw(&state, &theme, 80, 24);
+    insta::assert_snapshot!("help_80x24", terminal.backend().to_string());
+}
+
+#[test]
+fn the_help_says_where_dry_runs_run_and_lists_each_key_once() {
+    let mut state = fixture("healthy");
+    state.help = true;
+    let text = rows(&draw(&state, &Theme::builtin("default"), 80, 24)).join("\n");
+    assert!(!text.contains("rolled back"), "{text}");
+    assert!(!text.contains("always roll back"), "{text}");
+    assert!(text.contains("on the dev database"), "{text}");
+    let minus_rows = text.lines().filter(|l| l.contains("     -  ")).count();
+    assert_eq!(minus_rows, 1, "{text}");
+}
+
+#[test]
+fn an_application_row_warns_by_the_librarys_rule_with_its_hold() {
+    // An instance at 95 % raises the warning; at 50 % a second later it still warns ("was
+    // 80%+", as pgvigil's own pool does), and clears only after the hold of calm.
+    use pgvigil::pool::SaturationLevel;
+    use pgvigil::remote::{InstanceFigures, MetricFamily, PoolReading};
+    use pgvigil_cli::tui::apps::{AppInstance, AppsSnapshot};
+    let snapshot = |at: i64, active: f64| {
+        Message::Apps(Box::new(AppsSnapshot {
+            taken_at: t(at),
+            instances: vec![AppInstance {
+                name: "10.0.4.11:8080".into(),
+                app: Some("docs-api-1".into()),
+                figures: Ok(InstanceFigures {
+                    reading: PoolReading {
+                        family: MetricFamily::Pgvigil,
+                        active,
+                        idle: 20.0 - active,
+                        max: 20.0,
+                        pending: 0.0,
+                        timeouts_total: 0.0,
+                        leaked: Some(0.0),
+                        acquire_buckets: Vec::new(),
+                        acquire_p95_reported: None,
+                        pools: Vec::new(),
+                    },
+                    acquire_p95: Some(0.001),
+                    timeouts_per_minute: 0.0,
+                    peak_active: active,
+                }),
+                last_ok: Some(t(at)),
+            }],
+        }))
+    };
+    let mut s = base();
+    let level = |s: &State| s.verdicts.app(&s.apps.as_ref().unwrap().instances[0]);
+    let _ = update(&mut s, snapshot(20, 19.0));
+    assert_eq!(level(&s), SaturationLevel::Saturated);
+    let _ = update(&mut s, snapshot(21, 10.0));
+    assert_eq!(level(&s), SaturationLevel::Cooling);
+    // The gauge of the sum says so too, as pgvigil's own pool's would.
+    let text = joined(&draw(&s, &Theme::builtin("default"), 120, 40));
+    assert!(text.contains("was 80%+"), "{text}");
+    let _ = update(&mut s, snapshot(30, 10.0));
+    assert_eq!(level(&s), SaturationLevel::Cooling);
+    let _ = update(&mut s, snapshot(32, 10.0));
+    assert_eq!(level(&s), SaturationLevel::Calm);
+    // 15/20 = 75 %: within ten points of the threshold, a band, not a warning.
+    let _ = update(&mut s, snapshot(33, 15.0));
+    assert_eq!(level(&s), SaturationLevel::Near);
 }

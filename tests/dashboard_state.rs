@@ -428,6 +428,7 @@ fn a_source_error_is_logged_when_it_starts_and_changes_never_each_tick() {
             taken_at: t(1),
             instances: vec![pgvigil_cli::tui::apps::AppInstance {
                 name: "10.0.4.13:8080".into(),
+                app: None,
                 figures: Err(pgvigil::remote::ScrapeError::Connect(
                     "Connection refused".into(),
                 )),
@@ -503,6 +504,7 @@ fn an_application_scrape_keeps_each_instance_with_its_typed_error() {
             taken_at: t(1),
             instances: vec![AppInstance {
                 name: "10.0.4.13:8080".into(),
+                app: None,
                 figures: Err(refused.clone()),
                 last_ok: None,
             }],

@@ -25,7 +25,7 @@ pub async fn run(
     let apps = instances
         .metrics
         .iter()
-        .map(|m| pgvigil::remote::Endpoint::parse(m, "--app"))
+        .map(|m| pgvigil::remote::Endpoint::parse_app(m, "--app"))
         .collect::<Result<Vec<_>, _>>()
         .map_err(DemoError::Scrape)?;
     let bouncer =

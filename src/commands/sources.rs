@@ -112,7 +112,7 @@ fn app_endpoints(
     if !flags.is_empty() {
         return flags
             .iter()
-            .map(|v| pgvigil::remote::Endpoint::parse(v, "--app"))
+            .map(|v| pgvigil::remote::Endpoint::parse_app(v, "--app"))
             .collect();
     }
     let Some((list, setting)) = sources.lookup("APP_METRICS_URLS") else {
@@ -121,6 +121,6 @@ fn app_endpoints(
     list.split(',')
         .map(str::trim)
         .filter(|v| !v.is_empty())
-        .map(|v| pgvigil::remote::Endpoint::parse(v, &setting.to_string()))
+        .map(|v| pgvigil::remote::Endpoint::parse_app(v, &setting.to_string()))
         .collect()
 }

@@ -17,6 +17,9 @@ use super::message::{Bus, Message};
 pub struct AppInstance {
     /// `host:port` of its metrics endpoint (credentials never shown).
     pub name: String,
+    /// The application's name: given with `--app NAME=URL`, else the `pool` label of its
+    /// last good reading (pgvigil labels its pool with the application_name).
+    pub app: Option<String>,
     /// The figures of the last scrape, or why it failed (`verdict()` tells an instance that
     /// did not answer from one whose answer was refused).
     pub figures: Result<InstanceFigures, ScrapeError>,
@@ -139,6 +142,8 @@ struct Scraper {
     endpoints: Vec<Endpoint>,
     windows: Vec<InstanceWindow>,
     last_ok: Vec<Option<DateTime<Utc>>>,
+    /// Each instance's name as last known (see [`AppInstance::app`]).
+    apps: Vec<Option<String>>,
 }
 
 impl Scraper {
@@ -154,13 +159,18 @@ impl Scraper {
             .iter()
             .zip(readings)
             .zip(self.windows.iter_mut().zip(self.last_ok.iter_mut()))
-            .map(|((endpoint, reading), (window, last_ok))| {
+            .zip(self.apps.iter_mut())
+            .map(|(((endpoint, reading), (window, last_ok)), app)| {
                 let figures = reading.map(|r| window.push(at, r));
-                if figures.is_ok() {
+                if let Ok(f) = &figures {
                     *last_ok = Some(taken_at);
+                    if endpoint.name().is_none() && !f.reading.pools.is_empty() {
+                        *app = Some(f.reading.pools.join("+"));
+                    }
                 }
                 AppInstance {
                     name: endpoint.authority(),
+                    app: app.clone(),
                     figures,
                     last_ok: *last_ok,
                 }
@@ -186,6 +196,10 @@ pub fn spawn(
             .map(|_| InstanceWindow::default())
             .collect(),
         last_ok: vec![None; endpoints.len()],
+        apps: endpoints
+            .iter()
+            .map(|e| e.name().map(str::to_string))
+            .collect(),
         endpoints,
     };
     every_tick(scraper, refresh, paused, tx, |s, timeout| {

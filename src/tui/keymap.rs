@@ -28,8 +28,8 @@ pub struct Binding {
     pub keys: &'static str,
     pub action: Action,
     pub description: &'static str,
-    /// Shown in the footer (the most used ones).
-    pub in_footer: bool,
+    /// In the footer (the most used ones), as written there: keys and one word.
+    pub footer: Option<(&'static str, &'static str)>,
     matches: fn(&KeyEvent) -> bool,
 }
 
@@ -51,14 +51,14 @@ pub const KEYMAP: &[Binding] = &[
         keys: "?",
         action: Action::Help,
         description: "help",
-        in_footer: true,
+        footer: Some(("?", "help")),
         matches: |k| plain(k, '?'),
     },
     Binding {
         keys: "q ^C",
         action: Action::Quit,
         description: "quit",
-        in_footer: true,
+        footer: Some(("q ^C", "quit")),
         matches: |k| {
             plain(k, 'q')
                 || (k.code == KeyCode::Char('c') && k.modifiers.contains(KeyModifiers::CONTROL))
@@ -68,107 +68,115 @@ pub const KEYMAP: &[Binding] = &[
         keys: "v",
         action: Action::Verify,
         description: "verify pgvector, schema, migrations",
-        in_footer: true,
+        footer: Some(("v", "verify")),
         matches: |k| plain(k, 'v'),
     },
     Binding {
         keys: "d",
         action: Action::DryRun,
-        description: "dry-run pending migrations (rolled back)",
-        in_footer: true,
+        description: "dry-run pending migrations on the dev database",
+        footer: Some(("d", "dry-run")),
         matches: |k| plain(k, 'd'),
     },
     Binding {
         keys: "r",
         action: Action::RetryNow,
         description: "retry the connection now",
-        in_footer: true,
+        footer: Some(("r", "retry")),
         matches: |k| plain(k, 'r'),
     },
     Binding {
         keys: "p",
         action: Action::TogglePause,
         description: "pause / resume polling",
-        in_footer: true,
+        footer: Some(("p", "pause")),
         matches: |k| plain(k, 'p'),
     },
     Binding {
-        keys: "+ -",
+        keys: "+",
         action: Action::Faster,
-        description: "refresh faster / slower",
-        in_footer: true,
+        description: "refresh faster",
+        // One footer entry for the pair.
+        footer: Some(("+ -", "refresh")),
         matches: |k| plain(k, '+') || plain(k, '='),
     },
     Binding {
         keys: "-",
         action: Action::Slower,
         description: "refresh slower",
-        in_footer: false,
+        footer: None,
         matches: |k| plain(k, '-'),
     },
     Binding {
         keys: "s",
         action: Action::CycleSource,
         description: "pool source: all, apps, pgbouncer, fleet",
-        in_footer: false,
+        footer: None,
         matches: |k| plain(k, 's'),
     },
     Binding {
         keys: "l",
         action: Action::CycleLogLevel,
         description: "cycle the log level",
-        in_footer: false,
+        footer: None,
         matches: |k| plain(k, 'l'),
     },
     Binding {
         keys: "Tab",
         action: Action::FocusNext,
-        description: "focus next panel",
-        in_footer: false,
+        description: "next panel (the one shown below 100 columns)",
+        footer: None,
         matches: |k| k.code == KeyCode::Tab,
     },
     Binding {
         keys: "S-Tab",
         action: Action::FocusPrev,
         description: "focus previous panel",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::BackTab,
     },
     Binding {
         keys: "Up",
         action: Action::ScrollUp,
         description: "scroll up",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::Up,
     },
     Binding {
         keys: "Down",
         action: Action::ScrollDown,
         description: "scroll down",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::Down,
     },
     Binding {
         keys: "PgUp",
         action: Action::PageUp,
         description: "page up",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::PageUp,
     },
     Binding {
         keys: "PgDn",
         action: Action::PageDown,
         description: "page down",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::PageDown,
     },
     Binding {
         keys: "Esc",
         action: Action::Cancel,
         description: "cancel the running job / close help",
-        in_footer: false,
+        footer: None,
         matches: |k| k.code == KeyCode::Esc,
     },
+];
+
+/// What the help screen says under the keys: what the keys may change.
+pub const HELP_NOTES: &[&str] = &[
+    "No key changes the watched database, which is only read: v builds the expected schema \
+     and d runs pending migrations on the dev database (private PostgreSQL or --dev-url).",
+    "Any key closes this help.",
 ];
 
 /// The keys of `action` as shown on screen ("v", "Esc"): hints in panels come from here, so
@@ -204,6 +212,12 @@ mod tests {
         for p in probes {
             assert_eq!(KEYMAP.iter().filter(|b| b.matches(&p)).count(), 1, "{p:?}");
         }
+        // The help lists each key once.
+        let mut keys: Vec<&str> = KEYMAP.iter().flat_map(|b| b.keys.split(' ')).collect();
+        keys.sort();
+        let n = keys.len();
+        keys.dedup();
+        assert_eq!(keys.len(), n, "a key listed twice");
         assert_eq!(
             action_for(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)),
             None

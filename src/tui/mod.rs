@@ -20,5 +20,6 @@ pub mod source_errors;
 pub mod state;
 pub mod theme;
 pub mod ui;
+pub mod verdicts;
 
 pub use app::{DashboardOptions, run_dashboard};

@@ -134,6 +134,8 @@ pub struct State {
     pub checks: Option<(DateTime<Utc>, CheckReport)>,
     pub dry_run: Option<(DateTime<Utc>, DryRunReport)>,
     pub log_level: tui_logger::LevelFilter,
+    /// The other processes' pools judged by the library's saturation rule (see tui::verdicts).
+    pub verdicts: crate::tui::verdicts::PoolVerdicts,
 }
 
 impl State {
@@ -174,6 +176,7 @@ impl State {
             checks: None,
             dry_run: None,
             log_level: tui_logger::LevelFilter::Info,
+            verdicts: crate::tui::verdicts::PoolVerdicts::new(warn_at, now),
         }
     }
 

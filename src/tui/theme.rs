@@ -184,17 +184,30 @@ fn colour(word: &str) -> Option<Color> {
     })
 }
 
+/// Why a style spec is not one.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum StyleError {
+    #[error("`on` needs a colour after it")]
+    OnWithoutColour,
+    #[error("unknown colour `{0}`; expected one of {COLOURS}")]
+    UnknownColour(String),
+    #[error(
+        "unknown word `{0}`; expected a colour ({COLOURS}), `on COLOUR`, or bold, dim, italic, underlined, reversed"
+    )]
+    UnknownWord(String),
+}
+
 /// "yellow on black bold": a foreground, optionally `on` a background, then modifiers.
-pub fn parse_style(spec: &str) -> Result<Style, String> {
+pub fn parse_style(spec: &str) -> Result<Style, StyleError> {
     let mut style = Style::new();
     let mut words = spec.split_whitespace().peekable();
     let mut fg_set = false;
     while let Some(word) = words.next() {
         let w = word.to_ascii_lowercase();
         if w == "on" {
-            let bg = words.next().ok_or("`on` needs a colour after it")?;
+            let bg = words.next().ok_or(StyleError::OnWithoutColour)?;
             let c = colour(&bg.to_ascii_lowercase())
-                .ok_or_else(|| format!("unknown colour `{bg}`; expected one of {COLOURS}"))?;
+                .ok_or_else(|| StyleError::UnknownColour(bg.to_string()))?;
             style = style.bg(c);
             continue;
         }
@@ -212,9 +225,7 @@ pub fn parse_style(spec: &str) -> Result<Style, String> {
             style = style.fg(c);
             fg_set = true;
         } else {
-            return Err(format!(
-                "unknown word `{word}`; expected a colour ({COLOURS}), `on COLOUR`, or bold, dim, italic, underlined, reversed"
-            ));
+            return Err(StyleError::UnknownWord(word.to_string()));
         }
     }
     Ok(style)
@@ -338,11 +349,13 @@ mod tests {
         assert!(
             parse_style("purple")
                 .unwrap_err()
+                .to_string()
                 .contains("unknown word `purple`")
         );
         assert!(
             parse_style("red on")
                 .unwrap_err()
+                .to_string()
                 .contains("`on` needs a colour")
         );
     }

@@ -15,7 +15,10 @@ pub(super) fn apply_apps(state: &mut State, apps: AppsSnapshot) -> Vec<Effect> {
         let failure = i.figures.as_ref().err().cloned().map(SourceFailure::Scrape);
         effects.extend(log_source(state, &format!("app {}", i.name), failure));
     }
-    keep(state, effects, |s| s.apps = Some(apps))
+    keep(state, effects, |s| {
+        s.verdicts.on_apps(&apps);
+        s.apps = Some(apps);
+    })
 }
 
 pub(super) fn apply_bouncer(
@@ -33,7 +36,12 @@ pub(super) fn apply_fleet(
 ) -> Vec<Effect> {
     let failure = figures.as_ref().err().cloned().map(SourceFailure::Scrape);
     let effects = log_source(state, "fleet", failure);
-    keep(state, effects, |s| s.fleet = Some(figures))
+    keep(state, effects, |s| {
+        if let Ok(f) = &figures {
+            s.verdicts.on_fleet(f, s.now);
+        }
+        s.fleet = Some(figures);
+    })
 }
 
 /// Stores the reading unless paused (frozen for reading: logged, not shown).

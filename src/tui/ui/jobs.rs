@@ -6,10 +6,11 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, status_span, styled};
+use super::{Look, ago, fit, led, status_span, styled};
 use crate::tui::keymap::{Action, keys_for};
 use crate::tui::state::{JobKind, Panel, State};
 use pgvigil::window::Outcome;
+use ratatui::text::Span;
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let block = super::panel("Jobs", Panel::Jobs, state, look);
@@ -50,21 +51,24 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     }
     for kind in [JobKind::Verify, JobKind::DryRun, JobKind::Status] {
         if let Some(last) = state.jobs.last.get(&kind) {
+            // The mark and the summary are the verdict: wrapped, never cut.
             let failure = last
                 .failure
                 .as_ref()
                 .map_or(String::new(), |e| format!(": {e}"));
-            let text = format!(
-                " {} {} ({:.1}s): {}{failure}",
-                kind.label(),
-                ago(state, last.finished),
-                last.seconds,
-                last.summary
-            );
-            lines.push(Line::from(vec![
-                status_span(last.status, look),
-                styled(fit(&text, width.saturating_sub(1)), t.text),
-            ]));
+            lines.extend(led(
+                vec![status_span(last.status, look), Span::raw(" ")],
+                &format!(
+                    "{} {} ({:.1}s): {}{failure}",
+                    kind.label(),
+                    ago(state, last.finished),
+                    last.seconds,
+                    last.summary
+                ),
+                width,
+                t.text,
+                3,
+            ));
         }
     }
     if let Some((_, report)) = &state.dry_run {

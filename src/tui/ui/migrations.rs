@@ -5,7 +5,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, styled};
+use super::{Look, ago, fit, styled, wrapped};
 use crate::tui::state::{JobKind, Panel, State};
 use pgvigil::checks::{MigrationStatus, PartialState};
 
@@ -98,10 +98,8 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         } else {
             t.danger
         };
-        lines.push(Line::from(styled(
-            fit(&format!("{} {p}", g.warn), width),
-            style,
-        )));
+        // A partial migration is a verdict: wrapped, never cut.
+        lines.extend(wrapped(&format!("{} {p}", g.warn), width, style, 3));
     }
     let skip = state.scroll_of(Panel::Migrations) as usize;
     for e in m.entries.iter().skip(skip) {

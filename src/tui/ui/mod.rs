@@ -1,6 +1,8 @@
 //! Rendering: a pure function of the state, the theme and the glyphs. It never touches the
 //! database and never awaits; time comes from `state.now`, so a frame is deterministic and can
-//! be snapshot-tested. Layout: header, pool | server, migrations | checks, jobs | log, footer.
+//! be snapshot-tested. Layout: header, then from 100 columns pool | server, migrations | checks,
+//! jobs | log, and below them a tab bar and one panel at a time; the footer last. The verdicts
+//! come from the state and the library (see tui::verdicts): render decides nothing.
 
 mod apps;
 mod checks;
@@ -8,17 +10,21 @@ mod jobs;
 mod migrations;
 mod pool;
 mod server;
+mod text;
+
+pub use text::CUT;
+pub(crate) use text::{fit, fitted, flow, led, styled, wrapped};
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::keymap::KEYMAP;
-use super::state::{Panel, State};
+use super::keymap::{Action, HELP_NOTES, KEYMAP, keys_for};
+use super::state::{PANELS, Panel, State};
 use super::theme::{Glyphs, Theme};
+use super::verdicts;
 use pgvigil::config::format_duration;
 use pgvigil::pool::LinkState;
 
@@ -39,18 +45,37 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
         too_small(frame, area, look);
         return;
     }
-    let tall = area.height >= 40;
     let [header, body, footer] = Layout::vertical([
         Constraint::Length(1),
         Constraint::Fill(1),
         Constraint::Length(1),
     ])
     .areas(area);
+    render_header(frame, header, state, look);
+    if area.width >= WIDE {
+        grid(frame, body, state, look);
+    } else {
+        one_panel(frame, body, state, look);
+    }
+    render_footer(frame, footer, state, look);
+    if state.help {
+        render_help(frame, area, look);
+    }
+    no_control_characters(frame);
+}
+
+/// From this width every panel has room beside another; below it, one panel at a time.
+pub const WIDE: u16 = 100;
+
+/// Wide: pool | server, migrations | checks, jobs | log.
+fn grid(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
+    let tall = body.height >= 38;
     // The production pools (applications, PgBouncer, a fleet) need rows for their instance
-    // table; the Migrations panel gives up some (it reads the same until a migration lands).
+    // table and columns for the instances' names; the Migrations panel gives up some rows
+    // (it reads the same until a migration lands), the Server panel some columns.
     let production = state.apps.is_some() || state.bouncer.is_some() || state.fleet.is_some();
     let (top_h, mid_h) = match (tall, production) {
-        (true, true) => (18, 10),
+        (true, true) => (20, 8),
         (true, false) => (12, 12),
         (false, true) => (11, 6),
         (false, false) => (9, 7),
@@ -61,25 +86,78 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
         Constraint::Fill(1),
     ])
     .areas(body);
+    let pool_share = if production { 60 } else { 50 };
     let [pool_area, server_area] =
-        Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(top);
+        Layout::horizontal([Constraint::Percentage(pool_share), Constraint::Fill(1)]).areas(top);
     let [migrations_area, checks_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(mid);
     let [jobs_area, log_area] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Fill(1)]).areas(bottom);
-
-    render_header(frame, header, state, look);
     pool::render(frame, pool_area, state, look);
     server::render(frame, server_area, state, look);
     migrations::render(frame, migrations_area, state, look);
     checks::render(frame, checks_area, state, look);
     jobs::render(frame, jobs_area, state, look);
     render_log(frame, log_area, state, look);
-    render_footer(frame, footer, state, look);
-    if state.help {
-        render_help(frame, area, look);
+}
+
+/// Narrow (most SSH clients open at 80x24): a tab bar with every panel's verdict mark, and the
+/// focused panel with the whole width, so that no verdict is cut; Tab moves between them.
+fn one_panel(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
+    let [tabs, shown] = Layout::vertical([Constraint::Length(1), Constraint::Fill(1)]).areas(body);
+    render_tabs(frame, tabs, state, look);
+    match state.focus {
+        Panel::Pool => pool::render(frame, shown, state, look),
+        Panel::Server => server::render(frame, shown, state, look),
+        Panel::Migrations => migrations::render(frame, shown, state, look),
+        Panel::Checks => checks::render(frame, shown, state, look),
+        Panel::Jobs => jobs::render(frame, shown, state, look),
+        Panel::Log => render_log(frame, shown, state, look),
     }
-    no_control_characters(frame);
+}
+
+/// `Pool ✗  Server ✓  Migrations ✓ ...`: each panel's worst verdict (from tui::verdicts), the
+/// one shown highlighted.
+fn render_tabs(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
+    let t = look.theme;
+    let mut spans = Vec::new();
+    for panel in PANELS {
+        let style = if *panel == state.focus {
+            t.selected
+        } else {
+            t.dim
+        };
+        spans.push(Span::styled(format!(" {} ", panel_name(*panel)), style));
+        if let Some(status) = verdicts::panel_status(state, *panel) {
+            spans.push(status_span(status, look));
+        }
+        spans.push(Span::raw(" "));
+    }
+    spans.push(Span::styled(
+        format!(
+            " {}/{}",
+            keys_for(Action::FocusNext),
+            keys_for(Action::FocusPrev)
+        ),
+        t.key,
+    ));
+    let lines = flow(spans, area.width as usize);
+    frame.render_widget(
+        Paragraph::new(lines.into_iter().next().unwrap_or_default()),
+        area,
+    );
+}
+
+/// A panel's name on the tab bar.
+fn panel_name(panel: Panel) -> &'static str {
+    match panel {
+        Panel::Pool => "Pool",
+        Panel::Server => "Server",
+        Panel::Migrations => "Migrations",
+        Panel::Checks => "Checks",
+        Panel::Jobs => "Jobs",
+        Panel::Log => "Log",
+    }
 }
 
 /// The last line of defence: whatever a widget wrote (the log widget draws messages that may
@@ -174,49 +252,75 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         })
         .unwrap_or_else(|| "PG ?".into());
     let sep = format!(" {} ", g.separator);
-    let times = format!(
-        "{} / {}Z",
-        local_time(state, state.now),
-        state.now.format("%H:%M:%S")
-    );
-    let mut parts = vec![
-        format!("{dot} {link_text}"),
-        state.target.url.clone(),
-        times,
-        format!("every {}", format_duration(state.refresh)),
-        version,
-    ];
+    let utc = format!("{}Z", state.now.format("%H:%M:%S"));
+    let times = format!("{} / {utc}", local_time(state, state.now));
+    let paused = state.paused.then(|| "PAUSED (p resumes)".to_string());
     // Narrow terminals lose the product name first, then get the short target
-    // (user@host:port/db); the server version, last in line, is the first thing cut.
-    let mut lead = " pgvigil".to_string();
-    let total = |lead: &str, parts: &[String]| {
-        lead.len() + parts.iter().map(|p| p.chars().count() + 3).sum::<usize>()
-    };
-    if total(&lead, &parts) > area.width as usize {
-        lead = String::new();
+    // (user@host:port/db), then lose the refresh interval and the local time; the link state
+    // and the server version (a verdict: which server, a standby) are never cut.
+    let mut lead = Some(" pgvigil".to_string());
+    let mut target = state.target.url.clone();
+    let mut times = Some(times);
+    let mut every = Some(format!("every {}", format_duration(state.refresh)));
+    let width = area.width as usize;
+    let parts_of =
+        |lead: &Option<String>, target: &str, times: &Option<String>, every: &Option<String>| {
+            let mut parts = vec![format!("{dot} {link_text}"), target.to_string()];
+            parts.extend(times.clone());
+            parts.extend(every.clone());
+            parts.push(version.clone());
+            parts.extend(paused.clone());
+            let len = lead.as_ref().map_or(1, |l| l.len() + 3)
+                + parts.iter().map(|p| p.chars().count()).sum::<usize>()
+                + 3 * (parts.len() - 1);
+            (parts, len)
+        };
+    for step in 0..4 {
+        if parts_of(&lead, &target, &times, &every).1 <= width {
+            break;
+        }
+        match step {
+            0 => lead = None,
+            1 => target = state.target.short.clone(),
+            2 => every = None,
+            _ => times = Some(utc.clone()),
+        }
     }
-    if total(&lead, &parts) > area.width as usize {
-        parts[1] = state.target.short.clone();
-    }
+    let (parts, len) = parts_of(&lead, &target, &times, &every);
+    // Still too wide: the target gives up what it must (it is in the Server panel's title too).
+    let over = len.saturating_sub(width);
+    let parts: Vec<String> = parts
+        .into_iter()
+        .enumerate()
+        .map(|(i, p)| {
+            if i == 1 && over > 0 {
+                fit(&p, p.chars().count().saturating_sub(over))
+            } else {
+                p
+            }
+        })
+        .collect();
     let mut spans = Vec::new();
-    if !lead.is_empty() {
-        spans.push(Span::styled(
-            lead,
-            style.add_modifier(ratatui::style::Modifier::BOLD),
-        ));
-        spans.push(Span::styled(sep.clone(), style));
-    } else {
-        spans.push(Span::styled(" ", style));
+    match lead {
+        Some(lead) => {
+            spans.push(Span::styled(
+                lead,
+                style.add_modifier(ratatui::style::Modifier::BOLD),
+            ));
+            spans.push(Span::styled(sep.clone(), style));
+        }
+        None => spans.push(Span::styled(" ", style)),
     }
+    let n = parts.len();
     for (i, part) in parts.into_iter().enumerate() {
         if i > 0 {
             spans.push(Span::styled(sep.clone(), style));
         }
-        spans.push(styled(part, style));
-    }
-    if state.paused {
-        spans.push(Span::styled(sep, style));
-        spans.push(Span::styled("PAUSED (p resumes)", t.header_alert));
+        if state.paused && i == n - 1 {
+            spans.push(Span::styled(part, t.header_alert));
+        } else {
+            spans.push(styled(part, style));
+        }
     }
     frame.render_widget(Paragraph::new(Line::from(spans)).style(style), area);
 }
@@ -224,14 +328,9 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
 fn render_footer(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let t = look.theme;
     let mut spans = Vec::new();
-    for b in KEYMAP.iter().filter(|b| b.in_footer) {
-        spans.push(Span::styled(b.keys, t.key));
-        let short = b
-            .description
-            .split_whitespace()
-            .next()
-            .unwrap_or(b.description);
-        spans.push(Span::styled(format!(" {short}  "), t.dim));
+    for (keys, word) in KEYMAP.iter().filter_map(|b| b.footer) {
+        spans.push(Span::styled(keys, t.key));
+        spans.push(Span::styled(format!(" {word}  "), t.dim));
     }
     spans.push(Span::styled(
         format!("log {}", state.log_level.as_str().to_lowercase()),
@@ -272,14 +371,8 @@ fn render_log(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
 
 fn render_help(frame: &mut Frame, area: Rect, look: &Look) {
     let t = look.theme;
-    let width = 60.min(area.width.saturating_sub(4));
-    let height = (KEYMAP.len() as u16 + 6).min(area.height.saturating_sub(2));
-    let rect = Rect::new(
-        area.x + (area.width - width) / 2,
-        area.y + (area.height - height) / 2,
-        width,
-        height,
-    );
+    let width = 64.min(area.width.saturating_sub(4));
+    let inner = width.saturating_sub(2) as usize;
     let mut lines: Vec<Line> = KEYMAP
         .iter()
         .map(|b| {
@@ -290,11 +383,16 @@ fn render_help(frame: &mut Frame, area: Rect, look: &Look) {
         })
         .collect();
     lines.push(Line::from(""));
-    lines.push(Line::from(Span::styled(
-        "No key changes the database: dry-runs always roll back.",
-        t.dim,
-    )));
-    lines.push(Line::from(Span::styled("Any key closes this help.", t.dim)));
+    for note in HELP_NOTES {
+        lines.extend(wrapped(note, inner, t.dim, 4));
+    }
+    let height = (lines.len() as u16 + 2).min(area.height);
+    let rect = Rect::new(
+        area.x + (area.width - width) / 2,
+        area.y + (area.height - height) / 2,
+        width,
+        height,
+    );
     frame.render_widget(Clear, rect);
     frame.render_widget(
         Paragraph::new(lines).block(
@@ -326,85 +424,4 @@ fn too_small(frame: &mut Frame, area: Rect, look: &Look) {
             .wrap(Wrap { trim: true }),
         rect,
     );
-}
-
-/// Text cut to `width` columns (with `~`, character-safe), with control characters shown as escapes first (names,
-/// queries and messages come from the server; an escape sequence must never reach the
-/// terminal, and a newline must not break a row).
-pub(crate) fn fit(text: &str, width: usize) -> String {
-    let text = pgvigil::sanitize::printable(text);
-    if text.chars().count() <= width {
-        text.to_string()
-    } else if width == 0 {
-        String::new()
-    } else {
-        let mut s: String = text.chars().take(width - 1).collect();
-        s.push('~');
-        s
-    }
-}
-
-/// Every span of server or file text goes through here: control characters become escapes.
-/// One line of `text` cut to `width`, in `style`: the shape of most rows in the panels.
-pub(crate) fn fitted(text: &str, width: usize, style: Style) -> Line<'static> {
-    Line::from(styled(fit(text, width), style))
-}
-
-/// `text` (control characters escaped) wrapped at spaces onto at most `max_lines` lines of
-/// `width`, the lines after the first indented by two; what does not fit ends in `~`. For a
-/// source's error, whose reason must be read whole.
-pub(crate) fn wrapped(
-    text: &str,
-    width: usize,
-    style: Style,
-    max_lines: usize,
-) -> Vec<Line<'static>> {
-    let text = pgvigil::sanitize::printable(text);
-    let mut rows: Vec<String> = Vec::new();
-    let mut current = String::new();
-    for word in text.split(' ') {
-        let room = if rows.is_empty() {
-            width
-        } else {
-            width.saturating_sub(2)
-        };
-        let len = current.chars().count();
-        let extra = word.chars().count() + usize::from(len > 0);
-        if len > 0 && len + extra > room {
-            rows.push(std::mem::take(&mut current));
-        }
-        if !current.is_empty() {
-            current.push(' ');
-        }
-        current.push_str(word);
-    }
-    rows.push(current);
-    let cut = rows.len() > max_lines;
-    rows.truncate(max_lines);
-    let last = rows.len().saturating_sub(1);
-    rows.into_iter()
-        .enumerate()
-        .map(|(i, row)| {
-            let (row, room) = if i == 0 {
-                (row, width)
-            } else {
-                (format!("  {row}"), width)
-            };
-            // A word longer than the row, or the rest that did not fit, ends in `~`.
-            let row = if cut && i == last && row.chars().count() < room {
-                format!("{row}~")
-            } else {
-                row
-            };
-            fitted(&row, room, style)
-        })
-        .collect()
-}
-
-pub(crate) fn styled<'a>(text: impl Into<String>, style: Style) -> Span<'a> {
-    let text = text.into();
-    match pgvigil::sanitize::printable(&text) {
-        std::borrow::Cow::Borrowed(_) => Span::styled(text, style),
-        std::borrow::Cow::Owned(clean) => Span::styled(clean, style),
-    }
 }

@@ -10,7 +10,7 @@ use ratatui::widgets::{Paragraph, Sparkline, Wrap};
 use super::{Look, ago, fit, local_time, styled};
 use crate::tui::keymap::{Action, keys_for};
 use crate::tui::state::{Panel, State};
-use pgvigil::pool::LinkState;
+use pgvigil::pool::{LinkState, SaturationLevel, wait_text};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     // With several production sources the title says which one shows and how to change it.
@@ -117,12 +117,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
 
     // Gauge: in use of max, coloured by saturation.
     let pct = (p.saturation * 100.0).round() as u32;
-    let gauge_style = if p.saturation_warning {
-        t.gauge_danger
-    } else if p.saturation >= p.saturation_warn_at * 0.9 {
-        t.gauge_warn
-    } else {
-        t.gauge
+    // The level as the pool judged it (the library's rule, the same for every pool shown).
+    let level = p.saturation_level();
+    let gauge_style = match level {
+        SaturationLevel::Saturated | SaturationLevel::Cooling => t.gauge_danger,
+        SaturationLevel::Near => t.gauge_warn,
+        SaturationLevel::Calm => t.gauge,
     };
     let label = format!("in use {:>3}/{:<3} ", p.in_use, p.max);
     let tail = format!(" {pct:>3}%");
@@ -135,13 +135,9 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         styled(look.glyphs.gauge_empty.repeat(bar_width - filled), t.dim),
         styled(tail, gauge_style),
     ];
-    if p.saturation_warning {
-        // The warning outlives the peak until the pool has been calm for a while; say which.
-        let word = if p.saturation >= p.saturation_warn_at {
-            "SATURATED".to_string()
-        } else {
-            format!("was {:.0}%+", p.saturation_warn_at * 100.0)
-        };
+    // The warning outlives the peak until the pool has been calm for a while; the words say
+    // which.
+    if let Some(word) = level.words(&p.saturation_rule()) {
         gauge.push(styled(format!(" {} {word}", look.glyphs.warn), t.danger));
     }
     lines.push(Line::from(gauge));
@@ -173,10 +169,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         fit(
             &format!(
                 "wait p50 {} p95 {} p99 {} max {}{window}",
-                ms(w.p50_ms),
-                ms(w.p95_ms),
-                ms(w.p99_ms),
-                ms(w.max_ms)
+                wait_text(w.p50_ms / 1000.0),
+                wait_text(w.p95_ms / 1000.0),
+                wait_text(w.p99_ms / 1000.0),
+                wait_text(w.max_ms / 1000.0)
             ),
             width,
         ),
@@ -209,7 +205,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     // This is pgvigil's own pool; the production pools need a source.
     lines.push(Line::from(styled(
         fit(
-            "(pgvigil's own pool; --app URL shows application pools)",
+            "(pgvigil's own pool; --app [NAME=]URL shows application pools)",
             width,
         ),
         t.dim,
@@ -298,14 +294,4 @@ fn sparkline(
         s = s.max(m.max(1));
     }
     frame.render_widget(s, chart);
-}
-
-fn ms(v: f64) -> String {
-    if v < 10.0 {
-        format!("{v:.1}ms")
-    } else if v < 10_000.0 {
-        format!("{v:.0}ms")
-    } else {
-        format!("{:.0}s", v / 1000.0)
-    }
 }

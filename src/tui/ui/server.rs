@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Rect};
 use ratatui::text::Line;
 use ratatui::widgets::{Cell, Paragraph, Row, Table};
 
-use super::{Look, ago, fit, styled};
+use super::{Look, ago, fit, flow, styled, wrapped};
 use crate::tui::state::{Panel, State};
 
 pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
@@ -33,47 +33,46 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         return;
     };
     let usage = s.usage();
-    let usage_style = if s.near_max_connections() {
-        t.danger
-    } else if usage >= state.warn_at {
-        t.warn
-    } else {
-        t.text
+    let usage_style = match crate::tui::verdicts::server_connections(state) {
+        pgvigil::checks::Status::Fail => t.danger,
+        pgvigil::checks::Status::Warn => t.warn,
+        _ => t.text,
     };
-    let mut lines = vec![Line::from(vec![
-        styled(
-            format!("clients {}/{} ({:.0}%)", s.total, s.usable(), usage * 100.0),
-            usage_style,
-        ),
-        styled(
-            format!("  lock waiters {}", s.lock_waiters),
-            if s.lock_waiters > 0 { t.warn } else { t.text },
-        ),
-        styled(
-            format!(
-                "  ({} max, {} reserved)",
-                s.max_connections, s.reserved_connections
+    let mut lines = flow(
+        vec![
+            styled(
+                format!("clients {}/{} ({:.0}%)", s.total, s.usable(), usage * 100.0),
+                usage_style,
             ),
-            t.dim,
-        ),
-    ])];
+            styled(
+                format!("  lock waiters {}", s.lock_waiters),
+                if s.lock_waiters > 0 { t.warn } else { t.text },
+            ),
+            styled(
+                format!(
+                    "  ({} max, {} reserved)",
+                    s.max_connections, s.reserved_connections
+                ),
+                t.dim,
+            ),
+        ],
+        width,
+    );
     if s.in_recovery {
-        lines.push(Line::from(styled(
-            fit(
-                "STANDBY (in recovery): read-only; migrations apply on its primary",
-                width,
-            ),
+        lines.extend(wrapped(
+            "STANDBY (in recovery): read-only; migrations apply on its primary",
+            width,
             t.warn,
-        )));
+            2,
+        ));
     }
     if !s.sees_all_sessions {
-        lines.push(Line::from(styled(
-            fit(
-                "grant pg_monitor: only this role's sessions are visible in detail",
-                width,
-            ),
+        lines.extend(wrapped(
+            "grant pg_monitor: only this role's sessions are visible in detail",
+            width,
             t.warn,
-        )));
+            2,
+        ));
     }
     match &s.longest_transaction {
         Some(x) => lines.push(Line::from(styled(
@@ -89,16 +88,16 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         None => lines.push(Line::from(styled("no open transactions", t.dim))),
     }
     if let Some(w) = s.lock_waits.first() {
-        lines.push(Line::from(styled(
-            fit(
-                &format!(
-                    "waiting {:.0}s pid {} ({}) blocked by {:?}",
-                    w.seconds, w.pid, w.application, w.blocked_by
-                ),
-                width,
+        // Who blocks whom is the verdict: wrapped, never cut.
+        lines.extend(wrapped(
+            &format!(
+                "waiting {:.0}s pid {} ({}) blocked by {:?}",
+                w.seconds, w.pid, w.application, w.blocked_by
             ),
+            width,
             t.warn,
-        )));
+            2,
+        ));
     }
     // Index builds in progress (the HNSW build on documents runs for hours): phase, progress
     // through it and, where the phase counts its work, the time left at the rate so far.

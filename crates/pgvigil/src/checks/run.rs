@@ -716,8 +716,10 @@ async fn pool_findings(
                 .as_ref()
                 .map(|s| {
                     format!(
-                        "; pool {} open / {} max, acquire p95 {:.1} ms",
-                        s.size, s.max, s.acquire_wait.p95_ms
+                        "; pool {} open / {} max, acquire p95 {}",
+                        s.size,
+                        s.max,
+                        crate::pool::wait_text(s.acquire_wait.p95_ms / 1000.0)
                     )
                 })
                 .unwrap_or_default();

@@ -25,6 +25,9 @@ pub use crate::files::{FileError, read_text as read_named_file};
 
 const HOUR: Duration = Duration::from_secs(3600);
 const DAY: Duration = Duration::from_secs(86_400);
+/// How long saturation must stay clearly below the warning level before the warning clears,
+/// unless configured: the same for pgvigil's own pool and every pool the dashboard reads.
+pub const DEFAULT_SATURATION_HOLD: Duration = Duration::from_secs(10);
 
 /// Where a value came from, for error messages: `--pool-max-connections`, `POOL_MAX_CONNECTIONS`
 /// (environment) or `POOL_MAX_CONNECTIONS in ./.env`.
@@ -312,7 +315,7 @@ impl PoolConfigBuilder {
             idle_timeout: Some(Duration::from_secs(600)),
             max_lifetime: Some(Duration::from_secs(1800)),
             saturation_warn: 0.80,
-            saturation_hold: Duration::from_secs(10),
+            saturation_hold: DEFAULT_SATURATION_HOLD,
             leak_threshold: Duration::from_secs(30),
             idle_in_transaction_timeout: Some(Duration::from_secs(60)),
             log_interval: Some(Duration::from_secs(60)),

@@ -31,8 +31,10 @@ pub use self::retry::{
     Backoff, ConnectError, Connector, Down, LinkState, RetryNow, connect, connect_options,
     ensure_read_only, pool_options,
 };
-pub use self::saturation::saturation;
-pub use self::wait::{AcquireWait, WINDOW_SECS};
+pub use self::saturation::{
+    SaturationChange, SaturationLevel, SaturationRule, SaturationWatch, saturation,
+};
+pub use self::wait::{AcquireWait, WINDOW_SECS, wait_text};
 pub use crate::db_error::{FailureKind, classify, classify_sqlstate};
 
 use self::leak::LeakTracker;
@@ -207,7 +209,7 @@ impl InstrumentedPool {
                 tracing::debug!(
                     target: "pgvigil::pool::lifecycle",
                     "connection acquired after {}",
-                    format_duration(waited)
+                    wait_text(waited.as_secs_f64())
                 );
                 shared.acquisitions.fetch_add(1, Ordering::Relaxed);
                 let (lease, in_use) = shared.leaks.checkout(label.into());
@@ -429,9 +431,7 @@ fn spawn_status_log(shared: Weak<Shared>, every: Duration) {
             }
             let pool = InstrumentedPool { shared };
             let s = pool.stats();
-            let p95 = format_duration(Duration::from_secs_f64(
-                s.acquire_wait.p95_ms.max(0.0) / 1000.0,
-            ));
+            let p95 = wait_text(s.acquire_wait.p95_ms / 1000.0);
             tracing::info!(
                 target: "pgvigil::pool",
                 "pool {}: size {} (max {}), active {}, idle {}, pending {}, acquire p95 {p95}, timeouts {}, leaked {}",

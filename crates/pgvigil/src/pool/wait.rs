@@ -110,6 +110,24 @@ pub struct WaitRecorder {
     inner: Mutex<Inner>,
 }
 
+/// A wait as an engineer reads it, the one wording for every pool pgvigil shows (the
+/// dashboard's rows, `check`, the pool's log line), from seconds: none is `0ms`, under a
+/// millisecond `<1ms` (its hundredths change every tick and say nothing about the pool), then
+/// whole milliseconds, then seconds (one decimal below ten).
+pub fn wait_text(seconds: f64) -> String {
+    if seconds.is_nan() || seconds <= 0.0 {
+        "0ms".into()
+    } else if seconds < 0.001 {
+        "<1ms".into()
+    } else if seconds < 1.0 {
+        format!("{:.0}ms", seconds * 1000.0)
+    } else if seconds < 10.0 {
+        format!("{seconds:.1}s")
+    } else {
+        format!("{seconds:.0}s")
+    }
+}
+
 /// Wait figures as shown on screen and exported: the sliding window and the totals.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct AcquireWait {
@@ -228,6 +246,22 @@ impl WaitRecorder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_wording_for_a_wait() {
+        let cases = [
+            (0.0, "0ms"),
+            (f64::NAN, "0ms"),
+            (0.0004, "<1ms"),
+            (0.0126, "13ms"),
+            (0.84, "840ms"),
+            (2.4, "2.4s"),
+            (42.0, "42s"),
+        ];
+        for (seconds, text) in cases {
+            assert_eq!(wait_text(seconds), text, "{seconds}");
+        }
+    }
 
     #[test]
     fn buckets_are_contiguous_and_fine() {

@@ -58,6 +58,27 @@ pub struct PoolReading {
     /// The endpoint's own 95th percentile of the acquire wait in seconds (HikariCP's native
     /// summary), when it has no histogram.
     pub acquire_p95_reported: Option<f64>,
+    /// The values of the `pool` label on its maximum (the pool's, or the application's,
+    /// name: pgvigil labels its pool with the application_name), sorted, at most
+    /// [`MAX_POOL_NAMES`]. Text from the endpoint: escape it before showing it.
+    pub pools: Vec<String>,
+}
+
+/// How many pool names a reading keeps (an instance with more is named by its first ones).
+pub const MAX_POOL_NAMES: usize = 4;
+
+/// The distinct `pool` labels of the samples called `name`.
+fn pool_names(e: &Exposition, name: &str) -> Vec<String> {
+    let mut names: Vec<String> = e
+        .named(name)
+        .filter_map(|s| s.label("pool"))
+        .filter(|p| !p.is_empty())
+        .map(|p| p.chars().take(64).collect())
+        .collect();
+    names.sort();
+    names.dedup();
+    names.truncate(MAX_POOL_NAMES);
+    names
 }
 
 impl PoolReading {
@@ -93,6 +114,7 @@ impl PoolReading {
                 )?,
                 acquire_buckets: buckets(e, "pgvigil_pool_acquire_seconds_bucket", 1.0)?,
                 acquire_p95_reported: None,
+                pools: pool_names(e, "pgvigil_pool_connections_max"),
             });
         }
         if e.has("hikaricp_connections_max") {
@@ -110,6 +132,7 @@ impl PoolReading {
                 // Present when the Timer publishes its histogram (percentiles-histogram).
                 acquire_buckets: buckets(e, "hikaricp_connections_acquire_seconds_bucket", 1.0)?,
                 acquire_p95_reported: None,
+                pools: pool_names(e, "hikaricp_connections_max"),
             });
         }
         if e.has("hikaricp_max_connections") {
@@ -141,6 +164,7 @@ impl PoolReading {
                 // PrometheusHistogramMetricsTrackerFactory: buckets in nanoseconds.
                 acquire_buckets: buckets(e, "hikaricp_connection_acquired_nanos_bucket", 1e-9)?,
                 acquire_p95_reported: p95,
+                pools: pool_names(e, "hikaricp_max_connections"),
             });
         }
         Err(ScrapeError::NoPoolMetrics(e.sample_lines()))
@@ -389,5 +413,22 @@ impl InstanceWindow {
             timeouts_per_minute,
             peak_active,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reading_keeps_the_names_of_its_pools() {
+        let e = crate::remote::exposition::parse(
+            "hikaricp_connections_max{pool=\"orders\"} 10\n\
+             hikaricp_connections_max{pool=\"billing\"} 5\n",
+        )
+        .unwrap();
+        let r = PoolReading::from_exposition(&e).unwrap();
+        assert_eq!(r.pools, ["billing", "orders"]);
+        assert_eq!(r.max, 15.0);
     }
 }

@@ -14,11 +14,16 @@ use hyper_util::rt::TokioIo;
 /// a few hundred KB.
 pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 
+/// Longest application name accepted in `NAME=URL`: it shares a table row with the address.
+pub const MAX_NAME_CHARS: usize = 24;
+
 /// An endpoint to read, with its URL for display (credentials redacted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     url: url::Url,
     shown: String,
+    /// The application's name, when given (`--app NAME=URL`).
+    name: Option<String>,
     kept: KeptAlive,
 }
 
@@ -78,8 +83,47 @@ impl Endpoint {
         Ok(Self {
             url,
             shown,
+            name: None,
             kept: KeptAlive::default(),
         })
+    }
+
+    /// Parses an application's endpoint: `URL` or `NAME=URL` (`docs-api-1=http://10.0.4.11:8080/metrics`),
+    /// the name shown beside the address. `what` names the flag or variable for errors.
+    pub fn parse_app(raw: &str, what: &str) -> Result<Self, ScrapeError> {
+        let raw = raw.trim();
+        let bad = |reason: String| ScrapeError::BadApp {
+            what: what.to_string(),
+            value: crate::sanitize::printable(&redact(raw)).into_owned(),
+            reason,
+        };
+        // A name has no `:` or `/`; a URL's own `=` (in its query) comes after `://`.
+        let (name, url) = match raw.split_once('=') {
+            Some((name, url)) if !name.contains([':', '/']) => (Some(name), url),
+            _ => (None, raw),
+        };
+        if let Some(name) = name {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "._-".contains(c);
+            if name.is_empty()
+                || name.chars().count() > MAX_NAME_CHARS
+                || !name.chars().all(allowed)
+            {
+                return Err(bad(format!(
+                    "the name must be 1 to {MAX_NAME_CHARS} letters, digits, `.`, `_` or `-`"
+                )));
+            }
+        }
+        let mut endpoint = Self::parse(url, what).map_err(|e| match e {
+            ScrapeError::BadUrl { reason, .. } => bad(reason),
+            other => other,
+        })?;
+        endpoint.name = name.map(str::to_string);
+        Ok(endpoint)
+    }
+
+    /// The application's name given with `NAME=URL`.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
     }
 
     /// The URL with any password replaced by `***`.
@@ -103,6 +147,7 @@ impl Endpoint {
         url.query_pairs_mut().clear().extend_pairs(query);
         Self {
             shown: self.shown.clone(),
+            name: self.name.clone(),
             url,
             // The same server: the same kept connection.
             kept: self.kept.clone(),
@@ -382,6 +427,19 @@ pub enum ScrapeError {
         /// Why.
         reason: String,
     },
+    /// An application endpoint (`--app`) is neither `URL` nor `NAME=URL`.
+    #[error(
+        "{what}: `{value}` is not an application endpoint ({reason}); expected URL or NAME=URL, \
+         such as http://HOST:PORT/metrics or docs-api-1=http://HOST:PORT/metrics"
+    )]
+    BadApp {
+        /// The flag or variable.
+        what: String,
+        /// The value, password redacted.
+        value: String,
+        /// Why.
+        reason: String,
+    },
     /// The fleet's selector is not a list of label matchers.
     #[error(
         "{what}: `{value}` is not a label-matcher list ({reason}); expected \
@@ -522,6 +580,30 @@ mod tests {
             .to_string();
         assert!(err.starts_with("--app: `https://u:***@x/metrics`"), "{err}");
         assert!(!err.contains("pw@"), "{err}");
+    }
+
+    #[test]
+    fn an_application_is_url_or_name_equals_url() {
+        let e = Endpoint::parse_app("docs-api-1=http://10.0.0.7:8080/metrics", "--app").unwrap();
+        assert_eq!(
+            (e.name(), e.authority().as_str()),
+            (Some("docs-api-1"), "10.0.0.7:8080")
+        );
+        // An `=` in the URL's query is the URL's.
+        let e = Endpoint::parse_app("http://10.0.0.7:8080/metrics?x=1", "--app").unwrap();
+        assert_eq!(e.name(), None);
+        for (value, reason) in [
+            ("=http://h:1/metrics", "the name must be"),
+            ("a b=http://h:1/metrics", "the name must be"),
+            ("api=ftp://u:pw@h/metrics", "only http://"),
+            ("api", "relative URL"),
+        ] {
+            let err = Endpoint::parse_app(value, "--app").unwrap_err().to_string();
+            assert!(err.starts_with("--app: `"), "{err}");
+            assert!(err.contains(reason), "{value}: {err}");
+            assert!(err.contains("expected URL or NAME=URL"), "{err}");
+            assert!(!err.contains("pw@"), "{err}");
+        }
     }
 
     #[test]

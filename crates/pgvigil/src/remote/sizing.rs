@@ -168,22 +168,57 @@ pub fn sizing(input: &SizingInput) -> Sizing {
 }
 
 impl Sizing {
+    /// The verdict in one word, the same on every face: `fits` or `OVERSUBSCRIBED`.
+    pub fn verdict(&self) -> &'static str {
+        if self.oversubscribed {
+            "OVERSUBSCRIBED"
+        } else {
+            "fits"
+        }
+    }
+
+    /// Instances counted (a fleet counts as its instances).
+    fn instance_count(&self) -> i64 {
+        self.instances
+            .iter()
+            .fold(0i64, |n, i| n.saturating_add(i.count.max(0)))
+    }
+
+    /// The verdict and its figures in a sentence (`check`'s finding).
+    pub fn summary(&self) -> String {
+        format!(
+            "{}: {} instance(s) may open {} connection(s) plus {} from others against {} usable",
+            self.verdict(),
+            self.instance_count(),
+            self.demand,
+            self.others,
+            self.usable
+        )
+    }
+
+    /// The verdict and its figures, short (a dashboard row): verdict first, so that a narrow
+    /// screen cuts figures, never the verdict.
+    pub fn short(&self) -> String {
+        format!(
+            "{}: {} + {} others of {} usable",
+            self.verdict(),
+            self.demand,
+            self.others,
+            self.usable
+        )
+    }
+
+    /// The per-instance maximum that fits, beside the observed peak.
+    pub fn suggestion(&self) -> Option<String> {
+        self.suggested_max
+            .map(|m| format!("max {m}/instance fits (peak {})", self.peak))
+    }
+
     /// The finding `pool.sizing` for `pgvigil check`.
     pub fn finding(&self) -> Finding {
-        let n: i64 = self
-            .instances
-            .iter()
-            .fold(0i64, |n, i| n.saturating_add(i.count.max(0)));
-        let summary = format!(
-            "{n} instance(s) may open {} connection(s) plus {} from others against {} usable",
-            self.demand, self.others, self.usable
-        );
+        let summary = self.summary();
         let mut f = if self.oversubscribed {
-            Finding::warn(
-                Group::Pool,
-                "pool.sizing",
-                format!("OVERSUBSCRIBED: {summary}"),
-            )
+            Finding::warn(Group::Pool, "pool.sizing", summary)
         } else {
             Finding::pass(Group::Pool, "pool.sizing", summary)
         };
@@ -238,6 +273,7 @@ mod tests {
                 leaked: None,
                 acquire_buckets: Vec::new(),
                 acquire_p95_reported: None,
+                pools: Vec::new(),
             },
             acquire_p95: None,
             timeouts_per_minute: 0.0,
@@ -340,6 +376,11 @@ mod tests {
         assert_eq!(f.status, crate::checks::Status::Warn);
         assert!(f.summary.starts_with("OVERSUBSCRIBED"), "{}", f.summary);
         assert!(f.fix.unwrap().contains("at most 29"));
+        assert_eq!(s.short(), "OVERSUBSCRIBED: 300 + 10 others of 97 usable");
+        assert_eq!(
+            s.suggestion().as_deref(),
+            Some("max 29/instance fits (peak 9)")
+        );
     }
 
     #[test]

@@ -693,7 +693,8 @@ fn a_jobs_typed_failure_is_shown_through_sanitize() {
     );
     let screen = draw(&s);
     assert!(
-        screen.contains("dry-run just now (0.0s): failed: \\e[2Jgone"),
+        screen.contains("dry-run just now (0.0s): failed: encountered")
+            && screen.contains("  unexpected or invalid data: \\e[2Jgone"),
         "{screen}"
     );
     assert!(!screen.contains('\u{1b}'), "{screen:?}");

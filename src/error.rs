@@ -44,7 +44,7 @@ pub enum CommandError {
     Demo(Box<crate::demo::DemoError>),
     /// The pool could not connect (after the configured retries).
     #[error(transparent)]
-    Connect(#[from] pgvigil::pool::ConnectError),
+    Connect(Box<pgvigil::pool::ConnectError>),
     /// No connection from the pool.
     #[error(transparent)]
     Acquire(#[from] pgvigil::pool::AcquireError),
@@ -87,6 +87,14 @@ pub enum CommandError {
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),
+}
+
+// Boxed: the pool's connect error carries its last driver failure and the attempts, and would
+// make every command's Result as large as it.
+impl From<pgvigil::pool::ConnectError> for CommandError {
+    fn from(e: pgvigil::pool::ConnectError) -> Self {
+        CommandError::Connect(Box::new(e))
+    }
 }
 
 impl CommandError {

@@ -12,9 +12,7 @@ use pgvigil::checks::{MigrationEntry, MigrationState, MigrationStatus, PartialSt
 use pgvigil::pool::{AcquireWait, LeakedConnection};
 use pgvigil::pool::{Down, FailureKind, LinkState};
 use pgvigil_cli::tui::message::Message;
-use pgvigil_cli::tui::state::{
-    JobKind, LastJob, Panel, PoolSource, RunningJob, State, update,
-};
+use pgvigil_cli::tui::state::{JobKind, LastJob, Panel, PoolSource, RunningJob, State, update};
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
 use pgvigil_cli::tui::ui::{Look, render};
 use ratatui::Terminal;

@@ -151,9 +151,8 @@ async fn run(
                     .acquire_labeled("poller")
                     .await
                     .map_err(PollFailure::Acquire)?;
-                let statement = |e| {
-                    PollFailure::Statement(DbError::new(e, &connector.config().database_url))
-                };
+                let statement =
+                    |e| PollFailure::Statement(DbError::new(e, &connector.config().database_url));
                 if read_view {
                     let mut session = pgvigil::session::ProductionSession::from_checkout(
                         conn,
@@ -167,7 +166,12 @@ async fn run(
                         .execute(&mut *conn)
                         .await
                         .map(|_| None)
-                        .map_err(|e| PollFailure::Statement(DbError::new(e, &connector.config().database_url)))
+                        .map_err(|e| {
+                            PollFailure::Statement(DbError::new(
+                                e,
+                                &connector.config().database_url,
+                            ))
+                        })
                 }
             };
             match tokio::time::timeout(deadline, poll).await {
@@ -201,10 +205,7 @@ async fn run(
                     connector.unresponsive(None);
                     warn_once(
                         &mut warned,
-                        format!(
-                            "server view failed: {}",
-                            failure.words()
-                        ),
+                        format!("server view failed: {}", failure.words()),
                     );
                     let _ = tx.send(snapshot(None, Some(pool.stats()))).await;
                 }

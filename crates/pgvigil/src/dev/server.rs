@@ -166,7 +166,6 @@ impl DevServer {
             Kind::Url(url) => url.to_string(),
         }
     }
-
 }
 
 /// A dev server's secrets: the password pgvigil gave its private cluster, or the dev URL's.

@@ -4,8 +4,8 @@
 use sqlx::Connection;
 
 use super::DevServer;
-use crate::db_error::DbError;
 use super::scratch::drop_database;
+use crate::db_error::DbError;
 
 impl DevServer {
     /// Drops scratch databases on a shared dev server whose maker was this host's process that

@@ -234,25 +234,19 @@ impl MigrationState {
                 .iter()
                 .filter(|e| e.status == MigrationStatus::Pending)
             {
-                for key in created
-                    .get(&e.version)
-                    .into_iter()
-                    .flatten()
-                {
+                for key in created.get(&e.version).into_iter().flatten() {
                     // An enum label or a column appears with its parent; report the parent once.
                     let reported_parent = match key {
                         ObjectKey::EnumLabel(en, _) => {
                             live.contains(&ObjectKey::Enum(en.clone()))
-                                && created[&e.version]
-                                    .contains(&ObjectKey::Enum(en.clone()))
+                                && created[&e.version].contains(&ObjectKey::Enum(en.clone()))
                         }
                         ObjectKey::Column(t, _)
                         | ObjectKey::Constraint(t, _)
                         | ObjectKey::Index(t, _)
                         | ObjectKey::Trigger(t, _) => {
                             live.contains(&ObjectKey::Table(t.clone()))
-                                && created[&e.version]
-                                    .contains(&ObjectKey::Table(t.clone()))
+                                && created[&e.version].contains(&ObjectKey::Table(t.clone()))
                         }
                         _ => false,
                     };

@@ -32,7 +32,7 @@ pub struct LongestTransaction {
     pub application: String,
     /// The session's state (`active`, `idle in transaction`, ...).
     pub state: String,
-    /// Seconds since the transaction started (`now() - xact_start`).
+    /// Seconds since the transaction started (`statement_timestamp() - xact_start`).
     pub seconds: f64,
     /// The session's current or last statement, whitespace collapsed, cut at 200 characters.
     pub query: String,
@@ -45,7 +45,7 @@ pub struct LockWait {
     pub pid: i32,
     /// `application_name` of the waiting session, `(unnamed)` when empty.
     pub application: String,
-    /// Seconds the waiting statement has been running (`now() - query_start`).
+    /// Seconds the waiting statement has been running (`statement_timestamp() - query_start`).
     pub seconds: f64,
     /// Pids blocking this one (`pg_blocking_pids`): the sessions to look at first.
     pub blocked_by: Vec<i32>,
@@ -76,7 +76,9 @@ impl std::fmt::Display for AwaitedLock {
 /// One poll's view of the server.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ServerView {
-    /// The server's `now()` when the view was read.
+    /// The server's `statement_timestamp()` when the view was read. Not `now()`: the read runs
+    /// inside the session's READ ONLY transaction, whose start is earlier, and ages measured
+    /// from it would come out negative.
     pub server_time: DateTime<Utc>,
     /// `server_version`, e.g. `16.4`.
     pub version: String,
@@ -224,7 +226,7 @@ awaited AS MATERIALIZED (
     WHERE NOT l.granted AND l.locktype = 'relation'
 )
 SELECT json_build_object(
-    'server_time', now(),
+    'server_time', statement_timestamp(),
     'in_recovery', pg_is_in_recovery(),
     'sees_all_sessions', (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
         OR pg_has_role(current_user, 'pg_read_all_stats', 'MEMBER'),
@@ -241,7 +243,7 @@ SELECT json_build_object(
     -- backend, not carried for every one.
     'longest_transaction', (SELECT json_build_object(
             'pid', pid, 'application', application, 'state', state,
-            'seconds', extract(epoch FROM now() - xact_start)::float8,
+            'seconds', extract(epoch FROM statement_timestamp() - xact_start)::float8,
             'query', (SELECT left(regexp_replace(s.query, '\s+', ' ', 'g'), 200)
                       FROM pg_stat_get_activity(oldest.pid) s))
         FROM (SELECT * FROM a WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()
@@ -256,7 +258,7 @@ SELECT json_build_object(
                (SELECT json_build_object('relation', aw.relation, 'mode', aw.mode)
                 FROM awaited aw WHERE aw.pid = waiting.pid LIMIT 1) AS awaiting
         FROM (SELECT pid, application,
-                     extract(epoch FROM now() - query_start)::float8 AS seconds
+                     extract(epoch FROM statement_timestamp() - query_start)::float8 AS seconds
               FROM a WHERE on_lock
               ORDER BY query_start LIMIT 5) waiting) w),
     -- CREATE INDEX [CONCURRENTLY] in progress, whoever runs it (the HNSW build on documents
@@ -266,7 +268,7 @@ SELECT json_build_object(
                p.relid::regclass::text AS "table",
                CASE WHEN p.index_relid <> 0 THEN p.index_relid::regclass::text END AS index,
                p.command, p.phase, p.blocks_done, p.blocks_total, p.tuples_done, p.tuples_total,
-               extract(epoch FROM now() - s.query_start)::float8 AS seconds
+               extract(epoch FROM statement_timestamp() - s.query_start)::float8 AS seconds
         FROM pg_stat_progress_create_index p
         LEFT JOIN a s ON s.pid = p.pid
         -- Another role's build without pg_read_all_stats: its fields are NULL; left out (the

@@ -869,17 +869,9 @@ fn the_help_screen_lists_every_key_of_the_keymap_including_the_pool_source() {
     );
 }
 
-/// The rows of the screen as text, one string per row.
-fn rows(terminal: &Terminal<TestBackend>) -> Vec<String> {
-    let buffer = terminal.backend().buffer();
-    (0..buffer.area.height)
-        .map(|y| {
-            (0..buffer.area.width)
-                .map(|x| buffer[(x, y)].symbol())
-                .collect::<String>()
-        })
-        .collect()
-}
+#[path = "support/screen.rs"]
+mod screen;
+use screen::rows;
 
 /// How a verdict line starts (after the panel's border and indentation): the lines whose end
 /// carries the verdict or its figures.

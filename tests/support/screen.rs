@@ -1,4 +1,5 @@
 //! The dashboard drawn on ratatui's TestBackend, as the text an engineer would read.
+#![allow(dead_code)] // tests/dashboard_render.rs includes this file for `rows` alone.
 
 use pgvigil_cli::tui::state::State;
 use pgvigil_cli::tui::theme::{Glyphs, Theme};
@@ -16,6 +17,11 @@ pub fn text(state: &State, (width, height): (u16, u16), glyphs: &Glyphs) -> Stri
     terminal
         .draw(|f| pgvigil_cli::tui::ui::render(f, state, &look))
         .unwrap();
+    rows(&terminal).join("\n")
+}
+
+/// The rows of the screen as text, one string per row.
+pub fn rows(terminal: &ratatui::Terminal<ratatui::backend::TestBackend>) -> Vec<String> {
     let buffer = terminal.backend().buffer();
     (0..buffer.area.height)
         .map(|y| {
@@ -23,6 +29,5 @@ pub fn text(state: &State, (width, height): (u16, u16), glyphs: &Glyphs) -> Stri
                 .map(|x| buffer[(x, y)].symbol())
                 .collect::<String>()
         })
-        .collect::<Vec<_>>()
-        .join("\n")
+        .collect()
 }

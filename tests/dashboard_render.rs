@@ -1089,3 +1089,17 @@ fn an_application_row_warns_by_the_librarys_rule_with_its_hold() {
     let _ = update(&mut s, snapshot(33, 15.0));
     assert_eq!(level(&s), SaturationLevel::Near);
 }
+
+#[test]
+fn the_server_tab_warns_while_sessions_wait_on_a_lock() {
+    // The demo fixture's server has a lock waiter (and connections well under the limit): the
+    // panel draws the wait as a warning, and its mark in the narrow layout's tab bar says so.
+    let theme = Theme::builtin("default");
+    let mut state = fixture("demo");
+    let bar = |s: &State| rows(&draw(s, &theme, 80, 24))[1].clone();
+    assert!(bar(&state).contains("Server ▲"), "{}", bar(&state));
+    if let Some(server) = state.server.as_mut() {
+        server.lock_waiters = 0;
+    }
+    assert!(bar(&state).contains("Server ✓"), "{}", bar(&state));
+}

@@ -185,7 +185,18 @@ pub fn server_connections(state: &State) -> Status {
 pub fn panel_status(state: &State, panel: Panel) -> Option<Status> {
     match panel {
         Panel::Pool => pool_status(state),
-        Panel::Server => Some(server_connections(state)).filter(|s| *s != Status::Unknown),
+        Panel::Server => {
+            // Sessions waiting on a lock are drawn as a warning on the panel: its mark says so
+            // too, whatever the connection count.
+            let waiting = state.server.as_ref().is_some_and(|s| s.lock_waiters > 0);
+            let connections = server_connections(state);
+            Some(if waiting && connections == Status::Pass {
+                Status::Warn
+            } else {
+                connections
+            })
+            .filter(|s| *s != Status::Unknown)
+        }
         Panel::Migrations => {
             let (_, report) = state.checks.as_ref()?;
             let m = report.migrations.as_ref()?;

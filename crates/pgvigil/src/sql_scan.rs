@@ -229,6 +229,16 @@ pub struct Extension {
     pub schema: Option<String>,
 }
 
+/// How many statements of `sql` take time: every statement but `SET` and `RESET` (a
+/// migration's `SET LOCAL statement_timeout = 0` is not work). The migration runner's bound
+/// from outside is this many times the per-statement bound; a miscount only changes that bound.
+pub(crate) fn timed_statements(sql: &str) -> usize {
+    statements(sql)
+        .iter()
+        .filter(|s| !matches!(s.first(), Some(Token::Word(w)) if w == "SET" || w == "RESET"))
+        .count()
+}
+
 /// Extensions created with `CREATE EXTENSION IF NOT EXISTS name [WITH] [SCHEMA s]`: a dev
 /// database can create them beforehand as its administrator, and the statement then finds them
 /// there.
@@ -469,6 +479,27 @@ mod tests {
         assert!(server_wide("alter system set work_mem = '1GB'").is_some());
         assert!(server_wide("CREATE TABLE roles (id int)").is_none());
         assert!(server_wide("GRANT SELECT ON t TO reporter").is_none());
+    }
+
+    #[test]
+    fn sets_are_not_timed_statements() {
+        assert_eq!(
+            timed_statements("SET LOCAL statement_timeout = 0;\nSELECT pg_sleep(40);\n"),
+            1
+        );
+        assert_eq!(
+            timed_statements(
+                "-- x\nCREATE INDEX a ON t (x);\nCREATE INDEX b ON t (y);\nreset all;"
+            ),
+            2
+        );
+        assert_eq!(
+            timed_statements(
+                "CREATE FUNCTION f() RETURNS int LANGUAGE sql AS $$ SELECT 1; SELECT 2 $$;"
+            ),
+            1
+        );
+        assert_eq!(timed_statements("-- nothing"), 0);
     }
 
     #[test]

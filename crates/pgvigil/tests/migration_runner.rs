@@ -428,3 +428,60 @@ async fn a_migration_that_ignores_the_cancel_has_its_session_ended_after_the_gra
     runner.close().await;
     assert_eq!(still_sleeping(&target).await, 0, "the statement still runs");
 }
+
+/// The bound is on each statement, as statement_timeout is: a file of three statements that
+/// each fit it is not cancelled although together they run past it.
+#[tokio::test]
+async fn the_bound_is_on_each_statement_of_a_file_not_on_the_file() {
+    let target = database("per_statement");
+    let pending = migrations(&[(
+        "20260101000000_three_steps.sql",
+        "SELECT pg_sleep(1.2);\nSELECT pg_sleep(1.2);\nSELECT pg_sleep(1.2);\n",
+    )])
+    .await;
+    let mut runner = MigrationRunner::connect(&target, bounded(Duration::from_secs(2)), 1)
+        .await
+        .unwrap();
+    let run = runner.run(&pending[0]).await;
+    assert!(
+        matches!(run.outcome, RunOutcome::Succeeded),
+        "{:?} after {:?}",
+        run.outcome,
+        run.duration
+    );
+    assert!(
+        run.duration >= Duration::from_millis(3600),
+        "{:?}",
+        run.duration
+    );
+    runner.close().await;
+
+    // A file of two statements that lifts its timeout and sleeps: cancelled at twice the bound.
+    let target = database("per_statement_lifted");
+    let pending = migrations(&[(
+        "20260101000000_lifted.sql",
+        "SET LOCAL statement_timeout = 0;\nSELECT 1;\nSELECT pg_sleep(40);\n",
+    )])
+    .await;
+    let mut runner = MigrationRunner::connect(&target, bounded(Duration::from_secs(2)), 1)
+        .await
+        .unwrap();
+    let run = runner.run(&pending[0]).await;
+    let RunOutcome::Cancelled(cancelled) = &run.outcome else {
+        panic!("not cancelled: {:?}", run.outcome);
+    };
+    assert!(
+        cancelled.to_string().starts_with(
+            "cancelled by pgvigil after 4 s: 2 s (the bound --statement-timeout sets) for each \
+             of its 2 statements"
+        ),
+        "{cancelled}"
+    );
+    assert!(
+        run.duration >= Duration::from_secs(4) && run.duration < Duration::from_secs(7),
+        "{:?}",
+        run.duration
+    );
+    runner.close().await;
+    assert_eq!(still_sleeping(&target).await, 0, "the statement still runs");
+}

@@ -75,18 +75,13 @@ pub async fn guarded<T>(
 
 /// The server's message without the driver's prefix and with a hint for the usual causes.
 pub fn server_message(e: &sqlx::Error) -> String {
-    match e {
-        sqlx::Error::Database(d) => {
-            let mut m = d.message().to_string();
-            if d.code().as_deref() == Some("42501") {
-                m.push_str(
-                    " (the role lacks a privilege: see README, \"The role to give pgvigil\")",
-                );
-            }
-            m
-        }
-        other => other.to_string(),
+    let mut m = crate::db_error::words(e);
+    if let sqlx::Error::Database(d) = e
+        && d.code().as_deref() == Some("42501")
+    {
+        m.push_str(" (the role lacks a privilege: see README, \"The role to give pgvigil\")");
     }
+    m
 }
 
 /// Sessions holding a lock a reader cannot share (one that blocks reads, on a relation of this

@@ -15,6 +15,18 @@ use std::sync::Arc;
 pub use self::kind::{FailureKind, classify, classify_sqlstate};
 use crate::config::DatabaseUrl;
 
+/// A driver error's words for a person: a server error's own message (sqlx's Display adds
+/// "error returned from database: " before it and " at line N", a line of PostgreSQL's source,
+/// after it), else the driver's description. Not scrubbed: [`DbError::new`] scrubs them; the
+/// few readers that keep the `sqlx::Error` itself (a read's savepoint, a migration's position)
+/// take their words from here too, so there is one wording.
+pub(crate) fn words(err: &sqlx::Error) -> String {
+    match err {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        other => other.to_string(),
+    }
+}
+
 /// What holds the secrets a driver's message might echo, and removes them from text.
 /// [`DatabaseUrl`] is one (its password, raw and percent-decoded, and `password=` values);
 /// a dev server started with a password of its own is another.
@@ -67,10 +79,7 @@ impl DbError {
     /// the driver's description.
     pub fn new(err: sqlx::Error, secrets: &(impl Secrets + ?Sized)) -> Self {
         let kind = classify(&err);
-        let words = secrets.scrub(&match &err {
-            sqlx::Error::Database(d) => d.message().to_string(),
-            other => other.to_string(),
-        });
+        let words = secrets.scrub(&words(&err));
         Self {
             kind,
             words,

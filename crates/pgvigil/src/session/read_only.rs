@@ -34,8 +34,9 @@ const READING_KEYWORDS: [&str; 6] = ["SELECT", "WITH", "SHOW", "VALUES", "TABLE"
 
 /// Functions whose effects a READ ONLY transaction does not stop or a ROLLBACK does not undo:
 /// lifting the session's own timeouts, stopping other sessions, session advisory locks (one
-/// would block sqlx's migrator), a second connection that is not read-only, notifications.
-const OUTSIDE_EFFECTS: [&str; 9] = [
+/// would block sqlx's migrator), a second connection that is not read-only, notifications,
+/// resetting the statistics others read, the server's log and WAL files, replication slots.
+const OUTSIDE_EFFECTS: [&str; 17] = [
     "set_config",
     "pg_terminate_backend",
     "pg_cancel_backend",
@@ -45,6 +46,14 @@ const OUTSIDE_EFFECTS: [&str; 9] = [
     "pg_notify",
     "dblink",
     "pg_promote",
+    "pg_stat_reset",
+    "pg_rotate_logfile",
+    "pg_switch_wal",
+    "pg_create_restore_point",
+    "pg_log_backend_memory_contexts",
+    "pg_create_physical_replication_slot",
+    "pg_create_logical_replication_slot",
+    "pg_replication_origin",
 ];
 
 /// Where the session's guards hold: from its first statement (the startup parameters took),
@@ -82,6 +91,10 @@ pub enum Refusal {
         /// The function (or prefix of a family, such as `pg_advisory`).
         function: &'static str,
     },
+    /// A Unicode-escaped identifier or string (`U&"\0070g_..."`) can spell any function's name
+    /// past the check above: pgvigil's own reads never use one.
+    #[error("a read on production may not use a Unicode-escaped name or string (U&\"...\")")]
+    EscapedName,
     /// Sent with the simple protocol (a string or `raw_sql`), which can carry several
     /// statements at once: only prepared statements (`sqlx::query(...)`) run.
     #[error(
@@ -102,6 +115,9 @@ impl Refusal {
             return Some(Self::NotARead { keyword });
         }
         let lower = sql.to_ascii_lowercase();
+        if lower.contains("u&\"") || lower.contains("u&'") {
+            return Some(Self::EscapedName);
+        }
         OUTSIDE_EFFECTS
             .iter()
             .find(|f| mentions(&lower, f))
@@ -635,5 +651,23 @@ mod tests {
         }
         // Only the start of an identifier counts.
         assert_eq!(Refusal::of("SELECT my_set_config_note FROM t"), None);
+        for sql in [
+            "SELECT pg_stat_reset()",
+            "SELECT pg_stat_reset_shared('bgwriter')",
+            "SELECT pg_switch_wal()",
+            "SELECT pg_create_logical_replication_slot('s', 'pgoutput')",
+        ] {
+            assert!(
+                matches!(Refusal::of(sql), Some(Refusal::OutsideEffect { .. })),
+                "{sql}"
+            );
+        }
+        // A name spelled with Unicode escapes is refused whatever it spells.
+        for sql in [
+            "SELECT U&\"\\0070g_terminate_backend\"(42)",
+            "SELECT u&'\\0041'",
+        ] {
+            assert_eq!(Refusal::of(sql), Some(Refusal::EscapedName), "{sql}");
+        }
     }
 }

@@ -623,7 +623,7 @@ async fn run_on_dev(
                              cannot lift it",
                             options.max_duration.as_secs()
                         ),
-                        Stop::Bound(_) => c.to_string(),
+                        Stop::Bound(_) | Stop::Statements { .. } => c.to_string(),
                     },
                     sqlstate: None,
                     line: None,
@@ -639,7 +639,7 @@ async fn run_on_dev(
                     Stop::Deadline(_) => {
                         format!("migration {} did not finish in time", m.version)
                     }
-                    Stop::Bound(b) => {
+                    Stop::Bound(b) | Stop::Statements { bound: b, .. } => {
                         format!("migration {} ran past {} and was cancelled", m.version, b)
                     }
                 });
@@ -706,11 +706,10 @@ fn refusal(refused: &RefusedExtension) -> Outcome {
 
 fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
     let (mut line, mut column, mut sqlstate) = (None, None, None);
-    let mut error = e.to_string();
+    // The server's own message, without the driver's prefix (db_error's one wording).
+    let mut error = crate::db_error::words(e);
     if let sqlx::Error::Database(db) = e {
         sqlstate = db.code().map(|c| c.to_string());
-        // The server's own message, without the driver's prefix.
-        error = db.message().to_string();
         if let Some(pg) = db.try_downcast_ref::<PgDatabaseError>() {
             if let Some(PgErrorPosition::Original(pos)) = pg.position() {
                 let (l, c) = line_column(sql, pos);

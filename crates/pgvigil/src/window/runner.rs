@@ -66,9 +66,9 @@ pub struct RunnerOptions {
     pub lock_timeout: Duration,
     /// `statement_timeout` set on the migrations' session (a migration may change it).
     pub statement_timeout: Duration,
-    /// How long one migration may run, all its statements together, whatever it sets for
-    /// itself: pgvigil cancels it from outside past this. A file is sent to the server as one
-    /// message, so from outside it is one statement.
+    /// How long one statement of a migration may run, whatever the migration sets for itself:
+    /// pgvigil cancels it from outside past this. A file reaches the server as one message, so
+    /// from outside a file of n statements (`SET`s not counted) may run n times this.
     pub bound: Bound,
     /// When the whole run must end, and what sets that (`None`: no deadline).
     pub deadline: Option<(Instant, Bound)>,
@@ -102,8 +102,18 @@ impl RunnerOptions {
 /// Why pgvigil stopped a migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {
-    /// It ran past [`RunnerOptions::bound`].
+    /// It ran past [`RunnerOptions::bound`] (a file of one statement, not counting `SET`s).
     Bound(Bound),
+    /// A file of several statements ran past [`RunnerOptions::bound`] for each of them. A file
+    /// reaches the server as one message, so from outside its statements cannot be timed one
+    /// by one; the server's own `statement_timeout` still ends any one of them at the bound,
+    /// unless the migration lifted it.
+    Statements {
+        /// The bound on each statement.
+        bound: Bound,
+        /// How many statements the file has (its `SET` and `RESET` lines not counted).
+        statements: usize,
+    },
     /// The whole run reached [`RunnerOptions::deadline`].
     Deadline(Bound),
     /// The caller stopped it, for the reason given (a disk bound, say).
@@ -129,6 +139,12 @@ impl fmt::Display for Cancelled {
             Stop::Bound(b) => write!(
                 f,
                 "cancelled by pgvigil after {b}, whatever timeout the migration set for itself"
+            )?,
+            Stop::Statements { bound, statements } => write!(
+                f,
+                "cancelled by pgvigil after {}: {bound} for each of its {statements} \
+                 statements, whatever timeout the migration set for itself",
+                span(bound.after * (*statements as u32))
             )?,
             Stop::Deadline(b) => write!(
                 f,
@@ -270,10 +286,18 @@ impl MigrationRunner {
             Progress::phase("applying migrations", Some(self.total as u64)).at(self.done as u64),
         );
         let started = Instant::now();
-        let mut limit = (
-            started + self.options.bound.after + SERVER_FIRST,
-            Stop::Bound(self.options.bound),
-        );
+        // The bound is on each statement (as statement_timeout is); a file is one message, so a
+        // file of n statements gets n times the bound from outside.
+        let statements = crate::sql_scan::timed_statements(&m.sql).max(1);
+        let bound = self.options.bound;
+        let mut limit = if statements == 1 {
+            (started + bound.after + SERVER_FIRST, Stop::Bound(bound))
+        } else {
+            (
+                started + bound.after * (statements as u32) + SERVER_FIRST,
+                Stop::Statements { bound, statements },
+            )
+        };
         if let Some((deadline, bound)) = self.options.deadline
             && deadline < limit.0
         {

@@ -142,7 +142,7 @@ pub(crate) async fn read_blockers<'c>(
     let rows = sqlx::query(
         "SELECT l.pid, coalesce(nullif(a.application_name, ''), '(unnamed)') AS application,
                 coalesce(c.relname::text, l.relation::text) AS relation, l.mode, l.granted,
-                coalesce(extract(epoch FROM now() - a.xact_start), 0)::float8 AS seconds
+                coalesce(extract(epoch FROM statement_timestamp() - a.xact_start), 0)::float8 AS seconds
            FROM pg_locks l
            JOIN pg_stat_activity a ON a.pid = l.pid
            LEFT JOIN pg_class c ON c.oid = l.relation

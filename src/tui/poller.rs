@@ -1,5 +1,8 @@
 //! The poller owns the retrying pool. While connected it sends one snapshot per tick, built
-//! from ONE statement (the server view) plus the pool's own figures (no round trip). When one
+//! from ONE statement (the server view) plus the pool's own figures (no round trip). The view
+//! is read through a production session: a check that its guards took, then one READ ONLY
+//! transaction (BEGIN with its SET LOCALs in one message, the view, ROLLBACK), four round
+//! trips in all, where a bare connection would need one but could not prove it only reads. When one
 //! reading costs the server more than pgvigil's budget (a thousand connections), the view is
 //! read every few ticks (`server_view_every`); the ticks between send `SELECT 1` instead, so a
 //! lost or frozen server is still noticed within a tick. While the
@@ -54,7 +57,7 @@ impl PollFailure {
 pub fn spawn(mut config: PoolConfig, refresh: Duration, bus: Bus) -> PollerHandle {
     // The dashboard never gives up on a database that is down.
     config.retry.max_retries = None;
-    // One round trip per poll: no ping before each checkout.
+    // No ping before each checkout: the session's own first statement is the ping.
     config.test_before_acquire = false;
     let connector = Arc::new(Connector::new(config));
     let (refresh_tx, refresh_rx) = watch::channel(refresh);

@@ -203,7 +203,7 @@ pub struct PoolConfig {
     /// 1 to 63 bytes, default `pgvigil`).
     pub application_name: String,
     /// Ping a connection before handing it out (sqlx's default). The dashboard turns it off so
-    /// that a poll costs exactly one round trip; a dead connection then fails the poll instead.
+    /// that a poll costs no extra round trip; a dead connection then fails the poll instead.
     pub test_before_acquire: bool,
     /// Every session starts READ ONLY with short lock and statement timeouts (see
     /// [`ReadOnlySession`]). pgvigil's own commands and dashboard set it: what they run on the

@@ -102,9 +102,6 @@ pub enum Refusal {
          several); use sqlx::query"
     )]
     PlainText,
-    /// The transaction did not start READ ONLY (a proxy that rewrites BEGIN?).
-    #[error("the server did not start the transaction READ ONLY (transaction_read_only = {0})")]
-    NotReadOnly(String),
 }
 
 impl Refusal {
@@ -332,27 +329,25 @@ impl ProductionSession {
         self.begin_read_only_with(bounds).await
     }
 
-    /// Starts a READ ONLY transaction with its own lock and statement timeouts (SET LOCAL).
-    /// Its first statement sets them and takes the snapshot, after which the server refuses
-    /// to make the transaction read-write.
+    /// Starts a READ ONLY transaction with its own lock and statement timeouts (SET LOCAL), in
+    /// one round trip: the three statements go as one simple-protocol message, written by
+    /// pgvigil (two whole numbers of milliseconds; nothing of a caller's). A reader's first
+    /// statement then takes the snapshot, after which the server refuses to make the
+    /// transaction read-write.
     pub async fn begin_read_only_with(
         &mut self,
         bounds: ReadOnlySession,
     ) -> Result<Reader<'_>, sqlx::Error> {
-        let mut tx = self.held.conn().begin_with("BEGIN READ ONLY").await?;
-        let (_, _, read_only): (String, String, String) = sqlx::query_as(
-            "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true),
-                    current_setting('transaction_read_only')",
-        )
-        .bind(millis(bounds.statement_timeout).to_string())
-        .bind(millis(bounds.lock_timeout).to_string())
-        .persistent(false)
-        .fetch_one(&mut *tx)
-        .await?;
-        if read_only != "on" {
-            let _ = tx.rollback().await;
-            return Err(Refusal::NotReadOnly(read_only).into_error());
-        }
+        let begin = format!(
+            "BEGIN READ ONLY; SET LOCAL statement_timeout = {}; SET LOCAL lock_timeout = {}",
+            millis(bounds.statement_timeout),
+            millis(bounds.lock_timeout)
+        );
+        let tx = self
+            .held
+            .conn()
+            .begin_with(sqlx::AssertSqlSafe(begin))
+            .await?;
         Ok(Reader {
             inner: Inner::Transaction(tx),
         })

@@ -84,6 +84,14 @@ pub enum CommandError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// A file given to `migrate lint` could not be read.
+    #[error("migrate lint {}: cannot read it: {source}; expected a readable SQL migration file", path.display())]
+    LintFile {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's error.
+        source: std::io::Error,
+    },
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),

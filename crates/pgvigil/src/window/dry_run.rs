@@ -25,8 +25,8 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 use sqlx::Connection;
+use sqlx::postgres::{PgDatabaseError, PgErrorPosition};
 
 use crate::catalog::locks::{LockMode, RelationLock, relation_name_sql};
 use crate::catalog::{SchemaSnapshot, snapshot};

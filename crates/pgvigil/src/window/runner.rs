@@ -20,8 +20,8 @@ use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 use tokio::time::Instant;
 
 use crate::catalog::locks::{LockSampler, LockSpan, RelationLock, relation_locks_of};
-use crate::migrations::LocalMigration;
 use crate::cleanup::{Tracked, track_pid};
+use crate::migrations::LocalMigration;
 use crate::window::{Progress, ProgressSink};
 
 /// The server's own timeout gets this long to fire first when the migration did not lift it, so

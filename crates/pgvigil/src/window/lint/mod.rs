@@ -8,6 +8,7 @@ mod catalog;
 mod pgvector;
 mod report;
 mod severity;
+mod sqlx_rules;
 mod squawk;
 mod statements;
 mod waivers;
@@ -187,7 +188,8 @@ fn lint_file(
         };
     let raws = match squawk::lint(&file.sql, pg_version, !no_tx) {
         Ok(r) => r,
-        Err(parse_errors) => {
+        Err(mut parse_errors) => {
+            parse_errors.dedup_by(|a, b| a.offset == b.offset && a.message == b.message);
             return FileLint {
                 file: file.name.clone(),
                 no_transaction: no_tx,
@@ -212,6 +214,21 @@ fn lint_file(
     };
     let mut raws = raws;
     raws.extend(pgvector::check(&stmts, no_tx, known, defaults, &rows_of));
+    // squawk's own rule covers a multi-statement file; ours the single statement it skips.
+    let squawk_said: Vec<usize> = raws
+        .iter()
+        .filter(|r| r.rule == "ban-concurrent-index-creation-in-transaction")
+        .filter_map(|r| {
+            stmts
+                .iter()
+                .position(|s| s.start <= r.offset && r.offset < s.end)
+        })
+        .collect();
+    raws.extend(
+        sqlx_rules::check(&stmts, no_tx)
+            .into_iter()
+            .filter(|r| !squawk_said.iter().any(|&i| stmts[i].start == r.offset)),
+    );
     raws.sort_by_key(|r| r.offset);
     // Tables created in this file count as created for findings after their CREATE TABLE.
     let created_here: Vec<(usize, String)> = stmts
@@ -355,6 +372,7 @@ fn known_rule(name: &str) -> bool {
             "pgvector-alter-extension-update",
             "pgvector-drop-vector-index",
             "pgvector-index-build-settings",
+            "pgvigil-concurrent-in-transaction",
         ]
         .contains(&name)
 }

@@ -112,6 +112,8 @@ struct VectorIndex {
     element: Option<(String, u32)>,
     /// The indexed column, when the element is a plain column.
     column: Option<String>,
+    /// The operator class after a plain column (`vector_cosine_ops`).
+    opclass: Option<String>,
 }
 
 impl VectorIndex {
@@ -138,7 +140,7 @@ impl VectorIndex {
         };
         // The first element: `(col ops)` or `((expr) ops)`.
         let open = using + 2;
-        let (mut element, mut column) = (None, None);
+        let (mut element, mut column, mut opclass) = (None, None, None);
         if matches!(stmt.toks.get(open), Some(Tok::Punct('('))) {
             if matches!(stmt.toks.get(open + 1), Some(Tok::Punct('('))) {
                 // An expression: its last cast to vector/halfvec(n) is what is indexed.
@@ -167,6 +169,9 @@ impl VectorIndex {
             } else if let Some(Tok::Word(col)) = stmt.toks.get(open + 1) {
                 element = known.vector_columns.get(&format!("{table}.{col}")).cloned();
                 column = Some(col.clone());
+                if let Some(Tok::Word(ops)) = stmt.toks.get(open + 2) {
+                    opclass = Some(ops.clone());
+                }
             }
         }
         Some(VectorIndex {
@@ -176,6 +181,7 @@ impl VectorIndex {
             concurrent,
             element,
             column,
+            opclass,
         })
     }
 }
@@ -271,11 +277,15 @@ pub(crate) fn check(
                 if *dims > limit {
                     let fix = if ty == "vector" && *dims <= MAX_HALFVEC_INDEX_DIMS {
                         let col = ix.column.clone().unwrap_or_else(|| "embedding".into());
-                        let ops = if ix.method == "hnsw" {
-                            "halfvec_cosine_ops"
-                        } else {
-                            "halfvec_l2_ops"
-                        };
+                        // Keep the distance the index was for: vector_l2_ops -> halfvec_l2_ops.
+                        let ops = ix
+                            .opclass
+                            .as_deref()
+                            .and_then(|o| o.strip_prefix("vector_"))
+                            .map_or_else(
+                                || "halfvec_cosine_ops".to_string(),
+                                |rest| format!("halfvec_{rest}"),
+                            );
                         Some(format!(
                             "index the halfvec expression instead: USING {} (({col}::halfvec({dims})) {ops}), and query with ORDER BY {col}::halfvec({dims}) <=> $1::halfvec({dims})",
                             ix.method

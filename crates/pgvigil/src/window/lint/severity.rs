@@ -37,6 +37,7 @@ const FAILS: &[&str] = &[
     "pgvector-concurrent-build-not-alone",
     "ban-concurrent-index-creation-in-transaction",
     "transaction-nesting",
+    "pgvigil-concurrent-in-transaction",
     "pgvigil-waiver-without-reason",
     "pgvigil-waiver-unknown-rule",
 ];

@@ -84,14 +84,10 @@ pub enum CommandError {
         /// The operating system's error.
         source: std::io::Error,
     },
-    /// A file given to `migrate lint` could not be read.
-    #[error("migrate lint {}: cannot read it: {source}; expected a readable SQL migration file", path.display())]
-    LintFile {
-        /// The file.
-        path: PathBuf,
-        /// The operating system's error.
-        source: std::io::Error,
-    },
+    /// `migrate lint` could not lint (a file or the migrations directory unreadable, a read
+    /// on DATABASE_URL failed).
+    #[error("migrate lint: {0}")]
+    Lint(pgvigil::window::lint::LintError),
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),

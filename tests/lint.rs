@@ -419,3 +419,84 @@ async fn the_same_index_is_a_note_on_an_empty_table_and_an_error_on_200000_rows(
     assert!(out.contains("  events: 200 k rows, "), "{out}");
     assert_eq!(fingerprint(cluster(), &big), before, "production changed");
 }
+
+#[tokio::test]
+async fn the_pending_set_comes_from_the_ledger_and_the_hnsw_migration_is_read_against_the_live_table()
+ {
+    // Production has the first three reference migrations; the HNSW one is pending.
+    let url = fresh_database(cluster(), "lint_pending");
+    let three = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(support::migrations_dir()).unwrap() {
+        let entry = entry.unwrap();
+        if !entry
+            .file_name()
+            .to_string_lossy()
+            .starts_with("20261101000004")
+        {
+            std::fs::copy(entry.path(), three.path().join(entry.file_name())).unwrap();
+        }
+    }
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    sqlx::migrate::Migrator::new(three.path().to_path_buf())
+        .await
+        .unwrap()
+        .run(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let before = fingerprint(cluster(), &url);
+
+    let (code, out, err) = pgvigil(
+        &url,
+        &["migrate", "lint", "--json", "--busy-interval", "200ms"],
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(
+        json["selection"], "the 1 pending migration(s) of migrations (ledger on DATABASE_URL)",
+        "{out}"
+    );
+    assert_eq!(json["files"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        json["files"][0]["file"],
+        "migrations/20261101000004_documents_embedding_hnsw.sql"
+    );
+    assert_eq!(json["files"][0]["no_transaction"], true);
+    let rules: Vec<(String, String, u64)> = json["files"][0]["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap().to_string(),
+                f["severity"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    // documents exists on production (empty): the hidden-invalid-index risk is real, the build
+    // settings fit an empty table (no finding), the lock-timeout advice is a note.
+    assert!(
+        rules.contains(&(
+            "pgvector-concurrently-if-not-exists".into(),
+            "warning".into(),
+            2
+        )),
+        "{rules:#?}"
+    );
+    assert!(
+        rules.contains(&("require-lock-timeout".into(), "note".into(), 2)),
+        "{rules:#?}"
+    );
+    assert!(
+        !rules
+            .iter()
+            .any(|(r, _, _)| r == "pgvector-index-build-settings"),
+        "{rules:#?}"
+    );
+    assert_eq!(code, Some(1), "{out}{err}");
+    assert_eq!(json["tables"][0]["table"], "public.documents", "{out}");
+    assert_eq!(fingerprint(cluster(), &url), before, "production changed");
+}

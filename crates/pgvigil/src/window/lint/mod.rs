@@ -7,6 +7,7 @@
 mod catalog;
 mod pgvector;
 mod report;
+mod selection;
 mod severity;
 mod sqlx_rules;
 mod squawk;
@@ -18,6 +19,7 @@ use std::time::{Duration, Instant};
 pub use catalog::{CatalogReading, TableReading, read_catalog};
 pub use pgvector::{MAX_HALFVEC_INDEX_DIMS, MAX_VECTOR_INDEX_DIMS};
 pub use report::{FileLint, Finding, LINT_FORMAT, LintReport, Severity, TableFacts, WaiverUsed};
+pub use selection::{LintError, Selection, lint_migrations};
 pub use severity::Thresholds;
 pub use waivers::WAIVER_PREFIX;
 
@@ -98,12 +100,15 @@ pub fn lint(
         known.vector_columns = c.vector_columns.clone();
         known.vector_indexes = c.vector_indexes.clone();
         assumptions.push(format!(
-            "read production's catalog: PostgreSQL {}, {} tables, traffic over {:.1} s, maintenance_work_mem {}, statement_timeout {} ms for the migrating role",
+            "read production's catalog: PostgreSQL {}, {} tables, traffic over {:.1} s, maintenance_work_mem {}, statement_timeout {} for this role (ALTER ROLE/DATABASE settings, else the server's boot value; postgresql.conf and PGOPTIONS are not visible here)",
             c.server_version,
             c.tables.len(),
             c.interval_s,
             super::progress::bytes(c.maintenance_work_mem),
-            c.statement_timeout_ms
+            match c.statement_timeout_ms {
+                0 => "none".to_string(),
+                ms => format!("{ms} ms"),
+            }
         ));
     } else {
         assumptions.push(format!(

@@ -28,7 +28,8 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(21);
-    let cluster = PrivateCluster::start_with(pgvigil_cluster::ClusterOptions::default()).expect("private cluster (run scripts/setup-postgres.sh)");
+    let cluster = PrivateCluster::start_with(pgvigil_cluster::ClusterOptions::default())
+        .expect("private cluster (run scripts/setup-postgres.sh)");
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {

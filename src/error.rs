@@ -87,7 +87,7 @@ pub enum CommandError {
     /// `migrate lint` could not lint (a file or the migrations directory unreadable, a read
     /// on DATABASE_URL failed).
     #[error("migrate lint: {0}")]
-    Lint(pgvigil::window::lint::LintError),
+    Lint(Box<pgvigil::window::lint::LintError>),
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),

@@ -291,37 +291,6 @@ fn render_production(out: &mut String, report: &DryRunReport, p: Paint) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use pgvigil::checks::{Finding, Group};
-
-    #[test]
-    fn no_color_and_the_flag_turn_colour_off() {
-        assert!(colour_decision(false, None, true));
-        assert!(!colour_decision(false, Some("1".into()), true));
-        assert!(
-            colour_decision(false, Some("".into()), true),
-            "empty NO_COLOR is unset"
-        );
-        assert!(!colour_decision(true, None, true));
-        assert!(!colour_decision(false, None, false), "pipes get no colour");
-    }
-
-    #[test]
-    fn report_has_escapes_only_with_colour() {
-        let mut r = CheckReport::unknown("postgres://u:***@h:5432/d".into(), "refused".into());
-        r.findings.push(
-            Finding::fail(Group::Pgvector, "pgvector.index", "missing").fix("CREATE INDEX ..."),
-        );
-        assert!(render_check(&r, true).contains('\x1b'));
-        let plain = render_check(&r, false);
-        assert!(!plain.contains('\x1b'));
-        assert!(plain.contains("FAIL    pgvector.index"), "{plain}");
-        assert!(plain.contains("fix: CREATE INDEX ..."), "{plain}");
-    }
-}
-
 /// `pgvigil migrate lint`'s human report: per finding `file:line:column severity rule`, the
 /// message and fix indented below, then the waivers, what the catalog said (or what was
 /// assumed), and the summary. File and server text pass through `printable`.
@@ -387,4 +356,35 @@ pub fn render_lint(report: &pgvigil::window::lint::LintReport, colour: bool) -> 
     }
     let _ = writeln!(out, "{}", report.summary());
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgvigil::checks::{Finding, Group};
+
+    #[test]
+    fn no_color_and_the_flag_turn_colour_off() {
+        assert!(colour_decision(false, None, true));
+        assert!(!colour_decision(false, Some("1".into()), true));
+        assert!(
+            colour_decision(false, Some("".into()), true),
+            "empty NO_COLOR is unset"
+        );
+        assert!(!colour_decision(true, None, true));
+        assert!(!colour_decision(false, None, false), "pipes get no colour");
+    }
+
+    #[test]
+    fn report_has_escapes_only_with_colour() {
+        let mut r = CheckReport::unknown("postgres://u:***@h:5432/d".into(), "refused".into());
+        r.findings.push(
+            Finding::fail(Group::Pgvector, "pgvector.index", "missing").fix("CREATE INDEX ..."),
+        );
+        assert!(render_check(&r, true).contains('\x1b'));
+        let plain = render_check(&r, false);
+        assert!(!plain.contains('\x1b'));
+        assert!(plain.contains("FAIL    pgvector.index"), "{plain}");
+        assert!(plain.contains("fix: CREATE INDEX ..."), "{plain}");
+    }
 }

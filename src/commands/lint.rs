@@ -65,7 +65,7 @@ pub async fn run(config: PoolConfig, args: LintArgs, colour: bool) -> Result<Sta
     if let Some(s) = session {
         s.close().await;
     }
-    let report = report.map_err(CommandError::Lint)?;
+    let report = report.map_err(|e| CommandError::Lint(Box::new(e)))?;
     if args.json {
         print_json(&report);
     } else {

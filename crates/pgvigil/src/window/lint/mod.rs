@@ -39,7 +39,8 @@ impl LintFile {
     /// sqlx's rule: the file runs outside a transaction when its first line is
     /// `-- no-transaction`.
     pub fn no_transaction(&self) -> bool {
-        self.sql.lines().next().map(str::trim) == Some("-- no-transaction")
+        // sqlx's own test (sqlx-core's migration source): the text starts with the marker.
+        self.sql.starts_with("-- no-transaction")
     }
 }
 
@@ -256,11 +257,27 @@ fn lint_file(
     let mut waived = Vec::new();
     for raw in &raws {
         let stmt = stmt_of(raw.offset);
+        // DROP INDEX names an index: its table is known only for the vector indexes (catalog
+        // or an earlier file); another index's table is unknown, and the severity says so.
+        let drops_index = stmt.is_some_and(|i| stmts[i].starts_with(&["drop", "index"]));
         let table = stmt.and_then(|i| {
             let s = &stmts[i];
-            let t = s.table()?;
-            // DROP INDEX names an index: the table is the index's.
-            Some(qualified(&t))
+            if drops_index {
+                let mut k = 2;
+                while s
+                    .toks
+                    .get(k)
+                    .is_some_and(|t| t.is("concurrently") || t.is("if") || t.is("exists"))
+                {
+                    k += 1;
+                }
+                let (name, _) = s.name_at(k)?;
+                return known
+                    .vector_indexes
+                    .get(&qualified(&name))
+                    .map(|(_, t)| t.clone());
+            }
+            s.table().map(|t| qualified(&t))
         });
         let created = table.as_ref().is_some_and(|t| {
             created_before.contains(t)
@@ -276,6 +293,7 @@ fn lint_file(
         let (severity, why) = severity::severity(
             &raw.rule,
             table.as_deref(),
+            drops_index && table.is_none(),
             created,
             catalog,
             &options.thresholds,

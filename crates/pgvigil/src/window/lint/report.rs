@@ -144,7 +144,7 @@ pub struct LintReport {
     pub tables: Vec<TableFacts>,
     /// Per file.
     pub files: Vec<FileLint>,
-    /// Milliseconds the lint took (catalog reads included).
+    /// Milliseconds the rules took over all files (the catalog reads are not included).
     pub elapsed_ms: f64,
 }
 

@@ -70,6 +70,7 @@ impl Default for Thresholds {
 pub(crate) fn severity(
     rule: &str,
     table: Option<&str>,
+    table_unknown: bool,
     created_in_set: bool,
     catalog: Option<&CatalogReading>,
     t: &Thresholds,
@@ -98,6 +99,12 @@ pub(crate) fn severity(
     }
     if !BLOCKING.contains(&rule) {
         return (Severity::Warning, None);
+    }
+    if table_unknown {
+        return (
+            Severity::Warning,
+            Some("the index's table is not known here (only vector indexes are read from the catalog)".into()),
+        );
     }
     let Some(table) = table else {
         return (

@@ -483,3 +483,24 @@ fn human_ms(ms: u64) -> String {
         ms => format!("{ms} ms"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn settings_read_as_postgresql_reads_them() {
+        assert_eq!(memory_bytes("1GB"), Some(1 << 30));
+        assert_eq!(memory_bytes("65536"), Some(64 << 20));
+        assert_eq!(memory_bytes("12 parsecs"), None);
+        assert_eq!(super::super::catalog::setting_ms("30s"), 30_000);
+        assert_eq!(super::super::catalog::setting_ms("0"), 0);
+        assert_eq!(super::super::catalog::setting_ms("5min"), 300_000);
+        assert_eq!(super::super::catalog::setting_ms("1500"), 1500);
+        // 2,000 rows of halfvec(3072): 2000 x (6144 + 400) bytes.
+        assert_eq!(
+            hnsw_graph_bytes(2000, Some(&("halfvec".into(), 3072))),
+            13_088_000
+        );
+    }
+}

@@ -150,3 +150,67 @@ pub(crate) fn severity(
         (Severity::Warning, Some(facts))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::window::lint::TableReading;
+
+    fn catalog(rows: u64, writes: f64) -> CatalogReading {
+        let mut c = CatalogReading::default();
+        c.tables.insert(
+            "public.events".into(),
+            TableReading {
+                rows,
+                bytes: 8192,
+                writes_per_s: writes,
+                scans_per_s: 0.0,
+            },
+        );
+        c
+    }
+
+    #[test]
+    fn a_blocking_rule_follows_the_table() {
+        let t = Thresholds::default();
+        let rule = "require-concurrent-index-creation";
+        let on = |c: Option<&CatalogReading>, created| {
+            severity(rule, Some("public.events"), false, created, c, &t).0
+        };
+        assert_eq!(on(Some(&catalog(0, 0.0)), false), Severity::Note);
+        assert_eq!(on(Some(&catalog(5_000, 1.0)), false), Severity::Warning);
+        assert_eq!(on(Some(&catalog(200_000, 0.0)), false), Severity::Error);
+        assert_eq!(on(Some(&catalog(10, 140.0)), false), Severity::Error);
+        assert_eq!(on(Some(&catalog(200_000, 0.0)), true), Severity::Note);
+        assert_eq!(on(None, false), Severity::Warning);
+        let (_, why) = severity(
+            rule,
+            Some("public.events"),
+            false,
+            false,
+            Some(&catalog(10, 140.0)),
+            &t,
+        );
+        assert_eq!(
+            why.as_deref(),
+            Some("events: 10 rows, 8.0 KiB, 140 writes/s, 0 scans/s: busy")
+        );
+        // Failing and style rules do not depend on the table.
+        assert_eq!(
+            severity("syntax-error", None, false, false, None, &t).0,
+            Severity::Error
+        );
+        assert_eq!(
+            severity(
+                "prefer-text-field",
+                Some("public.events"),
+                false,
+                false,
+                Some(&catalog(200_000, 0.0)),
+                &t
+            )
+            .0,
+            Severity::Note
+        );
+    }
+}

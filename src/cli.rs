@@ -232,6 +232,29 @@ pub enum SchemaCommand {
 
 #[derive(Debug, Subcommand)]
 pub enum MigrateCommand {
+    /// Lint the pending migrations (or --all, or FILES) with squawk's rules and pgvector's,
+    /// each finding's severity following the live table it touches (read-only reads of
+    /// DATABASE_URL when it answers); exit 0 clean or notes, 1 warnings, 2 errors, 3 could not
+    /// lint. See docs/lint.md.
+    Lint {
+        /// Files to lint, in order (instead of the pending set).
+        #[arg(value_name = "FILES")]
+        files: Vec<PathBuf>,
+        /// Every local migration, applied or not.
+        #[arg(long, conflicts_with = "files")]
+        all: bool,
+        #[command(flatten)]
+        dir: MigrationsDir,
+        /// Print the report as JSON (format pgvigil.lint/1, see docs/lint.md).
+        #[arg(long)]
+        json: bool,
+        /// Time between the two readings of pg_stat_user_tables that give writes/s.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+        busy_interval: Duration,
+        /// Do not read DATABASE_URL: lint every local file (or FILES) with assumed sizes.
+        #[arg(long)]
+        no_database: bool,
+    },
     /// Run the pending migrations on a dev copy of production's schema (production is only
     /// read); report locks, timings, errors and schema changes.
     DryRun {

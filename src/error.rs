@@ -84,6 +84,10 @@ pub enum CommandError {
         /// The operating system's error.
         source: std::io::Error,
     },
+    /// `migrate lint` could not lint (a file or the migrations directory unreadable, a read
+    /// on DATABASE_URL failed).
+    #[error("migrate lint: {0}")]
+    Lint(Box<pgvigil::window::lint::LintError>),
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),

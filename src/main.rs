@@ -102,6 +102,24 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
             Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
                 commands::schema::snapshot(config, dir.migrations, output, dev).await
             }
+            Command::Migrate(MigrateCommand::Lint {
+                files,
+                all,
+                dir,
+                json,
+                busy_interval,
+                no_database,
+            }) => {
+                let args = commands::lint::LintArgs {
+                    files,
+                    all,
+                    migrations: dir.migrations,
+                    json,
+                    busy_interval,
+                    no_database,
+                };
+                commands::lint::run(config, args, colour).await
+            }
             Command::Migrate(MigrateCommand::DryRun {
                 dir,
                 json,

@@ -291,6 +291,73 @@ fn render_production(out: &mut String, report: &DryRunReport, p: Paint) {
     }
 }
 
+/// `pgvigil migrate lint`'s human report: per finding `file:line:column severity rule`, the
+/// message and fix indented below, then the waivers, what the catalog said (or what was
+/// assumed), and the summary. File and server text pass through `printable`.
+pub fn render_lint(report: &pgvigil::window::lint::LintReport, colour: bool) -> String {
+    use pgvigil::window::lint::Severity;
+    let p = Paint(colour);
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "pgvigil migrate lint: {} (rules of PostgreSQL {})",
+        printable(&report.selection),
+        report.pg_version
+    );
+    for a in &report.assumptions {
+        let _ = writeln!(out, "  {}", p.dim(&printable(a)));
+    }
+    for t in &report.tables {
+        let _ = writeln!(out, "  {}", printable(&t.summary()));
+    }
+    for file in &report.files {
+        if file.parse_failed {
+            let _ = writeln!(out, "{}: does not parse; not linted", printable(&file.file));
+        }
+        for f in &file.findings {
+            let code = match f.severity {
+                Severity::Error => "31;1",
+                Severity::Warning => "33",
+                Severity::Note => "36",
+            };
+            let _ = writeln!(
+                out,
+                "{}:{}:{} {} {}",
+                printable(&file.file),
+                f.line,
+                f.column,
+                p.wrap(code, f.severity.label()),
+                f.rule
+            );
+            let _ = writeln!(out, "    {}", printable(&f.message));
+            if let Some(why) = &f.why {
+                let _ = writeln!(
+                    out,
+                    "    {}",
+                    p.dim(&format!("severity: {}", printable(why)))
+                );
+            }
+            if let Some(fix) = &f.fix {
+                let _ = writeln!(out, "    fix: {}", printable(fix));
+            }
+        }
+        for w in &file.waivers {
+            let _ = writeln!(
+                out,
+                "{}:{} waived {} ({}:{}): {}",
+                printable(&file.file),
+                w.line,
+                w.rule,
+                w.waived.severity.label(),
+                w.waived.line,
+                printable(&w.reason)
+            );
+        }
+    }
+    let _ = writeln!(out, "{}", report.summary());
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -8,6 +8,7 @@ pub mod completions;
 pub mod config;
 pub mod dashboard;
 pub mod demo;
+pub mod lint;
 pub mod man;
 pub mod migrate;
 pub mod ping;

@@ -13,6 +13,7 @@
 //! a dev copy of production's schema, never on production.
 
 mod dry_run;
+pub mod lint;
 mod production_evidence;
 mod progress;
 pub mod runner;

@@ -87,6 +87,20 @@ pub enum CommandError {
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),
+    /// `backup create` could not take the backup.
+    #[error(transparent)]
+    BackupCreate(Box<pgvigil::window::backup::CreateError>),
+    /// `backup verify` could not run (a finding is not this: it is the report's).
+    #[error(transparent)]
+    BackupVerify(Box<pgvigil::window::backup::VerifyError>),
+    /// `--restore-url` is not valid.
+    #[error(
+        "--restore-url: {0}; expected postgres://user:password@host:5432/postgres of a scratch server whose role may create databases"
+    )]
+    RestoreUrl(String),
+    /// The verification could not be recorded.
+    #[error(transparent)]
+    Record(Box<pgvigil::window::backup::RecordError>),
 }
 
 impl CommandError {

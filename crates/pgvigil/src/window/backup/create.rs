@@ -300,31 +300,25 @@ pub async fn create(
         let mut done = 0u64;
         let mut errors: Vec<String> = Vec::new();
         progress.report(Progress::phase("dumping tables", Some(total_tables)));
-        loop {
-            match lines.next_line().await {
-                Ok(Some(line)) => {
-                    if line.contains("TABLE DATA") && line.contains("finished item")
-                        || (jobs == 1 && line.contains("dumping contents of table"))
-                    {
-                        done += 1;
-                        progress
-                            .report(Progress::phase("dumping tables", Some(total_tables)).at(done));
-                        progress.report(
-                            Progress::phase("dump written", None)
-                                .in_bytes()
-                                .at(dir_bytes(&dump_dir)),
-                        );
-                    } else if line.contains("error")
-                        || line.contains("FATAL")
-                        || !line.starts_with("pg_dump: ")
-                    {
-                        errors.push(line);
-                        if errors.len() > 40 {
-                            errors.remove(0);
-                        }
-                    }
+        while let Ok(Some(line)) = lines.next_line().await {
+            if line.contains("TABLE DATA") && line.contains("finished item")
+                || (jobs == 1 && line.contains("dumping contents of table"))
+            {
+                done += 1;
+                progress.report(Progress::phase("dumping tables", Some(total_tables)).at(done));
+                progress.report(
+                    Progress::phase("dump written", None)
+                        .in_bytes()
+                        .at(dir_bytes(&dump_dir)),
+                );
+            } else if line.contains("error")
+                || line.contains("FATAL")
+                || !line.starts_with("pg_dump: ")
+            {
+                errors.push(line);
+                if errors.len() > 40 {
+                    errors.remove(0);
                 }
-                Ok(None) | Err(_) => break,
             }
         }
         let status = child.wait().await;

@@ -44,7 +44,7 @@ pub enum CommandError {
     Demo(Box<crate::demo::DemoError>),
     /// The pool could not connect (after the configured retries).
     #[error(transparent)]
-    Connect(#[from] pgvigil::pool::ConnectError),
+    Connect(Box<pgvigil::pool::ConnectError>),
     /// No connection from the pool.
     #[error(transparent)]
     Acquire(#[from] pgvigil::pool::AcquireError),
@@ -95,9 +95,14 @@ pub enum CommandError {
     BackupVerify(Box<pgvigil::window::backup::VerifyError>),
     /// `--restore-url` is not valid.
     #[error(
-        "--restore-url: {0}; expected postgres://user:password@host:5432/postgres of a scratch server whose role may create databases"
+        "--restore-url {0}; it names a scratch server (not production's) whose role may create databases"
     )]
-    RestoreUrl(String),
+    RestoreUrl(#[source] pgvigil::config::UrlError),
+    /// `backup verify`'s restore target could not be started or reached, or is production's
+    /// server: the verification could not run (UNKNOWN), unlike the schema snapshot's dev
+    /// server ([`CommandError::DevServer`], CRITICAL).
+    #[error(transparent)]
+    RestoreTarget(pgvigil::dev::DevError),
     /// The verification could not be recorded.
     #[error(transparent)]
     Record(Box<pgvigil::window::backup::RecordError>),
@@ -150,6 +155,12 @@ impl From<Result<Status, CommandError>> for Exit {
 impl From<crate::demo::DemoError> for CommandError {
     fn from(e: crate::demo::DemoError) -> CommandError {
         CommandError::Demo(Box::new(e))
+    }
+}
+
+impl From<pgvigil::pool::ConnectError> for CommandError {
+    fn from(e: pgvigil::pool::ConnectError) -> CommandError {
+        CommandError::Connect(Box::new(e))
     }
 }
 

@@ -142,10 +142,7 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
                 restore_url,
                 jobs,
                 json,
-            }) => {
-                commands::backup::verify(config, manifest, restore_url, jobs, json, dev, colour)
-                    .await
-            }
+            }) => commands::backup::verify(config, manifest, restore_url, jobs, json, dev).await,
             Command::Demo
             | Command::Serve(_)
             | Command::Completions { .. }

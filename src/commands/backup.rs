@@ -66,23 +66,20 @@ pub async fn verify(
     jobs: Option<u16>,
     json: bool,
     dev: DevSource,
-    colour: bool,
 ) -> Result<Status, CommandError> {
-    let _ = colour;
     let manifest = BackupManifest::load(&manifest_path)
         .map_err(|e| CommandError::BackupVerify(Box::new(e.into())))?;
     let major = (manifest.source.server_version_num / 10000) as u32;
     let source = match &restore_url {
-        Some(raw) => DevSource::url(
-            pgvigil::DatabaseUrl::parse(raw)
-                .map_err(|e| CommandError::RestoreUrl(e.to_string()))?,
-        )
-        .with_extensions(dev.extensions().clone()),
+        Some(raw) => {
+            DevSource::url(pgvigil::DatabaseUrl::parse(raw).map_err(CommandError::RestoreUrl)?)
+                .with_extensions(dev.extensions().clone())
+        }
         None => dev,
     };
     let server = DevServer::start(&source, Some(major))
         .await
-        .map_err(CommandError::DevServer)?;
+        .map_err(CommandError::RestoreTarget)?;
     if restore_url.is_some() {
         // Never production's server: compared with production's identity when it answers;
         // the restore itself refuses a server with the backup's system identifier.
@@ -97,7 +94,7 @@ pub async fn verify(
                 session.close().await;
                 server
                     .ensure_apart_from(&identity)
-                    .map_err(CommandError::DevServer)?;
+                    .map_err(CommandError::RestoreTarget)?;
             }
             Err(e) => crate::error::say(&format!(
                 "production did not answer ({e}); --restore-url is checked against the backup's system identifier only"

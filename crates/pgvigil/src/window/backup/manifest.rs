@@ -211,7 +211,11 @@ pub struct IndexFigure {
 #[non_exhaustive]
 pub enum ManifestError {
     /// The file could not be read.
-    #[error("the manifest {}: {reason}", path.display())]
+    #[error(
+        "the manifest {}: {reason}; expected the manifest.json that `pgvigil backup create` \
+         wrote (format {FORMAT})",
+        path.display()
+    )]
     Read {
         /// The manifest's path.
         path: PathBuf,

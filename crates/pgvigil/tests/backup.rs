@@ -26,6 +26,10 @@ fn dev_cluster() -> &'static PrivateCluster {
     DEV.get_or_init(|| PrivateCluster::start_new().expect("a second private PostgreSQL"))
 }
 
+/// One test at a time: each counts the scratch databases left on the shared dev cluster, and
+/// the other's restore would be counted.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn dev_server() -> DevServer {
     let url = DatabaseUrl::parse(&dev_cluster().url("postgres")).unwrap();
     DevServer::start(&DevSource::url(url), Some(15))
@@ -120,6 +124,7 @@ fn production_state(db: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_backup_taken_while_rows_arrive_verifies_and_leaves_nothing_behind() {
+    let _serial = SERIAL.lock().await;
     let url = production();
     let db = db_name(&url);
     let before = production_state(&db);
@@ -242,6 +247,7 @@ async fn a_backup_taken_while_rows_arrive_verifies_and_leaves_nothing_behind() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn damaged_files_and_a_changed_row_fail_naming_what_differs() {
+    let _serial = SERIAL.lock().await;
     let url = production();
     let out = tempfile::tempdir().unwrap();
     let dev = dev_server().await;

@@ -103,6 +103,18 @@ pub enum CommandError {
     /// server ([`CommandError::DevServer`], CRITICAL).
     #[error(transparent)]
     RestoreTarget(pgvigil::dev::DevError),
+    /// `backup verify`'s restore target is production's own server: refused.
+    #[error(
+        "{flag} ({target}) names the same PostgreSQL server as DATABASE_URL; a backup is never \
+         restored on production's server: pass --restore-url of a separate scratch server whose \
+         role may create databases, or leave it out to restore on a private cluster"
+    )]
+    RestoreOnProduction {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The server, URL redacted.
+        target: String,
+    },
     /// The verification could not be recorded.
     #[error(transparent)]
     Record(Box<pgvigil::window::backup::RecordError>),

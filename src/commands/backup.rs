@@ -80,9 +80,10 @@ pub async fn verify(
     let server = DevServer::start(&source, Some(major))
         .await
         .map_err(CommandError::RestoreTarget)?;
-    if restore_url.is_some() {
-        // Never production's server: compared with production's identity when it answers;
-        // the restore itself refuses a server with the backup's system identifier.
+    if !server.is_private() {
+        // Never production's server (a --restore-url or a --dev-url / DEV_DATABASE_URL one):
+        // compared with production's identity when it answers; the restore itself also
+        // refuses a server with the backup's system identifier.
         match connect_dedicated(&config).await {
             Ok(mut session) => {
                 let identity = session
@@ -92,12 +93,22 @@ pub async fn verify(
                         CommandError::Query(pgvigil::DbError::new(e, &config.database_url))
                     })?;
                 session.close().await;
-                server
-                    .ensure_apart_from(&identity)
-                    .map_err(CommandError::RestoreTarget)?;
+                server.ensure_apart_from(&identity).map_err(|e| match e {
+                    pgvigil::dev::DevError::SameServer { target } => {
+                        CommandError::RestoreOnProduction {
+                            flag: if restore_url.is_some() {
+                                "--restore-url"
+                            } else {
+                                "--dev-url / DEV_DATABASE_URL"
+                            },
+                            target,
+                        }
+                    }
+                    other => CommandError::RestoreTarget(other),
+                })?;
             }
             Err(e) => crate::error::say(&format!(
-                "production did not answer ({e}); --restore-url is checked against the backup's system identifier only"
+                "production did not answer ({e}); the restore target is checked against the backup's system identifier only"
             )),
         }
     }

@@ -314,3 +314,200 @@ fn sigint_while_restoring_leaves_no_scratch_database() {
         "an interrupted verification records nothing"
     );
 }
+
+/// A real PostgreSQL of the cluster's version that does not have pgvector: its binaries,
+/// share and library directories copied (PostgreSQL finds the latter two relative to its
+/// binaries) without vector's control, SQL and library files.
+struct WithoutPgvector {
+    root: tempfile::TempDir,
+    bindir: PathBuf,
+    port: u16,
+    password: String,
+    as_postgres: bool,
+}
+
+impl WithoutPgvector {
+    fn start() -> WithoutPgvector {
+        let bindir = cluster().bindir().to_path_buf();
+        let pg_config = |what: &str| {
+            let out = Command::new(bindir.join("pg_config"))
+                .arg(what)
+                .output()
+                .expect("pg_config");
+            PathBuf::from(String::from_utf8(out.stdout).unwrap().trim())
+        };
+        let (share, pkglib) = (pg_config("--sharedir"), pg_config("--pkglibdir"));
+        let root = tempfile::tempdir().unwrap();
+        let mirror = |p: &Path| root.path().join(p.strip_prefix("/").unwrap());
+        for dir in [&bindir, &share, &pkglib] {
+            std::fs::create_dir_all(mirror(dir).parent().unwrap()).unwrap();
+            let ok = Command::new("cp")
+                .arg("-a")
+                .arg(dir)
+                .arg(mirror(dir))
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "copy {}", dir.display());
+        }
+        for entry in std::fs::read_dir(mirror(&share).join("extension")).unwrap() {
+            let path = entry.unwrap().path();
+            if path
+                .file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("vector")
+            {
+                std::fs::remove_file(path).unwrap();
+            }
+        }
+        let _ = std::fs::remove_file(mirror(&pkglib).join("vector.so"));
+        let as_postgres = nix::unistd::Uid::effective().is_root();
+        let password = format!("nv-{:016x}", rand::random::<u64>());
+        std::fs::write(root.path().join("pw"), &password).unwrap();
+        if as_postgres {
+            let ok = Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(root.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = WithoutPgvector {
+            bindir: mirror(&bindir),
+            root,
+            port,
+            password,
+            as_postgres,
+        };
+        let data = server.root.path().join("data");
+        server.run(&[
+            "initdb",
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=scram-sha-256",
+            &format!("--pwfile={}", server.root.path().join("pw").display()),
+        ]);
+        server.run(&[
+            "pg_ctl",
+            "-D",
+            data.to_str().unwrap(),
+            "-o",
+            &format!(
+                "-p {port} -k {} -c listen_addresses=127.0.0.1",
+                server.root.path().display()
+            ),
+            "-l",
+            server.root.path().join("log").to_str().unwrap(),
+            "-w",
+            "start",
+        ]);
+        server
+    }
+
+    fn run(&self, args: &[&str]) {
+        let program = self.bindir.join(args[0]);
+        let mut cmd = if self.as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        };
+        let out = cmd.args(&args[1..]).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!(
+            "postgres://postgres:{}@127.0.0.1:{}/postgres",
+            self.password, self.port
+        )
+    }
+
+    fn psql(&self, sql: &str) -> String {
+        let out = Command::new(self.bindir.join("psql"))
+            .args(["-Atc", sql, &self.url()])
+            .output()
+            .unwrap();
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
+impl Drop for WithoutPgvector {
+    fn drop(&mut self) {
+        let data = self.root.path().join("data");
+        let _ = Command::new(if self.as_postgres { "runuser" } else { "env" })
+            .args(if self.as_postgres {
+                vec!["-u", "postgres", "--"]
+            } else {
+                vec![]
+            })
+            .arg(self.bindir.join("pg_ctl"))
+            .args(["-D", data.to_str().unwrap(), "-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[test]
+fn a_restore_target_without_pgvector_is_a_finding_with_the_fix() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let target = WithoutPgvector::start();
+    assert_eq!(
+        target.psql("SELECT count(*) FROM pg_available_extensions WHERE name = 'vector'"),
+        "0",
+        "the target really lacks pgvector"
+    );
+    let state = tempfile::tempdir().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let manifest = create(state.path(), &out.path().join("b3"));
+    let (code, json, err) = run(
+        state.path(),
+        &[
+            "backup",
+            "verify",
+            manifest.to_str().unwrap(),
+            "--restore-url",
+            &target.url(),
+            "--json",
+        ],
+    );
+    assert!(!json.contains(&target.password) && !err.contains(&target.password));
+    assert_eq!(code, 2, "{json}\n{err}");
+    let report: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(report["outcome"], "mismatch");
+    assert_eq!(report["restored"], false);
+    let findings = report["findings"].as_array().unwrap();
+    assert_eq!(findings.len(), 1, "{json}");
+    assert_eq!(findings[0]["kind"], "restore");
+    let detail = findings[0]["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("does not have extension vector (the backup has version ")
+            && detail.ends_with("); nothing was restored"),
+        "{detail}"
+    );
+    let fix = findings[0]["fix"].as_str().unwrap();
+    assert!(
+        fix.starts_with("install pgvector ")
+            && fix.contains("apt-get install postgresql-15-pgvector")
+            && fix.contains("or pass --restore-url of a server that has it"),
+        "{fix}"
+    );
+    assert_eq!(
+        target.psql("SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil%'"),
+        "0",
+        "nothing created on the target"
+    );
+}

@@ -269,13 +269,54 @@ pub fn check_toc(manifest: &BackupManifest, list: &str) -> Vec<Finding> {
     findings
 }
 
-fn restore_fix(e: &RestoreError) -> String {
+/// What a failed restore finding says and what its fix is: the three failures a user fixes
+/// on the restore target get the fix on its own line, the rest keep pg_restore's words.
+fn restore_finding(e: &RestoreError) -> (String, String) {
     match e {
-        RestoreError::ExtensionUnavailable { .. }
-        | RestoreError::SameSystem { .. }
-        | RestoreError::NoClient(_) => "see the message".into(),
-        _ => "fix what the message names on the restore target, or take a new backup".into(),
+        RestoreError::ExtensionUnavailable {
+            name,
+            version,
+            major,
+            target,
+        } => (
+            format!(
+                "the restore target ({target}) does not have extension {name} (the backup has \
+                 version {version}); nothing was restored"
+            ),
+            if name == "vector" {
+                format!(
+                    "install pgvector {version} on that server (Debian/Ubuntu: apt-get install \
+                     postgresql-{major}-pgvector; scripts/setup-postgres.sh does it for the \
+                     private cluster), or pass --restore-url of a server that has it, then \
+                     verify again"
+                )
+            } else {
+                format!(
+                    "install extension {name} {version} on that server, or pass --restore-url \
+                     of a server that has it, then verify again"
+                )
+            },
+        ),
+        RestoreError::SameSystem { .. } => (
+            e.to_string(),
+            "pass --restore-url of a separate scratch server, or leave it out for a private \
+             cluster"
+                .into(),
+        ),
+        RestoreError::NoClient(n) => (e.to_string(), no_client_fix(n)),
+        _ => (
+            e.to_string(),
+            "fix what the message names on the restore target, or take a new backup".into(),
+        ),
     }
+}
+
+fn no_client_fix(n: &tools::NoClient) -> String {
+    format!(
+        "install postgresql-client-{} (scripts/setup-postgres.sh does) or put its bin \
+         directory on PATH",
+        n.needed
+    )
 }
 
 /// Verifies the backup whose manifest is at `manifest_path` by restoring it on `dev`.
@@ -331,7 +372,7 @@ pub async fn verify(
                 FindingKind::Restore,
                 "pg_restore",
                 e.to_string(),
-                "see the message",
+                &no_client_fix(&e),
             ));
             return Ok(report);
         }
@@ -360,7 +401,7 @@ pub async fn verify(
                     FindingKind::Toc,
                     "pg_restore --list",
                     e.to_string(),
-                    "see the message",
+                    "pg_restore could not be run: check its installation (scripts/setup-postgres.sh installs it)",
                 )),
             }
         }
@@ -372,13 +413,10 @@ pub async fn verify(
     let copy = match restore_into_scratch(dev, &manifest, &dump_dir, jobs, progress).await {
         Ok(c) => c,
         Err(e) => {
-            let fix = restore_fix(&e);
-            report.findings.push(finding(
-                FindingKind::Restore,
-                dev.describe(),
-                e.to_string(),
-                &fix,
-            ));
+            let (detail, fix) = restore_finding(&e);
+            report
+                .findings
+                .push(finding(FindingKind::Restore, dev.describe(), detail, &fix));
             return Ok(report);
         }
     };

@@ -182,6 +182,12 @@ impl From<crate::demo::DemoError> for CommandError {
     }
 }
 
+impl From<pgvigil::pool::ConnectError> for CommandError {
+    fn from(e: pgvigil::pool::ConnectError) -> CommandError {
+        CommandError::Connect(Box::new(e))
+    }
+}
+
 impl From<CommandError> for Exit {
     fn from(e: CommandError) -> Exit {
         Exit::Failed(e)

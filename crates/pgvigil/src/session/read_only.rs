@@ -102,9 +102,6 @@ pub enum Refusal {
          several); use sqlx::query"
     )]
     PlainText,
-    /// The transaction did not start READ ONLY (a proxy that rewrites BEGIN?).
-    #[error("the server did not start the transaction READ ONLY (transaction_read_only = {0})")]
-    NotReadOnly(String),
 }
 
 impl Refusal {

@@ -10,7 +10,7 @@ use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 use pgvigil::dev::{DevSource, ExtensionPolicy};
 use pgvigil::window::DryRunOptions;
-use pgvigil_cli::cli::{BackupCommand, Cli, Command, MigrateCommand, SchemaCommand};
+use pgvigil_cli::cli::{Cli, Command, MigrateCommand, SchemaCommand};
 use pgvigil_cli::commands;
 use pgvigil_cli::error::{CommandError, Exit, say};
 use pgvigil_cli::report::colour_wanted;
@@ -81,9 +81,7 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
     // must not stop `ping` or `config`.
     let wants_dev = matches!(
         cli.command,
-        None | Some(
-            Command::Check(_) | Command::Schema(_) | Command::Migrate(_) | Command::Backup(_)
-        )
+        None | Some(Command::Check(_) | Command::Schema(_) | Command::Migrate(_))
     );
     let dev = if wants_dev {
         dev_source(&cli, sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v))?
@@ -141,26 +139,6 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
                 commands::migrate::dry_run_command(config, dir.migrations, json, options, colour)
                     .await
             }
-            Command::Backup(BackupCommand::Create {
-                output,
-                jobs,
-                full_hash_limit,
-                json,
-            }) => {
-                let options = pgvigil::window::backup::CreateOptions {
-                    output,
-                    jobs: jobs.map(usize::from),
-                    full_hash_limit,
-                    ..Default::default()
-                };
-                commands::backup::create(config, options, json).await
-            }
-            Command::Backup(BackupCommand::Verify {
-                manifest,
-                restore_url,
-                jobs,
-                json,
-            }) => commands::backup::verify(config, manifest, restore_url, jobs, json, dev).await,
             Command::Demo
             | Command::Serve(_)
             | Command::Completions { .. }

@@ -9,8 +9,7 @@ use clap::Parser;
 use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
 use pgvigil::dev::{DevSource, ExtensionPolicy};
-use pgvigil::window::DryRunOptions;
-use pgvigil_cli::cli::{Cli, Command, MigrateCommand, SchemaCommand};
+use pgvigil_cli::cli::{Cli, Command, SchemaCommand};
 use pgvigil_cli::commands;
 use pgvigil_cli::error::{CommandError, Exit, say};
 use pgvigil_cli::report::colour_wanted;
@@ -102,43 +101,7 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
             Command::Schema(SchemaCommand::Snapshot { dir, output }) => {
                 commands::schema::snapshot(config, dir.migrations, output, dev).await
             }
-            Command::Migrate(MigrateCommand::Lint {
-                files,
-                all,
-                dir,
-                json,
-                busy_interval,
-                no_database,
-            }) => {
-                let args = commands::lint::LintArgs {
-                    files,
-                    all,
-                    migrations: dir.migrations,
-                    json,
-                    busy_interval,
-                    no_database,
-                };
-                commands::lint::run(config, args, colour).await
-            }
-            Command::Migrate(MigrateCommand::DryRun {
-                dir,
-                json,
-                lock_timeout,
-                statement_timeout,
-                max_duration,
-                max_dev_size,
-            }) => {
-                let options = DryRunOptions {
-                    lock_timeout,
-                    statement_timeout,
-                    max_duration,
-                    max_dev_size,
-                    dev: Some(dev),
-                    progress: commands::migrate::progress_on_stderr(),
-                };
-                commands::migrate::dry_run_command(config, dir.migrations, json, options, colour)
-                    .await
-            }
+            Command::Migrate(migrate) => commands::migrate::run(migrate, config, dev, colour).await,
             Command::Demo
             | Command::Serve(_)
             | Command::Completions { .. }

@@ -1,6 +1,6 @@
-//! `pgvigil migrate dry-run`: the pending migrations on a dev copy of production's schema
-//! (production is only read: a read-only session for the catalog, the ledger and pg_dump),
-//! reported as text or JSON with the dry-run's verdict as the exit code.
+//! `pgvigil migrate lint` and `migrate dry-run`: the flags become each step's options; the dry-run runs
+//! the pending migrations on a dev copy of production's schema (production is only read: a
+//! read-only session for the catalog, the ledger and pg_dump), as text or JSON, its verdict the exit code.
 
 use std::path::PathBuf;
 
@@ -38,5 +38,53 @@ pub fn progress_on_stderr() -> pgvigil::window::ProgressSink {
         pgvigil::window::ProgressSink::from_fn(|p| crate::error::say(&p.to_string()))
     } else {
         pgvigil::window::ProgressSink::none()
+    }
+}
+
+/// `pgvigil migrate lint|dry-run`: the flags become the step's options.
+pub async fn run(
+    command: crate::cli::MigrateCommand,
+    config: PoolConfig,
+    dev: pgvigil::dev::DevSource,
+    colour: bool,
+) -> Result<Status, CommandError> {
+    use crate::cli::MigrateCommand;
+    match command {
+        MigrateCommand::Lint {
+            files,
+            all,
+            dir,
+            json,
+            busy_interval,
+            no_database,
+        } => {
+            let args = super::lint::LintArgs {
+                files,
+                all,
+                migrations: dir.migrations,
+                json,
+                busy_interval,
+                no_database,
+            };
+            super::lint::run(config, args, colour).await
+        }
+        MigrateCommand::DryRun {
+            dir,
+            json,
+            lock_timeout,
+            statement_timeout,
+            max_duration,
+            max_dev_size,
+        } => {
+            let options = DryRunOptions {
+                lock_timeout,
+                statement_timeout,
+                max_duration,
+                max_dev_size,
+                dev: Some(dev),
+                progress: progress_on_stderr(),
+            };
+            dry_run_command(config, dir.migrations, json, options, colour).await
+        }
     }
 }

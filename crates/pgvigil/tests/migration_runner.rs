@@ -429,20 +429,35 @@ async fn a_migration_that_ignores_the_cancel_has_its_session_ended_after_the_gra
     assert_eq!(still_sleeping(&target).await, 0, "the statement still runs");
 }
 
+/// Runs one migration file on a database of its own under a per-statement bound of `bound`;
+/// with its target, to look at afterwards.
+async fn run_alone(
+    db: &str,
+    file: &str,
+    sql: &str,
+    bound: Duration,
+) -> (pgvigil::window::MigrationRun, PgConnectOptions) {
+    let target = database(db);
+    let pending = migrations(&[(file, sql)]).await;
+    let mut runner = MigrationRunner::connect(&target, bounded(bound), 1)
+        .await
+        .unwrap();
+    let run = runner.run(&pending[0]).await;
+    runner.close().await;
+    (run, target)
+}
+
 /// The bound is on each statement, as statement_timeout is: a file of three statements that
 /// each fit it is not cancelled although together they run past it.
 #[tokio::test]
 async fn the_bound_is_on_each_statement_of_a_file_not_on_the_file() {
-    let target = database("per_statement");
-    let pending = migrations(&[(
+    let (run, _) = run_alone(
+        "per_statement",
         "20260101000000_three_steps.sql",
         "SELECT pg_sleep(1.2);\nSELECT pg_sleep(1.2);\nSELECT pg_sleep(1.2);\n",
-    )])
+        Duration::from_secs(2),
+    )
     .await;
-    let mut runner = MigrationRunner::connect(&target, bounded(Duration::from_secs(2)), 1)
-        .await
-        .unwrap();
-    let run = runner.run(&pending[0]).await;
     assert!(
         matches!(run.outcome, RunOutcome::Succeeded),
         "{:?} after {:?}",
@@ -454,19 +469,15 @@ async fn the_bound_is_on_each_statement_of_a_file_not_on_the_file() {
         "{:?}",
         run.duration
     );
-    runner.close().await;
 
     // A file of two statements that lifts its timeout and sleeps: cancelled at twice the bound.
-    let target = database("per_statement_lifted");
-    let pending = migrations(&[(
+    let (run, target) = run_alone(
+        "per_statement_lifted",
         "20260101000000_lifted.sql",
         "SET LOCAL statement_timeout = 0;\nSELECT 1;\nSELECT pg_sleep(40);\n",
-    )])
+        Duration::from_secs(2),
+    )
     .await;
-    let mut runner = MigrationRunner::connect(&target, bounded(Duration::from_secs(2)), 1)
-        .await
-        .unwrap();
-    let run = runner.run(&pending[0]).await;
     let RunOutcome::Cancelled(cancelled) = &run.outcome else {
         panic!("not cancelled: {:?}", run.outcome);
     };
@@ -482,6 +493,5 @@ async fn the_bound_is_on_each_statement_of_a_file_not_on_the_file() {
         "{:?}",
         run.duration
     );
-    runner.close().await;
     assert_eq!(still_sleeping(&target).await, 0, "the statement still runs");
 }

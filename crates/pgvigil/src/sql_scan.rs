@@ -153,14 +153,8 @@ pub fn statement_heads(sql: &str) -> Vec<String> {
     statements(sql)
         .iter()
         .map(|s| {
-            s.iter()
-                .map_while(|t| match t {
-                    Token::Word(w) => Some(w.as_str()),
-                    _ => None,
-                })
-                .take(3)
-                .collect::<Vec<_>>()
-                .join(" ")
+            let words = leading_words(s);
+            words[..words.len().min(3)].join(" ")
         })
         .filter(|h| !h.is_empty())
         .collect()
@@ -239,6 +233,18 @@ pub(crate) fn timed_statements(sql: &str) -> usize {
         .count()
 }
 
+/// The words a statement starts with, up to its first literal or punctuation
+/// (`CREATE EXTENSION IF NOT EXISTS vector WITH SCHEMA s`).
+fn leading_words(statement: &[Token]) -> Vec<&str> {
+    statement
+        .iter()
+        .map_while(|t| match t {
+            Token::Word(w) => Some(w.as_str()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// Extensions created with `CREATE EXTENSION IF NOT EXISTS name [WITH] [SCHEMA s]`: a dev
 /// database can create them beforehand as its administrator, and the statement then finds them
 /// there.
@@ -246,13 +252,7 @@ pub fn extensions_created_if_not_exists(sql: &str) -> Vec<Extension> {
     statements(sql)
         .iter()
         .filter_map(|s| {
-            let words: Vec<&str> = s
-                .iter()
-                .map_while(|t| match t {
-                    Token::Word(w) => Some(w.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let words = leading_words(s);
             match words.as_slice() {
                 [
                     "CREATE",
@@ -286,13 +286,7 @@ pub fn extensions_created(sql: &str) -> Vec<String> {
     statements(sql)
         .iter()
         .filter_map(|s| {
-            let words: Vec<&str> = s
-                .iter()
-                .map_while(|t| match t {
-                    Token::Word(w) => Some(w.as_str()),
-                    _ => None,
-                })
-                .collect();
+            let words = leading_words(s);
             match words.as_slice() {
                 ["CREATE", "EXTENSION", "IF", "NOT", "EXISTS", name, ..]
                 | ["CREATE", "EXTENSION", name, ..] => Some(name.to_ascii_lowercase()),

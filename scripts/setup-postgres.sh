@@ -306,6 +306,18 @@ install_pgvector() {
     log "installed pgvector into $(pg_pkglibdir) and /usr/share/postgresql/${PG_MAJOR}/extension"
 }
 
+# --- step 2b: the backup's client programs ------------------------------------------
+# `pgvigil backup create` needs pg_dump and `backup verify` pg_restore of at least the
+# server's major version (postgresql-client-${PG_MAJOR}, installed with the packages above).
+for tool in pg_dump pg_restore; do
+    bin="/usr/lib/postgresql/${PG_MAJOR}/bin/${tool}"
+    if [ ! -x "$bin" ]; then
+        log "ERROR: ${bin} is missing: apt-get install postgresql-client-${PG_MAJOR}"
+        exit 1
+    fi
+    log "backup client: $("$bin" --version)"
+done
+
 # --- step 3: verification ----------------------------------------------------------
 
 verify_cluster() {

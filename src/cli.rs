@@ -97,6 +97,10 @@ pub enum Command {
     /// Migration tools that never change the database behind DATABASE_URL.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// A verified backup: `create` dumps one snapshot with a manifest of its figures,
+    /// `verify` restores it on a dev server and compares every figure.
+    #[command(subcommand)]
+    Backup(BackupCommand),
     /// The dashboard on a private PostgreSQL with pgvector, the reference schema, a few
     /// thousand documents and a synthetic workload. Quitting removes everything.
     Demo,
@@ -289,4 +293,46 @@ fn duration_arg(raw: &str) -> Result<Duration, InvalidValue> {
     parse_duration(raw)
         .filter(|d| !d.is_zero())
         .ok_or_else(|| InvalidValue::new(raw, pgvigil::config::ACCEPTED_DURATION))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BackupCommand {
+    /// Dump DATABASE_URL (pg_dump -Fd -j, one exported snapshot) with a manifest of its
+    /// figures (row counts, per-key-range hashes, ledger, extensions, indexes); production is
+    /// only read. The manifest's path is the last line printed.
+    Create {
+        /// The backup's directory (new or empty; default: a new directory under the state
+        /// directory's backups/).
+        #[arg(long, value_name = "DIR")]
+        output: Option<PathBuf>,
+        /// pg_dump's parallel jobs (default: the cores available).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        /// Tables with more rows than this have 8 random key ranges hashed instead of every row
+        /// (their row count stays exact).
+        #[arg(long, value_name = "ROWS", default_value_t = pgvigil::window::backup::DEFAULT_FULL_HASH_LIMIT)]
+        full_hash_limit: u64,
+        /// pg_dump's gzip level, 0 (none) to 9; pg_dump's own default, 6, is several times
+        /// slower on embeddings for a few percent of size.
+        #[arg(long, value_name = "LEVEL", default_value_t = pgvigil::window::backup::DEFAULT_COMPRESS,
+              value_parser = clap::value_parser!(u8).range(0..=9))]
+        compress: u8,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Check a backup's files, restore it into a scratch database (a private cluster by
+    /// default) and compare every figure of its manifest; exit 0 only when all match.
+    Verify {
+        /// The manifest.json `backup create` wrote.
+        #[arg(value_name = "MANIFEST")]
+        manifest: PathBuf,
+        /// Restore on this server instead (never production's: refused when it is).
+        #[arg(long, value_name = "URL")]
+        restore_url: Option<String>,
+        /// pg_restore's parallel jobs (default: the cores available).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -91,6 +91,37 @@ pub enum CommandError {
     /// The dry-run could not run.
     #[error(transparent)]
     DryRun(pgvigil::window::DryRunError),
+    /// `backup create` could not take the backup.
+    #[error(transparent)]
+    BackupCreate(Box<pgvigil::window::backup::CreateError>),
+    /// `backup verify` could not run (a finding is not this: it is the report's).
+    #[error(transparent)]
+    BackupVerify(Box<pgvigil::window::backup::VerifyError>),
+    /// `--restore-url` is not valid.
+    #[error(
+        "--restore-url {0}; it names a scratch server (not production's) whose role may create databases"
+    )]
+    RestoreUrl(#[source] pgvigil::config::UrlError),
+    /// `backup verify`'s restore target could not be started or reached, or is production's
+    /// server: the verification could not run (UNKNOWN), unlike the schema snapshot's dev
+    /// server ([`CommandError::DevServer`], CRITICAL).
+    #[error(transparent)]
+    RestoreTarget(pgvigil::dev::DevError),
+    /// `backup verify`'s restore target is production's own server: refused.
+    #[error(
+        "{flag} ({target}) names the same PostgreSQL server as DATABASE_URL; a backup is never \
+         restored on production's server: pass --restore-url of a separate scratch server whose \
+         role may create databases, or leave it out to restore on a private cluster"
+    )]
+    RestoreOnProduction {
+        /// The flag that named it.
+        flag: &'static str,
+        /// The server, URL redacted.
+        target: String,
+    },
+    /// The verification could not be recorded.
+    #[error(transparent)]
+    Record(Box<pgvigil::window::backup::RecordError>),
 }
 
 // Boxed: the pool's connect error carries its last driver failure and the attempts, and would

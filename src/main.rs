@@ -80,7 +80,9 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
     // must not stop `ping` or `config`.
     let wants_dev = matches!(
         cli.command,
-        None | Some(Command::Check(_) | Command::Schema(_) | Command::Migrate(_))
+        None | Some(
+            Command::Check(_) | Command::Schema(_) | Command::Migrate(_) | Command::Backup(_)
+        )
     );
     let dev = if wants_dev {
         dev_source(&cli, sources.lookup("DEV_DATABASE_URL").map(|(v, _)| v))?
@@ -102,6 +104,7 @@ async fn run(cli: Cli) -> Result<Exit, CommandError> {
                 commands::schema::snapshot(config, dir.migrations, output, dev).await
             }
             Command::Migrate(migrate) => commands::migrate::run(migrate, config, dev, colour).await,
+            Command::Backup(backup) => commands::backup::run(backup, config, dev).await,
             Command::Demo
             | Command::Serve(_)
             | Command::Completions { .. }

@@ -3,6 +3,7 @@
 //! standard output that tolerates a closed pipe, and the two ways a command connects to
 //! DATABASE_URL.
 
+pub mod backup;
 pub mod check;
 pub mod completions;
 pub mod config;

@@ -6,6 +6,7 @@
 pub(crate) mod diff;
 pub(crate) mod expected;
 pub(crate) mod expected_cache;
+pub use expected_cache::state_dir;
 pub(crate) mod guard;
 pub(crate) mod migrations;
 pub mod pgvector;

@@ -270,6 +270,26 @@ impl DatabaseUrl {
             };
             env.push((var, v.into_owned()));
         }
+        if self
+            .url
+            .query_pairs()
+            .any(|(k, _)| k == "host" || k == "hostaddr")
+        {
+            // In a connection URL its host beats PGHOST: a socket directory given as `?host=`
+            // (what sqlx connected to) must reach libpq without the URL's own host, or pg_dump
+            // would connect to `localhost` over TCP instead. The user and port move to the
+            // environment ahead of the query's own, which win.
+            let mut moved = Vec::new();
+            let user = percent_decode(self.url.username());
+            if !user.is_empty() {
+                moved.push(("PGUSER", user));
+            }
+            if let Some(port) = self.url.port() {
+                moved.push(("PGPORT", port.to_string()));
+            }
+            moved.append(&mut env);
+            return (format!("postgresql://{}", self.url.path()), moved);
+        }
         (url.to_string(), env)
     }
 
@@ -436,6 +456,28 @@ pub(crate) fn percent_decode(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_socket_directory_in_the_query_reaches_libpq_without_the_urls_host() {
+        let url = super::DatabaseUrl::parse(
+            "postgres://app:pw@localhost:6000/bench?host=/tmp/pg%20sock&port=5433&sslmode=disable",
+        )
+        .unwrap();
+        let (target, env) = url.libpq_parts();
+        assert_eq!(target, "postgresql:///bench");
+        assert_eq!(
+            env,
+            vec![
+                ("PGUSER", "app".to_string()),
+                ("PGPORT", "6000".to_string()),
+                ("PGHOST", "/tmp/pg sock".to_string()),
+                ("PGPORT", "5433".to_string()),
+                ("PGSSLMODE", "disable".to_string()),
+            ]
+        );
+        let plain = super::DatabaseUrl::parse("postgres://app:pw@db:5432/x").unwrap();
+        assert_eq!(plain.libpq_parts().0, "postgres://app@db:5432/x");
+    }
+
     #[test]
     fn an_unencoded_slash_in_the_password_is_explained_not_misread() {
         for raw in [

@@ -160,6 +160,36 @@ impl DevServer {
         matches!(self.kind, Kind::Owned { .. })
     }
 
+    /// How a libpq client (pg_restore) reaches `database` on this server as its
+    /// administrator, as environment variables only (PGHOST, PGPORT, PGUSER, PGDATABASE,
+    /// PGPASSWORD and a dev URL's TLS settings): nothing of it belongs on a command line.
+    pub(crate) fn libpq_env(&self, database: &str) -> Vec<(&'static str, String)> {
+        let mut env = Vec::new();
+        match self.admin.get_socket() {
+            Some(dir) => env.push(("PGHOST", dir.display().to_string())),
+            None => env.push(("PGHOST", self.admin.get_host().to_string())),
+        }
+        env.push(("PGPORT", self.admin.get_port().to_string()));
+        env.push(("PGUSER", self.admin.get_username().to_string()));
+        let password = match &self.kind {
+            Kind::Owned { secret, .. } => Some(secret.clone()),
+            Kind::Url(url) => {
+                let (_, params) = url.libpq_parts();
+                env.extend(
+                    params
+                        .into_iter()
+                        .filter(|(var, _)| !matches!(*var, "PGDATABASE" | "PGAPPNAME")),
+                );
+                url.password()
+            }
+        };
+        env.push(("PGDATABASE", database.to_string()));
+        if let Some(p) = password.filter(|p| !p.is_empty()) {
+            env.push(("PGPASSWORD", p));
+        }
+        env
+    }
+
     pub(super) fn target(&self) -> String {
         match &self.kind {
             Kind::Owned { .. } => "private cluster".into(),

@@ -102,6 +102,9 @@ pub enum Refusal {
          several); use sqlx::query"
     )]
     PlainText,
+    /// The transaction did not start READ ONLY (a proxy that rewrites BEGIN?).
+    #[error("the server did not start the transaction READ ONLY (transaction_read_only = {0})")]
+    NotReadOnly(String),
 }
 
 impl Refusal {
@@ -351,6 +354,43 @@ impl ProductionSession {
         Ok(Reader {
             inner: Inner::Transaction(tx),
         })
+    }
+
+    /// Starts a REPEATABLE READ, READ ONLY transaction and exports its snapshot
+    /// (`pg_export_snapshot()`), for `pg_dump --snapshot`: what the reader then reads is
+    /// exactly what a dump taken with that snapshot holds, whatever the application writes
+    /// meanwhile. The snapshot stays importable until the reader ends, so keep it open until
+    /// every pg_dump worker has started. Still read-only: the same vetting, the same ROLLBACK.
+    /// (A transaction pooler would hand the snapshot's server connection to someone else
+    /// between statements: connect directly to the server for this.)
+    pub async fn begin_exported_snapshot(
+        &mut self,
+        bounds: ReadOnlySession,
+    ) -> Result<(Reader<'_>, String), sqlx::Error> {
+        let mut tx = self
+            .held
+            .conn()
+            .begin_with("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .await?;
+        let (_, _, read_only, snapshot): (String, String, String, String) = sqlx::query_as(
+            "SELECT set_config('statement_timeout', $1, true), set_config('lock_timeout', $2, true),
+                    current_setting('transaction_read_only'), pg_export_snapshot()",
+        )
+        .bind(millis(bounds.statement_timeout).to_string())
+        .bind(millis(bounds.lock_timeout).to_string())
+        .persistent(false)
+        .fetch_one(&mut *tx)
+        .await?;
+        if read_only != "on" {
+            let _ = tx.rollback().await;
+            return Err(Refusal::NotReadOnly(read_only).into_error());
+        }
+        Ok((
+            Reader {
+                inner: Inner::Transaction(tx),
+            },
+            snapshot,
+        ))
     }
 
     /// Runs `read` in one read-only transaction under the session's bounds.

@@ -12,6 +12,7 @@
 //! its locks sampled) and the migration dry-run, which runs the pending migrations through it on
 //! a dev copy of production's schema, never on production.
 
+pub mod backup;
 mod dry_run;
 pub mod lint;
 mod production_evidence;

@@ -281,11 +281,65 @@ pub enum MigrateCommand {
         #[arg(long, value_name = "SIZE", default_value = "2GiB", value_parser = crate::args::size_arg)]
         max_dev_size: u64,
     },
+    /// Restore the newest verified backup (or --from MANIFEST) on the dev database, or use
+    /// --staging-url, then apply every pending migration for real as sqlx would, measuring
+    /// each lock's wait and hold; production is only read (for the projection). Exit 0
+    /// passed, 1 flagged (a hold past its threshold), 2 failed, 3 could not rehearse. See
+    /// docs/rehearsal.md.
+    Rehearse {
+        #[command(flatten)]
+        dir: MigrationsDir,
+        /// Print the report as JSON (format pgvigil.rehearsal/1, see docs/rehearsal.md).
+        #[arg(long)]
+        json: bool,
+        /// The manifest.json of the backup to restore (default: the newest verified backup
+        /// recorded in the state directory).
+        #[arg(long, value_name = "MANIFEST", conflicts_with = "staging_url")]
+        from: Option<PathBuf>,
+        /// A staging server already restored from a snapshot (never production's): the
+        /// migrations are applied to its database for real and left applied.
+        #[arg(long, value_name = "URL")]
+        staging_url: Option<String>,
+        /// lock_timeout on the copy.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+        lock_timeout: Duration,
+        /// pgvigil's bound on each migration statement, enforced from outside its session.
+        #[arg(long, value_name = "DURATION", default_value = "2h", value_parser = duration_arg)]
+        statement_timeout: Duration,
+        /// Wall-clock bound of the whole rehearsal.
+        #[arg(long, value_name = "DURATION", default_value = "6h", value_parser = duration_arg)]
+        max_duration: Duration,
+        /// Time between two readings of the migration's backend (locks, index build phases,
+        /// wait events); 0 turns the readings off (only to measure what they cost).
+        #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = interval_arg)]
+        sample_every: Duration,
+        /// Flag an ACCESS EXCLUSIVE lock held longer than this (at production's size).
+        #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = duration_arg)]
+        max_exclusive_hold: Duration,
+        /// Flag another write-blocking lock (SHARE, SHARE ROW EXCLUSIVE, EXCLUSIVE) held longer.
+        #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = duration_arg)]
+        max_write_block: Duration,
+        /// pg_restore's parallel jobs (default: the cores available).
+        #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+        jobs: Option<u16>,
+        /// Time between the two readings of production's pg_stat_user_tables that give writes/s.
+        #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
+        busy_interval: Duration,
+    },
 }
 
 /// `--only`: one group of checks.
 fn group_arg(raw: &str) -> Result<Group, pgvigil::checks::UnknownGroup> {
     raw.parse()
+}
+
+/// `--sample-every`: a duration, 0 for none.
+fn interval_arg(raw: &str) -> Result<Duration, InvalidValue> {
+    if raw.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    parse_duration(raw)
+        .ok_or_else(|| InvalidValue::new(raw, "a duration such as 100ms, 1s (or 0: no readings)"))
 }
 
 /// The dry-run's bounds: a positive duration.

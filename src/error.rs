@@ -122,6 +122,17 @@ pub enum CommandError {
     /// The verification could not be recorded.
     #[error(transparent)]
     Record(Box<pgvigil::window::backup::RecordError>),
+    /// `--staging-url` is not valid.
+    #[error(
+        "--staging-url {0}; it names a staging server restored from a snapshot (never production's)"
+    )]
+    StagingUrl(#[source] pgvigil::config::UrlError),
+    /// `migrate rehearse` could not rehearse (a failing migration is the report's, not this).
+    #[error("migrate rehearse: {0}")]
+    Rehearse(Box<pgvigil::window::rehearsal::RehearsalError>),
+    /// The rehearsal could not be recorded.
+    #[error(transparent)]
+    RehearsalRecord(Box<pgvigil::window::rehearsal::record::RecordError>),
 }
 
 // Boxed: the pool's connect error carries its last driver failure and the attempts, and would

@@ -1,4 +1,4 @@
-//! `pgvigil migrate lint` and `migrate dry-run`: the flags become each step's options; the dry-run runs
+//! `pgvigil migrate lint`, `migrate dry-run` and `migrate rehearse`: the flags become each step's options; the dry-run runs
 //! the pending migrations on a dev copy of production's schema (production is only read: a
 //! read-only session for the catalog, the ledger and pg_dump), as text or JSON, its verdict the exit code.
 
@@ -85,6 +85,38 @@ pub async fn run(
                 progress: progress_on_stderr(),
             };
             dry_run_command(config, dir.migrations, json, options, colour).await
+        }
+        MigrateCommand::Rehearse {
+            dir,
+            json,
+            from,
+            staging_url,
+            lock_timeout,
+            statement_timeout,
+            max_duration,
+            sample_every,
+            max_exclusive_hold,
+            max_write_block,
+            jobs,
+            busy_interval,
+        } => {
+            let args = super::rehearse::RehearseArgs {
+                migrations: dir.migrations,
+                json,
+                from,
+                staging_url,
+                lock_timeout,
+                statement_timeout,
+                max_duration,
+                sample_every,
+                thresholds: pgvigil::window::rehearsal::Thresholds {
+                    access_exclusive: max_exclusive_hold,
+                    write_block: max_write_block,
+                },
+                jobs,
+                busy_interval,
+            };
+            super::rehearse::run(config, args, dev).await
         }
     }
 }

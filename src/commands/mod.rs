@@ -13,6 +13,7 @@ pub mod lint;
 pub mod man;
 pub mod migrate;
 pub mod ping;
+pub mod rehearse;
 pub mod schema;
 pub mod serve;
 pub mod sources;

@@ -17,11 +17,27 @@ enum Token {
 
 /// Splits `sql` into statements of tokens.
 fn statements(sql: &str) -> Vec<Vec<Token>> {
+    statements_at(sql).into_iter().map(|(_, s)| s).collect()
+}
+
+/// The byte offset where each statement of `sql` starts (its first token, after comments):
+/// the server runs a file's statements in this order, so the (n+1)-th is the one that failed
+/// after n completed.
+pub(crate) fn statement_starts(sql: &str) -> Vec<usize> {
+    statements_at(sql).into_iter().map(|(at, _)| at).collect()
+}
+
+/// Splits `sql` into statements of tokens, each with the offset of its first token.
+fn statements_at(sql: &str) -> Vec<(usize, Vec<Token>)> {
     let b = sql.as_bytes();
-    let mut out: Vec<Vec<Token>> = Vec::new();
+    let mut out: Vec<(usize, Vec<Token>)> = Vec::new();
     let mut current: Vec<Token> = Vec::new();
+    let mut start = 0;
     let mut i = 0;
     while i < b.len() {
+        if current.is_empty() {
+            start = i;
+        }
         let c = b[i];
         if c == b'-' && b.get(i + 1) == Some(&b'-') {
             while i < b.len() && b[i] != b'\n' {
@@ -112,7 +128,7 @@ fn statements(sql: &str) -> Vec<Vec<Token>> {
         }
         if c == b';' {
             if !current.is_empty() {
-                out.push(std::mem::take(&mut current));
+                out.push((start, std::mem::take(&mut current)));
             }
             i += 1;
             continue;
@@ -142,7 +158,7 @@ fn statements(sql: &str) -> Vec<Vec<Token>> {
         i += 1;
     }
     if !current.is_empty() {
-        out.push(current);
+        out.push((start, current));
     }
     out
 }
@@ -397,6 +413,15 @@ pub fn lint(sql: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn statements_start_at_their_first_token() {
+        let sql = "-- a comment; with a semicolon\nSET lock_timeout = '1s';\n\n  /* c */ ALTER TABLE t\n  ADD CHECK (a > 0);";
+        let starts = statement_starts(sql);
+        assert_eq!(starts.len(), 2);
+        assert!(sql[starts[0]..].starts_with("SET lock_timeout"));
+        assert!(sql[starts[1]..].starts_with("ALTER TABLE t"));
+    }
 
     #[test]
     fn heads_skip_comments_strings_and_function_bodies() {

@@ -3,10 +3,12 @@
 //! model (modes, relation locks, blockers, the sampler). Everything here only reads. (The
 //! migration ledger is read by the migrations module.)
 
+pub mod activity;
 pub mod locks;
 mod server_view;
 mod snapshot;
 
+pub use activity::{ActivityTrace, PhaseSpan};
 pub use locks::{LockMode, LockSampler, LockSpan, RelationLock};
 pub use server_view::*;
 pub use snapshot::*;

@@ -645,7 +645,7 @@ async fn run_on_dev(
                 });
             }
             RunOutcome::Failed(e) => {
-                entry.outcome = failure(&e, &m.sql);
+                entry.outcome = failure(&e, &m.sql, run.statements_done);
                 stopped = Some(format!(
                     "migration {} failed; a real apply stops there too",
                     m.version
@@ -704,8 +704,17 @@ fn refusal(refused: &RefusedExtension) -> Outcome {
     }
 }
 
-fn failure(e: &sqlx::Error, sql: &str) -> Outcome {
+/// The failure's words, SQLSTATE, line and column: the server's error position when it gives
+/// one, else the start of the statement that failed (the one after the `done` that completed).
+pub(crate) fn failure(e: &sqlx::Error, sql: &str, done: usize) -> Outcome {
     let (mut line, mut column, mut sqlstate) = (None, None, None);
+    if matches!(e, sqlx::Error::Database(_))
+        && let Some(at) = crate::sql_scan::statement_starts(sql).get(done)
+    {
+        let (l, c) = line_column(sql, sql[..*at].chars().count() + 1);
+        line = Some(l);
+        column = Some(c);
+    }
     // The server's own message, without the driver's prefix (db_error's one wording).
     let mut error = crate::db_error::words(e);
     if let sqlx::Error::Database(db) = e {

@@ -14,9 +14,11 @@
 
 pub mod backup;
 mod dry_run;
+pub mod ledger;
 pub mod lint;
 mod production_evidence;
 mod progress;
+pub mod rehearsal;
 pub mod runner;
 mod schema_copy;
 

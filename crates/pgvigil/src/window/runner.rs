@@ -19,6 +19,7 @@ use sqlx::postgres::PgConnectOptions;
 use sqlx::{AssertSqlSafe, ConnectOptions, Connection, PgConnection};
 use tokio::time::Instant;
 
+use crate::catalog::ActivityTrace;
 use crate::catalog::locks::{LockSampler, LockSpan, RelationLock, relation_locks_of};
 use crate::cleanup::{Tracked, track_pid};
 use crate::migrations::LocalMigration;
@@ -74,10 +75,18 @@ pub struct RunnerOptions {
     pub deadline: Option<(Instant, Bound)>,
     /// How long a cancelled statement may take to end before its session is terminated.
     pub grace: Duration,
-    /// How often the observer reads the migration's locks.
+    /// How often the observer reads the migration's locks (zero: never, for measuring what
+    /// the readings cost; a transactional file's locks are still read before its COMMIT).
     pub sample_every: Duration,
     /// Where "applying migrations i/n" goes.
     pub progress: ProgressSink,
+    /// Write sqlx's ledger as `sqlx migrate run` does ([`crate::window::ledger`]): the table,
+    /// sqlx's advisory lock, a row per migration. Off for the dry-run (its copy has no
+    /// ledger to keep); on for the rehearsal and the apply.
+    pub ledger: bool,
+    /// Read the migration's index build phases and wait events at each reading too
+    /// ([`ActivityTrace`]).
+    pub trace_activity: bool,
 }
 
 impl RunnerOptions {
@@ -95,6 +104,8 @@ impl RunnerOptions {
             grace: Duration::from_secs(2),
             sample_every: Duration::from_millis(100),
             progress: ProgressSink::none(),
+            ledger: false,
+            trace_activity: false,
         }
     }
 }
@@ -191,6 +202,14 @@ pub struct MigrationRun {
     pub locks_sampled: bool,
     /// Every lock the observer saw, with its waits and holds.
     pub trace: LockSampler,
+    /// Its index build phases and waits (empty unless [`RunnerOptions::trace_activity`]).
+    pub activity: ActivityTrace,
+    /// When its SQL returned (its transaction committed, so its locks were released), on the
+    /// trace's clock.
+    pub ended: Duration,
+    /// How many of its statements completed: when it failed, the next one is the one that
+    /// failed (the server runs a file's statements in order and stops at the first error).
+    pub statements_done: usize,
 }
 
 /// The migrations' session and its observer on one target.
@@ -237,6 +256,9 @@ impl MigrationRunner {
         let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
             .fetch_one(&mut session)
             .await?;
+        if options.ledger {
+            crate::window::ledger::prepare(&mut session).await?;
+        }
         let observer = observer(target).await?;
         Ok(Self {
             tracked: Some(track_pid(target, pid)),
@@ -269,6 +291,7 @@ impl MigrationRunner {
         stop: impl Future<Output = String>,
     ) -> MigrationRun {
         let mut trace = LockSampler::new(vec![self.pid]);
+        let mut activity = ActivityTrace::new(self.pid, trace.started());
         let (Some(session), None) = (self.session.as_mut(), &self.stopped) else {
             let reason = self
                 .stopped
@@ -280,6 +303,9 @@ impl MigrationRunner {
                 locks: Vec::new(),
                 locks_sampled: m.no_tx,
                 trace,
+                activity,
+                ended: Duration::ZERO,
+                statements_done: 0,
             };
         };
         self.options.progress.report(
@@ -308,7 +334,10 @@ impl MigrationRunner {
         let mut terminated = false;
         let mut next_sample = Instant::now();
         let far = started + Duration::from_secs(86_400 * 365);
-        let exec = execute(session, m, pid);
+        let sampling = !self.options.sample_every.is_zero();
+        let (ledger, trace_activity) = (self.options.ledger, self.options.trace_activity);
+        let completed = std::sync::atomic::AtomicUsize::new(0);
+        let exec = execute(session, m, pid, ledger, &completed);
         tokio::pin!(stop);
         // In its own scope: the statement's future borrows the session until it is dropped.
         let result = {
@@ -337,9 +366,12 @@ impl MigrationRunner {
                         terminated = true;
                     }
                     _ = tokio::time::sleep_until(abandon_at) => break None,
-                    _ = tokio::time::sleep_until(next_sample), if fired.is_none() => {
+                    _ = tokio::time::sleep_until(next_sample), if sampling && fired.is_none() => {
                         if let Err(e) = trace.sample(&mut self.observer).await {
                             tracing::debug!(target: "pgvigil::runner", "a lock reading failed: {}", crate::db_error::DbError::new(e, &crate::db_error::NoSecrets));
+                        }
+                        if trace_activity && let Err(e) = activity.sample(&mut self.observer).await {
+                            tracing::debug!(target: "pgvigil::runner", "an activity reading failed: {}", crate::db_error::DbError::new(e, &crate::db_error::NoSecrets));
                         }
                         next_sample = Instant::now() + self.options.sample_every;
                     }
@@ -347,6 +379,7 @@ impl MigrationRunner {
             }
         };
         let duration = started.elapsed();
+        let ended = trace.elapsed();
         // Where the cancel was sent, it may still land on whatever the session runs next: the
         // session is not used again.
         let poisoned = fired.is_some();
@@ -407,12 +440,23 @@ impl MigrationRunner {
                     .at(self.done as u64),
             );
         }
+        if ledger
+            && matches!(outcome, RunOutcome::Succeeded)
+            && let Some(session) = self.session.as_mut()
+            && let Err(e) = crate::window::ledger::set_time(session, m, duration).await
+        {
+            // As sqlx says of it: the time is for lineage, not essential.
+            tracing::warn!(target: "pgvigil::runner", "recording migration {}'s execution time failed: {}", m.version, crate::db_error::DbError::new(e, &crate::db_error::NoSecrets));
+        }
         MigrationRun {
             outcome,
             duration,
             locks,
             locks_sampled: m.no_tx,
             trace,
+            activity,
+            ended,
+            statements_done: completed.into_inner(),
         }
     }
 
@@ -477,6 +521,21 @@ async fn signal(observer: &mut PgConnection, target: &PgConnectOptions, function
     }
 }
 
+/// Runs a file's SQL as one message (as sqlx does), counting the statements that complete.
+async fn statements(
+    conn: &mut PgConnection,
+    sql: &str,
+    completed: &std::sync::atomic::AtomicUsize,
+) -> Result<(), sqlx::Error> {
+    use futures_util::StreamExt;
+    let mut results = sqlx::raw_sql(AssertSqlSafe(sql.to_string())).execute_many(conn);
+    while let Some(r) = results.next().await {
+        r?;
+        completed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    Ok(())
+}
+
 /// The server ended the statement by a timeout of its own (statement_timeout or lock_timeout
 /// as the session had them), before pgvigil's cancel reached it.
 fn server_timeout(e: &sqlx::Error) -> bool {
@@ -491,22 +550,27 @@ fn server_timeout(e: &sqlx::Error) -> bool {
 }
 
 /// One migration on the session: in a transaction (its locks read before COMMIT) unless it is a
-/// `-- no-transaction` file.
+/// `-- no-transaction` file; with `ledger`, its row written as sqlx writes it (in the same
+/// transaction, or after the SQL for a no-transaction file).
 async fn execute(
     conn: &mut PgConnection,
     m: &LocalMigration,
     pid: i32,
+    ledger: bool,
+    completed: &std::sync::atomic::AtomicUsize,
 ) -> Result<Vec<RelationLock>, sqlx::Error> {
     if m.no_tx {
-        sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
-            .execute(&mut *conn)
-            .await?;
+        statements(&mut *conn, &m.sql, completed).await?;
+        if ledger {
+            crate::window::ledger::insert(conn, m).await?;
+        }
         Ok(Vec::new())
     } else {
         let mut tx = conn.begin().await?;
-        sqlx::raw_sql(AssertSqlSafe(m.sql.clone()))
-            .execute(&mut *tx)
-            .await?;
+        statements(&mut tx, &m.sql, completed).await?;
+        if ledger {
+            crate::window::ledger::insert(&mut tx, m).await?;
+        }
         // Locks are held until the end of the transaction, and relations it created are
         // visible only inside it: read them here, before COMMIT.
         let locks = relation_locks_of(&mut *tx, &[pid]).await?;

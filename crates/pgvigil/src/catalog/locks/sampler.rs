@@ -132,6 +132,16 @@ impl LockSampler {
         }
     }
 
+    /// When it started: the clock its times count from.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Time since it started, on its clock.
+    pub fn elapsed(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     /// How many readings were taken.
     pub fn readings(&self) -> u64 {
         self.readings

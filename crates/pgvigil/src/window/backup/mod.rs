@@ -16,8 +16,8 @@ pub mod tools;
 mod verify;
 
 pub use create::{
-    CreateError, CreateOptions, CreateReport, DEFAULT_COMPRESS, DEFAULT_FULL_HASH_LIMIT, create, default_jobs,
-    sha256_file,
+    CreateError, CreateOptions, CreateReport, DEFAULT_COMPRESS, DEFAULT_FULL_HASH_LIMIT, create,
+    default_jobs, sha256_file,
 };
 pub use manifest::{BackupManifest, ManifestError};
 pub use record::{RecordError, VerificationRecord};

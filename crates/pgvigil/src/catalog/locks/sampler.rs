@@ -23,6 +23,9 @@ pub struct LockSpan {
     pub mode: LockMode,
     /// First reading that showed it (awaited or granted).
     pub first_seen: Duration,
+    /// The reading before that one, which did not show it (`None`: it was in the first
+    /// reading). The lock began between the two.
+    pub unseen_at: Option<Duration>,
     /// First reading that showed it granted; `None` while it was only awaited.
     pub granted_at: Option<Duration>,
     /// Last reading that showed it.
@@ -72,6 +75,7 @@ pub struct LockSampler {
     pids: Vec<i32>,
     started: Instant,
     readings: u64,
+    last_reading: Option<Duration>,
     spans: BTreeMap<(i32, String, LockMode), LockSpan>,
 }
 
@@ -82,6 +86,7 @@ impl LockSampler {
             pids,
             started: Instant::now(),
             readings: 0,
+            last_reading: None,
             spans: BTreeMap::new(),
         }
     }
@@ -108,6 +113,8 @@ impl LockSampler {
             // Not in this reading: no longer awaited (released, or the wait was given up).
             span.waiting = false;
         }
+        let unseen_at = self.last_reading;
+        self.last_reading = Some(at);
         for l in locks {
             let span = self
                 .spans
@@ -117,6 +124,7 @@ impl LockSampler {
                     relation: l.relation.clone(),
                     mode: l.mode,
                     first_seen: at,
+                    unseen_at,
                     granted_at: None,
                     last_seen: at,
                     blocked_by: Vec::new(),

@@ -657,8 +657,9 @@ fn human_age(age: chrono::TimeDelta) -> String {
 }
 
 /// Per relation, the strongest lock the migration was seen holding, its wait and its hold. A
-/// transactional file holds its locks until COMMIT, so a lock seen at the last reading is held
-/// until the migration returned; a no-transaction file's locks are timed to the last reading
+/// lock granted at first sight began between that reading and the one before (the midpoint
+/// is taken); a transactional file holds its locks until COMMIT, so a lock seen at the last
+/// reading is held until the migration returned; a no-transaction file's locks are timed to the last reading
 /// that showed them. Locks of a transactional file too short for any reading (read exactly
 /// before COMMIT) are listed with a hold of 0.
 fn holds(
@@ -673,7 +674,16 @@ fn holds(
         if span.relation == "_sqlx_migrations" {
             continue;
         }
-        let granted = span.granted_at.unwrap_or(span.first_seen);
+        // Granted at first sight: it began between the reading before (or the start) and
+        // this one; the midpoint halves the error of one interval.
+        let granted = match span.granted_at {
+            Some(g) if g == span.first_seen => {
+                let before = span.unseen_at.unwrap_or(Duration::ZERO).min(g);
+                before + (g - before) / 2
+            }
+            Some(g) => g,
+            None => span.first_seen,
+        };
         let until = if !no_tx && Some(span.last_seen) == last_reading {
             run.ended.max(span.last_seen)
         } else {

@@ -347,7 +347,7 @@ mod tests {
                  CREATE INDEX without CONCURRENTLY blocks writes to documents",
                 "fix: CREATE INDEX CONCURRENTLY in a -- no-transaction file",
                 "20261201000000_index_title.sql:7:1 prefer-robust-stmts warning",
-                "read documents: 200 k rows, 1.2 GB, 140 writes/s, 3 scans/s",
+                "read documents: 200 k rows, 1.1 GiB, 140 writes/s, 3.0 scans/s",
             ] {
                 assert!(text.contains(phrase), "{size:?} {phrase}: {text}");
             }

@@ -307,8 +307,13 @@ async fn the_lint_key_shows_the_findings_in_the_jobs_panel() {
     pane.wait_for("lint running", Duration::from_secs(5));
     // The lint reads pg_stat_user_tables twice, 5 s apart.
     let (screen, _) = pane.wait_for("lint details", Duration::from_secs(20));
+    // The finding's file:line:col and its rule (wrapped in the 48 columns of the panel).
     assert!(
-        screen.contains("20261201000000_window_step.sql:1:1 require-concurrent-index-creation"),
+        screen.contains("20261201000000_window_step.sql:1:1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("require-concurrent-index-creation"),
         "{screen}"
     );
     assert!(screen.contains("lint: linted just now"), "{screen}");
@@ -334,7 +339,10 @@ async fn esc_during_a_backup_verification_leaves_no_scratch_database() {
     .await;
     let dev = dev_cluster();
     let pid = pgvigil_pid(&pane);
-    pane.wait_for("backup: no verified backup recorded", Duration::from_secs(5));
+    pane.wait_for(
+        "backup: no verified backup recorded",
+        Duration::from_secs(5),
+    );
     pane.keys("b");
     pane.wait_for("backup running", Duration::from_secs(5));
     let started = Instant::now();
@@ -364,7 +372,10 @@ async fn esc_during_a_backup_verification_leaves_no_scratch_database() {
         !state.path().join("backup-verified.json").exists(),
         "a cancelled verification recorded"
     );
-    assert!(pane.screen().contains("backup: no verified backup recorded"));
+    assert!(
+        pane.screen()
+            .contains("backup: no verified backup recorded")
+    );
     pane.keys("q");
     assert_eq!(
         pane.exit_code(Duration::from_secs(10)).as_deref(),

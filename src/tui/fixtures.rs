@@ -10,13 +10,10 @@ use super::message::{JobMessage, Message};
 use super::state::{BackupVerified, Effect, JobOutcome, State, update};
 use super::theme::{Glyphs, Theme};
 use super::ui::Look;
-use pgvigil::window::backup::manifest::{
-    BackupManifest, Coverage, DumpFiles, SourceServer,
-};
+use pgvigil::window::backup::manifest::{BackupManifest, Coverage, DumpFiles, SourceServer};
 use pgvigil::window::backup::record::RECORD_FORMAT;
 use pgvigil::window::backup::{
-    CreateReport, Finding, FindingKind, TableCheck, VerificationRecord, VerifyOutcome,
-    VerifyReport,
+    CreateReport, Finding, FindingKind, TableCheck, VerificationRecord, VerifyOutcome, VerifyReport,
 };
 use pgvigil::window::lint::{self, FileLint, LintReport, Severity, TableFacts};
 

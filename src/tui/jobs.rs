@@ -13,10 +13,10 @@ use tokio::task::JoinHandle;
 use super::message::{Bus, JobMessage};
 use super::state::{BackupVerified, JobKind, JobOutcome};
 use pgvigil::checks::{CheckOptions, run_checks_on};
-use pgvigil::window::backup::{self, CreateOptions, VerifyOptions};
-use pgvigil::window::lint::{LintError, LintOptions, Selection, lint_migrations};
 use pgvigil::config::PoolConfig;
 use pgvigil::session::ProductionSession;
+use pgvigil::window::backup::{self, CreateOptions, VerifyOptions};
+use pgvigil::window::lint::{LintError, LintOptions, Selection, lint_migrations};
 use pgvigil::window::{DryRunError, DryRunOptions, Progress, ProgressSink, dry_run};
 
 #[derive(Debug, Clone)]
@@ -283,7 +283,8 @@ async fn backup_and_verify(
 ) -> Result<BackupVerified, JobError> {
     let created = backup::create(config, conn, &CreateOptions::default(), progress).await?;
     progress.report(Progress::phase("starting the dev database", None));
-    let server = backup::restore_target(&settings.dev, &created.manifest, config, Some(conn)).await?;
+    let server =
+        backup::restore_target(&settings.dev, &created.manifest, config, Some(conn)).await?;
     let verified = backup::verify(
         &created.manifest_path,
         &server,

@@ -96,8 +96,8 @@ fn backup_item(state: &State) -> ChecklistItem {
         };
         return item(Status::Warn, verdict, Vec::new());
     };
-    let verified = parse_time(&rec.verified_at)
-        .map_or_else(|| rec.verified_at.clone(), |t| age(state.now, t));
+    let verified =
+        parse_time(&rec.verified_at).map_or_else(|| rec.verified_at.clone(), |t| age(state.now, t));
     let taken = parse_time(&rec.taken_at);
     let mut details = vec![
         format!("manifest {}", rec.manifest.display()),
@@ -209,7 +209,10 @@ mod tests {
         assert_eq!(lint.status, Status::Fail);
         assert_eq!(lint.verdict, "linted 2 h ago: 1 error, 1 warning, 0 notes");
         let last = &s.jobs.last[&JobKind::Lint];
-        assert_eq!(last.summary, "1 error, 1 warning, 0 notes, 0 waivers in 1 file");
+        assert_eq!(
+            last.summary,
+            "1 error, 1 warning, 0 notes, 0 waivers in 1 file"
+        );
     }
 
     #[test]
@@ -232,7 +235,10 @@ mod tests {
         s.now = t(26 * 3600);
         let item = &checklist(&s)[0];
         assert_eq!(item.status, Status::Warn);
-        assert!(item.details[0].starts_with("snapshot older than 24 h"), "{item:?}");
+        assert!(
+            item.details[0].starts_with("snapshot older than 24 h"),
+            "{item:?}"
+        );
     }
 
     #[test]

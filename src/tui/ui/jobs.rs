@@ -9,7 +9,7 @@ use ratatui::layout::Rect;
 use ratatui::text::Line;
 use ratatui::widgets::Paragraph;
 
-use super::{Look, ago, fit, fitted, led, status_span, styled, wrapped};
+use super::{Look, ago, broken, fit, fitted, led, status_span, styled, wrapped};
 use crate::tui::keymap::{Action, keys_for};
 use crate::tui::state::{BackupVerified, JobKind, Panel, State};
 use pgvigil::window::backup::manifest::Coverage;
@@ -88,7 +88,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         }
     }
     let details = match state.jobs.details {
-        Some(JobKind::Lint) => state.lint.as_ref().map(|(_, r)| lint_details(r, width, look)),
+        Some(JobKind::Lint) => state
+            .lint
+            .as_ref()
+            .map(|(_, r)| lint_details(r, width, look)),
         Some(JobKind::Backup) => state
             .backup
             .as_ref()
@@ -107,7 +110,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             String::new()
         } else if state.focus == Panel::Jobs {
             format!(
-                " {}-{} of {} ({}/{} scroll)",
+                " {}-{}/{} ({}/{})",
                 skip + 1,
                 (skip + room).min(details.len()),
                 details.len(),
@@ -116,7 +119,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             )
         } else {
             format!(
-                " {} more ({} to this panel, then {})",
+                " +{} ({} here, {})",
                 details.len() - room,
                 keys_for(Action::FocusNext),
                 keys_for(Action::ScrollDown)
@@ -233,12 +236,13 @@ fn lint_details(report: &LintReport, width: usize, look: &Look) -> Vec<Line<'sta
 fn backup_details(b: &BackupVerified, width: usize, look: &Look) -> Vec<Line<'static>> {
     let t = look.theme;
     let v = &b.verified;
-    let mut lines = vec![fitted(
+    // The manifest's path whole, as `pgvigil backup verify` takes it.
+    let mut lines = broken(
         &format!("manifest {}", b.created.manifest_path.display()),
         width,
         t.text,
-    )];
-    lines.push(fitted(
+    );
+    lines.extend(wrapped(
         &format!(
             "files: {}/{} match their SHA-256; restored on {}",
             v.files_matching, v.files_checked, v.restored_on
@@ -249,6 +253,7 @@ fn backup_details(b: &BackupVerified, width: usize, look: &Look) -> Vec<Line<'st
         } else {
             t.danger
         },
+        4,
     ));
     for table in &v.tables {
         let differ = &table.ranges_differing;
@@ -351,7 +356,10 @@ mod tests {
             ] {
                 assert!(text.contains(phrase), "{size:?} {phrase}: {text}");
             }
-            assert!(!rows.iter().any(|r| r.contains(crate::tui::ui::CUT)), "{rows:#?}");
+            assert!(
+                !rows.iter().any(|r| r.contains(crate::tui::ui::CUT)),
+                "{rows:#?}"
+            );
         }
         // Focused and scrolled: the verdict stays, the details move up.
         while s.focus != Panel::Jobs {
@@ -363,7 +371,11 @@ mod tests {
         let text = joined(&rows);
         assert!(text.contains("lint just now"), "{text}");
         assert!(text.contains("lint details 3-"), "{text}");
-        assert!(!text.contains("index_title.sql:3:1"), "scrolled past: {text}");
+        assert!(text.contains("(Up/Down)"), "{text}");
+        assert!(
+            !text.contains("index_title.sql:3:1"),
+            "scrolled past: {text}"
+        );
     }
 
     #[test]
@@ -384,7 +396,23 @@ mod tests {
             ] {
                 assert!(text.contains(phrase), "{size:?} {phrase}: {text}");
             }
+            assert!(
+                !rows.iter().any(|r| r.contains(crate::tui::ui::CUT)),
+                "{rows:#?}"
+            );
         }
+        // In the 48 columns the grid gives the panel at 120: the path broken, never cut.
+        let rows = screen((48, 30), |f, look| super::render(f, f.area(), &s, look));
+        assert!(
+            !rows.iter().any(|r| r.contains(crate::tui::ui::CUT)),
+            "{rows:#?}"
+        );
+        assert!(
+            rows.concat()
+                .replace(['\u{2502}', ' '], "")
+                .contains("/var/lib/pgvigil/backups/prod-20261126T120000Z/manifest.json"),
+            "{rows:#?}"
+        );
         for size in [(20, 5), (2, 2)] {
             screen(size, |f, look| super::render(f, f.area(), &s, look));
         }

@@ -15,7 +15,7 @@ mod text;
 mod window;
 
 pub use text::CUT;
-pub(crate) use text::{fit, fitted, flow, led, styled, wrapped};
+pub(crate) use text::{broken, fit, fitted, flow, led, styled, wrapped};
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
@@ -95,16 +95,16 @@ fn grid(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
         Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(mid);
     let [jobs_area, right] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Fill(1)]).areas(bottom);
-    // The Window checklist sits above the log when the row is tall enough for both, beside
-    // it otherwise (24 to 27 rows).
-    let window_h = window::height(state, right.width, look);
-    let (window_area, log_area) = if bottom.height >= window_h + 6 {
+    // The Window checklist sits above the log when the row is tall enough for both (the log
+    // keeps 5 rows; the checklist scrolls), beside it otherwise (24 to 27 rows).
+    let (window_area, log_area) = if bottom.height >= 12 {
+        let window_h = window::height(state, right.width, look).min(bottom.height - 5);
         let [w, l] =
             Layout::vertical([Constraint::Length(window_h), Constraint::Fill(1)]).areas(right);
         (w, l)
     } else {
-        let [w, l] = Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)])
-            .areas(right);
+        let [w, l] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(right);
         (w, l)
     };
     pool::render(frame, pool_area, state, look);

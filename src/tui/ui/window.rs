@@ -6,7 +6,7 @@ use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
-use super::{Look, fitted, led, status_span};
+use super::{Look, fitted, led, status_span, wrapped};
 use crate::tui::keymap::keys_for;
 use crate::tui::state::{Panel, State, checklist};
 
@@ -24,7 +24,7 @@ fn lines(state: &State, width: usize, look: &Look) -> Vec<Line<'static>> {
             3,
         ));
         for detail in &item.details {
-            lines.push(fitted(&format!("  {detail}"), width, t.dim));
+            lines.extend(wrapped(&format!("  {detail}"), width, t.dim, 2));
         }
     }
     // The keys that run the steps again, last: the verdicts come first.
@@ -70,7 +70,10 @@ mod tests {
         for size in [(80, 24), (120, 40)] {
             let rows = screen(size, |f, look| super::render(f, f.area(), &s, look));
             let text = joined(&rows);
-            assert!(text.contains("backup: no verified backup recorded"), "{text}");
+            assert!(
+                text.contains("backup: no verified backup recorded"),
+                "{text}"
+            );
             assert!(text.contains("lint: not linted this session"), "{text}");
             assert!(text.contains("b backup, m lint"), "{text}");
         }

@@ -17,13 +17,13 @@ pub mod tools;
 mod verify;
 
 pub use create::{
-    CreateError, CreateOptions, CreateReport, DEFAULT_COMPRESS, DEFAULT_FULL_HASH_LIMIT, create, default_jobs,
-    sha256_file,
+    CreateError, CreateOptions, CreateReport, DEFAULT_COMPRESS, DEFAULT_FULL_HASH_LIMIT, create,
+    default_jobs, sha256_file,
 };
 pub use manifest::{BackupManifest, ManifestError};
 pub use record::{RecordError, VerificationRecord};
-pub use target::{TargetError, restore_target};
 pub use restore::{RestoreError, RestoredCopy, TocEntry, parse_toc, restore_into_scratch};
+pub use target::{TargetError, restore_target};
 pub use verify::{
     Finding, FindingKind, TableCheck, VerifyError, VerifyOptions, VerifyOutcome, VerifyReport,
     check_files, check_toc, verify,

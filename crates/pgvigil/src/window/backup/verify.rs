@@ -139,7 +139,8 @@ impl VerifyReport {
 
     /// "every figure matches: 2 tables, 14 ranges, 5 indexes" or "MISMATCH: 2 findings".
     pub fn summary(&self) -> String {
-        let count = |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let count =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
         match self.outcome {
             VerifyOutcome::Match => format!(
                 "every figure matches: {}, {}, {}",

@@ -531,7 +531,8 @@ fn a_restore_url_on_productions_server_is_refused_before_anything_is_restored() 
     );
     assert_ne!(code, 0, "{out}\n{err}");
     assert!(
-        err.contains("--restore-url") && err.contains("a backup is never restored on production's server"),
+        err.contains("--restore-url")
+            && err.contains("a backup is never restored on production's server"),
         "{err}"
     );
     let scratch = cluster()
@@ -540,6 +541,10 @@ fn a_restore_url_on_productions_server_is_refused_before_anything_is_restored() 
             "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil\\_scratch\\_%'",
         )
         .unwrap();
-    assert_eq!(scratch.trim(), "0", "a scratch database on production's server");
+    assert_eq!(
+        scratch.trim(),
+        "0",
+        "a scratch database on production's server"
+    );
     assert!(!state.path().join("backup-verified.json").exists());
 }

@@ -511,3 +511,40 @@ fn a_restore_target_without_pgvector_is_a_finding_with_the_fix() {
         "nothing created on the target"
     );
 }
+
+#[test]
+fn a_restore_url_on_productions_server_is_refused_before_anything_is_restored() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = create(state.path(), &dir.path().join("b"));
+    // Another database of production's own server: the same server, refused.
+    let (code, out, err) = run(
+        state.path(),
+        &[
+            "backup",
+            "verify",
+            manifest.to_str().unwrap(),
+            "--restore-url",
+            &cluster().url("postgres"),
+        ],
+    );
+    assert_ne!(code, 0, "{out}\n{err}");
+    assert!(
+        err.contains("--restore-url")
+            && err.contains("a backup is never restored on production's server"),
+        "{err}"
+    );
+    let scratch = cluster()
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_database WHERE datname LIKE 'pgvigil\\_scratch\\_%'",
+        )
+        .unwrap();
+    assert_eq!(
+        scratch.trim(),
+        "0",
+        "a scratch database on production's server"
+    );
+    assert!(!state.path().join("backup-verified.json").exists());
+}

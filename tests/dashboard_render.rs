@@ -926,6 +926,7 @@ fn no_verdict_is_cut_at_80_or_120_columns() {
             Panel::Migrations,
             Panel::Checks,
             Panel::Jobs,
+            Panel::Window,
         ] {
             let mut state = fixture(name);
             state.focus = panel;
@@ -1010,6 +1011,7 @@ fn every_panel_at_80x24_as_tab_moves() {
         Panel::Migrations,
         Panel::Checks,
         Panel::Jobs,
+        Panel::Window,
         Panel::Log,
     ] {
         let mut state = fixture("demo");

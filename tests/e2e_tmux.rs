@@ -262,6 +262,127 @@ async fn quitting_during_a_dry_run_cancels_its_statement_on_the_server() {
     );
 }
 
+/// The dashboard on a migrated database with the dev server of the dry-run tests, its state
+/// directory a fresh one, at 120x40; `pending` is written as a pending migration when given.
+async fn dashboard_for_window_steps(
+    name: &str,
+    pending: Option<&str>,
+) -> (Pane, String, tempfile::TempDir, tempfile::TempDir) {
+    let cluster = support::cluster();
+    let dev = dev_cluster();
+    let url = support::migrated_database(cluster, name).await;
+    let dir = support::migrations_copy();
+    if let Some(sql) = pending {
+        std::fs::write(dir.path().join("20261201000000_window_step.sql"), sql).unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let pane = Pane::start(
+        name,
+        (120, 40),
+        &[
+            ("DATABASE_URL", &url),
+            ("PGVIGIL_STATE_DIR", state.path().to_str().unwrap()),
+        ],
+        &[
+            "--migrations",
+            dir.path().to_str().unwrap(),
+            "--dev-url",
+            &dev.url("postgres"),
+        ],
+    );
+    pane.wait_for("connected", Duration::from_secs(20));
+    (pane, url, dir, state)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_lint_key_shows_the_findings_in_the_jobs_panel() {
+    let (pane, _url, _dir, _state) = dashboard_for_window_steps(
+        "e2elint",
+        Some("CREATE INDEX documents_doc_path_idx ON documents (doc_path);\n"),
+    )
+    .await;
+    pane.wait_for("pending 1", Duration::from_secs(20));
+    pane.wait_for("lint: not linted this session", Duration::from_secs(5));
+    pane.keys("m");
+    pane.wait_for("lint running", Duration::from_secs(5));
+    // The lint reads pg_stat_user_tables twice, 5 s apart.
+    let (screen, _) = pane.wait_for("lint details", Duration::from_secs(20));
+    // The finding's file:line:col and its rule (wrapped in the 48 columns of the panel).
+    assert!(
+        screen.contains("20261201000000_window_step.sql:1:1"),
+        "{screen}"
+    );
+    assert!(
+        screen.contains("require-concurrent-index-creation"),
+        "{screen}"
+    );
+    assert!(screen.contains("lint: linted just now"), "{screen}");
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_during_a_backup_verification_leaves_no_scratch_database() {
+    let (pane, url, _dir, state) = dashboard_for_window_steps("e2ebackup", None).await;
+    // Rows to restore and an HNSW index to rebuild: the restore takes long enough to be caught.
+    support::exec(
+        &url,
+        "INSERT INTO document_sources (doc_type, source_name) VALUES ('guide', 'handbook');
+         INSERT INTO documents (doc_type, source_name, doc_path, content, embedding)
+         SELECT 'guide', 'handbook', 'p' || i, 'text',
+                (SELECT array_agg(random())::vector(3072) FROM generate_series(1, 3072) WHERE i > 0)
+           FROM generate_series(1, 600) i;",
+    )
+    .await;
+    let dev = dev_cluster();
+    let pid = pgvigil_pid(&pane);
+    pane.wait_for(
+        "backup: no verified backup recorded",
+        Duration::from_secs(5),
+    );
+    pane.keys("b");
+    pane.wait_for("backup running", Duration::from_secs(5));
+    let started = Instant::now();
+    while scratch_databases(dev, pid) == "0" && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        scratch_databases(dev, pid),
+        "1",
+        "the verification restores into a scratch database on the dev server: {}",
+        pane.screen()
+    );
+    pane.keys("Escape");
+    let (screen, _) = pane.wait_for("): cancelled", Duration::from_secs(5));
+    assert!(!screen.contains("backup running"), "{screen}");
+    let started = Instant::now();
+    while scratch_databases(dev, pid) != "0" && started.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        scratch_databases(dev, pid),
+        "0",
+        "the cancelled verification's scratch database was dropped"
+    );
+    // Nothing was recorded as verified.
+    assert!(
+        !state.path().join("backup-verified.json").exists(),
+        "a cancelled verification recorded"
+    );
+    assert!(
+        pane.screen()
+            .contains("backup: no verified backup recorded")
+    );
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
 #[test]
 fn a_60x20_window_shows_the_too_small_screen() {
     let pane = Pane::start(

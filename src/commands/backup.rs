@@ -7,9 +7,11 @@ use std::path::PathBuf;
 
 use pgvigil::PoolConfig;
 use pgvigil::checks::Status;
-use pgvigil::dev::{DevServer, DevSource};
+use pgvigil::dev::{DevOrigin, DevSource};
 use pgvigil::sanitize::printable;
-use pgvigil::window::backup::{self, BackupManifest, CreateOptions, VerifyOptions, VerifyOutcome};
+use pgvigil::window::backup::{
+    self, BackupManifest, CreateOptions, TargetError, VerifyOptions, VerifyOutcome,
+};
 
 use super::{connect_dedicated, print_json, print_out};
 use crate::commands::migrate::progress_on_stderr;
@@ -69,7 +71,6 @@ pub async fn verify(
 ) -> Result<Status, CommandError> {
     let manifest = BackupManifest::load(&manifest_path)
         .map_err(|e| CommandError::BackupVerify(Box::new(e.into())))?;
-    let major = (manifest.source.server_version_num / 10000) as u32;
     let source = match &restore_url {
         Some(raw) => {
             DevSource::url(pgvigil::DatabaseUrl::parse(raw).map_err(CommandError::RestoreUrl)?)
@@ -77,41 +78,37 @@ pub async fn verify(
         }
         None => dev,
     };
-    let server = DevServer::start(&source, Some(major))
-        .await
-        .map_err(CommandError::RestoreTarget)?;
-    if !server.is_private() {
-        // Never production's server (a --restore-url or a --dev-url / DEV_DATABASE_URL one):
-        // compared with production's identity when it answers; the restore itself also
-        // refuses a server with the backup's system identifier.
+    // Never production's server (a --restore-url or a --dev-url / DEV_DATABASE_URL one):
+    // compared with production's identity when it answers; the restore itself also refuses a
+    // server with the backup's system identifier. A private cluster needs no comparison.
+    let mut production = None;
+    if matches!(source.origin(), DevOrigin::Url(_)) {
         match connect_dedicated(&config).await {
-            Ok(mut session) => {
-                let identity = session
-                    .read(async |r| pgvigil::dev::server_identity(r).await)
-                    .await
-                    .map_err(|e| {
-                        CommandError::Query(pgvigil::DbError::new(e, &config.database_url))
-                    })?;
-                session.close().await;
-                server.ensure_apart_from(&identity).map_err(|e| match e {
-                    pgvigil::dev::DevError::SameServer { target } => {
-                        CommandError::RestoreOnProduction {
-                            flag: if restore_url.is_some() {
-                                "--restore-url"
-                            } else {
-                                "--dev-url / DEV_DATABASE_URL"
-                            },
-                            target,
-                        }
-                    }
-                    other => CommandError::RestoreTarget(other),
-                })?;
-            }
+            Ok(session) => production = Some(session),
             Err(e) => crate::error::say(&format!(
                 "production did not answer ({e}); the restore target is checked against the backup's system identifier only"
             )),
         }
     }
+    let server = backup::restore_target(&source, &manifest, &config, production.as_mut()).await;
+    if let Some(session) = production {
+        session.close().await;
+    }
+    let server = server.map_err(|e| match e {
+        TargetError::Dev(pgvigil::dev::DevError::SameServer { target }) => {
+            CommandError::RestoreOnProduction {
+                flag: if restore_url.is_some() {
+                    "--restore-url"
+                } else {
+                    "--dev-url / DEV_DATABASE_URL"
+                },
+                target,
+            }
+        }
+        TargetError::Dev(other) => CommandError::RestoreTarget(other),
+        TargetError::Production(e) => CommandError::Query(e),
+        other => CommandError::RestoreTarget(pgvigil::dev::DevError::Start(Box::new(other))),
+    })?;
     let options = VerifyOptions {
         jobs: jobs.map(usize::from),
         ..VerifyOptions::default()

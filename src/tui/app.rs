@@ -76,6 +76,8 @@ pub async fn run_dashboard(config: PoolConfig, options: DashboardOptions) -> std
         options.refresh,
         config.saturation_warn,
     );
+    // The last recorded backup verification, read once here; a backup job refreshes it.
+    state.window = super::state::WindowState::load();
     let log_state = tui_logger::TuiWidgetState::new();
     let look = Look {
         theme: &options.theme,

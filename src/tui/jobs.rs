@@ -11,17 +11,20 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::message::{Bus, JobMessage};
-use super::state::{JobKind, JobOutcome};
+use super::state::{BackupVerified, JobKind, JobOutcome};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
 use pgvigil::session::ProductionSession;
+use pgvigil::window::backup::{self, CreateOptions, VerifyOptions};
+use pgvigil::window::lint::{LintError, LintOptions, Selection, lint_migrations};
 use pgvigil::window::{DryRunError, DryRunOptions, Progress, ProgressSink, dry_run};
 
 #[derive(Debug, Clone)]
 pub struct JobSettings {
     pub migrations_dir: PathBuf,
     pub expected_file: Option<PathBuf>,
-    /// Where the verify key builds the expected schema and the dry-run key runs migrations.
+    /// Where the verify key builds the expected schema, the dry-run key runs migrations and
+    /// the backup key restores its backup.
     pub dev: pgvigil::dev::DevSource,
 }
 
@@ -34,6 +37,21 @@ pub enum JobError {
     /// The dry-run ended early.
     #[error(transparent)]
     DryRun(#[from] DryRunError),
+    /// The lint could not read the migrations directory or a file.
+    #[error(transparent)]
+    Lint(#[from] LintError),
+    /// The backup could not be taken (pg_dump, the snapshot, the state directory).
+    #[error(transparent)]
+    BackupCreate(#[from] backup::CreateError),
+    /// The dev database to restore on could not be had, or is production's own server.
+    #[error(transparent)]
+    RestoreTarget(#[from] backup::TargetError),
+    /// The verification could not run at all (a disagreement is a finding, not this).
+    #[error(transparent)]
+    BackupVerify(#[from] backup::VerifyError),
+    /// The verification could not be recorded in the state directory.
+    #[error(transparent)]
+    Record(#[from] backup::RecordError),
 }
 
 pub struct JobRunner {
@@ -73,6 +91,17 @@ impl JobRunner {
                     target: "pgvigil::jobs",
                     "dry-run finished: {}",
                     r.summary()
+                ),
+                JobOutcome::Linted(r) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "lint finished: {}",
+                    r.summary()
+                ),
+                JobOutcome::BackedUp(b) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "backup {} verified: {}",
+                    b.created.manifest_path.display(),
+                    b.verified.summary()
                 ),
                 JobOutcome::Cancelled => {}
             }
@@ -155,7 +184,12 @@ async fn run(
         "opening a read-only session on production",
         None,
     ));
-    let mut conn = match open_session(config).await {
+    let session = open_session(config).await;
+    if kind == JobKind::Lint {
+        // A lint without production's catalog still reads the files, and says so.
+        return lint(config, settings, session, progress).await;
+    }
+    let mut conn = match session {
         Ok(c) => c,
         Err(e) => return JobOutcome::Failed(Arc::new(e)),
     };
@@ -194,7 +228,83 @@ async fn run(
                 Err(e) => JobOutcome::Failed(Arc::new(e.into())),
             }
         }
+        JobKind::Backup => match backup_and_verify(config, settings, &mut conn, &progress).await {
+            Ok(b) => JobOutcome::BackedUp(Box::new(b)),
+            Err(e) => JobOutcome::Failed(Arc::new(e)),
+        },
+        JobKind::Lint => unreachable!("the lint returned above"),
     };
     conn.close().await;
     outcome
+}
+
+/// The lint of the pending migrations, with production's catalog when its session opened.
+async fn lint(
+    config: &PoolConfig,
+    settings: &JobSettings,
+    session: Result<ProductionSession, JobError>,
+    progress: ProgressSink,
+) -> JobOutcome {
+    let (mut session, without) = match session {
+        Ok(s) => (Some(s), None),
+        Err(e) => (None, Some(format!("DATABASE_URL did not answer ({e})"))),
+    };
+    let options = LintOptions {
+        progress,
+        ..LintOptions::default()
+    };
+    let report = lint_migrations(
+        config,
+        session.as_mut(),
+        &settings.migrations_dir,
+        &Selection::Pending,
+        without.as_deref(),
+        &options,
+    )
+    .await;
+    if let Some(s) = session {
+        s.close().await;
+    }
+    match report {
+        Ok(r) => JobOutcome::Linted(Box::new(r)),
+        Err(e) => JobOutcome::Failed(Arc::new(e.into())),
+    }
+}
+
+/// `pgvigil backup create` then `backup verify` on the dev database, recorded in the state
+/// directory as the CLI records it. The library's progress ("dumping tables 3/12", "restoring
+/// items", "comparing tables") comes through `progress`; dropping this future (Esc) kills
+/// pg_dump or pg_restore and drops the scratch database (the library's guards).
+async fn backup_and_verify(
+    config: &PoolConfig,
+    settings: &JobSettings,
+    conn: &mut ProductionSession,
+    progress: &ProgressSink,
+) -> Result<BackupVerified, JobError> {
+    let created = backup::create(config, conn, &CreateOptions::default(), progress).await?;
+    progress.report(Progress::phase("starting the dev database", None));
+    let server =
+        backup::restore_target(&settings.dev, &created.manifest, config, Some(conn)).await?;
+    let verified = backup::verify(
+        &created.manifest_path,
+        &server,
+        &VerifyOptions::default(),
+        progress,
+    )
+    .await;
+    drop(server);
+    let verified = verified?;
+    let record = match pgvigil::checks::state_dir() {
+        Some(dir) => {
+            backup::record::record(&dir, &created.manifest, &verified)?;
+            // Read back as the gate will read it: what the Window panel shows.
+            backup::record::last(&dir)
+        }
+        None => None,
+    };
+    Ok(BackupVerified {
+        created,
+        verified,
+        record,
+    })
 }

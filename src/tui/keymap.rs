@@ -14,6 +14,8 @@ pub enum Action {
     PageDown,
     Verify,
     DryRun,
+    Lint,
+    Backup,
     RetryNow,
     TogglePause,
     Faster,
@@ -77,6 +79,22 @@ pub const KEYMAP: &[Binding] = &[
         description: "dry-run pending migrations on the dev database",
         footer: Some(("d", "dry-run")),
         matches: |k| plain(k, 'd'),
+    },
+    // `l` already cycles the log level (and engineers' fingers know it): the lint is `m`, for
+    // the migrations it reads.
+    Binding {
+        keys: "m",
+        action: Action::Lint,
+        description: "lint pending migrations against production's tables",
+        footer: Some(("m", "lint")),
+        matches: |k| plain(k, 'm'),
+    },
+    Binding {
+        keys: "b",
+        action: Action::Backup,
+        description: "backup production, verify its restore on the dev database",
+        footer: Some(("b", "backup")),
+        matches: |k| plain(k, 'b'),
     },
     Binding {
         keys: "r",
@@ -172,10 +190,14 @@ pub const KEYMAP: &[Binding] = &[
     },
 ];
 
+/// Footer hints shown only when the footer has room for them beside the others (at 80
+/// columns it has not: they are in the help).
+pub const FOOTER_IF_ROOM: &[Action] = &[Action::Lint, Action::Backup];
+
 /// What the help screen says under the keys: what the keys may change.
 pub const HELP_NOTES: &[&str] = &[
-    "No key changes the watched database, which is only read: v builds the expected schema \
-     and d runs pending migrations on the dev database (private PostgreSQL or --dev-url).",
+    "No key changes the watched database, which is only read: v, d and b run their SQL on \
+     the dev database (private PostgreSQL or --dev-url).",
     "Any key closes this help.",
 ];
 
@@ -204,6 +226,9 @@ mod tests {
             KeyEvent::new(KeyCode::Char('q'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL),
             KeyEvent::new(KeyCode::Char('v'), KeyModifiers::NONE),
+            KeyEvent::new(KeyCode::Char('m'), KeyModifiers::NONE),
+            KeyEvent::new(KeyCode::Char('b'), KeyModifiers::NONE),
+            KeyEvent::new(KeyCode::Char('l'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('+'), KeyModifiers::SHIFT),
             KeyEvent::new(KeyCode::Char('-'), KeyModifiers::NONE),

@@ -10,6 +10,8 @@
 pub mod app;
 pub mod apps;
 pub mod cadence;
+#[cfg(test)]
+mod fixtures;
 pub mod jobs;
 pub mod keymap;
 pub mod message;

@@ -3,12 +3,14 @@
 //! end); effects go out for the app loop to perform (start or cancel a job, change the refresh
 //! rate, retry now, quit). Each producer's messages are applied by a module of its own
 //! (`state/server.rs` the poller's, `sources.rs` the applications', PgBouncer's and the
-//! fleet's, `jobs.rs` the jobs'); keys are handled here.
+//! fleet's, `jobs.rs` the jobs'; `window.rs` holds the preparation checklist); keys are
+//! handled here.
 //! Nothing here does I/O, so every transition is a plain table test.
 
 mod jobs;
 mod server;
 mod sources;
+mod window;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
@@ -23,8 +25,10 @@ use pgvigil::checks::CheckReport;
 use pgvigil::pool::LinkState;
 use pgvigil::pool::PoolStats;
 use pgvigil::window::DryRunReport;
+use pgvigil::window::lint::LintReport;
 
-pub use jobs::{JobKind, JobOutcome, Jobs, LastJob, RunningJob};
+pub use jobs::{BackupVerified, JobKind, JobOutcome, Jobs, LastJob, RunningJob};
+pub use window::{BACKUP_FRESH_FOR, ChecklistItem, WindowState, age, checklist};
 
 /// Samples kept for the sparklines (five minutes at one per second).
 pub const HISTORY: usize = 300;
@@ -45,6 +49,7 @@ pub enum Panel {
     Migrations,
     Checks,
     Jobs,
+    Window,
     Log,
 }
 
@@ -75,6 +80,7 @@ pub const PANELS: &[Panel] = &[
     Panel::Migrations,
     Panel::Checks,
     Panel::Jobs,
+    Panel::Window,
     Panel::Log,
 ];
 
@@ -133,6 +139,12 @@ pub struct State {
     pub jobs: Jobs,
     pub checks: Option<(DateTime<Utc>, CheckReport)>,
     pub dry_run: Option<(DateTime<Utc>, DryRunReport)>,
+    /// The last lint job's report (the Window panel counts its findings by severity).
+    pub lint: Option<(DateTime<Utc>, LintReport)>,
+    /// The last backup job's backup and verification.
+    pub backup: Option<(DateTime<Utc>, BackupVerified)>,
+    /// The preparation checklist's own state (the recorded verification).
+    pub window: WindowState,
     pub log_level: tui_logger::LevelFilter,
     /// The other processes' pools judged by the library's saturation rule (see tui::verdicts).
     pub verdicts: crate::tui::verdicts::PoolVerdicts,
@@ -175,6 +187,9 @@ impl State {
             jobs: Jobs::default(),
             checks: None,
             dry_run: None,
+            lint: None,
+            backup: None,
+            window: WindowState::default(),
             log_level: tui_logger::LevelFilter::Info,
             verdicts: crate::tui::verdicts::PoolVerdicts::new(warn_at, now),
         }
@@ -302,6 +317,8 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
         }
         Action::Verify => jobs::request(state, JobKind::Verify),
         Action::DryRun => jobs::request(state, JobKind::DryRun),
+        Action::Lint => jobs::request(state, JobKind::Lint),
+        Action::Backup => jobs::request(state, JobKind::Backup),
         Action::RetryNow => {
             let mut effects = vec![Effect::RetryNow];
             // PgBouncer refused the login: it is tried again only when asked, as the database.

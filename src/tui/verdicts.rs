@@ -218,6 +218,10 @@ pub fn panel_status(state: &State, panel: Panel) -> Option<Status> {
         Panel::Checks => state.checks.as_ref().map(|(_, r)| r.overall()),
         Panel::Jobs => Some(Status::worst(state.jobs.last.values().map(|l| l.status)))
             .filter(|_| !state.jobs.last.is_empty()),
+        // Not ready until every step of the preparation has passed.
+        Panel::Window => Some(Status::worst(
+            crate::tui::state::checklist(state).iter().map(|i| i.status),
+        )),
         Panel::Log => None,
     }
 }

@@ -2,7 +2,8 @@
 //! twice, another kind waits, a newer request replaces a queued one), the running job's latest
 //! progress, and the last result of each kind. A job's messages arrive in the order it sent
 //! them: progress reports, then its end; anything about a job that is no longer running (a
-//! report that crossed Esc) changes nothing.
+//! report that crossed Esc) changes nothing. A finished lint or backup also feeds the Window
+//! panel's checklist (`state/window.rs`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +14,8 @@ use super::{Effect, State};
 use crate::tui::jobs::JobError;
 use crate::tui::message::JobMessage;
 use pgvigil::checks::{CheckReport, Status};
+use pgvigil::window::backup::{CreateReport, VerificationRecord, VerifyReport};
+use pgvigil::window::lint::LintReport;
 use pgvigil::window::{DryRunReport, Progress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -23,6 +26,10 @@ pub enum JobKind {
     Verify,
     /// `d`: dry-run of the pending migrations.
     DryRun,
+    /// Lint of the pending migrations against production's catalog.
+    Lint,
+    /// A backup of production, verified by restoring it on the dev database, and recorded.
+    Backup,
 }
 
 impl JobKind {
@@ -31,6 +38,8 @@ impl JobKind {
             JobKind::Status => "status",
             JobKind::Verify => "verify",
             JobKind::DryRun => "dry-run",
+            JobKind::Lint => "lint",
+            JobKind::Backup => "backup",
         }
     }
 }
@@ -40,8 +49,20 @@ impl JobKind {
 pub enum JobOutcome {
     Checked(Box<CheckReport>),
     DryRun(Box<DryRunReport>),
+    Linted(Box<LintReport>),
+    BackedUp(Box<BackupVerified>),
     Failed(Arc<JobError>),
     Cancelled,
+}
+
+/// What the backup job made: the backup, its verification on the dev database, and the
+/// record the Window panel (and the apply gate) read back from the state directory.
+#[derive(Debug, Clone)]
+pub struct BackupVerified {
+    pub created: CreateReport,
+    pub verified: VerifyReport,
+    /// The state directory's record as read after writing it (`None`: no state directory).
+    pub record: Option<VerificationRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -70,6 +91,9 @@ pub struct Jobs {
     pub queued: Option<JobKind>,
     pub next_id: u64,
     pub last: BTreeMap<JobKind, LastJob>,
+    /// Whose report the Jobs panel details (scrollable): the last dry-run, lint or backup to
+    /// finish with one.
+    pub details: Option<JobKind>,
 }
 
 pub(super) fn apply(state: &mut State, msg: JobMessage) -> Vec<Effect> {
@@ -116,6 +140,8 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
     let (status, summary, failure) = match &outcome {
         JobOutcome::Checked(report) => (report.overall(), report.summary(), None),
         JobOutcome::DryRun(report) => (report.status().verdict(), report.summary(), None),
+        JobOutcome::Linted(report) => (report.status(), report.summary(), None),
+        JobOutcome::BackedUp(b) => (b.verified.status(), b.verified.summary(), None),
         JobOutcome::Failed(e) => (Status::Unknown, "failed".to_string(), Some(e.clone())),
         JobOutcome::Cancelled => (Status::Unknown, "cancelled".to_string(), None),
     };
@@ -129,6 +155,14 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
             failure,
         },
     );
+    if matches!(
+        outcome,
+        JobOutcome::DryRun(_) | JobOutcome::Linted(_) | JobOutcome::BackedUp(_)
+    ) {
+        // New details are read from their top.
+        state.jobs.details = Some(job.kind);
+        state.scroll.remove(&super::Panel::Jobs);
+    }
     match outcome {
         JobOutcome::Checked(report) => {
             // An automatic status check never replaces a full verification's findings.
@@ -138,6 +172,13 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
             }
         }
         JobOutcome::DryRun(report) => state.dry_run = Some((state.now, *report)),
+        JobOutcome::Linted(report) => state.lint = Some((state.now, *report)),
+        JobOutcome::BackedUp(b) => {
+            if b.record.is_some() {
+                state.window.backup_record = b.record.clone();
+            }
+            state.backup = Some((state.now, *b));
+        }
         JobOutcome::Failed(_) | JobOutcome::Cancelled => {}
     }
     match state.jobs.queued.take() {

@@ -1,8 +1,9 @@
 //! Rendering: a pure function of the state, the theme and the glyphs. It never touches the
 //! database and never awaits; time comes from `state.now`, so a frame is deterministic and can
 //! be snapshot-tested. Layout: header, then from 100 columns pool | server, migrations | checks,
-//! jobs | log, and below them a tab bar and one panel at a time; the footer last. The verdicts
-//! come from the state and the library (see tui::verdicts): render decides nothing.
+//! jobs | the Window checklist with the log, and below them a tab bar and one panel at a time;
+//! the footer last. The verdicts come from the state and the library (see tui::verdicts):
+//! render decides nothing.
 
 mod apps;
 mod checks;
@@ -11,9 +12,10 @@ mod migrations;
 mod pool;
 mod server;
 mod text;
+mod window;
 
 pub use text::CUT;
-pub(crate) use text::{fit, fitted, flow, led, styled, wrapped};
+pub(crate) use text::{broken, fit, fitted, flow, led, styled, wrapped};
 
 use chrono::{DateTime, Utc};
 use ratatui::Frame;
@@ -21,7 +23,7 @@ use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Clear, Paragraph, Wrap};
 
-use super::keymap::{Action, HELP_NOTES, KEYMAP, keys_for};
+use super::keymap::{Action, FOOTER_IF_ROOM, HELP_NOTES, KEYMAP, keys_for};
 use super::state::{PANELS, Panel, State};
 use super::theme::{Glyphs, Theme};
 use super::verdicts;
@@ -67,7 +69,7 @@ pub fn render(frame: &mut Frame, state: &State, look: &Look) {
 /// From this width every panel has room beside another; below it, one panel at a time.
 pub const WIDE: u16 = 100;
 
-/// Wide: pool | server, migrations | checks, jobs | log.
+/// Wide: pool | server, migrations | checks, jobs | the Window checklist with the log.
 fn grid(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
     let tall = body.height >= 38;
     // The production pools (applications, PgBouncer, a fleet) need rows for their instance
@@ -91,13 +93,26 @@ fn grid(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
         Layout::horizontal([Constraint::Percentage(pool_share), Constraint::Fill(1)]).areas(top);
     let [migrations_area, checks_area] =
         Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(mid);
-    let [jobs_area, log_area] =
+    let [jobs_area, right] =
         Layout::horizontal([Constraint::Percentage(40), Constraint::Fill(1)]).areas(bottom);
+    // The Window checklist sits above the log when the row is tall enough for both (the log
+    // keeps 5 rows; the checklist scrolls), beside it otherwise (24 to 27 rows).
+    let (window_area, log_area) = if bottom.height >= 12 {
+        let window_h = window::height(state, right.width, look).min(bottom.height - 5);
+        let [w, l] =
+            Layout::vertical([Constraint::Length(window_h), Constraint::Fill(1)]).areas(right);
+        (w, l)
+    } else {
+        let [w, l] =
+            Layout::horizontal([Constraint::Percentage(50), Constraint::Fill(1)]).areas(right);
+        (w, l)
+    };
     pool::render(frame, pool_area, state, look);
     server::render(frame, server_area, state, look);
     migrations::render(frame, migrations_area, state, look);
     checks::render(frame, checks_area, state, look);
     jobs::render(frame, jobs_area, state, look);
+    window::render(frame, window_area, state, look);
     render_log(frame, log_area, state, look);
 }
 
@@ -112,6 +127,7 @@ fn one_panel(frame: &mut Frame, body: Rect, state: &State, look: &Look) {
         Panel::Migrations => migrations::render(frame, shown, state, look),
         Panel::Checks => checks::render(frame, shown, state, look),
         Panel::Jobs => jobs::render(frame, shown, state, look),
+        Panel::Window => window::render(frame, shown, state, look),
         Panel::Log => render_log(frame, shown, state, look),
     }
 }
@@ -156,6 +172,7 @@ fn panel_name(panel: Panel) -> &'static str {
         Panel::Migrations => "Migrations",
         Panel::Checks => "Checks",
         Panel::Jobs => "Jobs",
+        Panel::Window => "Window",
         Panel::Log => "Log",
     }
 }
@@ -327,15 +344,28 @@ fn render_header(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
 
 fn render_footer(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
     let t = look.theme;
+    let tail = format!("log {}", state.log_level.as_str().to_lowercase());
+    let entry_width = |keys: &str, word: &str| keys.chars().count() + word.chars().count() + 3;
+    let all: usize = KEYMAP
+        .iter()
+        .filter_map(|b| b.footer)
+        .map(|(k, w)| entry_width(k, w))
+        .sum::<usize>()
+        + tail.len();
+    // Without room for every hint, the ones the help lists anyway give way.
+    let roomy = all <= area.width as usize;
     let mut spans = Vec::new();
-    for (keys, word) in KEYMAP.iter().filter_map(|b| b.footer) {
+    for b in KEYMAP {
+        let Some((keys, word)) = b.footer else {
+            continue;
+        };
+        if !roomy && FOOTER_IF_ROOM.contains(&b.action) {
+            continue;
+        }
         spans.push(Span::styled(keys, t.key));
         spans.push(Span::styled(format!(" {word}  "), t.dim));
     }
-    spans.push(Span::styled(
-        format!("log {}", state.log_level.as_str().to_lowercase()),
-        t.dim,
-    ));
+    spans.push(Span::styled(tail, t.dim));
     frame.render_widget(Paragraph::new(Line::from(spans)), area);
 }
 
@@ -371,7 +401,7 @@ fn render_log(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
 
 fn render_help(frame: &mut Frame, area: Rect, look: &Look) {
     let t = look.theme;
-    let width = 64.min(area.width.saturating_sub(4));
+    let width = 76.min(area.width.saturating_sub(4));
     let inner = width.saturating_sub(2) as usize;
     let mut lines: Vec<Line> = KEYMAP
         .iter()
@@ -382,10 +412,15 @@ fn render_help(frame: &mut Frame, area: Rect, look: &Look) {
             ])
         })
         .collect();
-    lines.push(Line::from(""));
-    for note in HELP_NOTES {
-        lines.extend(wrapped(note, inner, t.dim, 4));
+    let notes: Vec<Line> = HELP_NOTES
+        .iter()
+        .flat_map(|note| wrapped(note, inner, t.dim, 4))
+        .collect();
+    // The blank line between keys and notes is the first thing 24 rows give up.
+    if lines.len() + notes.len() + 3 <= area.height as usize {
+        lines.push(Line::from(""));
     }
+    lines.extend(notes);
     let height = (lines.len() as u16 + 2).min(area.height);
     let rect = Rect::new(
         area.x + (area.width - width) / 2,

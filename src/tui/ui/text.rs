@@ -123,6 +123,19 @@ pub(crate) fn led(
         .collect()
 }
 
+/// `text` (control characters escaped) broken into rows of `width` characters wherever it
+/// must: for a path, which has no spaces to wrap at and is read whole to be used.
+pub(crate) fn broken(text: &str, width: usize, style: Style) -> Vec<Line<'static>> {
+    if width == 0 {
+        return Vec::new();
+    }
+    let chars: Vec<char> = pgvigil::sanitize::printable(text).chars().collect();
+    chars
+        .chunks(width)
+        .map(|row| Line::from(Span::styled(row.iter().collect::<String>(), style)))
+        .collect()
+}
+
 /// Parts of a row (each a span, kept whole) laid out left to right, a part that would not fit
 /// starting the next row, indented by two: a row of figures that says everything, on two rows
 /// where one is too narrow. A part wider than a whole row is cut.

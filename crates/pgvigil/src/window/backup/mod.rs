@@ -12,6 +12,7 @@ pub mod figures;
 pub mod manifest;
 pub mod record;
 mod restore;
+mod target;
 pub mod tools;
 mod verify;
 
@@ -22,6 +23,7 @@ pub use create::{
 pub use manifest::{BackupManifest, ManifestError};
 pub use record::{RecordError, VerificationRecord};
 pub use restore::{RestoreError, RestoredCopy, TocEntry, parse_toc, restore_into_scratch};
+pub use target::{TargetError, restore_target};
 pub use verify::{
     Finding, FindingKind, TableCheck, VerifyError, VerifyOptions, VerifyOutcome, VerifyReport,
     check_files, check_toc, verify,

@@ -128,6 +128,38 @@ pub struct VerifyReport {
     pub outcome: VerifyOutcome,
 }
 
+impl VerifyReport {
+    /// The verdict, as `check` words it: PASS only when every figure matched.
+    pub fn status(&self) -> crate::checks::Status {
+        match self.outcome {
+            VerifyOutcome::Match => crate::checks::Status::Pass,
+            VerifyOutcome::Mismatch => crate::checks::Status::Fail,
+        }
+    }
+
+    /// "every figure matches: 2 tables, 14 ranges, 5 indexes" or "MISMATCH: 2 findings".
+    pub fn summary(&self) -> String {
+        let count =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        match self.outcome {
+            VerifyOutcome::Match => format!(
+                "every figure matches: {}, {}, {}",
+                count(self.tables.len(), "table", "tables"),
+                count(
+                    self.tables.iter().map(|t| t.ranges_checked).sum(),
+                    "range",
+                    "ranges"
+                ),
+                count(self.indexes_checked, "index", "indexes")
+            ),
+            VerifyOutcome::Mismatch => format!(
+                "MISMATCH: {}",
+                count(self.findings.len(), "finding", "findings")
+            ),
+        }
+    }
+}
+
 /// Why the verification could not run at all (as opposed to a finding).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

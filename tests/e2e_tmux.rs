@@ -383,6 +383,108 @@ async fn esc_during_a_backup_verification_leaves_no_scratch_database() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_then_rehearse_fills_the_window_checklist_and_production_stays_unmigrated() {
+    let (pane, url, _dir, _state) = dashboard_for_window_steps(
+        "e2erehearse",
+        Some("ALTER TABLE documents ADD COLUMN rehearsal_note text;\n"),
+    )
+    .await;
+    let dev = dev_cluster();
+    let pid = pgvigil_pid(&pane);
+    pane.wait_for("pending 1", Duration::from_secs(20));
+    pane.wait_for("rehearsal: no rehearsal recorded", Duration::from_secs(5));
+    pane.keys("b");
+    pane.wait_for("every figure matches", Duration::from_secs(60));
+    pane.keys("R");
+    pane.wait_for("rehearse running", Duration::from_secs(5));
+    // Production's statistics are read twice, 5 s apart, then the restore and the migration.
+    let (screen, _) = pane.wait_for("still matches the pending set", Duration::from_secs(60));
+    assert!(
+        screen.contains("rehearsal: rehearsed just now: passed"),
+        "{screen}"
+    );
+    // Its details: the migration and its ACCESS EXCLUSIVE lock on documents.
+    assert!(screen.contains("rehearse details"), "{screen}");
+    assert!(screen.contains("ACCESS EXCLUSIVE on documents"), "{screen}");
+    assert_eq!(
+        scratch_databases(dev, pid),
+        "0",
+        "the restored copy was dropped"
+    );
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&url)
+        .await
+        .unwrap();
+    let migrated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM information_schema.columns WHERE column_name = 'rehearsal_note'",
+    )
+    .fetch_one(&mut conn)
+    .await
+    .unwrap();
+    assert_eq!(migrated, 0, "the rehearsal never migrates production");
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn esc_during_a_rehearsal_cancels_its_migration_on_the_dev_server() {
+    let (pane, _url, _dir, state) = dashboard_for_window_steps(
+        "e2erehesc",
+        Some("LOCK TABLE documents IN ACCESS EXCLUSIVE MODE;\nSELECT pg_sleep(60);\n"),
+    )
+    .await;
+    let dev = dev_cluster();
+    let pid = pgvigil_pid(&pane);
+    pane.wait_for("pending 1", Duration::from_secs(20));
+    pane.keys("b");
+    pane.wait_for("every figure matches", Duration::from_secs(60));
+    pane.keys("R");
+    let sleeping = || {
+        dev.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()",
+        )
+        .unwrap()
+    };
+    let started = Instant::now();
+    while sleeping() == "0" && started.elapsed() < Duration::from_secs(40) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        sleeping(),
+        "1",
+        "the migration runs on the dev server: {}",
+        pane.screen()
+    );
+    pane.keys("Escape");
+    pane.wait_for("rehearse just now", Duration::from_secs(5));
+    let started = Instant::now();
+    while (sleeping() != "0" || scratch_databases(dev, pid) != "0")
+        && started.elapsed() < Duration::from_secs(10)
+    {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sleeping(), "0", "the migration's statement was cancelled");
+    assert_eq!(
+        scratch_databases(dev, pid),
+        "0",
+        "the restored copy was dropped"
+    );
+    assert!(pane.screen().contains("cancelled"), "{}", pane.screen());
+    assert!(
+        !state.path().join("rehearsal.json").exists(),
+        "a cancelled rehearsal records nothing"
+    );
+    pane.keys("q");
+    assert_eq!(
+        pane.exit_code(Duration::from_secs(10)).as_deref(),
+        Some("0")
+    );
+}
+
 #[test]
 fn a_60x20_window_shows_the_too_small_screen() {
     let pane = Pane::start(

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::task::JoinHandle;
 
 use super::message::{Bus, JobMessage};
-use super::state::{BackupVerified, JobKind, JobOutcome};
+use super::state::{BackupVerified, JobKind, JobOutcome, Rehearsed};
 use pgvigil::checks::{CheckOptions, run_checks_on};
 use pgvigil::config::PoolConfig;
 use pgvigil::session::ProductionSession;
@@ -52,6 +52,15 @@ pub enum JobError {
     /// The verification could not be recorded in the state directory.
     #[error(transparent)]
     Record(#[from] backup::RecordError),
+    /// The migrations directory could not be read.
+    #[error(transparent)]
+    Migrations(#[from] pgvigil::migrations::MigrationError),
+    /// The rehearsal could not run (a failing migration is in its report, not this).
+    #[error(transparent)]
+    Rehearse(#[from] pgvigil::window::rehearsal::RehearsalError),
+    /// The rehearsal could not be recorded in the state directory.
+    #[error(transparent)]
+    RehearsalRecord(#[from] pgvigil::window::rehearsal::record::RecordError),
 }
 
 pub struct JobRunner {
@@ -102,6 +111,11 @@ impl JobRunner {
                     "backup {} verified: {}",
                     b.created.manifest_path.display(),
                     b.verified.summary()
+                ),
+                JobOutcome::Rehearsed(r) => tracing::info!(
+                    target: "pgvigil::jobs",
+                    "rehearsal finished: {}",
+                    r.report.summary()
                 ),
                 JobOutcome::Cancelled => {}
             }
@@ -232,6 +246,10 @@ async fn run(
             Ok(b) => JobOutcome::BackedUp(Box::new(b)),
             Err(e) => JobOutcome::Failed(Arc::new(e)),
         },
+        JobKind::Rehearse => match rehearse(config, settings, &mut conn, &progress).await {
+            Ok(r) => JobOutcome::Rehearsed(Box::new(r)),
+            Err(e) => JobOutcome::Failed(Arc::new(e)),
+        },
         JobKind::Lint => unreachable!("the lint returned above"),
     };
     conn.close().await;
@@ -269,6 +287,34 @@ async fn lint(
         Ok(r) => JobOutcome::Linted(Box::new(r)),
         Err(e) => JobOutcome::Failed(Arc::new(e.into())),
     }
+}
+
+/// `pgvigil migrate rehearse` on the newest verified backup, restored on the dev database, and
+/// its record written to the state directory as the CLI writes it. Dropping this future (Esc)
+/// cancels the migration's statement on the dev server and drops the restored copy (the
+/// library's guards); nothing is recorded then.
+async fn rehearse(
+    config: &PoolConfig,
+    settings: &JobSettings,
+    conn: &mut ProductionSession,
+    progress: &ProgressSink,
+) -> Result<Rehearsed, JobError> {
+    use pgvigil::window::rehearsal::{self, RehearsalOptions, RehearsalSource};
+    let local = pgvigil::migrations::load_local(&settings.migrations_dir).await?;
+    let mut options = RehearsalOptions::new(RehearsalSource::Backup {
+        manifest: None,
+        dev: settings.dev.clone(),
+    });
+    options.progress = progress.clone();
+    let (report, record) = rehearsal::rehearse(config, Some(conn), &local, &options).await?;
+    let record = match pgvigil::checks::state_dir() {
+        Some(dir) => {
+            rehearsal::record::write(&dir, &record)?;
+            rehearsal::record::last(&dir)
+        }
+        None => None,
+    };
+    Ok(Rehearsed { report, record })
 }
 
 /// `pgvigil backup create` then `backup verify` on the dev database, recorded in the state

@@ -16,6 +16,7 @@ pub enum Action {
     DryRun,
     Lint,
     Backup,
+    Rehearse,
     RetryNow,
     TogglePause,
     Faster,
@@ -95,6 +96,14 @@ pub const KEYMAP: &[Binding] = &[
         description: "backup production, verify its restore on the dev database",
         footer: Some(("b", "backup")),
         matches: |k| plain(k, 'b'),
+    },
+    // `r` retries the connection; the rehearsal is its capital, a deliberate reach.
+    Binding {
+        keys: "R",
+        action: Action::Rehearse,
+        description: "rehearse pending migrations on the newest verified backup",
+        footer: Some(("R", "rehearse")),
+        matches: |k| plain(k, 'R'),
     },
     Binding {
         keys: "r",
@@ -192,12 +201,12 @@ pub const KEYMAP: &[Binding] = &[
 
 /// Footer hints shown only when the footer has room for them beside the others (at 80
 /// columns it has not: they are in the help).
-pub const FOOTER_IF_ROOM: &[Action] = &[Action::Lint, Action::Backup];
+pub const FOOTER_IF_ROOM: &[Action] = &[Action::Lint, Action::Backup, Action::Rehearse];
 
 /// What the help screen says under the keys: what the keys may change.
 pub const HELP_NOTES: &[&str] = &[
-    "No key changes the watched database, which is only read: v, d and b run their SQL on \
-     the dev database (private PostgreSQL or --dev-url).",
+    // One line at 80 columns: the help must fit 24 rows with every key.
+    "Production is only read: v, d, b and R run SQL on the dev database.",
     "Any key closes this help.",
 ];
 

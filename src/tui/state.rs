@@ -27,7 +27,7 @@ use pgvigil::pool::PoolStats;
 use pgvigil::window::DryRunReport;
 use pgvigil::window::lint::LintReport;
 
-pub use jobs::{BackupVerified, JobKind, JobOutcome, Jobs, LastJob, RunningJob};
+pub use jobs::{BackupVerified, JobKind, JobOutcome, Jobs, LastJob, Rehearsed, RunningJob};
 pub use window::{BACKUP_FRESH_FOR, ChecklistItem, WindowState, age, checklist};
 
 /// Samples kept for the sparklines (five minutes at one per second).
@@ -143,6 +143,8 @@ pub struct State {
     pub lint: Option<(DateTime<Utc>, LintReport)>,
     /// The last backup job's backup and verification.
     pub backup: Option<(DateTime<Utc>, BackupVerified)>,
+    /// The last rehearsal this session, when it finished.
+    pub rehearsal: Option<(DateTime<Utc>, Rehearsed)>,
     /// The preparation checklist's own state (the recorded verification).
     pub window: WindowState,
     pub log_level: tui_logger::LevelFilter,
@@ -189,6 +191,7 @@ impl State {
             dry_run: None,
             lint: None,
             backup: None,
+            rehearsal: None,
             window: WindowState::default(),
             log_level: tui_logger::LevelFilter::Info,
             verdicts: crate::tui::verdicts::PoolVerdicts::new(warn_at, now),
@@ -319,6 +322,7 @@ fn on_action(state: &mut State, action: Action) -> Vec<Effect> {
         Action::DryRun => jobs::request(state, JobKind::DryRun),
         Action::Lint => jobs::request(state, JobKind::Lint),
         Action::Backup => jobs::request(state, JobKind::Backup),
+        Action::Rehearse => jobs::request(state, JobKind::Rehearse),
         Action::RetryNow => {
             let mut effects = vec![Effect::RetryNow];
             // PgBouncer refused the login: it is tried again only when asked, as the database.

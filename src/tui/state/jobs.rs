@@ -16,6 +16,7 @@ use crate::tui::message::JobMessage;
 use pgvigil::checks::{CheckReport, Status};
 use pgvigil::window::backup::{CreateReport, VerificationRecord, VerifyReport};
 use pgvigil::window::lint::LintReport;
+use pgvigil::window::rehearsal::{RehearsalRecord, RehearsalReport};
 use pgvigil::window::{DryRunReport, Progress};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -30,6 +31,9 @@ pub enum JobKind {
     Lint,
     /// A backup of production, verified by restoring it on the dev database, and recorded.
     Backup,
+    /// The pending migrations applied for real on a restored copy of the newest verified
+    /// backup, every lock measured, and recorded for the apply gate.
+    Rehearse,
 }
 
 impl JobKind {
@@ -40,6 +44,7 @@ impl JobKind {
             JobKind::DryRun => "dry-run",
             JobKind::Lint => "lint",
             JobKind::Backup => "backup",
+            JobKind::Rehearse => "rehearse",
         }
     }
 }
@@ -51,6 +56,7 @@ pub enum JobOutcome {
     DryRun(Box<DryRunReport>),
     Linted(Box<LintReport>),
     BackedUp(Box<BackupVerified>),
+    Rehearsed(Box<Rehearsed>),
     Failed(Arc<JobError>),
     Cancelled,
 }
@@ -63,6 +69,14 @@ pub struct BackupVerified {
     pub verified: VerifyReport,
     /// The state directory's record as read after writing it (`None`: no state directory).
     pub record: Option<VerificationRecord>,
+}
+
+/// What the rehearsal job found, and its record as read back from the state directory.
+#[derive(Debug, Clone)]
+pub struct Rehearsed {
+    pub report: RehearsalReport,
+    /// `None`: no state directory to record it in.
+    pub record: Option<RehearsalRecord>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -142,6 +156,7 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
         JobOutcome::DryRun(report) => (report.status().verdict(), report.summary(), None),
         JobOutcome::Linted(report) => (report.status(), report.summary(), None),
         JobOutcome::BackedUp(b) => (b.verified.status(), b.verified.summary(), None),
+        JobOutcome::Rehearsed(r) => (r.report.verdict.status(), r.report.summary(), None),
         JobOutcome::Failed(e) => (Status::Unknown, "failed".to_string(), Some(e.clone())),
         JobOutcome::Cancelled => (Status::Unknown, "cancelled".to_string(), None),
     };
@@ -157,7 +172,10 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
     );
     if matches!(
         outcome,
-        JobOutcome::DryRun(_) | JobOutcome::Linted(_) | JobOutcome::BackedUp(_)
+        JobOutcome::DryRun(_)
+            | JobOutcome::Linted(_)
+            | JobOutcome::BackedUp(_)
+            | JobOutcome::Rehearsed(_)
     ) {
         // New details are read from their top.
         state.jobs.details = Some(job.kind);
@@ -178,6 +196,12 @@ fn done(state: &mut State, id: u64, outcome: JobOutcome) -> Vec<Effect> {
                 state.window.backup_record = b.record.clone();
             }
             state.backup = Some((state.now, *b));
+        }
+        JobOutcome::Rehearsed(r) => {
+            if r.record.is_some() {
+                state.window.rehearsal_record = r.record.clone();
+            }
+            state.rehearsal = Some((state.now, *r));
         }
         JobOutcome::Failed(_) | JobOutcome::Cancelled => {}
     }

@@ -14,6 +14,7 @@ use pgvigil::checks::Status;
 use pgvigil::window::backup::VerificationRecord;
 use pgvigil::window::backup::record;
 use pgvigil::window::lint::Severity;
+use pgvigil::window::rehearsal::{RehearsalRecord, RehearsalVerdict};
 
 /// A verified backup whose snapshot is older than this is stale for a window: production has
 /// moved on since, and the rows written after it would be lost by a restore.
@@ -25,6 +26,8 @@ pub struct WindowState {
     pub state_dir: Option<PathBuf>,
     /// The last verification recorded there: read at start-up, replaced when a backup job ends.
     pub backup_record: Option<VerificationRecord>,
+    /// The last rehearsal recorded there: read at start-up, replaced when a rehearsal ends.
+    pub rehearsal_record: Option<RehearsalRecord>,
 }
 
 impl WindowState {
@@ -32,9 +35,13 @@ impl WindowState {
     pub fn load() -> Self {
         let state_dir = pgvigil::checks::state_dir();
         let backup_record = state_dir.as_deref().and_then(record::last);
+        let rehearsal_record = state_dir
+            .as_deref()
+            .and_then(pgvigil::window::rehearsal::record::last);
         Self {
             state_dir,
             backup_record,
+            rehearsal_record,
         }
     }
 }
@@ -55,7 +62,7 @@ pub struct ChecklistItem {
 
 /// The checklist, in the order a window is prepared.
 pub fn checklist(state: &State) -> Vec<ChecklistItem> {
-    vec![backup_item(state), lint_item(state)]
+    vec![backup_item(state), lint_item(state), rehearsal_item(state)]
 }
 
 /// "2 h ago", "5 min ago", "3 d ago": coarse on purpose, a checklist reads at a glance.
@@ -137,6 +144,58 @@ fn backup_item(state: &State) -> ChecklistItem {
     }
 }
 
+/// The last rehearsal: its verdict and age, and whether it still matches the pending set as
+/// the last status read saw it (a file edited since, or a new one, voids it).
+fn rehearsal_item(state: &State) -> ChecklistItem {
+    let item = |status, verdict: String, details| ChecklistItem {
+        step: "rehearsal",
+        status,
+        verdict,
+        details,
+        action: Action::Rehearse,
+    };
+    let Some(rec) = &state.window.rehearsal_record else {
+        return item(Status::Warn, "no rehearsal recorded".into(), Vec::new());
+    };
+    let when = parse_time(&rec.rehearsed_at)
+        .map_or_else(|| rec.rehearsed_at.clone(), |t| age(state.now, t));
+    let (mut status, word) = match rec.verdict {
+        RehearsalVerdict::Passed => (Status::Pass, "passed"),
+        RehearsalVerdict::Flagged => (Status::Warn, "FLAGGED (a hold past its threshold)"),
+        RehearsalVerdict::Failed => (Status::Fail, "FAILED"),
+    };
+    let versions: Vec<String> = rec.pending.iter().map(|m| m.version.to_string()).collect();
+    let mut details = vec![format!(
+        "rehearsed {}",
+        if versions.is_empty() {
+            "no pending migration".to_string()
+        } else {
+            versions.join(", ")
+        }
+    )];
+    details.push(format!("on {}", rec.ran_on));
+    let matching = state
+        .checks
+        .as_ref()
+        .and_then(|(at, report)| report.migrations.as_ref().map(|m| (at, m)));
+    let verdict = match matching.map(|(at, m)| (at, rec.still_matches_state(m))) {
+        Some((_, Ok(()))) => format!("rehearsed {when}: {word}; still matches the pending set"),
+        Some((at, Err(voided))) => {
+            status = Status::Warn;
+            details.insert(0, format!("as of the status read {}", age(state.now, *at)));
+            format!("rehearsed {when}: {word}; VOID: {voided}")
+        }
+        None => {
+            details.insert(
+                0,
+                "whether it still matches the pending set shows after a status read (v)".into(),
+            );
+            format!("rehearsed {when}: {word}")
+        }
+    };
+    item(status, verdict, details)
+}
+
 fn lint_item(state: &State) -> ChecklistItem {
     let Some((at, report)) = &state.lint else {
         return ChecklistItem {
@@ -177,6 +236,68 @@ mod tests {
     use crate::tui::fixtures::{after_job, backup, lint_report, state, t};
     use crate::tui::state::{JobKind, JobOutcome, Panel};
 
+    /// A recorded rehearsal of migration 4 with `checksum`, and a status read that saw
+    /// migration 4 pending with the file's SHA-384 `file`.
+    fn rehearsed(checksum: &[u8], file: &[u8]) -> crate::tui::state::State {
+        use pgvigil::migrations::{LocalMigration, MigrationState};
+        let mut s = state();
+        s.window.rehearsal_record = Some(RehearsalRecord {
+            format: pgvigil::window::rehearsal::record::RECORD_FORMAT.into(),
+            rehearsed_at: (t(0)).to_rfc3339(),
+            pending: vec![pgvigil::migrations::MigrationStamp {
+                version: 4,
+                description: "hnsw".into(),
+                checksum: checksum.iter().map(|b| format!("{b:02x}")).collect(),
+            }],
+            manifest: None,
+            manifest_sha256: None,
+            ran_on: "a restored copy of /b/manifest.json on private cluster".into(),
+            server_version: "15.18".into(),
+            extensions: vec![],
+            verdict: RehearsalVerdict::Passed,
+        });
+        let local = vec![LocalMigration {
+            version: 4,
+            description: "hnsw".into(),
+            sql: "SELECT 1".into(),
+            checksum: file.to_vec(),
+            no_tx: true,
+        }];
+        let migrations = MigrationState::of(&local, Some(&[]));
+        s.checks = Some((
+            t(60),
+            pgvigil::CheckReport::assemble(
+                "prod".into(),
+                t(60),
+                1.0,
+                vec![],
+                Some(migrations),
+                None,
+            ),
+        ));
+        s.now = t(2 * 3600);
+        s
+    }
+
+    #[test]
+    fn a_rehearsal_matches_the_pending_set_until_a_file_is_edited() {
+        let s = rehearsed(&[0xab; 48], &[0xab; 48]);
+        let item = &checklist(&s)[2];
+        assert_eq!(item.status, Status::Pass);
+        assert_eq!(
+            item.verdict,
+            "rehearsed 2 h ago: passed; still matches the pending set"
+        );
+        let s = rehearsed(&[0xab; 48], &[0xcd; 48]);
+        let item = &checklist(&s)[2];
+        assert_eq!(item.status, Status::Warn);
+        assert_eq!(
+            item.verdict,
+            "rehearsed 2 h ago: passed; VOID: migration 4 was edited after the rehearsal (its SHA-384 differs): rehearse again"
+        );
+        assert_eq!(item.details[0], "as of the status read 1 h ago");
+    }
+
     #[test]
     fn ages_read_at_a_glance() {
         let now = Utc::now();
@@ -191,7 +312,9 @@ mod tests {
         let mut s = state();
         s.window.state_dir = Some("/var/lib/pgvigil".into());
         let items = checklist(&s);
-        assert_eq!(items.len(), 2);
+        assert_eq!(items.len(), 3);
+        assert_eq!(items[2].step, "rehearsal");
+        assert_eq!(items[2].verdict, "no rehearsal recorded");
         assert_eq!(items[0].step, "backup");
         assert_eq!(items[0].status, Status::Warn);
         assert_eq!(items[0].verdict, "no verified backup recorded");

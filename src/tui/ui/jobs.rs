@@ -45,11 +45,12 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         None => lines.push(Line::from(styled(
             fit(
                 &format!(
-                    "idle: {} verify, {} dry-run, {} lint, {} backup",
+                    "idle: {} verify, {} dry-run, {} lint, {} backup, {} rehearse",
                     keys_for(Action::Verify),
                     keys_for(Action::DryRun),
                     keys_for(Action::Lint),
-                    keys_for(Action::Backup)
+                    keys_for(Action::Backup),
+                    keys_for(Action::Rehearse)
                 ),
                 width,
             ),
@@ -64,6 +65,7 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
         JobKind::DryRun,
         JobKind::Lint,
         JobKind::Backup,
+        JobKind::Rehearse,
         JobKind::Status,
     ] {
         if let Some(last) = state.jobs.last.get(&kind) {
@@ -100,6 +102,10 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
             .dry_run
             .as_ref()
             .map(|(_, r)| dry_run_details(r, width, look)),
+        Some(JobKind::Rehearse) => state
+            .rehearsal
+            .as_ref()
+            .map(|(_, r)| rehearsal_details(&r.report, width, look)),
         _ => None,
     };
     if let (Some(kind), Some(details)) = (state.jobs.details, details) {
@@ -300,6 +306,42 @@ fn backup_details(b: &BackupVerified, width: usize, look: &Look) -> Vec<Line<'st
             6,
         ));
         lines.extend(wrapped(&format!("  fix: {}", f.fix), width, t.dim, 6));
+    }
+    lines
+}
+
+/// The rehearsal's report, as `pgvigil migrate rehearse` prints it: per migration its outcome
+/// and duration, each lock with its wait, hold and what production would queue, rewrites,
+/// indexes built, then the checks and notes. Flagged and failed lines in the danger colour.
+fn rehearsal_details(
+    report: &pgvigil::window::rehearsal::RehearsalReport,
+    width: usize,
+    look: &Look,
+) -> Vec<Line<'static>> {
+    let t = look.theme;
+    let text = crate::commands::rehearse::render(report);
+    let mut lines = Vec::new();
+    // The first line is the verdict, which the Jobs panel already shows above; where it ran
+    // and the versions come after the migrations, which are what the panel has room for.
+    let (setting, rest): (Vec<&str>, Vec<&str>) = text.lines().skip(1).partition(|l| {
+        ["  ran on ", "  PostgreSQL ", "  production read "]
+            .iter()
+            .any(|p| l.starts_with(p))
+    });
+    for l in rest.into_iter().chain(setting) {
+        let trimmed = l.trim_start();
+        let style = if trimmed.starts_with("FLAG ")
+            || trimmed.contains("FAILED")
+            || trimmed.contains("INVALID")
+            || trimmed.starts_with("check FAIL")
+        {
+            t.danger
+        } else if trimmed.starts_with("check WARN") || trimmed.starts_with("note:") {
+            t.warn
+        } else {
+            t.text
+        };
+        lines.extend(wrapped(l, width, style, 6));
     }
     lines
 }

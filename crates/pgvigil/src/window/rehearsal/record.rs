@@ -132,6 +132,36 @@ impl RehearsalRecord {
     }
 }
 
+impl RehearsalRecord {
+    /// Whether it still describes the pending set of `state` (a migration state as the checks
+    /// report it: its checksums are 12-hex-digit prefixes, enough to see an edit; the apply
+    /// gate compares whole checksums).
+    pub fn still_matches_state(&self, state: &MigrationState) -> Result<(), Voided> {
+        let mut now: Vec<(i64, &str)> = state
+            .pending()
+            .map(|e| (e.version, e.local_checksum.as_deref().unwrap_or("")))
+            .collect();
+        now.sort();
+        let rehearsed: Vec<i64> = self.pending.iter().map(|m| m.version).collect();
+        let versions: Vec<i64> = now.iter().map(|(v, _)| *v).collect();
+        if rehearsed != versions {
+            return Err(Voided::PendingSet {
+                rehearsed,
+                now: versions,
+            });
+        }
+        match self
+            .pending
+            .iter()
+            .zip(&now)
+            .find(|(a, (_, short))| short.is_empty() || !a.checksum.starts_with(short))
+        {
+            Some((a, _)) => Err(Voided::Edited(a.version)),
+            None => Ok(()),
+        }
+    }
+}
+
 /// Why the record could not be written.
 #[derive(Debug, thiserror::Error)]
 #[error("recording the rehearsal in {}: {source}", path.display())]

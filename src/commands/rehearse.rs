@@ -43,9 +43,9 @@ pub async fn run(
 ) -> Result<Status, CommandError> {
     let local = pgvigil::migrations::load_local(&args.migrations).await?;
     let source = match &args.staging_url {
-        Some(raw) => RehearsalSource::Staging(
+        Some(raw) => RehearsalSource::Staging(Box::new(
             pgvigil::DatabaseUrl::parse(raw).map_err(CommandError::StagingUrl)?,
-        ),
+        )),
         None => RehearsalSource::Backup {
             manifest: args.from.clone(),
             dev,

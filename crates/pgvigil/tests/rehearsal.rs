@@ -407,7 +407,7 @@ async fn a_staging_url_on_production_s_server_is_refused() {
     let local = load_local(&reference_migrations()).await.unwrap();
     let mut session = prod_connection(&url).await;
     let mut opts = options(Path::new("/nonexistent"), None);
-    opts.source = RehearsalSource::Staging(DatabaseUrl::parse(&url).unwrap());
+    opts.source = RehearsalSource::Staging(Box::new(DatabaseUrl::parse(&url).unwrap()));
     let err = rehearsal::rehearse(&prod_config(&url), Some(&mut session), &local, &opts)
         .await
         .unwrap_err();

@@ -11,6 +11,18 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use sqlx::PgConnection;
 
+/// One reading: wait event type and name, the build's command, phase, index, tuples done and
+/// their total.
+type ActivityRow = (
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+    Option<i64>,
+);
+
 /// One phase of an index build, as seen over the readings.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PhaseSpan {
@@ -61,15 +73,7 @@ impl ActivityTrace {
 
     /// One reading, from a session of its own on the same server.
     pub(crate) async fn sample(&mut self, conn: &mut PgConnection) -> Result<(), sqlx::Error> {
-        let row: Option<(
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<String>,
-            Option<i64>,
-            Option<i64>,
-        )> = sqlx::query_as(
+        let row: Option<ActivityRow> = sqlx::query_as(
             "SELECT a.wait_event_type, a.wait_event, p.command, p.phase,
                         CASE WHEN p.index_relid <> 0 THEN p.index_relid::regclass::text END,
                         p.tuples_done, p.tuples_total

@@ -29,19 +29,23 @@ pub struct Relation {
     pub rows: i64,
 }
 
+/// One row of [`relations`]: name, file node, kind, an index's table, access method and
+/// validity, estimated rows.
+type RelationRow = (
+    String,
+    Option<i64>,
+    String,
+    Option<String>,
+    Option<String>,
+    Option<bool>,
+    i64,
+);
+
 /// Every user relation, by the name the lock report uses.
 pub(crate) async fn relations(
     conn: &mut PgConnection,
 ) -> Result<BTreeMap<String, Relation>, sqlx::Error> {
-    let rows: Vec<(
-        String,
-        Option<i64>,
-        String,
-        Option<String>,
-        Option<String>,
-        Option<bool>,
-        i64,
-    )> = sqlx::query_as(concat!(
+    let rows: Vec<RelationRow> = sqlx::query_as(concat!(
         "SELECT ",
         relation_name_sql!("c", "n"),
         ", pg_relation_filenode(c.oid)::bigint, c.relkind::text,

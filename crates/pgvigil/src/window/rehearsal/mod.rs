@@ -66,7 +66,7 @@ pub enum RehearsalSource {
     },
     /// `--staging-url`: a staging server already restored from a snapshot; the migrations are
     /// applied to its database for real and it is left as they leave it.
-    Staging(DatabaseUrl),
+    Staging(Box<DatabaseUrl>),
 }
 
 /// How to rehearse.
@@ -260,7 +260,7 @@ impl Target {
                 let connect_options = url.connect_options().application_name("pgvigil-rehearse");
                 let staging_err = |e| RehearsalError::Staging {
                     target: target.clone(),
-                    source: DbError::new(e, url),
+                    source: DbError::new(e, url.as_ref()),
                 };
                 let mut conn = connect_options.connect().await.map_err(staging_err)?;
                 let identity = crate::dev::server_identity(&mut Reader::dev(&mut conn))
@@ -288,7 +288,7 @@ impl Target {
                     manifest: None,
                     restored: None,
                     dev: None,
-                    redact: Box::new(url.clone()),
+                    redact: Box::new((**url).clone()),
                 })
             }
             RehearsalSource::Backup { manifest, dev } => {

@@ -121,6 +121,26 @@ pub fn password_warnings(config: &ConfigArgs, dev_url: Option<&str>) -> Vec<Stri
     .collect()
 }
 
+/// The same warning for the subcommands' URL flags (`--staging-url`, `--restore-url`), read
+/// from the command line itself: their variables (`STAGING_DATABASE_URL`,
+/// `RESTORE_DATABASE_URL`) are where a password belongs, and do not warn.
+pub fn subcommand_password_warnings(args: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for flag in ["--staging-url", "--restore-url"] {
+        let value = args.iter().enumerate().find_map(|(i, a)| {
+            if a == flag {
+                args.get(i + 1).map(String::as_str)
+            } else {
+                a.strip_prefix(flag).and_then(|r| r.strip_prefix('='))
+            }
+        });
+        if let Some(w) = password_flag_warning(flag, value) {
+            out.push(w);
+        }
+    }
+    out
+}
+
 /// The warning for a connection URL with a password given on the command line, where every
 /// local user reads it (`ps`, /proc/PID/cmdline) while pgvigil runs; `None` without one. It
 /// names the flag, never the password.
@@ -142,10 +162,11 @@ pub fn password_flag_warning(flag: &str, url: Option<&str>) -> Option<String> {
         }
     };
     has_password.then(|| {
-        let var = if flag == "--dev-url" {
-            "DEV_DATABASE_URL"
-        } else {
-            "DATABASE_URL"
+        let var = match flag {
+            "--dev-url" => "DEV_DATABASE_URL",
+            "--staging-url" => "STAGING_DATABASE_URL",
+            "--restore-url" => "RESTORE_DATABASE_URL",
+            _ => "DATABASE_URL",
         };
         format!(
             "warning: the URL given with {flag} carries a password, which every user of this \
@@ -192,5 +213,41 @@ impl ConfigArgs {
             .filter_map(|(var, value)| value.as_deref().map(|v| (var, v)))
             .collect();
         ConfigSources::from_process(flags, self.env_file.as_deref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_password_in_a_subcommand_s_url_flag_is_warned_of_naming_its_variable() {
+        let args = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let w = subcommand_password_warnings(&args(&[
+            "pgvigil",
+            "migrate",
+            "rehearse",
+            "--staging-url",
+            "postgres://u:secret@stage/db",
+        ]));
+        assert_eq!(w.len(), 1);
+        assert!(w[0].contains("--staging-url") && w[0].contains("STAGING_DATABASE_URL"));
+        assert!(!w[0].contains("secret"));
+        let w = subcommand_password_warnings(&args(&[
+            "pgvigil",
+            "backup",
+            "verify",
+            "m.json",
+            "--restore-url=postgres://u:secret@scratch/postgres",
+        ]));
+        assert!(w[0].contains("RESTORE_DATABASE_URL"), "{w:?}");
+        assert!(
+            subcommand_password_warnings(&args(&[
+                "pgvigil",
+                "--staging-url",
+                "postgres://u@stage/db"
+            ]))
+            .is_empty()
+        );
     }
 }

@@ -297,8 +297,14 @@ pub enum MigrateCommand {
         #[arg(long, value_name = "MANIFEST", conflicts_with = "staging_url")]
         from: Option<PathBuf>,
         /// A staging server already restored from a snapshot (never production's): the
-        /// migrations are applied to its database for real and left applied.
-        #[arg(long, value_name = "URL")]
+        /// migrations are applied to its database for real and left applied. Prefer the
+        /// variable: a password on the command line shows in `ps`.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "STAGING_DATABASE_URL",
+            hide_env_values = true
+        )]
         staging_url: Option<String>,
         /// lock_timeout on the copy.
         #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = duration_arg)]
@@ -380,8 +386,14 @@ pub enum BackupCommand {
         /// The manifest.json `backup create` wrote.
         #[arg(value_name = "MANIFEST")]
         manifest: PathBuf,
-        /// Restore on this server instead (never production's: refused when it is).
-        #[arg(long, value_name = "URL")]
+        /// Restore on this server instead (never production's: refused when it is). Prefer
+        /// the variable: a password on the command line shows in `ps`.
+        #[arg(
+            long,
+            value_name = "URL",
+            env = "RESTORE_DATABASE_URL",
+            hide_env_values = true
+        )]
         restore_url: Option<String>,
         /// pg_restore's parallel jobs (default: the cores available).
         #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]

@@ -30,7 +30,10 @@ fn main() -> ExitCode {
         }
     };
     // Said once, before anything else: the password is already visible in `ps`.
-    let exposed = pgvigil_cli::args::password_warnings(&cli.config, cli.dev_url.as_deref());
+    let mut exposed = pgvigil_cli::args::password_warnings(&cli.config, cli.dev_url.as_deref());
+    exposed.extend(pgvigil_cli::args::subcommand_password_warnings(
+        &std::env::args().collect::<Vec<_>>(),
+    ));
     for warning in &exposed {
         say(warning);
     }

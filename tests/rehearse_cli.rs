@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 use pgvigil_cluster::PrivateCluster;
-use support::{cluster, fresh_database};
+use pgvigil_test_support::reference_migrations;
+use support::cluster;
 
 fn dev() -> &'static PrivateCluster {
     static DEV: LazyLock<PrivateCluster> =
@@ -26,45 +27,12 @@ fn dev() -> &'static PrivateCluster {
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn reference_migrations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations")
-}
-
-/// Production: the reference migrations 1-3 applied with their checksums, 300 documents.
+/// Production: the reference migrations 1-3 applied by sqlx's migrator, 300 documents.
 fn production() -> String {
     static URL: LazyLock<String> = LazyLock::new(|| {
-        let url = fresh_database(cluster(), "rehearse_cli");
-        let db = url.rsplit('/').next().unwrap().to_string();
-        let rt = tokio::runtime::Runtime::new().unwrap();
-        let local = rt
-            .block_on(pgvigil::migrations::load_local(&reference_migrations()))
-            .unwrap();
-        let mut sql = String::from(
-            "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
-                installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
-                checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);\n",
-        );
-        for m in local.iter().take(3) {
-            sql.push_str(&m.sql);
-            sql.push_str(&format!(
-                ";\nINSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ({}, '{}', true, '\\x{}', 1);\n",
-                m.version,
-                m.description,
-                m.checksum.iter().map(|b| format!("{b:02x}")).collect::<String>()
-            ));
-        }
-        sql.push_str(
-            "INSERT INTO document_sources (doc_type, source_name)
-                SELECT t, 'source-' || s FROM unnest(enum_range(NULL::doc_type)) t, generate_series(0, 7) s;
-             INSERT INTO documents (doc_type, source_name, doc_path, content, embedding)
-                SELECT (enum_range(NULL::doc_type))[1 + i % 5], 'source-' || (i % 8), 'docs/' || i || '.md',
-                       'Document ' || i,
-                       (SELECT array_agg(random()::real) FROM generate_series(1, 3072) WHERE i >= 0)::vector(3072)
-                  FROM generate_series(0, 299) i;",
-        );
-        cluster().psql_stdin(&db, &sql).expect("production");
-        cluster().psql(&db, "ANALYZE").unwrap();
-        url
+        tokio::runtime::Runtime::new().unwrap().block_on(
+            pgvigil_test_support::reference_production(cluster(), "rehearse_cli", 3, 300),
+        )
     });
     URL.clone()
 }
@@ -274,6 +242,65 @@ fn sigint_during_a_migration_leaves_nothing_on_the_dev_server() {
 }
 
 #[test]
+fn sigint_during_a_migration_on_a_staging_server_cancels_its_statement() {
+    // On a staging server nothing is dropped afterwards, so only the cancel can end the
+    // migration's statement: this shows the cancel itself.
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let staging = tokio::runtime::Runtime::new().unwrap().block_on(
+        pgvigil_test_support::reference_production(dev(), "staging", 3, 20),
+    );
+    let state = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    for e in std::fs::read_dir(reference_migrations()).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dir.path().join(e.file_name())).unwrap();
+    }
+    std::fs::write(
+        dir.path().join("20261201000001_slow.sql"),
+        "SELECT pg_sleep(61);\n",
+    )
+    .unwrap();
+    let mut child = pgvigil(
+        state.path(),
+        false,
+        &[
+            "migrate",
+            "rehearse",
+            "--migrations",
+            dir.path().to_str().unwrap(),
+            "--busy-interval",
+            "1s",
+        ],
+    )
+    .env("STAGING_DATABASE_URL", &staging)
+    .spawn()
+    .unwrap();
+    let running = "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(61)%' AND pid <> pg_backend_pid()";
+    let started = Instant::now();
+    while on_dev(running) == 0 {
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the slow migration never started"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "rehearse ended before the slow migration"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    kill(Pid::from_raw(child.id() as i32), Signal::SIGINT).unwrap();
+    let output = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&output.stderr);
+    assert_no_password(&err);
+    assert_eq!(output.status.code(), Some(130), "{err}");
+    assert_eq!(
+        on_dev(running),
+        0,
+        "the migration's statement was cancelled"
+    );
+}
+
+#[test]
 fn a_staging_url_equal_to_production_is_refused_with_exit_3() {
     let state = tempfile::tempdir().unwrap();
     let url = production();
@@ -283,6 +310,11 @@ fn a_staging_url_equal_to_production_is_refused_with_exit_3() {
         &["migrate", "rehearse", "--staging-url", &url],
     );
     assert_eq!(code, 3, "{out}\n{err}");
+    assert!(
+        err.contains("warning: the URL given with --staging-url carries a password")
+            && err.contains("STAGING_DATABASE_URL"),
+        "{err}"
+    );
     assert!(err.contains("--staging-url"), "{err}");
     assert!(err.contains("never runs on production"), "{err}");
 }

@@ -1,6 +1,7 @@
 //! What the tests of every pgvigil crate share: one private cluster per test binary, a fresh
 //! database per test ([`cluster`], [`fresh_database`]), and what another local user can see of
-//! what we start ([`exposure`]). Each test directory's own `support` module adds what only
+//! what we start ([`exposure`]), a production database of the reference schema as an
+//! application leaves it ([`reference_production`]). Each test directory's own `support` module adds what only
 //! its tests need.
 
 use std::sync::LazyLock;
@@ -9,6 +10,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use pgvigil_cluster::PrivateCluster;
 
 pub mod exposure;
+mod production;
+
+pub use production::{reference_migrations, reference_production};
 
 /// The cluster shared by the tests of one binary. A test that cannot get PostgreSQL fails
 /// loudly here; it never passes without a database.

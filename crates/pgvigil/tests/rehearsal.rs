@@ -24,7 +24,8 @@ use pgvigil::window::rehearsal::{
 };
 use pgvigil::window::{Outcome, ProgressSink};
 use pgvigil_cluster::PrivateCluster;
-use support::{cluster, fresh_database, prod_config, prod_connection};
+use pgvigil_test_support::reference_migrations;
+use support::{cluster, prod_config, prod_connection};
 
 fn dev_cluster() -> &'static PrivateCluster {
     static DEV: OnceLock<PrivateCluster> = OnceLock::new();
@@ -34,50 +35,12 @@ fn dev_cluster() -> &'static PrivateCluster {
 /// One test at a time: each counts the scratch databases left on the shared dev cluster.
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-fn reference_migrations() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../migrations")
-}
-
 const DOCUMENTS: usize = 400;
 
-/// A production database with the reference migrations 1-3 applied (their files, their
-/// SHA-384 in the ledger as sqlx writes it) and DOCUMENTS rows; its URL.
+/// A production database with the reference migrations 1-3 applied by sqlx's migrator and
+/// DOCUMENTS rows; its URL.
 async fn production(name: &str) -> String {
-    let url = fresh_database(cluster(), name);
-    let db = db_name(&url);
-    let local = load_local(&reference_migrations()).await.unwrap();
-    let mut sql = String::from(
-        "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
-            installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
-            checksum BYTEA NOT NULL, execution_time BIGINT NOT NULL);\n",
-    );
-    for m in local.iter().take(3) {
-        sql.push_str(&m.sql);
-        sql.push_str(&format!(
-            ";\nINSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) VALUES ({}, '{}', true, '\\x{}', 1);\n",
-            m.version,
-            m.description,
-            m.checksum.iter().map(|b| format!("{b:02x}")).collect::<String>()
-        ));
-    }
-    sql.push_str(&format!(
-        "INSERT INTO document_sources (doc_type, source_name)
-            SELECT t, 'source-' || s FROM unnest(enum_range(NULL::doc_type)) t, generate_series(0, 7) s;
-         INSERT INTO documents (doc_type, source_name, doc_path, content, embedding, token_count)
-            SELECT (enum_range(NULL::doc_type))[1 + i % 5], 'source-' || (i % 8), 'docs/' || i || '.md',
-                   'Document ' || i,
-                   (SELECT array_agg(random()::real) FROM generate_series(1, 3072) WHERE i >= 0)::vector(3072),
-                   100 + (i * 7) % 900
-              FROM generate_series(0, {}) i;",
-        DOCUMENTS - 1
-    ));
-    cluster()
-        .psql_stdin(&db, &sql)
-        .expect("production's schema and rows");
-    // From a session of its own: an ANALYZE in the inserting session is followed by that
-    // session's pending insert counts, and n_live_tup would read twice the rows.
-    cluster().psql(&db, "ANALYZE").unwrap();
-    url
+    pgvigil_test_support::reference_production(cluster(), name, 3, DOCUMENTS).await
 }
 
 fn db_name(url: &str) -> String {
@@ -227,13 +190,8 @@ async fn the_hnsw_migration_is_rehearsed_on_the_newest_verified_backup() {
         "{:#?}",
         report.checks
     );
-    assert_eq!(
-        report
-            .production
-            .as_deref()
-            .map(|p| p.contains("***") || !p.contains(cluster().password())),
-        Some(true)
-    );
+    let production = report.production.as_deref().expect("production was read");
+    assert!(!production.contains(cluster().password()), "{production}");
 
     // The record names exactly the pending set; an edited file voids it.
     assert_eq!(rec.pending.len(), 1);
@@ -253,6 +211,41 @@ async fn the_hnsw_migration_is_rehearsed_on_the_newest_verified_backup() {
         .still_matches(&record::pending_now(&edited, Some(&ledger)))
         .unwrap_err();
     assert_eq!(voided, rehearsal::Voided::Edited(20261101000004));
+
+    // Without readings nothing can be measured: never a plain pass.
+    let mut unsampled = options(state.path(), None);
+    unsampled.sample_every = Duration::ZERO;
+    let mut session = prod_connection(&url).await;
+    let (report, _) =
+        rehearsal::rehearse(&prod_config(&url), Some(&mut session), &local, &unsampled)
+            .await
+            .expect("rehearse without readings");
+    session.close().await;
+    assert_eq!(
+        report.verdict,
+        RehearsalVerdict::Flagged,
+        "{:#?}",
+        report.notes
+    );
+    assert!(
+        report.notes.iter().any(|n| n.contains("--sample-every 0")),
+        "{:#?}",
+        report.notes
+    );
+    // Production not answering: a dev URL cannot be told apart from production's server, so
+    // nothing is restored on it.
+    let err = rehearsal::rehearse(
+        &prod_config(&url),
+        None,
+        &local,
+        &options(state.path(), None),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(err, rehearsal::RehearsalError::DevUnchecked { .. }),
+        "{err}"
+    );
 
     assert_eq!(production_state(&db), before, "production unchanged");
     assert_eq!(scratch_databases(), "0", "the restored copy was dropped");
@@ -416,5 +409,14 @@ async fn a_staging_url_on_production_s_server_is_refused() {
     assert!(text.contains("--staging-url"), "{text}");
     assert!(text.contains("production's server"), "{text}");
     assert!(!text.contains(cluster().password()), "{text}");
+
+    // Production not answering: the staging server cannot be told apart from it.
+    let err = rehearsal::rehearse(&prod_config(&url), None, &local, &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("production did not answer"),
+        "{err}"
+    );
     assert_eq!(production_state(&db_name(&url)), before);
 }

@@ -181,7 +181,8 @@ fn rehearsal_item(state: &State) -> ChecklistItem {
     let verdict = match matching.map(|(at, m)| (at, rec.still_matches_state(m))) {
         Some((_, Ok(()))) => format!("rehearsed {when}: {word}; still matches the pending set"),
         Some((at, Err(voided))) => {
-            status = Status::Warn;
+            // Void is at least a warning; a failed rehearsal stays failed.
+            status = Status::worst([status, Status::Warn]);
             details.insert(0, format!("as of the status read {}", age(state.now, *at)));
             format!("rehearsed {when}: {word}; VOID: {voided}")
         }

@@ -42,20 +42,20 @@ pub fn render(frame: &mut Frame, area: Rect, state: &State, look: &Look) {
                 lines.push(progress_line(p, width, look));
             }
         }
-        None => lines.push(Line::from(styled(
-            fit(
-                &format!(
-                    "idle: {} verify, {} dry-run, {} lint, {} backup, {} rehearse",
-                    keys_for(Action::Verify),
-                    keys_for(Action::DryRun),
-                    keys_for(Action::Lint),
-                    keys_for(Action::Backup),
-                    keys_for(Action::Rehearse)
-                ),
-                width,
+        // Wrapped, not cut: the keys are the point of the line.
+        None => lines.extend(wrapped(
+            &format!(
+                "idle: {} verify, {} dry-run, {} lint, {} backup, {} rehearse",
+                keys_for(Action::Verify),
+                keys_for(Action::DryRun),
+                keys_for(Action::Lint),
+                keys_for(Action::Backup),
+                keys_for(Action::Rehearse)
             ),
+            width,
             t.dim,
-        ))),
+            2,
+        )),
     }
     if let Some(q) = state.jobs.queued {
         lines.push(Line::from(styled(format!("queued: {}", q.label()), t.dim)));

@@ -1,4 +1,4 @@
-//! sqlx's ledger writes, exactly as sqlx 0.9's Postgres migrator makes them
+//! sqlx's ledger writes, as sqlx 0.9's Postgres migrator makes them
 //! (sqlx-postgres/src/migrate.rs): the `_sqlx_migrations` table created if missing, the
 //! session advisory lock whose id sqlx derives from `current_database()` (so that a real
 //! `sqlx migrate run` and pgvigil exclude each other), the row inserted with `execution_time`

@@ -164,12 +164,47 @@ pub enum RehearsalError {
     /// The migrations' session could not be opened.
     #[error("opening the migrations' session on the copy: {0}")]
     Runner(#[source] DbError),
+    /// The dev server is not pgvigil's private cluster and production did not answer: it
+    /// cannot be told apart from production's server.
+    #[error(
+        "the dev database ({target}) cannot be checked apart from production's server: \
+         production (DATABASE_URL) did not answer; make it answer, or leave --dev-url / \
+         DEV_DATABASE_URL out to restore on a private cluster"
+    )]
+    DevUnchecked {
+        /// The dev server, redacted.
+        target: String,
+    },
+    /// The restore did not finish within --max-duration.
+    #[error(
+        "the rehearsal passed its bound of {bound} (--max-duration) before the migrations could run; raise --max-duration"
+    )]
+    TooSlow {
+        /// The bound, in words.
+        bound: String,
+    },
 }
 
 /// What production told the rehearsal (nothing when it did not answer).
 struct ProductionRead {
     identity: String,
+    /// `pg_control_system()`'s identifier, when this role may read it, and
+    /// `pg_is_in_recovery()`: a standby's primary shares its identifier.
+    system: Option<(String, bool)>,
     catalog: CatalogReading,
+    ledger: Option<Vec<crate::migrations::LedgerRow>>,
+}
+
+/// A server's system identifier (when readable) and whether it is in recovery.
+async fn system_of(r: &mut Reader<'_>) -> Result<Option<(String, bool)>, sqlx::Error> {
+    let row: (Option<String>, bool) = sqlx::query_as(
+        "SELECT CASE WHEN has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
+                     THEN (SELECT system_identifier::text FROM pg_control_system()) END,
+                pg_is_in_recovery()",
+    )
+    .fetch_one(&mut *r)
+    .await?;
+    Ok(row.0.map(|id| (id, row.1)))
 }
 
 /// Rehearses the pending migrations among `local` (pending on the copy: the files its ledger
@@ -190,11 +225,21 @@ pub async fn rehearse(
         Some(session) => {
             let tracked = session.cancel_on_drop();
             let read = async {
-                let identity = session
-                    .read(async |r| crate::dev::server_identity(r).await)
+                let (identity, system, ledger) = session
+                    .read(async |r| {
+                        let identity = crate::dev::server_identity(r).await?;
+                        let system = system_of(r).await?;
+                        let ledger = crate::migrations::read_ledger(r).await?;
+                        Ok((identity, system, ledger))
+                    })
                     .await?;
                 let catalog = read_catalog(session, options.busy_interval).await?;
-                Ok::<_, sqlx::Error>(ProductionRead { identity, catalog })
+                Ok::<_, sqlx::Error>(ProductionRead {
+                    identity,
+                    system,
+                    catalog,
+                    ledger,
+                })
             }
             .await;
             if let Some(t) = tracked {
@@ -220,10 +265,28 @@ pub async fn rehearse(
         }
     };
 
-    let mut target = Target::open(options, prod.as_ref(), progress, &mut notes).await?;
+    // --max-duration bounds the whole rehearsal: the restore too, not only the migrations.
+    let deadline = tokio::time::Instant::now() + options.max_duration;
+    let mut target = tokio::time::timeout_at(
+        deadline,
+        Target::open(options, prod.as_ref(), progress, &mut notes),
+    )
+    .await
+    .map_err(|_| RehearsalError::TooSlow {
+        bound: projection::seconds(options.max_duration),
+    })??;
     // Whatever happens from here, the restored copy is dropped; run() never returns early
     // past this point without going through here.
-    let result = run(config, &mut target, prod.as_ref(), local, options, notes).await;
+    let result = run(
+        config,
+        &mut target,
+        prod.as_ref(),
+        local,
+        options,
+        notes,
+        deadline,
+    )
+    .await;
     progress.report(Progress::phase("dropping the restored copy", None));
     target.close().await;
     let (mut report, record) = result?;
@@ -266,6 +329,9 @@ impl Target {
                 let identity = crate::dev::server_identity(&mut Reader::dev(&mut conn))
                     .await
                     .map_err(staging_err)?;
+                let system = system_of(&mut Reader::dev(&mut conn))
+                    .await
+                    .map_err(staging_err)?;
                 let _ = conn.close().await;
                 match prod {
                     None => {
@@ -277,10 +343,33 @@ impl Target {
                     Some(p) if p.identity == identity => {
                         return Err(RehearsalError::StagingIsProduction {
                             target,
-                            reason: "it is production's server (same system identifier and data directory)".into(),
+                            reason: "it is production's server (the same postmaster, started at the same moment, on the same port)".into(),
                         });
                     }
-                    Some(_) => {}
+                    Some(p) => match (&p.system, &system) {
+                        // One of a physical pair: a standby of production, or production's
+                        // primary when DATABASE_URL names a standby. A promoted clone (a
+                        // snapshot, a thin clone) shares the identifier but neither side is
+                        // in recovery then.
+                        (Some((a, prod_recovering)), Some((b, staging_recovering)))
+                            if a == b && (*prod_recovering || *staging_recovering) =>
+                        {
+                            return Err(RehearsalError::StagingIsProduction {
+                                target,
+                                reason: format!(
+                                    "it shares production's system identifier {a} and {} is in recovery: it is production's primary or one of its standbys, not a clone",
+                                    if *prod_recovering { "DATABASE_URL" } else { "it" }
+                                ),
+                            });
+                        }
+                        (Some((a, _)), Some((b, _))) if a == b => notes.push(format!(
+                            "the staging server shares production's system identifier {a}: a clone of it (a snapshot or thin clone), promoted"
+                        )),
+                        (None, _) | (_, None) => notes.push(
+                            "production's or the staging server's system identifier is not readable by these roles (pg_control_system): the staging server was told apart from production by its postmaster only".into(),
+                        ),
+                        _ => {}
+                    },
                 }
                 Ok(Self {
                     options: connect_options,
@@ -330,8 +419,15 @@ impl Target {
                 let major = (manifest.source.server_version_num / 10000) as u32;
                 progress.report(Progress::phase("starting the dev database", None));
                 let server = DevServer::start(dev, Some(major)).await?;
-                if let Some(p) = prod {
-                    server.ensure_apart_from(&p.identity)?;
+                match prod {
+                    Some(p) => server.ensure_apart_from(&p.identity)?,
+                    // A private cluster pgvigil just started cannot be production's.
+                    None if !server.is_private() => {
+                        return Err(RehearsalError::DevUnchecked {
+                            target: server.describe(),
+                        });
+                    }
+                    None => {}
                 }
                 let dump_dir = manifest.dump_dir(&path);
                 let jobs = options.jobs.unwrap_or_else(backup::default_jobs);
@@ -406,6 +502,7 @@ async fn run(
     local: &[LocalMigration],
     options: &RehearsalOptions,
     mut notes: Vec<String>,
+    deadline: tokio::time::Instant,
 ) -> Result<(RehearsalReport, RehearsalRecord), RehearsalError> {
     let copy_err = |e| RehearsalError::Copy(DbError::new(e, target.redact.as_ref()));
     let mut inspect = target.options.connect().await.map_err(copy_err)?;
@@ -414,13 +511,29 @@ async fn run(
         .await
         .map_err(copy_err)?;
     let state = MigrationState::of(local, ledger.as_deref());
-    if state.history_problems() > 0 {
-        notes.push(format!(
-            "the copy's ledger disagrees with the migration files in {} place(s) (edited or missing files); `pgvigil check --only migrations` names them",
-            state.history_problems()
-        ));
-    }
+    // sqlx validates the ledger before it applies anything; so does the rehearsal.
+    let refusal = sqlx_refusal(&state);
     let unapplied = state.unapplied_versions();
+    let mut flagged_by: Vec<String> = Vec::new();
+    if let Some(p) = prod
+        && let Some(prod_ledger) = &p.ledger
+    {
+        let on_production = MigrationState::of(local, Some(prod_ledger)).unapplied_versions();
+        if on_production != unapplied {
+            let list = |v: &[i64]| {
+                if v.is_empty() {
+                    "none".to_string()
+                } else {
+                    v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                }
+            };
+            flagged_by.push(format!(
+                "the copy's pending set ({}) is not production's ({}): production's ledger changed since the backup, or the staging server was migrated before; rehearse on a fresh backup",
+                list(&unapplied),
+                list(&on_production)
+            ));
+        }
+    }
     let pending: Vec<&LocalMigration> = local
         .iter()
         .filter(|m| unapplied.contains(&m.version))
@@ -472,7 +585,7 @@ async fn run(
         "--statement-timeout",
     );
     runner_options.deadline = Some((
-        tokio::time::Instant::now() + options.max_duration,
+        deadline,
         Bound {
             after: options.max_duration,
             set_by: "--max-duration",
@@ -487,6 +600,27 @@ async fn run(
         .map_err(|e| RehearsalError::Runner(DbError::new(e, target.redact.as_ref())))?;
     let mut migrations = Vec::new();
     for m in &pending {
+        if let Some(reason) = &refusal {
+            migrations.push(RehearsedMigration {
+                version: m.version,
+                description: m.description.clone(),
+                checksum: hex(&m.checksum),
+                no_transaction: m.no_tx,
+                outcome: Outcome::NotRun {
+                    reason: reason.clone(),
+                },
+                existing_rows_broke_it: false,
+                duration_ms: 0.0,
+                production_duration_ms: None,
+                scale_model: None,
+                locks: Vec::new(),
+                rewrites: Vec::new(),
+                indexes_built: Vec::new(),
+                build_phases: Vec::new(),
+                waits: Vec::new(),
+            });
+            continue;
+        }
         let run = runner.run(m).await;
         let mut entry = RehearsedMigration {
             version: m.version,
@@ -520,7 +654,12 @@ async fn run(
                 } = &mut entry.outcome
                 {
                     *error = config.database_url.scrub(error);
-                    entry.existing_rows_broke_it = code.starts_with("22") || code.starts_with("23");
+                    // The ledger's own INSERT (after every statement of the file) is not a row
+                    // of production's data.
+                    let in_ledger =
+                        run.statements_done >= crate::sql_scan::statement_starts(&m.sql).len();
+                    entry.existing_rows_broke_it =
+                        !in_ledger && (code.starts_with("22") || code.starts_with("23"));
                     if entry.existing_rows_broke_it {
                         error.push_str(" (existing rows break it: the schema-only dry-run, which has no rows, cannot see this)");
                     }
@@ -567,7 +706,7 @@ async fn run(
                     valid: r.valid.unwrap_or(false),
                 })
                 .collect();
-            entry.locks = holds(&run, &after, &existing, m.no_tx);
+            entry.locks = holds(&run, &existing, m.no_tx, options.sample_every);
             relations = after;
         }
         scale_and_project(&mut entry, &relations, &scale, prod, &options.thresholds);
@@ -592,13 +731,24 @@ async fn run(
 
     let failed = migrations
         .iter()
-        .any(|m| !matches!(m.outcome, Outcome::Succeeded));
+        .any(|m| !matches!(m.outcome, Outcome::Succeeded))
+        || checks
+            .iter()
+            .any(|f| f.id == "rehearsal.ledger" && f.status == crate::checks::Status::Fail);
+    if let Some(reason) = &refusal {
+        notes.push(format!("nothing was applied: {reason}"));
+    }
+    if options.sample_every.is_zero() {
+        flagged_by.push("the migration's backend was not sampled (--sample-every 0): holds and no-transaction locks were not measured".into());
+    }
+    notes.extend(flagged_by.iter().cloned());
     let flagged = migrations.iter().any(|m| {
         m.locks.iter().any(|l| l.over_threshold.is_some())
             || m.indexes_built.iter().any(|i| !i.valid)
     }) || checks
         .iter()
-        .any(|f| !matches!(f.status, crate::checks::Status::Pass));
+        .any(|f| !matches!(f.status, crate::checks::Status::Pass))
+        || !flagged_by.is_empty();
     let verdict = if failed {
         RehearsalVerdict::Failed
     } else if flagged {
@@ -606,9 +756,6 @@ async fn run(
     } else {
         RehearsalVerdict::Passed
     };
-    if options.sample_every.is_zero() {
-        notes.push("the migration's backend was not sampled (--sample-every 0): holds and no-transaction locks are not measured".into());
-    }
     let report = RehearsalReport {
         format: FORMAT,
         ran_on: target.ran_on.clone(),
@@ -664,9 +811,9 @@ fn human_age(age: chrono::TimeDelta) -> String {
 /// before COMMIT) are listed with a hold of 0.
 fn holds(
     run: &crate::window::MigrationRun,
-    _after: &BTreeMap<String, copy::Relation>,
     existing: &BTreeSet<String>,
     no_tx: bool,
+    interval: Duration,
 ) -> Vec<LockHold> {
     let mut strongest: BTreeMap<String, (LockMode, Duration, Duration)> = BTreeMap::new();
     let last_reading = run.trace.spans().map(|s| s.last_seen).max();
@@ -684,8 +831,13 @@ fn holds(
             Some(g) => g,
             None => span.first_seen,
         };
-        let until = if !no_tx && Some(span.last_seen) == last_reading {
+        // Still held at the last reading: until the migration returned (a transactional
+        // file's COMMIT, a no-transaction file's last statement). Gone before: it ended
+        // between its last reading and the next, the midpoint is taken.
+        let until = if Some(span.last_seen) == last_reading {
             run.ended.max(span.last_seen)
+        } else if no_tx {
+            span.last_seen + interval / 2
         } else {
             span.last_seen
         };
@@ -776,9 +928,23 @@ fn scale_and_project(
         entry.production_duration_ms = Some(entry.duration_ms * f);
         entry.scale_model = Some(model.words(table));
     }
+    // Only what grows with the rows is scaled: a hold on a table the migration rewrote or
+    // built an index on. A metadata-only change (ADD COLUMN, a NOT VALID constraint) holds its
+    // lock for as long on a big table as on a small one.
+    let grows: BTreeSet<String> = entry
+        .rewrites
+        .iter()
+        .map(|r| table_of(r))
+        .chain(entry.indexes_built.iter().map(|i| i.table.clone()))
+        .collect();
+    if grows.is_empty() {
+        entry.production_duration_ms = None;
+        entry.scale_model = None;
+    }
     for hold in &mut entry.locks {
         let table = table_of(&hold.relation);
         if !hold.created_here
+            && grows.contains(&table)
             && let Some((copy_rows, prod_rows)) = sizes(&table)
             && projection::scales(copy_rows, prod_rows)
         {
@@ -802,6 +968,32 @@ fn scale_and_project(
             hold.over_threshold = thresholds.passed(hold.mode, held);
         }
     }
+}
+
+/// Why sqlx would refuse to migrate this ledger at all (its `validate_applied_migrations` and
+/// dirty check, with `ignore_missing` off as `sqlx migrate run` has it), if it would.
+fn sqlx_refusal(state: &MigrationState) -> Option<String> {
+    use crate::migrations::MigrationStatus as S;
+    let first = |status: S| state.entries.iter().find(|e| e.status == status);
+    if let Some(e) = first(S::Failed) {
+        return Some(format!(
+            "migration {} is recorded as failed (success = false): sqlx refuses to run (dirty) until the ledger is repaired",
+            e.version
+        ));
+    }
+    if let Some(e) = first(S::ChecksumMismatch) {
+        return Some(format!(
+            "migration {} was edited after it was applied (its checksum differs from the ledger's): sqlx refuses to run",
+            e.version
+        ));
+    }
+    if let Some(e) = first(S::MissingLocally) {
+        return Some(format!(
+            "migration {} is applied but has no file in the migrations directory: sqlx refuses to run",
+            e.version
+        ));
+    }
+    None
 }
 
 /// The ledger after the rehearsal: a row per migration that succeeded, with the file's SHA-384.
@@ -844,5 +1036,49 @@ fn ledger_check(
                 missing.join(", ")
             ),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::migrations::LedgerRow;
+
+    fn file(version: i64, checksum: u8) -> LocalMigration {
+        LocalMigration {
+            version,
+            description: "m".into(),
+            sql: "SELECT 1".into(),
+            checksum: vec![checksum; 48],
+            no_tx: false,
+        }
+    }
+
+    fn row(version: i64, checksum: u8, success: bool) -> LedgerRow {
+        LedgerRow {
+            version,
+            description: "m".into(),
+            installed_on: chrono::Utc::now(),
+            success,
+            checksum: vec![checksum; 48],
+            execution_time_ns: 1,
+        }
+    }
+
+    #[test]
+    fn sqlx_s_refusals_stop_the_rehearsal_before_anything_runs() {
+        let local = [file(1, 1), file(2, 2)];
+        let clean = MigrationState::of(&local, Some(&[row(1, 1, true)]));
+        assert_eq!(sqlx_refusal(&clean), None);
+        let dirty = MigrationState::of(&local, Some(&[row(1, 1, false)]));
+        assert!(sqlx_refusal(&dirty).unwrap().contains("recorded as failed"));
+        let edited = MigrationState::of(&local, Some(&[row(1, 9, true)]));
+        assert!(
+            sqlx_refusal(&edited)
+                .unwrap()
+                .contains("was edited after it was applied")
+        );
+        let missing = MigrationState::of(&local[1..], Some(&[row(1, 1, true)]));
+        assert!(sqlx_refusal(&missing).unwrap().contains("has no file"));
     }
 }

@@ -40,9 +40,10 @@ impl ScaleModel {
 }
 
 /// Whether production is big enough beyond the copy to scale at all: more than 5 % more rows.
-/// A copy at least production's size is not scaled down (its times are the cautious ones).
+/// A copy at least production's size is not scaled down (its times are the cautious ones); a
+/// copy whose rows are not known (0: a table never analysed) is not scaled at all.
 pub fn scales(copy: u64, production: u64) -> bool {
-    production as f64 > copy.max(1) as f64 * 1.05
+    copy > 0 && production as f64 > copy as f64 * 1.05
 }
 
 /// Hold thresholds.
@@ -180,6 +181,10 @@ mod tests {
         // log2(2e6) / log2(2e3) = 20.93 / 10.97
         assert!((nlogn / linear - 1.9087).abs() < 0.01, "{nlogn}");
         assert!(!scales(2_000, 2_050));
+        assert!(
+            !scales(0, 2_000_000),
+            "unknown copy rows are not scaled by production's"
+        );
         assert!(scales(2_000, 2_200));
     }
 

@@ -137,8 +137,12 @@ impl RehearsalRecord {
     /// report it: its checksums are 12-hex-digit prefixes, enough to see an edit; the apply
     /// gate compares whole checksums).
     pub fn still_matches_state(&self, state: &MigrationState) -> Result<(), Voided> {
+        // The same pending set as [`pending_now`]: pending files and failed ones sqlx retries.
+        let unapplied = state.unapplied_versions();
         let mut now: Vec<(i64, &str)> = state
-            .pending()
+            .entries
+            .iter()
+            .filter(|e| unapplied.contains(&e.version))
             .map(|e| (e.version, e.local_checksum.as_deref().unwrap_or("")))
             .collect();
         now.sort();

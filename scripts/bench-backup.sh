@@ -12,28 +12,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
 JOBS="$(nproc)"
-BIN=/usr/lib/postgresql/15/bin
-flock /tmp/cargo.lock cargo build --release --locked --bin pgvigil
-PGVIGIL="$PWD/target/release/pgvigil"
-
-WORK="$(mktemp -d)"
-chmod 700 "$WORK"
-cleanup() {
-  "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-  "$BIN/pg_ctl" -D "$WORK/dev" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-PORT=$((20000 + RANDOM % 20000))
-if [ "$(id -u)" = 0 ]; then RUN=(runuser -u postgres --); chown postgres "$WORK"; else RUN=(); fi
-"${RUN[@]}" "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust >/dev/null
-"${RUN[@]}" "$BIN/pg_ctl" -D "$WORK/data" -o "-p $PORT -k $WORK -c listen_addresses=''" -l "$WORK/log" -w start >/dev/null
-DEV_PORT=$((PORT + 1))
-"${RUN[@]}" "$BIN/initdb" -D "$WORK/dev" -U postgres --auth=trust >/dev/null
-"${RUN[@]}" "$BIN/pg_ctl" -D "$WORK/dev" -o "-p $DEV_PORT -k $WORK -c listen_addresses=''" -l "$WORK/dev.log" -w start >/dev/null
-DEV_URL="postgres://postgres@localhost/postgres?host=$WORK&port=$DEV_PORT"
-export PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres
-psql -q -d postgres -c 'CREATE DATABASE bench'
+# shellcheck source=lib/two-clusters.sh
+source scripts/lib/two-clusters.sh
 psql -q -d bench -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION vector;
 CREATE TYPE doc_type AS ENUM ('guide', 'reference', 'tutorial', 'api', 'changelog');
@@ -47,9 +27,6 @@ INSERT INTO documents (doc_type, doc_path, content, metadata, embedding)
          (SELECT array_agg(random()::real) FROM generate_series(1, 3072) WHERE i >= 0)::vector(3072)
     FROM generate_series(0, 1999) i;
 SQL
-export DATABASE_URL="postgres://postgres@localhost/bench?host=$WORK&port=$PORT"
-now() { date +%s.%N; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 plain=(); plain1=(); ours=(); ours_private=()
 for i in $(seq "$RUNS"); do
   for z in default 1; do

@@ -12,28 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS="${1:-5}"
-BIN=/usr/lib/postgresql/15/bin
-flock /tmp/cargo.lock cargo build --release --locked --bin pgvigil
-PGVIGIL="$PWD/target/release/pgvigil"
-
-WORK="$(mktemp -d)"
-chmod 700 "$WORK"
-cleanup() {
-  "$BIN/pg_ctl" -D "$WORK/data" -m immediate stop >/dev/null 2>&1 || true
-  "$BIN/pg_ctl" -D "$WORK/dev" -m immediate stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-PORT=$((20000 + RANDOM % 20000))
-if [ "$(id -u)" = 0 ]; then RUN=(runuser -u postgres --); chown postgres "$WORK"; else RUN=(); fi
-"${RUN[@]}" "$BIN/initdb" -D "$WORK/data" -U postgres --auth=trust >/dev/null
-"${RUN[@]}" "$BIN/pg_ctl" -D "$WORK/data" -o "-p $PORT -k $WORK -c listen_addresses=''" -l "$WORK/log" -w start >/dev/null
-DEV_PORT=$((PORT + 1))
-"${RUN[@]}" "$BIN/initdb" -D "$WORK/dev" -U postgres --auth=trust >/dev/null
-"${RUN[@]}" "$BIN/pg_ctl" -D "$WORK/dev" -o "-p $DEV_PORT -k $WORK -c listen_addresses=''" -l "$WORK/dev.log" -w start >/dev/null
-DEV_URL="postgres://postgres@localhost/postgres?host=$WORK&port=$DEV_PORT"
-export PGHOST="$WORK" PGPORT="$PORT" PGUSER=postgres
-psql -q -d postgres -c 'CREATE DATABASE bench'
+# shellcheck source=lib/two-clusters.sh
+source scripts/lib/two-clusters.sh
 {
   echo "CREATE TABLE _sqlx_migrations (version BIGINT PRIMARY KEY, description TEXT NOT NULL,
     installed_on TIMESTAMPTZ NOT NULL DEFAULT now(), success BOOLEAN NOT NULL,
@@ -53,7 +33,6 @@ psql -q -d postgres -c 'CREATE DATABASE bench'
         FROM generate_series(0, 1999) i;"
 } | psql -q -d bench -v ON_ERROR_STOP=1
 psql -q -d bench -c ANALYZE
-export DATABASE_URL="postgres://postgres@localhost/bench?host=$WORK&port=$PORT"
 export PGVIGIL_STATE_DIR="$WORK/state"
 manifest=$("$PGVIGIL" backup create --output "$WORK/backup" | tail -n 1)
 "$PGVIGIL" --dev-url "$DEV_URL" backup verify "$manifest" >/dev/null
@@ -74,7 +53,6 @@ hold = [l["held_ms"] for m in r["migrations"] if m["version"] == 20261201000001
         for l in m["locks"] if l["relation"] == "documents"]
 print(total, hold[0] if hold else "none")'
 }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 with=(); without=(); holds=()
 for i in $(seq "$RUNS"); do
   for mode in with without; do

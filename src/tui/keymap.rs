@@ -237,6 +237,9 @@ mod tests {
             KeyEvent::new(KeyCode::Char('v'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('m'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('b'), KeyModifiers::NONE),
+            // The rehearsal is the capital of retry's key: each must reach its own action.
+            KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT),
+            KeyEvent::new(KeyCode::Char('r'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('l'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('s'), KeyModifiers::NONE),
             KeyEvent::new(KeyCode::Char('+'), KeyModifiers::SHIFT),
@@ -255,6 +258,14 @@ mod tests {
         assert_eq!(
             action_for(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::NONE)),
             None
+        );
+        assert_eq!(
+            action_for(&KeyEvent::new(KeyCode::Char('R'), KeyModifiers::SHIFT)),
+            Some(Action::Rehearse)
+        );
+        assert_eq!(
+            action_for(&KeyEvent::new(KeyCode::Char('r'), KeyModifiers::NONE)),
+            Some(Action::RetryNow)
         );
         assert_eq!(
             action_for(&KeyEvent::new(KeyCode::Char('c'), KeyModifiers::CONTROL)),

@@ -197,6 +197,11 @@ async fn the_hnsw_migration_is_rehearsed_on_the_newest_verified_backup() {
     assert_eq!(rec.pending.len(), 1);
     assert_eq!(rec.pending[0].version, 20261101000004);
     assert_eq!(rec.verdict, RehearsalVerdict::Passed);
+    assert_eq!(
+        rec.backup_verified,
+        Some(true),
+        "the newest verified backup"
+    );
     let path = record::write(state.path(), &rec).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(!text.contains(cluster().password()));

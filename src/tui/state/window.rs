@@ -174,6 +174,14 @@ fn rehearsal_item(state: &State) -> ChecklistItem {
         }
     )];
     details.push(format!("on {}", rec.ran_on));
+    if rec.backup_verified == Some(false) {
+        // The gate wants a verified backup under the rehearsal.
+        status = Status::worst([status, Status::Warn]);
+        details.insert(
+            0,
+            "on a backup with no successful verification recorded".into(),
+        );
+    }
     let matching = state
         .checks
         .as_ref()
@@ -252,6 +260,7 @@ mod tests {
             }],
             manifest: None,
             manifest_sha256: None,
+            backup_verified: Some(true),
             ran_on: "a restored copy of /b/manifest.json on private cluster".into(),
             server_version: "15.18".into(),
             extensions: vec![],

@@ -307,7 +307,11 @@ struct Target {
     restored: Option<RestoredCopy>,
     /// Kept alive while the copy is in use (a private cluster stops when dropped).
     dev: Option<DevServer>,
-    redact: Box<dyn crate::db_error::Secrets + Send + Sync>,
+    /// What an error on the staging server may echo (its URL's password); a restored copy's
+    /// errors are scrubbed with the dev server's secrets ([`Target::secrets`]).
+    staging: Option<DatabaseUrl>,
+    /// The backup restored has a successful verification recorded (`None`: staging).
+    verified: Option<bool>,
 }
 
 impl Target {
@@ -377,12 +381,13 @@ impl Target {
                     manifest: None,
                     restored: None,
                     dev: None,
-                    redact: Box::new((**url).clone()),
+                    staging: Some((**url).clone()),
+                    verified: None,
                 })
             }
             RehearsalSource::Backup { manifest, dev } => {
                 let state_dir = options.state_dir.clone().or_else(crate::checks::state_dir);
-                let path = match manifest {
+                let (path, verified) = match manifest {
                     Some(m) => {
                         let verified =
                             state_dir
@@ -399,7 +404,7 @@ impl Target {
                                 m.display()
                             ));
                         }
-                        m.clone()
+                        (m.clone(), verified.is_some())
                     }
                     None => {
                         let rec = state_dir
@@ -412,7 +417,7 @@ impl Target {
                                     |d| d.display().to_string(),
                                 ),
                             })?;
-                        rec.manifest
+                        (rec.manifest, true)
                     }
                 };
                 let manifest = BackupManifest::load(&path)?;
@@ -450,7 +455,8 @@ impl Target {
                     ran_on,
                     manifest: Some((path, manifest)),
                     restored: Some(copy),
-                    redact: Box::new(crate::db_error::NoSecrets),
+                    staging: None,
+                    verified: Some(verified),
                     dev: None,
                 };
                 // The restore ran as the dev server's administrator; migrations do not.
@@ -474,14 +480,21 @@ impl Target {
                 .await;
                 target.dev = Some(server);
                 if let Err(e) = handed {
+                    let e = RehearsalError::Copy(DbError::new(e, target.secrets()));
                     target.close().await;
-                    return Err(RehearsalError::Copy(DbError::new(
-                        e,
-                        &crate::db_error::NoSecrets,
-                    )));
+                    return Err(e);
                 }
                 Ok(target)
             }
+        }
+    }
+
+    /// The secrets an error on the copy may echo: the staging URL's, or the dev server's.
+    fn secrets(&self) -> &dyn crate::db_error::Secrets {
+        match (&self.staging, &self.dev) {
+            (Some(url), _) => url,
+            (None, Some(dev)) => dev,
+            (None, None) => &crate::db_error::NoSecrets,
         }
     }
 
@@ -489,7 +502,11 @@ impl Target {
         if let Some(copy) = self.restored.take()
             && let Err(e) = copy.scratch.drop_now().await
         {
-            tracing::warn!(target: "pgvigil::rehearsal", "the restored copy could not be dropped now: {}", DbError::new(e, &crate::db_error::NoSecrets));
+            let dev: &dyn crate::db_error::Secrets = match &self.dev {
+                Some(d) => d,
+                None => &crate::db_error::NoSecrets,
+            };
+            tracing::warn!(target: "pgvigil::rehearsal", "the restored copy could not be dropped now: {}", DbError::new(e, dev));
         }
         self.dev = None;
     }
@@ -504,7 +521,7 @@ async fn run(
     mut notes: Vec<String>,
     deadline: tokio::time::Instant,
 ) -> Result<(RehearsalReport, RehearsalRecord), RehearsalError> {
-    let copy_err = |e| RehearsalError::Copy(DbError::new(e, target.redact.as_ref()));
+    let copy_err = |e| RehearsalError::Copy(DbError::new(e, target.secrets()));
     let mut inspect = target.options.connect().await.map_err(copy_err)?;
     let (server_version, extensions) = copy::versions(&mut inspect).await.map_err(copy_err)?;
     let ledger = crate::migrations::read_ledger(&mut Reader::dev(&mut inspect))
@@ -597,7 +614,7 @@ async fn run(
     runner_options.trace_activity = true;
     let mut runner = MigrationRunner::connect(&target.options, runner_options, pending.len())
         .await
-        .map_err(|e| RehearsalError::Runner(DbError::new(e, target.redact.as_ref())))?;
+        .map_err(|e| RehearsalError::Runner(DbError::new(e, target.secrets())))?;
     let mut migrations = Vec::new();
     for m in &pending {
         if let Some(reason) = &refusal {
@@ -760,6 +777,7 @@ async fn run(
         format: FORMAT,
         ran_on: target.ran_on.clone(),
         manifest: target.manifest.as_ref().map(|(p, _)| p.clone()),
+        backup_verified: target.verified,
         backup_taken_at: target.manifest.as_ref().map(|(_, m)| m.taken_at.clone()),
         production: prod.map(|_| config.database_url.to_string()),
         started_at: String::new(),

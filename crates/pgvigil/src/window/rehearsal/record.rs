@@ -29,6 +29,10 @@ pub struct RehearsalRecord {
     pub manifest: Option<PathBuf>,
     /// That manifest's SHA-256 at the time.
     pub manifest_sha256: Option<String>,
+    /// That backup had a successful verification recorded (`None`: a staging server). The
+    /// gate wants a verified one.
+    #[serde(default)]
+    pub backup_verified: Option<bool>,
     /// Where it ran (a restored copy on the dev server, or the staging server, redacted).
     pub ran_on: String,
     /// The copy's server version.
@@ -104,6 +108,7 @@ impl RehearsalRecord {
             pending: pending.iter().map(|m| m.stamp()).collect(),
             manifest,
             manifest_sha256,
+            backup_verified: report.backup_verified,
             ran_on: report.ran_on.clone(),
             server_version: report.server_version.clone(),
             extensions: report.extensions.clone(),
@@ -223,6 +228,7 @@ mod tests {
             pending: vec![stamp(1, "aa"), stamp(2, "bb")],
             manifest: None,
             manifest_sha256: None,
+            backup_verified: None,
             ran_on: "staging".into(),
             server_version: "15.18".into(),
             extensions: vec![],

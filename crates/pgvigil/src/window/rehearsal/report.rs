@@ -146,6 +146,8 @@ pub struct RehearsalReport {
     pub ran_on: String,
     /// The backup rehearsed on, when one was restored.
     pub manifest: Option<std::path::PathBuf>,
+    /// That backup has a successful verification recorded (`None`: a staging server).
+    pub backup_verified: Option<bool>,
     /// When that backup's snapshot was taken.
     pub backup_taken_at: Option<String>,
     /// Production (redacted), when it was read for the projection.

@@ -101,45 +101,62 @@ fn secs(ms: f64) -> String {
     projection::seconds(Duration::from_secs_f64(ms.max(0.0) / 1000.0))
 }
 
-/// The human report; every piece of server or file text through `printable`.
-pub fn render(r: &RehearsalReport) -> String {
-    let mut out = String::new();
-    let verdict = match r.verdict {
+/// How a report line reads: the CLI prints them plain, the dashboard colours them. Decided
+/// here, from the report's values, once for both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tone {
+    Text,
+    Warn,
+    Danger,
+}
+
+/// The human report as lines: the verdict, where it ran (`setting`), then per migration,
+/// the checks and the notes (`body`). Every piece of server or file text through `printable`.
+pub struct ReportLines {
+    pub verdict: String,
+    pub setting: Vec<(Tone, String)>,
+    pub body: Vec<(Tone, String)>,
+}
+
+pub fn report_lines(r: &RehearsalReport) -> ReportLines {
+    let word = match r.verdict {
         RehearsalVerdict::Passed => "PASSED",
         RehearsalVerdict::Flagged => "FLAGGED",
         RehearsalVerdict::Failed => "FAILED",
     };
-    let _ = writeln!(out, "rehearsal {verdict}: {}", printable(&r.summary()));
-    let _ = writeln!(out, "  ran on {}", printable(&r.ran_on));
+    let verdict = format!("rehearsal {word}: {}", printable(&r.summary()));
+    let mut setting = vec![(Tone::Text, format!("  ran on {}", printable(&r.ran_on)))];
     let exts: Vec<String> = r
         .extensions
         .iter()
         .map(|(n, v)| format!("{n} {v}"))
         .collect();
-    let _ = writeln!(
-        out,
-        "  PostgreSQL {}, {}; database {} before, {} after; a reading every {} ms",
-        printable(&r.server_version),
-        printable(&exts.join(", ")),
-        mib(r.size_before),
-        mib(r.size_after),
-        r.sample_interval_ms
-    );
+    setting.push((
+        Tone::Text,
+        format!(
+            "  PostgreSQL {}, {}; database {} before, {} after; a reading every {} ms",
+            printable(&r.server_version),
+            printable(&exts.join(", ")),
+            mib(r.size_before),
+            mib(r.size_after),
+            r.sample_interval_ms
+        ),
+    ));
     if let Some(p) = &r.production {
-        let _ = writeln!(
-            out,
-            "  production read for the projection: {}",
-            printable(p)
-        );
+        setting.push((
+            Tone::Text,
+            format!("  production read for the projection: {}", printable(p)),
+        ));
     }
+    let mut body = Vec::new();
     for m in &r.migrations {
         let tx = if m.no_transaction {
             " (no-transaction)"
         } else {
             ""
         };
-        let head = match &m.outcome {
-            Outcome::Succeeded => format!("ok in {}", secs(m.duration_ms)),
+        let (tone, head) = match &m.outcome {
+            Outcome::Succeeded => (Tone::Text, format!("ok in {}", secs(m.duration_ms))),
             Outcome::Failed {
                 error,
                 line,
@@ -150,61 +167,68 @@ pub fn render(r: &RehearsalReport) -> String {
                     (Some(l), Some(c)) => format!(" at line {l}, column {c}"),
                     _ => String::new(),
                 };
-                format!(
-                    "FAILED after {}{at}: {}",
-                    secs(m.duration_ms),
-                    printable(error)
+                (
+                    Tone::Danger,
+                    format!(
+                        "FAILED after {}{at}: {}",
+                        secs(m.duration_ms),
+                        printable(error)
+                    ),
                 )
             }
-            Outcome::NotRun { reason } => format!("not run: {}", printable(reason)),
+            Outcome::NotRun { reason } => (Tone::Warn, format!("not run: {}", printable(reason))),
         };
-        let _ = writeln!(
-            out,
-            "  {} {}{tx}: {head}",
-            m.version,
-            printable(&m.description)
-        );
+        body.push((
+            tone,
+            format!("  {} {}{tx}: {head}", m.version, printable(&m.description)),
+        ));
         if let (Some(p), Some(model)) = (m.production_duration_ms, &m.scale_model) {
-            let _ = writeln!(
-                out,
-                "    about {} at production's size ({})",
-                secs(p),
-                printable(model)
-            );
+            body.push((
+                Tone::Text,
+                format!(
+                    "    about {} at production's size ({})",
+                    secs(p),
+                    printable(model)
+                ),
+            ));
         }
         for l in &m.locks {
-            let mark = if l.over_threshold.is_some() {
-                "FLAG "
+            let (tone, mark) = if l.over_threshold.is_some() {
+                (Tone::Danger, "FLAG ")
             } else {
-                ""
+                (Tone::Text, "")
             };
             let created = if l.created_here {
                 " (created by the pending migrations)"
             } else {
                 ""
             };
-            let _ = writeln!(
-                out,
-                "    {mark}{}{created}",
-                printable(&projection::words(l))
-            );
+            body.push((
+                tone,
+                format!("    {mark}{}{created}", printable(&projection::words(l))),
+            ));
         }
         for rel in &m.rewrites {
-            let _ = writeln!(out, "    rewrote {} (new relfilenode)", printable(rel));
+            body.push((
+                Tone::Text,
+                format!("    rewrote {} (new relfilenode)", printable(rel)),
+            ));
         }
         for i in &m.indexes_built {
-            let _ = writeln!(
-                out,
-                "    built index {} ({} on {}): {}",
-                printable(&i.name),
-                printable(&i.method),
-                printable(&i.table),
-                if i.valid {
-                    "valid"
-                } else {
-                    "INVALID (indisvalid false): drop it and build again"
-                }
-            );
+            body.push((
+                if i.valid { Tone::Text } else { Tone::Danger },
+                format!(
+                    "    built index {} ({} on {}): {}",
+                    printable(&i.name),
+                    printable(&i.method),
+                    printable(&i.table),
+                    if i.valid {
+                        "valid"
+                    } else {
+                        "INVALID (indisvalid false): drop it and build again"
+                    }
+                ),
+            ));
         }
         if !m.build_phases.is_empty() {
             let phases: Vec<String> = m
@@ -212,7 +236,10 @@ pub fn render(r: &RehearsalReport) -> String {
                 .iter()
                 .map(|p| format!("{} {}", p.phase, secs(p.seen_ms as f64)))
                 .collect();
-            let _ = writeln!(out, "    build phases: {}", printable(&phases.join(", ")));
+            body.push((
+                Tone::Text,
+                format!("    build phases: {}", printable(&phases.join(", "))),
+            ));
         }
         if !m.waits.is_empty() {
             let waits: Vec<String> = m
@@ -221,20 +248,46 @@ pub fn render(r: &RehearsalReport) -> String {
                 .take(4)
                 .map(|(w, ms)| format!("{w} ~{}", secs(*ms as f64)))
                 .collect();
-            let _ = writeln!(out, "    waited on: {}", printable(&waits.join(", ")));
+            body.push((
+                Tone::Text,
+                format!("    waited on: {}", printable(&waits.join(", "))),
+            ));
         }
     }
     for c in &r.checks {
-        let _ = writeln!(
-            out,
-            "  check {} {}: {}",
-            c.status.label(),
-            c.id,
-            printable(&c.summary)
-        );
+        let tone = match c.status {
+            Status::Pass => Tone::Text,
+            Status::Warn | Status::Unknown => Tone::Warn,
+            Status::Fail => Tone::Danger,
+        };
+        body.push((
+            tone,
+            format!(
+                "  check {} {}: {}",
+                c.status.label(),
+                c.id,
+                printable(&c.summary)
+            ),
+        ));
     }
     for n in &r.notes {
-        let _ = writeln!(out, "  note: {}", printable(n));
+        body.push((Tone::Warn, format!("  note: {}", printable(n))));
+    }
+    ReportLines {
+        verdict,
+        setting,
+        body,
+    }
+}
+
+/// The human report, as `migrate rehearse` prints it.
+pub fn render(r: &RehearsalReport) -> String {
+    let lines = report_lines(r);
+    let mut out = lines.verdict;
+    out.push('\n');
+    for (_, l) in lines.setting.iter().chain(&lines.body) {
+        out.push_str(l);
+        out.push('\n');
     }
     out
 }

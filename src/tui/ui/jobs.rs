@@ -318,28 +318,17 @@ fn rehearsal_details(
     width: usize,
     look: &Look,
 ) -> Vec<Line<'static>> {
+    use crate::commands::rehearse::{Tone, report_lines};
     let t = look.theme;
-    let text = crate::commands::rehearse::render(report);
+    // The verdict is the Jobs panel's line above; where it ran comes after the migrations,
+    // which are what the panel has room for.
+    let report = report_lines(report);
     let mut lines = Vec::new();
-    // The first line is the verdict, which the Jobs panel already shows above; where it ran
-    // and the versions come after the migrations, which are what the panel has room for.
-    let (setting, rest): (Vec<&str>, Vec<&str>) = text.lines().skip(1).partition(|l| {
-        ["  ran on ", "  PostgreSQL ", "  production read "]
-            .iter()
-            .any(|p| l.starts_with(p))
-    });
-    for l in rest.into_iter().chain(setting) {
-        let trimmed = l.trim_start();
-        let style = if trimmed.starts_with("FLAG ")
-            || trimmed.contains("FAILED")
-            || trimmed.contains("INVALID")
-            || trimmed.starts_with("check FAIL")
-        {
-            t.danger
-        } else if trimmed.starts_with("check WARN") || trimmed.starts_with("note:") {
-            t.warn
-        } else {
-            t.text
+    for (tone, l) in report.body.iter().chain(&report.setting) {
+        let style = match tone {
+            Tone::Text => t.text,
+            Tone::Warn => t.warn,
+            Tone::Danger => t.danger,
         };
         lines.extend(wrapped(l, width, style, 6));
     }

@@ -43,7 +43,7 @@ use crate::session::{ProductionSession, Reader};
 use crate::sql_scan::lint;
 use crate::window::production_evidence::{ProductionEvidence, ProductionState, not_checked};
 use crate::window::progress::{Progress, ProgressSink};
-use crate::window::runner::{Bound, MigrationRunner, RunOutcome, RunnerOptions, Stop};
+use crate::window::runner::{MigrationRunner, RunOutcome, RunnerOptions, Stop};
 use crate::window::schema_copy::{CopyError, ProductionFacts, dump_schema, restore};
 
 /// Bounds of a dry-run and where it runs; [`Default`]: lock_timeout 5 s, statement_timeout
@@ -545,18 +545,12 @@ async fn run_on_dev(
     .into_iter()
     .collect();
     let mut previous = snapshot(&mut Reader::dev(&mut inspect)).await.map_err(db)?;
-    let mut runner_options = RunnerOptions::new(
+    let mut runner_options = RunnerOptions::bounded(
         options.lock_timeout,
         options.statement_timeout,
-        "--statement-timeout",
-    );
-    runner_options.deadline = Some((
         deadline,
-        Bound {
-            after: options.max_duration,
-            set_by: "--max-duration",
-        },
-    ));
+        options.max_duration,
+    );
     // Dense readings: on a schema-only copy most locks last milliseconds.
     runner_options.sample_every = Duration::from_millis(2);
     runner_options.progress = options.progress.clone();

@@ -110,6 +110,27 @@ impl RunnerOptions {
     }
 }
 
+impl RunnerOptions {
+    /// The options a window step runs with: its `--lock-timeout` and `--statement-timeout`,
+    /// and the whole run ending at `deadline`, `--max-duration` after it began.
+    pub fn bounded(
+        lock_timeout: Duration,
+        statement_timeout: Duration,
+        deadline: Instant,
+        max_duration: Duration,
+    ) -> Self {
+        let mut o = Self::new(lock_timeout, statement_timeout, "--statement-timeout");
+        o.deadline = Some((
+            deadline,
+            Bound {
+                after: max_duration,
+                set_by: "--max-duration",
+            },
+        ));
+        o
+    }
+}
+
 /// Why pgvigil stopped a migration.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stop {

@@ -50,7 +50,7 @@ use crate::migrations::{LocalMigration, MigrationState};
 use crate::session::{ProductionSession, Reader};
 use crate::window::backup::{self, BackupManifest, RestoreError, RestoredCopy};
 use crate::window::lint::{CatalogReading, read_catalog};
-use crate::window::runner::{Bound, MigrationRunner, RunOutcome, RunnerOptions, Stop};
+use crate::window::runner::{MigrationRunner, RunOutcome, RunnerOptions, Stop};
 use crate::window::{Outcome, Progress, ProgressSink};
 
 /// Where the rehearsal runs.
@@ -537,13 +537,7 @@ async fn run(
     {
         let on_production = MigrationState::of(local, Some(prod_ledger)).unapplied_versions();
         if on_production != unapplied {
-            let list = |v: &[i64]| {
-                if v.is_empty() {
-                    "none".to_string()
-                } else {
-                    v.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
-                }
-            };
+            let list = record::versions;
             flagged_by.push(format!(
                 "the copy's pending set ({}) is not production's ({}): production's ledger changed since the backup, or the staging server was migrated before; rehearse on a fresh backup",
                 list(&unapplied),
@@ -596,18 +590,12 @@ async fn run(
         }
     }
 
-    let mut runner_options = RunnerOptions::new(
+    let mut runner_options = RunnerOptions::bounded(
         options.lock_timeout,
         options.statement_timeout,
-        "--statement-timeout",
-    );
-    runner_options.deadline = Some((
         deadline,
-        Bound {
-            after: options.max_duration,
-            set_by: "--max-duration",
-        },
-    ));
+        options.max_duration,
+    );
     runner_options.sample_every = options.sample_every;
     runner_options.progress = options.progress.clone();
     runner_options.ledger = true;
@@ -803,8 +791,8 @@ fn progress_phase(options: &RehearsalOptions, phase: &str) {
     options.progress.report(Progress::phase(phase, None));
 }
 
-/// `public.documents` for `documents`.
-fn qualified(name: &str) -> String {
+/// `public.documents` for `documents`: the lint's catalog reading names tables so.
+pub(crate) fn qualified(name: &str) -> String {
     if name.contains('.') {
         name.to_string()
     } else {

@@ -101,14 +101,7 @@ pub fn production_table<'a>(
     relation: &str,
     index_table: Option<&str>,
 ) -> Option<(&'a str, &'a TableReading)> {
-    let qualified = |name: &str| {
-        if name.contains('.') {
-            name.to_string()
-        } else {
-            format!("public.{name}")
-        }
-    };
-    let key = qualified(index_table.unwrap_or(relation));
+    let key = super::qualified(index_table.unwrap_or(relation));
     catalog
         .tables
         .get_key_value(&key)

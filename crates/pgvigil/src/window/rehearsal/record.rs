@@ -74,7 +74,8 @@ impl std::fmt::Display for Voided {
     }
 }
 
-fn versions(v: &[i64]) -> String {
+/// "1, 2, 3", or "none".
+pub(crate) fn versions(v: &[i64]) -> String {
     if v.is_empty() {
         return "none".into();
     }
